@@ -1,0 +1,36 @@
+"""Stepline: self-hosted durable functions for Python."""
+
+from stepline.client import Client
+from stepline.engine.clock import FakeClock
+from stepline.engine.engine import Engine, EngineSettings
+from stepline.engine.retry import RetryPolicy
+from stepline.engine.worker import WorkerSettings
+from stepline.errors import (
+    ConfigurationError,
+    NonRetriableError,
+    RetryAfterError,
+    StepError,
+    SteplineError,
+)
+from stepline.sdk.app import App, Function
+from stepline.sdk.context import Context
+from stepline.sdk.triggers import cron, event
+
+__all__ = [
+    "App",
+    "Client",
+    "ConfigurationError",
+    "Context",
+    "Engine",
+    "EngineSettings",
+    "FakeClock",
+    "Function",
+    "NonRetriableError",
+    "RetryAfterError",
+    "RetryPolicy",
+    "StepError",
+    "SteplineError",
+    "WorkerSettings",
+    "cron",
+    "event",
+]

@@ -1,0 +1,163 @@
+"""`Engine`: worker, scheduler and operations over one store, in one process."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from stepline import errors
+from stepline.engine.clock import Clock, SystemClock
+from stepline.engine.executor import Executor
+from stepline.engine.operations import Operations, RunDetail
+from stepline.engine.retry import RetryPolicy
+from stepline.engine.scheduler import Scheduler
+from stepline.engine.worker import Worker, WorkerSettings
+from stepline.sdk.app import App, Function
+from stepline.store import open_store
+from stepline.store.base import FunctionRecord, RunFilter, RunRecord, Store
+
+DEFAULT_DB = Path(".stepline") / "stepline.db"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineSettings:
+    """Tuning for an `Engine`: worker slots and leases, retry backoff, the scheduler."""
+
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    scheduler: bool = True
+    scheduler_poll_seconds: float = 1.0
+
+
+def collect_functions(apps: Iterable[App]) -> dict[str, Function]:
+    """All functions of the apps by id; two functions may not share an id."""
+    functions: dict[str, Function] = {}
+    for app in apps:
+        for fn in app.functions.values():
+            if fn.id in functions:
+                raise errors.ConfigurationError(
+                    f"function id {fn.id!r} is used by apps {functions[fn.id].app_id!r} "
+                    f"and {app.id!r}; function ids must be unique"
+                )
+            functions[fn.id] = fn
+    return functions
+
+
+class Engine:
+    """Runs the functions of `apps`: claims and executes their runs, fires their cron ticks.
+
+    Args:
+        apps: One `App` or several.
+        db: A SQLite file path, a database URL, or a `Store` (default `.stepline/stepline.db`).
+        clock: Where time comes from (tests pass a `FakeClock`).
+        settings: Worker, retry and scheduler tuning.
+        upgrade: Apply schema migrations when opening `db` (default True).
+
+    Use as a context manager, or call `start()` and `stop()`.
+    """
+
+    def __init__(
+        self,
+        apps: App | Sequence[App],
+        *,
+        db: str | Path | Store = DEFAULT_DB,
+        clock: Clock | None = None,
+        settings: EngineSettings | None = None,
+        upgrade: bool = True,
+    ) -> None:
+        self.apps = [apps] if isinstance(apps, App) else list(apps)
+        self.functions = collect_functions(self.apps)
+        self.store = open_store(db) if isinstance(db, str | Path) else db
+        if upgrade:
+            self.store.upgrade()
+        self.clock = clock or SystemClock()
+        self.settings = settings or EngineSettings()
+        self.operations = Operations(self.store, self.clock)
+        self.executor = Executor(
+            store=self.store,
+            functions=self.functions,
+            clock=self.clock,
+            routing=self.operations.routing,
+            policy=self.settings.retry,
+            rng=random.random,
+        )
+        self.worker = Worker(self.store, self.executor, self.clock, self.settings.worker)
+        self.scheduler = Scheduler(
+            self.store,
+            self.functions.values(),
+            self.clock,
+            poll_seconds=self.settings.scheduler_poll_seconds,
+        )
+        self._started = False
+
+    def register(self) -> None:
+        """Write the apps' functions to the registry (done by `start`)."""
+        now = self.clock.now()
+        for app in self.apps:
+            records = [
+                FunctionRecord(id=fn.id, app_id=app.id, name=fn.name, config=fn.config())
+                for fn in app.functions.values()
+            ]
+            self.store.sync_functions(app.id, records, now)
+
+    def start(self) -> Engine:
+        """Register the functions and start the worker and scheduler threads."""
+        self.register()
+        self.worker.start()
+        if self.settings.scheduler:
+            self.scheduler.start()
+        self._started = True
+        return self
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop claiming, let running replays finish (up to the grace period), close the store."""
+        if self._started:
+            self.scheduler.stop()
+            self.worker.stop(grace_seconds)
+            self._started = False
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def send(self, events: Any) -> list[str]:
+        """Send one event or a list (`{name, data, id?, ts?}`); returns their ids."""
+        return self.operations.send(events)
+
+    def invoke(self, function_id: str, data: dict[str, Any] | None = None) -> str:
+        """Start a run of a function now with `data`; returns the run id."""
+        return self.operations.invoke(function_id, data)
+
+    def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run."""
+        return self.operations.cancel(run_id)
+
+    def replay(self, run_id: str) -> str:
+        """Start a new run with the same trigger; returns its id."""
+        return self.operations.replay(run_id)
+
+    def wait_for_run(self, run_id: str, timeout_seconds: float = 60.0) -> RunRecord:
+        """Block until the run ends."""
+        return self.operations.wait_for_run(run_id, timeout_seconds)
+
+    def get_run(self, run_id: str) -> RunDetail:
+        """A run with its steps, attempts and logs."""
+        return self.operations.run_detail(run_id)
+
+    def list_runs(self, run_filter: RunFilter | None = None) -> list[RunRecord]:
+        """Runs, newest first."""
+        return self.operations.list_runs(run_filter or RunFilter())

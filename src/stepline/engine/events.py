@@ -1,0 +1,107 @@
+"""Validate incoming events and turn them into records; the one place event input is checked."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from ulid import ULID
+
+from stepline import errors
+from stepline.store.base import EventRecord
+
+MAX_EVENT_BYTES = 512 * 1024
+MAX_NAME_LENGTH = 512
+MAX_ID_LENGTH = 255
+RESERVED_PREFIXES = ("stepline/", "inngest/")
+_MIN_TS = int(datetime(1980, 1, 1, tzinfo=UTC).timestamp() * 1000)
+_MAX_TS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def new_id() -> str:
+    """A new sortable id (ULID) for an event or a run."""
+    return str(ULID())
+
+
+def _object(raw: dict[str, Any], key: str, field: str) -> str:
+    value = raw.get(key)
+    if value is None:
+        return "{}"
+    if not isinstance(value, dict):
+        raise errors.InvalidInput(f"must be a JSON object, not {type(value).__name__}", f"{field}.{key}")
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidInput(f"is not JSON-serializable: {exc}", f"{field}.{key}") from None
+
+
+def build_event(
+    raw: Any,
+    *,
+    now: datetime,
+    field: str = "event",
+    source: str = "api",
+    internal: bool = False,
+) -> EventRecord:
+    """Check one event `{name, data?, user?, id?, ts?}` and make its record.
+
+    Raises:
+        InvalidInput: naming the offending field, e.g. `events[2].name`.
+        PayloadTooLarge: the event's JSON exceeds 512 KiB.
+    """
+    if not isinstance(raw, dict):
+        raise errors.InvalidInput(f"must be a JSON object, not {type(raw).__name__}", field)
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise errors.InvalidInput("is required and must be a non-empty string", f"{field}.name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise errors.InvalidInput(f"is longer than {MAX_NAME_LENGTH} characters", f"{field}.name")
+    if not internal and name.startswith(RESERVED_PREFIXES):
+        raise errors.InvalidInput(f"{name!r} uses a reserved prefix", f"{field}.name")
+    unknown = set(raw) - {"name", "data", "user", "id", "ts", "v"}
+    if unknown:
+        raise errors.InvalidInput(f"unknown field(s) {sorted(unknown)}", field)
+    data = _object(raw, "data", field)
+    user = _object(raw, "user", field)
+    if len(data) + len(user) > MAX_EVENT_BYTES:
+        raise errors.PayloadTooLarge(
+            f"event is larger than {MAX_EVENT_BYTES // 1024} KiB", f"{field}.data"
+        )
+    internal_id = new_id()
+    sender_id = raw.get("id")
+    if sender_id in (None, ""):
+        sender_id = internal_id
+    elif not isinstance(sender_id, str) or len(sender_id) > MAX_ID_LENGTH:
+        raise errors.InvalidInput(
+            f"must be a string of at most {MAX_ID_LENGTH} characters", f"{field}.id"
+        )
+    ts = raw.get("ts")
+    if ts in (None, 0):
+        ts = int(now.timestamp() * 1000)
+    elif isinstance(ts, bool) or not isinstance(ts, int) or not _MIN_TS <= ts <= _MAX_TS:
+        raise errors.InvalidInput(
+            "must be milliseconds since the epoch between 1980 and 2100", f"{field}.ts"
+        )
+    return EventRecord(
+        internal_id=internal_id,
+        id=sender_id,
+        name=name,
+        data=data,
+        user=user,
+        ts=ts,
+        received_at=now,
+        source=source,
+    )
+
+
+def build_events(raw: Any, *, now: datetime, source: str = "api") -> list[EventRecord]:
+    """Check one event or a list of them; all are valid or none is accepted."""
+    if isinstance(raw, list):
+        if not raw:
+            raise errors.InvalidInput("expected at least one event", "events")
+        return [
+            build_event(item, now=now, field=f"events[{i}]", source=source)
+            for i, item in enumerate(raw)
+        ]
+    return [build_event(raw, now=now, source=source)]

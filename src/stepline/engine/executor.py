@@ -1,0 +1,140 @@
+"""Drive one claimed run: replay the function from the top and commit how it ended.
+
+This is the in-process driver: it calls Python functions registered on an `App`. `def`
+functions run in the caller's (pool) thread; `async def` functions are awaited on the worker's
+event loop, reaching the store through a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stepline import errors
+from stepline.engine.clock import Clock
+from stepline.engine.retry import RetryPolicy, describe, next_attempt_at
+from stepline.engine.session import Parked, Restart, RunSession
+from stepline.sdk.app import Function
+from stepline.sdk.context import Context
+from stepline.sdk.step import AsyncStep, Step, encode_output
+from stepline.store.base import ClaimedRun, EventRouting, NewAttempt, Store
+
+logger = logging.getLogger("stepline.executor")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """How one replay ended: the user function's value, or what it raised."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+
+@dataclass(kw_only=True)
+class Executor:
+    """Replays claimed runs of the given functions and commits their outcome."""
+
+    store: Store
+    functions: Mapping[str, Function]
+    clock: Clock
+    routing: EventRouting
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    rng: Callable[[], float] = random.random
+
+    def _session(self, claimed: ClaimedRun) -> tuple[Function, RunSession]:
+        fn = self.functions[claimed.run.function_id]
+        session = RunSession(
+            claimed,
+            max_attempts=fn.max_attempts,
+            store=self.store,
+            clock=self.clock,
+            routing=self.routing,
+            policy=self.policy,
+            rng=self.rng,
+        )
+        return fn, session
+
+    def _context(self, claimed: ClaimedRun, session: RunSession, step: Any) -> Context[Any]:
+        return Context(
+            events=[event.payload() for event in claimed.events],
+            run_id=claimed.run.id,
+            attempt=claimed.run.attempt,
+            step=step,
+            hooks=session,
+        )
+
+    def execute(self, claimed: ClaimedRun) -> None:
+        """Replay a `def` function's run in this thread."""
+        fn, session = self._session(claimed)
+        ctx = self._context(claimed, session, Step(session))
+        try:
+            outcome = Outcome(value=fn.handler(ctx))
+        except Exception as exc:
+            outcome = Outcome(error=exc)
+        except (Parked, Restart) as signal:
+            outcome = Outcome(error=signal)
+        self._settle(fn, session, outcome)
+
+    async def execute_async(self, claimed: ClaimedRun) -> None:
+        """Replay an `async def` function's run on the running event loop."""
+        fn, session = self._session(claimed)
+        ctx = self._context(claimed, session, AsyncStep(session))
+        try:
+            outcome = Outcome(value=await fn.handler(ctx))
+        except Exception as exc:
+            outcome = Outcome(error=exc)
+        except (Parked, Restart) as signal:
+            outcome = Outcome(error=signal)
+        await asyncio.to_thread(self._settle, fn, session, outcome)
+
+    def _settle(self, fn: Function, session: RunSession, outcome: Outcome) -> None:
+        """Commit the outcome; a lost lease means someone else (or a cancel) owns the run now."""
+        try:
+            self._commit_outcome(fn, session, outcome)
+        except errors.LeaseLost as exc:
+            logger.info("run %s: %s; leaving it to its new owner", session.run.id, exc)
+
+    def _commit_outcome(self, fn: Function, session: RunSession, outcome: Outcome) -> None:
+        error = outcome.error
+        now = self.clock.now()
+        lease = session.lease
+        if isinstance(error, Parked):
+            return
+        if isinstance(error, Restart):
+            self.store.park_run(lease, now, session.take_delta(), now, detail=None)
+            return
+        if isinstance(error, errors.LeaseLost):
+            raise error
+        if error is None:
+            try:
+                output = encode_output("(function result)", outcome.value)
+            except errors.StepOutputError as exc:
+                error = exc
+            else:
+                self.store.finish_run(lease, "COMPLETED", session.take_delta(), now, output=output)
+                return
+        described = json.dumps(describe(error))
+        if isinstance(error, errors.StepError):
+            self.store.finish_run(lease, "FAILED", session.take_delta(), now, error=described)
+            return
+        attempt = session.run.attempt
+        retry_at = next_attempt_at(error, attempt, fn.max_attempts, now, self.policy, self.rng)
+        record = NewAttempt(
+            step_hash="",
+            step_id=None,
+            attempt=attempt,
+            error=described,
+            started_at=session.began,
+            retry_at=retry_at,
+        )
+        delta = session.take_delta()
+        delta.counters.clear()  # counted by a failed attempt: it will count again
+        if retry_at is None:
+            self.store.finish_run(lease, "FAILED", delta, now, error=described, attempt=record)
+        else:
+            self.store.park_run(lease, retry_at, delta, now, detail="RETRYING", attempt=record)

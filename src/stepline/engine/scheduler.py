@@ -1,0 +1,118 @@
+"""The scheduler: fires cron ticks (exactly once each, across schedulers) and run timeouts.
+
+Missed ticks (ticks that fell due while no scheduler was running) follow the trigger's
+`missed` policy: "latest" runs only the most recent one, once; "skip" runs none. A tick counts
+as missed when it is older than `ON_TIME` at the moment a scheduler sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from stepline import errors
+from stepline.engine.clock import Clock, Wakeup
+from stepline.engine.events import build_event, new_id
+from stepline.sdk.app import Function
+from stepline.sdk.triggers import CronTrigger
+from stepline.store.base import EventRecord, NewRun, Store
+
+logger = logging.getLogger("stepline.scheduler")
+ON_TIME = timedelta(seconds=60)
+MAX_CATCH_UP_TICKS = 100_000
+CRON_EVENT = "stepline/scheduled.timer"
+
+
+def latest_due_tick(trigger: CronTrigger, after: datetime, now: datetime) -> datetime | None:
+    """The last tick in (after, now], or None if none fell due."""
+    tick = trigger.next_after(after)
+    if tick > now:
+        return None
+    for _ in range(MAX_CATCH_UP_TICKS):
+        following = trigger.next_after(tick)
+        if following > now:
+            break
+        tick = following
+    return tick
+
+
+class Scheduler:
+    """Fires due cron ticks for a set of functions and fails runs past their timeout."""
+
+    def __init__(
+        self, store: Store, functions: Iterable[Function], clock: Clock, *, poll_seconds: float = 1
+    ) -> None:
+        self._store = store
+        self._functions = list(functions)
+        self._clock = clock
+        self._poll_seconds = poll_seconds
+        self._wakeup = Wakeup()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        clock.on_advance(self._wakeup.signal)
+
+    def start(self) -> None:
+        """Start the scheduler loop on a background thread."""
+        self._thread = threading.Thread(target=self._loop, name="stepline-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop."""
+        self._stopping.set()
+        self._wakeup.signal()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.tick()
+            except errors.StoreError as exc:
+                logger.warning("scheduler pass failed, retrying: %s", exc)
+            self._wakeup.wait(self._poll_seconds)
+
+    def tick(self) -> None:
+        """One pass at the clock's current time: fire due ticks, fail timed-out runs."""
+        now = self._clock.now()
+        for fn in self._functions:
+            for trigger in fn.cron_triggers:
+                self._fire(fn, trigger, now)
+        for run_id in self._store.fail_timed_out_runs(now):
+            logger.info("run %s failed: timeout", run_id)
+
+    def _fire(self, fn: Function, trigger: CronTrigger, now: datetime) -> None:
+        last = self._store.cron_last_tick(fn.id, trigger.schedule)
+        if last is None:
+            # First sight of this schedule: start counting from now, never run the past.
+            self._store.fire_cron_tick(fn.id, trigger.schedule, now, None, now)
+            return
+        tick = latest_due_tick(trigger, last, now)
+        if tick is None:
+            return
+        if trigger.missed == "skip" and now - tick > ON_TIME:
+            logger.info("%s: skipping missed tick %s", fn.id, tick.isoformat())
+            self._store.fire_cron_tick(fn.id, trigger.schedule, tick, None, now)
+            return
+        event = self._tick_event(trigger, tick, now)
+        run = NewRun(
+            id=new_id(),
+            function_id=fn.id,
+            trigger_kind="cron",
+            trigger_by=trigger.schedule,
+            event_ids=(event.internal_id,),
+            idempotency_key=f"cron:{trigger.schedule}:{tick.isoformat()}",
+            timeout_seconds=fn.timeout.total_seconds() if fn.timeout else None,
+        )
+        if self._store.fire_cron_tick(fn.id, trigger.schedule, tick, run, now, events=[event]):
+            logger.info("%s: fired tick %s as run %s", fn.id, tick.isoformat(), run.id)
+
+    @staticmethod
+    def _tick_event(trigger: CronTrigger, tick: datetime, now: datetime) -> EventRecord:
+        scheduled = tick.astimezone(trigger.zone()).isoformat()
+        raw = {
+            "name": CRON_EVENT,
+            "data": {"cron": trigger.schedule, "scheduled_at": scheduled},
+        }
+        return build_event(raw, now=now, source="cron", internal=True)

@@ -1,0 +1,319 @@
+"""One replay of one run: the step backend behind `ctx.step`, `ctx.log`, `progress` and `count`.
+
+Memoized steps return their stored results; the first new step executes inline and is committed
+in one transaction with the run's progress; the run parks (raising `Parked` through user code)
+only to sleep, wait for an event, or back off before a retry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, NoReturn
+
+from stepline import errors
+from stepline.engine.clock import Clock
+from stepline.engine.events import build_event
+from stepline.engine.retry import RetryPolicy, describe, next_attempt_at
+from stepline.sdk.step import StepKey, WaitSpec, hash_step_id
+from stepline.store.base import (
+    ClaimedRun,
+    EventRouting,
+    LogRecord,
+    NewAttempt,
+    NewWait,
+    RunDelta,
+    StepKind,
+    StepRecord,
+    Store,
+)
+
+logger = logging.getLogger("stepline.run")
+PROGRESS_FLUSH_SECONDS = 0.5
+
+
+class Parked(BaseException):  # noqa: N818  (a signal, not an error)
+    """The run was parked (its state is committed); unwinds user code back to the executor.
+
+    A BaseException so that `except Exception` in user code cannot swallow it.
+    """
+
+
+class Restart(BaseException):  # noqa: N818
+    """The run's stored state changed under it (an event resolved a wait); replay it afresh."""
+
+
+def _decode(step: StepRecord) -> Any:
+    return None if step.output is None else json.loads(step.output)
+
+
+class RunSession:
+    """The step backend and run hooks for one claimed run, used by one thread or task."""
+
+    def __init__(
+        self,
+        claimed: ClaimedRun,
+        *,
+        max_attempts: int,
+        store: Store,
+        clock: Clock,
+        routing: EventRouting,
+        policy: RetryPolicy,
+        rng: Callable[[], float],
+    ) -> None:
+        self.run = claimed.run
+        self.lease = claimed.lease
+        self._memo = {step.hash: step for step in claimed.steps}
+        self._failures = dict(claimed.step_failures)
+        self._to_replay = sum(s.status in ("completed", "failed") for s in claimed.steps)
+        self._seen: dict[str, int] = {}
+        self._position = 0
+        self._current_step: str | None = None
+        self._delta = RunDelta()
+        self._last_flush = time.monotonic()
+        self.began = clock.now()
+        self._max_attempts = max_attempts
+        self._store = store
+        self._clock = clock
+        self._routing = routing
+        self._policy = policy
+        self._rng = rng
+
+    # -- StepBackend -------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The engine clock's current time."""
+        return self._clock.now()
+
+    @property
+    def replaying(self) -> bool:
+        """True while memoized steps remain ahead: code runs again but must not log or count."""
+        return self._to_replay > 0
+
+    def key(self, step_id: str) -> StepKey:
+        """Hash the next use of `step_id` (`id`, then `id:1`, `id:2`, ...) and place it."""
+        if not isinstance(step_id, str) or not step_id:
+            raise errors.InvalidInput("a step id must be a non-empty string", "step_id")
+        repeat = self._seen.get(step_id, 0)
+        self._seen[step_id] = repeat + 1
+        unhashed = step_id if repeat == 0 else f"{step_id}:{repeat}"
+        key = StepKey(id=unhashed, hash=hash_step_id(unhashed), position=self._position)
+        self._position += 1
+        return key
+
+    def replayed(self, key: StepKey) -> tuple[bool, Any]:
+        """(True, stored value) for a memoized step; raises `StepError` for a failed one."""
+        step = self._memo.get(key.hash)
+        if step is None or step.status not in ("completed", "failed"):
+            return False, None
+        self._to_replay -= 1
+        if step.status == "failed":
+            error = json.loads(step.error or "{}")
+            raise errors.StepError(
+                key.id, error.get("name", "Error"), error.get("message", ""), error.get("traceback", "")
+            )
+        return True, _decode(step)
+
+    def started(self, key: StepKey) -> datetime:
+        """Note that a new step begins (log lines are attributed to it)."""
+        self._current_step = key.id
+        return self._clock.now()
+
+    def completed(self, key: StepKey, output: str, started_at: datetime) -> None:
+        """Commit a finished `step.run` with the run's progress."""
+        self._current_step = None
+        self._commit(self._record(key, "run", started_at, output=output))
+
+    def failed(self, key: StepKey, error: BaseException, started_at: datetime) -> NoReturn:
+        """Park the run for a retry of this step, or commit the step's failure and raise."""
+        self._current_step = None
+        attempt = self._failures.get(key.hash, 0)
+        now = self._clock.now()
+        retry_at = next_attempt_at(error, attempt, self._max_attempts, now, self._policy, self._rng)
+        described = json.dumps(describe(error))
+        record = NewAttempt(
+            step_hash=key.hash,
+            step_id=key.id,
+            attempt=attempt,
+            error=described,
+            started_at=started_at,
+            retry_at=retry_at,
+        )
+        self._delta.counters.clear()  # counted by a failed attempt: it will count again
+        if retry_at is not None:
+            self._park(retry_at, "RETRYING", attempt=record)
+        step = self._record(key, "run", started_at, error=described, status="failed")
+        self._commit(step, attempt=record)
+        raise errors.StepError(
+            key.id, type(error).__name__, str(error), json.loads(described)["traceback"]
+        ) from error
+
+    def sleep(self, key: StepKey, until: datetime) -> None:
+        """Return if the sleep is over (committing it), else park the run until `until`."""
+        pending = self._memo.get(key.hash)
+        if pending is not None and pending.wake_at is not None:
+            until = pending.wake_at
+        now = self._clock.now()
+        if until <= now:
+            started = pending.started_at if pending else now
+            self._commit(self._record(key, "sleep", started))
+            return
+        step = None if pending else self._record(key, "sleep", now, status="sleeping", wake_at=until)
+        self._park(until, "SLEEPING", step=step)
+
+    def wait(self, key: StepKey, spec: WaitSpec) -> dict[str, Any] | None:
+        """None if the wait timed out (committing that), else park until an event or timeout."""
+        pending = self._memo.get(key.hash)
+        now = self._clock.now()
+        if pending is not None and pending.wake_at is not None:
+            if now < pending.wake_at:
+                self._park(pending.wake_at, "WAITING")
+            step = self._record(key, "wait", pending.started_at, output="null")
+            try:
+                self._commit(step, consume_wait=True)
+            except errors.Conflict:
+                raise Restart from None
+            return None
+        expires = now + spec.timeout
+        wait = NewWait(
+            step_hash=key.hash, event_name=spec.event, expression=spec.expression, expires_at=expires
+        )
+        step = self._record(key, "wait", now, status="waiting", wake_at=expires)
+        self._park(expires, "WAITING", step=step, wait=wait)
+
+    def send(self, key: StepKey, events: list[dict[str, Any]]) -> list[str]:
+        """Store the events and the step in one transaction; returns the events' ids."""
+        now = self._clock.now()
+        records = [
+            build_event(raw, now=now, field=f"events[{i}]", source="step")
+            for i, raw in enumerate(events)
+        ]
+        ids = [record.internal_id for record in records]
+        self._commit(self._record(key, "send_event", now, output=json.dumps(ids)), events=records)
+        return ids
+
+    # -- RunHooks ------------------------------------------------------------------------------
+
+    def log(self, level: str, message: str) -> None:
+        """Record a log line (dropped while replaying, so each is stored once)."""
+        if self.replaying:
+            return
+        logger.log(
+            logging.getLevelName(level.upper()), "[%s] %s", self.run.id, message
+        )
+        self._delta.logs.append(
+            LogRecord(
+                run_id=self.run.id,
+                ts=self._clock.now(),
+                level=level,
+                message=str(message),
+                step_id=self._current_step,
+            )
+        )
+        self._maybe_flush()
+
+    def progress(self, done: float, total: float | None, message: str | None) -> None:
+        """Record progress; written at the next commit or within half a second."""
+        for name, value in (("done", done), ("total", total)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise errors.InvalidInput(f"must be a number, not {value!r}", f"progress {name}")
+        self._delta.progress = (float(done), None if total is None else float(total), message)
+        if not self.replaying:
+            self._maybe_flush()
+
+    def count(self, name: str, n: float) -> None:
+        """Add to a counter, committed with the next step (not counted while replaying)."""
+        if not isinstance(name, str) or not name:
+            raise errors.InvalidInput("a counter name must be a non-empty string", "name")
+        if isinstance(n, bool) or not isinstance(n, int | float):
+            raise errors.InvalidInput(f"must be a number, not {n!r}", "n")
+        if not self.replaying:
+            self._delta.counters[name] = self._delta.counters.get(name, 0) + n
+
+    # -- committing ----------------------------------------------------------------------------
+
+    def take_delta(self) -> RunDelta:
+        """Hand over what accumulated since the last commit."""
+        delta, self._delta = self._delta, RunDelta()
+        self._last_flush = time.monotonic()
+        return delta
+
+    def _maybe_flush(self) -> None:
+        if time.monotonic() - self._last_flush < PROGRESS_FLUSH_SECONDS:
+            return
+        counters = self._delta.counters
+        delta = RunDelta(progress=self._delta.progress, logs=self._delta.logs)
+        self._delta = RunDelta(counters=counters)
+        self._last_flush = time.monotonic()
+        self._store.save_progress(self.lease, delta)
+
+    def _record(
+        self,
+        key: StepKey,
+        kind: StepKind,
+        started_at: datetime,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+        status: Any = "completed",
+        wake_at: datetime | None = None,
+    ) -> StepRecord:
+        pending = status in ("sleeping", "waiting")
+        return StepRecord(
+            run_id=self.run.id,
+            hash=key.hash,
+            id=key.id,
+            kind=kind,
+            status=status,
+            position=key.position,
+            started_at=started_at,
+            ended_at=None if pending else self._clock.now(),
+            output=output,
+            error=error,
+            attempts=self._failures.get(key.hash, 0) + 1,
+            wake_at=wake_at,
+        )
+
+    def _commit(
+        self,
+        step: StepRecord,
+        *,
+        events: list[Any] | None = None,
+        consume_wait: bool = False,
+        attempt: NewAttempt | None = None,
+    ) -> None:
+        self._store.commit_step(
+            self.lease,
+            step,
+            self.take_delta(),
+            self._clock.now(),
+            events=events or (),
+            routing=self._routing,
+            consume_wait=consume_wait,
+            attempt=attempt,
+        )
+        self._memo[step.hash] = step
+
+    def _park(
+        self,
+        until: datetime,
+        detail: str,
+        *,
+        step: StepRecord | None = None,
+        wait: NewWait | None = None,
+        attempt: NewAttempt | None = None,
+    ) -> NoReturn:
+        self._store.park_run(
+            self.lease,
+            until,
+            self.take_delta(),
+            self._clock.now(),
+            detail=detail,
+            step=step,
+            wait=wait,
+            attempt=attempt,
+        )
+        raise Parked

@@ -1,0 +1,265 @@
+"""The step API (`ctx.step`): memoized units of durable work, in `def` and `async def` shapes.
+
+The logic lives once, in the engine's `StepBackend`; the two classes here are thin shells that
+differ only in how they call user code and wait for the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NoReturn, Protocol, TypeVar
+
+from stepline import errors
+from stepline._cel import compile_expression
+from stepline._durations import Duration, parse_duration, require_aware
+
+T = TypeVar("T")
+_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+@dataclass(frozen=True, slots=True)
+class StepKey:
+    """A step as reached in one replay: user id (with `:N` for repeats), hash and position."""
+
+    id: str
+    hash: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class WaitSpec:
+    """What a `wait_for_event` step waits for."""
+
+    event: str
+    expression: str | None
+    timeout: timedelta
+
+
+class StepBackend(Protocol):
+    """What the engine provides to the step API for one run (see engine/session.py)."""
+
+    def key(self, step_id: str) -> StepKey:
+        """Hash the next use of `step_id` the Inngest way and give it a position."""
+        ...
+
+    def replayed(self, key: StepKey) -> tuple[bool, Any]:
+        """(True, value) if the step is memoized (raising `StepError` for a failed one)."""
+        ...
+
+    def started(self, key: StepKey) -> datetime:
+        """Note that a new step begins; returns its start time."""
+        ...
+
+    def completed(self, key: StepKey, output: str, started_at: datetime) -> None:
+        """Commit a finished `step.run`."""
+        ...
+
+    def failed(self, key: StepKey, error: BaseException, started_at: datetime) -> NoReturn:
+        """Retry the step later (parks the run) or commit its failure and raise `StepError`."""
+        ...
+
+    def sleep(self, key: StepKey, until: datetime) -> None:
+        """Return once `until` has passed; otherwise park the run until then."""
+        ...
+
+    def wait(self, key: StepKey, spec: WaitSpec) -> dict[str, Any] | None:
+        """The matching event, None on timeout, or park the run until one of them happens."""
+        ...
+
+    def send(self, key: StepKey, events: list[dict[str, Any]]) -> list[str]:
+        """Commit the step and store its events in one transaction; returns their ids."""
+        ...
+
+    def now(self) -> datetime:
+        """The engine clock's current time."""
+        ...
+
+
+def hash_step_id(unhashed: str) -> str:
+    """SHA-1 hex of a step id, as Inngest's SDKs hash them."""
+    return hashlib.sha1(unhashed.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def encode_output(step_id: str, value: Any) -> str:
+    """JSON-encode a step's result, or raise `StepOutputError` naming the step."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise errors.StepOutputError(
+            f"step {step_id!r} returned a value that is not JSON-serializable ({exc}); "
+            "return plain data: dict, list, str, int, float, bool or None"
+        ) from None
+
+
+def _wait_spec(
+    event: str, timeout: Duration, match: str | None, if_: str | None
+) -> WaitSpec:
+    if not isinstance(event, str) or not event:
+        raise errors.InvalidInput("expected an event name", "event")
+    if match is not None and if_ is not None:
+        raise errors.InvalidInput("give either match or if_, not both", "match")
+    expression = if_
+    if match is not None:
+        path = match.removeprefix("event.")
+        if not _PATH.match(path):
+            raise errors.InvalidInput(f"{match!r} is not a field path like 'data.order_id'", "match")
+        expression = f"event.{path} == async.{path}"
+    if expression is not None:
+        compile_expression(expression, field="if_")
+    return WaitSpec(event=event, expression=expression, timeout=parse_duration(timeout, field="timeout"))
+
+
+def _events(events: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(events, Mapping):
+        return [dict(events)]
+    return [dict(e) for e in events]
+
+
+class _Base:
+    def __init__(self, backend: StepBackend) -> None:
+        self._backend = backend
+
+
+class Step(_Base):
+    """Steps for `def` functions: each call blocks until the step is done."""
+
+    def run(self, step_id: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(*args, **kwargs)` once for this run; later replays return its stored result.
+
+        The result must be JSON-serializable; it is returned as decoded from JSON, so a replay
+        sees exactly what the first execution saw. A failure is retried with backoff; when
+        attempts run out, `StepError` is raised here.
+        """
+        key = self._backend.key(step_id)
+        done, value = self._backend.replayed(key)
+        if done:
+            return value  # type: ignore[no-any-return]  # decoded JSON, typed by the caller
+        started = self._backend.started(key)
+        try:
+            output = encode_output(key.id, fn(*args, **kwargs))
+        except Exception as exc:
+            self._backend.failed(key, exc, started)
+        self._backend.completed(key, output, started)
+        return json.loads(output)  # type: ignore[no-any-return]
+
+    def sleep(self, step_id: str, duration: Duration) -> None:
+        """Pause the run for `duration` ("30s", "10m", "1h30m" or a timedelta), durably."""
+        until = self._backend.now() + parse_duration(duration)
+        key = self._backend.key(step_id)
+        if not self._backend.replayed(key)[0]:
+            self._backend.sleep(key, until)
+
+    def sleep_until(self, step_id: str, when: datetime) -> None:
+        """Pause the run until the aware datetime `when`, durably."""
+        until = require_aware(when, field="when")
+        key = self._backend.key(step_id)
+        if not self._backend.replayed(key)[0]:
+            self._backend.sleep(key, until)
+
+    def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str,
+        timeout: Duration,
+        match: str | None = None,
+        if_: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Wait for an event named `event` sent after this step began; None after `timeout`.
+
+        Args:
+            step_id: The step's id.
+            event: The awaited event name.
+            timeout: How long to wait.
+            match: A field path, e.g. "data.order_id", that must be equal in the run's trigger
+                event and the awaited event.
+            if_: A CEL expression over `event` (the trigger) and `async` (the awaited event).
+        """
+        spec = _wait_spec(event, timeout, match, if_)
+        key = self._backend.key(step_id)
+        done, value = self._backend.replayed(key)
+        if done:
+            return value  # type: ignore[no-any-return]
+        return self._backend.wait(key, spec)
+
+    def send_event(
+        self, step_id: str, events: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> list[str]:
+        """Send one event or a list of events exactly once across replays; returns their ids."""
+        key = self._backend.key(step_id)
+        done, value = self._backend.replayed(key)
+        if done:
+            return value  # type: ignore[no-any-return]
+        return self._backend.send(key, _events(events))
+
+
+class AsyncStep(_Base):
+    """Steps for `async def` functions: the same API, awaited."""
+
+    async def run(
+        self, step_id: str, fn: Callable[..., T | Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        """Run `fn` (a `def` or `async def`) once for this run; see `Step.run`."""
+        backend = self._backend
+        key = backend.key(step_id)
+        done, value = backend.replayed(key)
+        if done:
+            return value  # type: ignore[no-any-return]
+        started = backend.started(key)
+        try:
+            result = fn(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            output = encode_output(key.id, result)
+        except Exception as exc:
+            await asyncio.to_thread(backend.failed, key, exc, started)
+        await asyncio.to_thread(backend.completed, key, output, started)
+        return json.loads(output)  # type: ignore[no-any-return]
+
+    async def sleep(self, step_id: str, duration: Duration) -> None:
+        """Pause the run for `duration`, durably; see `Step.sleep`."""
+        until = self._backend.now() + parse_duration(duration)
+        key = self._backend.key(step_id)
+        if not self._backend.replayed(key)[0]:
+            await asyncio.to_thread(self._backend.sleep, key, until)
+
+    async def sleep_until(self, step_id: str, when: datetime) -> None:
+        """Pause the run until the aware datetime `when`, durably."""
+        until = require_aware(when, field="when")
+        key = self._backend.key(step_id)
+        if not self._backend.replayed(key)[0]:
+            await asyncio.to_thread(self._backend.sleep, key, until)
+
+    async def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str,
+        timeout: Duration,
+        match: str | None = None,
+        if_: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Wait for an event; see `Step.wait_for_event`."""
+        spec = _wait_spec(event, timeout, match, if_)
+        key = self._backend.key(step_id)
+        done, value = self._backend.replayed(key)
+        if done:
+            return value  # type: ignore[no-any-return]
+        return await asyncio.to_thread(self._backend.wait, key, spec)
+
+    async def send_event(
+        self, step_id: str, events: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> list[str]:
+        """Send events exactly once across replays; see `Step.send_event`."""
+        key = self._backend.key(step_id)
+        done, value = self._backend.replayed(key)
+        if done:
+            return value  # type: ignore[no-any-return]
+        return await asyncio.to_thread(self._backend.send, key, _events(events))

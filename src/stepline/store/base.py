@@ -1,0 +1,516 @@
+"""The Store protocol and the frozen records that cross it; the engine never sees a Row."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+RunStatus = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
+ACTIVE_STATUSES: tuple[RunStatus, ...] = ("QUEUED", "RUNNING")
+END_STATUSES: tuple[RunStatus, ...] = ("COMPLETED", "FAILED", "CANCELLED")
+TriggerKind = Literal["event", "cron", "manual", "invoke", "replay"]
+StepKind = Literal["run", "sleep", "wait", "send_event"]
+StepStatus = Literal["completed", "failed", "sleeping", "waiting"]
+
+
+def to_epoch(value: datetime) -> float:
+    """Aware datetime → epoch seconds, the stored form."""
+    return value.timestamp()
+
+
+def from_epoch(value: float | None) -> datetime | None:
+    """Stored epoch seconds → aware UTC datetime (None stays None)."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _at(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FunctionRecord:
+    """A registered function: its id, app, name and JSON config (triggers and options)."""
+
+    id: str
+    app_id: str
+    name: str
+    config: str
+    paused: bool = False
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> FunctionRecord:
+        return cls(
+            id=row["id"],
+            app_id=row["app_id"],
+            name=row["name"],
+            config=row["config"],
+            paused=bool(row["paused"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventRecord:
+    """A stored event. `internal_id` is the server's ULID; `id` is the sender's id (or the same)."""
+
+    internal_id: str
+    id: str
+    name: str
+    data: str
+    user: str
+    ts: int
+    received_at: datetime
+    source: str = "api"
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> EventRecord:
+        return cls(
+            internal_id=row["internal_id"],
+            id=row["id"],
+            name=row["name"],
+            data=row["data"],
+            user=row["user"],
+            ts=int(row["ts"]),
+            received_at=_at(row["received_at"]),
+            source=row["source"],
+        )
+
+    def payload(self) -> dict[str, Any]:
+        """The event as user code sees it: `{id, name, data, user, ts}`."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "data": json.loads(self.data),
+            "user": json.loads(self.user),
+            "ts": self.ts,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewRun:
+    """A run to create. `available_at` is when a worker may first claim it."""
+
+    id: str
+    function_id: str
+    trigger_kind: TriggerKind
+    event_ids: Sequence[str] = ()
+    trigger_by: str | None = None
+    replay_of: str | None = None
+    idempotency_key: str | None = None
+    available_at: datetime | None = None
+    timeout_seconds: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunRecord:
+    """A run as stored, with its outcome, timing, progress and counters."""
+
+    id: str
+    function_id: str
+    status: RunStatus
+    detail: str | None
+    trigger_kind: TriggerKind
+    trigger_by: str | None
+    event_id: str | None
+    event_ids: tuple[str, ...]
+    replay_of: str | None
+    attempt: int
+    failures: int
+    output: str | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    timeout_at: datetime | None
+    progress_done: float | None
+    progress_total: float | None
+    progress_message: str | None
+    counters: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
+        return cls(
+            id=row["id"],
+            function_id=row["function_id"],
+            status=row["status"],
+            detail=row["detail"],
+            trigger_kind=row["trigger_kind"],
+            trigger_by=row["trigger_by"],
+            event_id=row["event_id"],
+            event_ids=tuple(json.loads(row["event_ids"])),
+            replay_of=row["replay_of"],
+            attempt=row["attempt"],
+            failures=row["failures"],
+            output=row["output"],
+            error=row["error"],
+            created_at=_at(row["created_at"]),
+            started_at=from_epoch(row["started_at"]),
+            ended_at=from_epoch(row["ended_at"]),
+            timeout_at=from_epoch(row["timeout_at"]),
+            progress_done=row["progress_done"],
+            progress_total=row["progress_total"],
+            progress_message=row["progress_message"],
+            counters=row["counters"],
+        )
+
+    @property
+    def ended(self) -> bool:
+        """True once the run is COMPLETED, FAILED or CANCELLED."""
+        return self.status in END_STATUSES
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepRecord:
+    """A step of a run. `hash` is the Inngest-style SHA-1 of `id`; `output`/`error` are JSON."""
+
+    run_id: str
+    hash: str
+    id: str
+    kind: StepKind
+    status: StepStatus
+    position: int
+    started_at: datetime
+    ended_at: datetime | None = None
+    output: str | None = None
+    error: str | None = None
+    attempts: int = 1
+    wake_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StepRecord:
+        return cls(
+            run_id=row["run_id"],
+            hash=row["hash"],
+            id=row["id"],
+            kind=row["kind"],
+            status=row["status"],
+            position=row["position"],
+            output=row["output"],
+            error=row["error"],
+            attempts=row["attempts"],
+            started_at=_at(row["started_at"]),
+            ended_at=from_epoch(row["ended_at"]),
+            wake_at=from_epoch(row["wake_at"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AttemptRecord:
+    """A failed attempt of a step (`step_hash` set) or of the function (`step_hash` "")."""
+
+    run_id: str
+    step_hash: str
+    step_id: str | None
+    attempt: int
+    error: str
+    started_at: datetime
+    ended_at: datetime
+    retry_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> AttemptRecord:
+        return cls(
+            run_id=row["run_id"],
+            step_hash=row["step_hash"],
+            step_id=row["step_id"],
+            attempt=row["attempt"],
+            error=row["error"],
+            started_at=_at(row["started_at"]),
+            ended_at=_at(row["ended_at"]),
+            retry_at=from_epoch(row["retry_at"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LogRecord:
+    """One line written with `ctx.log`."""
+
+    run_id: str
+    ts: datetime
+    level: str
+    message: str
+    step_id: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> LogRecord:
+        return cls(
+            run_id=row["run_id"],
+            ts=_at(row["ts"]),
+            level=row["level"],
+            message=row["message"],
+            step_id=row["step_id"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WaitRecord:
+    """A run waiting for an event named `event_name` matching `expression` (CEL)."""
+
+    run_id: str
+    step_hash: str
+    event_name: str
+    expression: str | None
+    created_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> WaitRecord:
+        return cls(
+            run_id=row["run_id"],
+            step_hash=row["step_hash"],
+            event_name=row["event_name"],
+            expression=row["expression"],
+            created_at=_at(row["created_at"]),
+            expires_at=_at(row["expires_at"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Lease:
+    """Proof that a worker owns a run; checked (and renewed for `seconds`) at every commit."""
+
+    run_id: str
+    owner: str
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClaimedRun:
+    """A run a worker just claimed, with everything needed to replay it."""
+
+    run: RunRecord
+    lease: Lease
+    events: tuple[EventRecord, ...]
+    steps: tuple[StepRecord, ...]
+    step_failures: Mapping[str, int]
+
+
+@dataclass(kw_only=True, slots=True)
+class RunDelta:
+    """What a run accumulated since its last commit: progress, counters and log lines."""
+
+    progress: tuple[float, float | None, str | None] | None = None
+    counters: dict[str, float] = field(default_factory=dict)
+    logs: list[LogRecord] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.progress is not None or bool(self.counters) or bool(self.logs)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewWait:
+    """A wait to register when a run parks on `wait_for_event`."""
+
+    step_hash: str
+    event_name: str
+    expression: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewAttempt:
+    """A failed attempt to record."""
+
+    step_hash: str
+    step_id: str | None
+    attempt: int
+    error: str
+    started_at: datetime
+    retry_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunFilter:
+    """Criteria for listing runs, newest first, paged by `before` (a run id cursor)."""
+
+    function_id: str | None = None
+    status: RunStatus | None = None
+    event_id: str | None = None
+    trigger_kind: TriggerKind | None = None
+    before: str | None = None
+    limit: int = 50
+
+
+class EventRouting(Protocol):
+    """What the store asks the engine while ingesting events, inside the same transaction."""
+
+    def runs_for(self, event: EventRecord, functions: Sequence[FunctionRecord]) -> list[NewRun]:
+        """The runs this event starts."""
+        ...
+
+    def wait_matches(self, wait: WaitRecord, event: EventRecord, trigger: EventRecord | None) -> bool:
+        """Whether `event` satisfies `wait`; `trigger` is the waiting run's first event."""
+        ...
+
+
+class Store(Protocol):
+    """Durable state of events, runs, steps and the queue.
+
+    Every method is one transaction: it happens entirely or not at all. Methods that take a
+    `Lease` raise `LeaseLost` when the caller no longer owns the run (lease expired and
+    reclaimed, or run cancelled or timed out); nothing is written then.
+    """
+
+    def upgrade(self) -> None:
+        """Apply pending schema migrations."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+    def add_wakeup(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (from any thread) whenever this process makes work available."""
+        ...
+
+    # functions
+    def sync_functions(self, app_id: str, functions: Sequence[FunctionRecord], now: datetime) -> None:
+        """Register an app's functions, replacing their previous configuration."""
+        ...
+
+    def list_functions(self) -> list[FunctionRecord]:
+        """All registered functions."""
+        ...
+
+    # events and runs
+    def ingest_events(
+        self, events: Sequence[EventRecord], routing: EventRouting, now: datetime
+    ) -> list[str]:
+        """Store events, start the runs they trigger and resume the waits they satisfy.
+
+        Idempotent per event id for 24 hours: a repeated id stores nothing and starts nothing,
+        and its original internal id is returned in its place.
+        """
+        ...
+
+    def create_run(self, run: NewRun, events: Sequence[EventRecord], now: datetime) -> str:
+        """Store `events` (if any) and create one run; raises `Conflict` on a repeated key."""
+        ...
+
+    def fire_cron_tick(
+        self,
+        function_id: str,
+        schedule: str,
+        tick: datetime,
+        run: NewRun | None,
+        now: datetime,
+        *,
+        events: Sequence[EventRecord] = (),
+    ) -> bool:
+        """Advance a schedule to `tick` and create its run; False if another scheduler did."""
+        ...
+
+    def cron_last_tick(self, function_id: str, schedule: str) -> datetime | None:
+        """The last tick recorded for a schedule, or None if it never ran."""
+        ...
+
+    # the queue
+    def claim_runs(
+        self,
+        owner: str,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        function_ids: Sequence[str],
+    ) -> list[ClaimedRun]:
+        """Lease up to `limit` due runs of `function_ids` (or runs whose lease expired)."""
+        ...
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest unleased queue item, lease expiry or run timeout falls due."""
+        ...
+
+    def extend_leases(self, owner: str, run_ids: Sequence[str], until: datetime) -> set[str]:
+        """Extend leases; returns the ids whose lease this owner no longer holds."""
+        ...
+
+    def commit_step(
+        self,
+        lease: Lease,
+        step: StepRecord,
+        delta: RunDelta,
+        now: datetime,
+        *,
+        events: Sequence[EventRecord] = (),
+        routing: EventRouting | None = None,
+        consume_wait: bool = False,
+        attempt: NewAttempt | None = None,
+    ) -> None:
+        """Save a finished step (and events it sends) with the run's progress, atomically.
+
+        Raises `Conflict` if the step is already stored or, with `consume_wait`, if an event
+        resolved the wait first.
+        """
+        ...
+
+    def park_run(
+        self,
+        lease: Lease,
+        available_at: datetime,
+        delta: RunDelta,
+        now: datetime,
+        *,
+        detail: str | None,
+        step: StepRecord | None = None,
+        attempt: NewAttempt | None = None,
+        wait: NewWait | None = None,
+    ) -> None:
+        """Release a run until `available_at`, recording why (sleep, wait or failed attempt)."""
+        ...
+
+    def finish_run(
+        self,
+        lease: Lease,
+        status: RunStatus,
+        delta: RunDelta,
+        now: datetime,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+        attempt: NewAttempt | None = None,
+    ) -> None:
+        """End a run: COMPLETED with output, or FAILED with error; removes its queue item."""
+        ...
+
+    def save_progress(self, lease: Lease, delta: RunDelta) -> None:
+        """Save progress and log lines between steps (throttled by the caller)."""
+        ...
+
+    def cancel_run(self, run_id: str, now: datetime) -> RunRecord:
+        """Cancel a queued, running, sleeping or waiting run; a no-op on an ended run."""
+        ...
+
+    def fail_timed_out_runs(self, now: datetime) -> list[str]:
+        """FAIL every active run whose timeout has passed; returns their ids."""
+        ...
+
+    # reading
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run; raises `NotFound`."""
+        ...
+
+    def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
+        """Runs matching the filter, newest first."""
+        ...
+
+    def get_steps(self, run_id: str) -> list[StepRecord]:
+        """A run's steps in the order they were first reached."""
+        ...
+
+    def get_attempts(self, run_id: str) -> list[AttemptRecord]:
+        """A run's failed attempts, oldest first."""
+        ...
+
+    def get_logs(self, run_id: str) -> list[LogRecord]:
+        """A run's log lines, oldest first."""
+        ...
+
+    def get_event(self, internal_id: str) -> EventRecord:
+        """One event by its internal id (or sender id); raises `NotFound`."""
+        ...
+
+    def list_events(self, name: str | None, limit: int, before: str | None) -> list[EventRecord]:
+        """Events, newest first."""
+        ...

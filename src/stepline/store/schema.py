@@ -1,0 +1,183 @@
+"""The tables, as SQLAlchemy Core metadata: the single source of truth for the schema.
+
+Times are stored as epoch seconds (double precision) on both backends: sortable, compact and
+cheap to convert on the hot path. Payloads (event data, step outputs, errors) are JSON text that
+the store never interprets.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+functions = Table(
+    "functions",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("app_id", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("internal_id", String(26), primary_key=True),
+    Column("id", String(255), nullable=False),
+    Column("name", String(512), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("user", Text, nullable=False),
+    Column("ts", Double, nullable=False),
+    Column("received_at", Double, nullable=False),
+    Column("source", String(32), nullable=False),
+    Index(None, "name", "received_at"),
+    Index(None, "received_at"),
+)
+
+# An event id is an idempotency key for 24 hours; this table remembers who holds each key.
+event_ids = Table(
+    "event_ids",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("internal_id", String(26), nullable=False),
+    Column("expires_at", Double, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("function_id", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("detail", String(16)),
+    Column("trigger_kind", String(16), nullable=False),
+    Column("trigger_by", String(255)),
+    Column("event_id", String(26)),
+    Column("event_ids", Text, nullable=False),
+    Column("replay_of", String(26)),
+    Column("idempotency_key", String(255)),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("output", Text),
+    Column("error", Text),
+    Column("created_at", Double, nullable=False),
+    Column("started_at", Double),
+    Column("ended_at", Double),
+    Column("timeout_seconds", Double),
+    Column("timeout_at", Double),
+    Column("progress_done", Double),
+    Column("progress_total", Double),
+    Column("progress_message", Text),
+    Column("counters", Text, nullable=False, default="{}"),
+    UniqueConstraint("function_id", "idempotency_key"),
+    Index(None, "function_id", "status", "created_at"),
+    Index(None, "function_id", "created_at"),
+    Index(None, "status", "created_at"),
+    Index(None, "created_at"),
+    Index(None, "event_id"),
+)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("run_id", String(26), nullable=False),
+    Column("hash", String(40), nullable=False),
+    Column("id", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("output", Text),
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("started_at", Double, nullable=False),
+    Column("ended_at", Double),
+    Column("wake_at", Double),
+    PrimaryKeyConstraint("run_id", "hash"),
+)
+
+# One row per failed attempt, of a step (step_hash set) or of the function itself (step_hash "").
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(26), nullable=False),
+    Column("step_hash", String(40), nullable=False),
+    Column("step_id", String(255)),
+    Column("attempt", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("ended_at", Double, nullable=False),
+    Column("retry_at", Double),
+    Index(None, "run_id"),
+)
+
+run_logs = Table(
+    "run_logs",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(26), nullable=False),
+    Column("ts", Double, nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("step_id", String(255)),
+    Index(None, "run_id", "seq"),
+)
+
+# One row per active run; a worker owns it while its lease is current.
+queue = Table(
+    "queue",
+    metadata,
+    Column("run_id", String(26), primary_key=True),
+    Column("function_id", String(255), nullable=False),
+    Column("available_at", Double, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", Double),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("timeout_at", Double),
+    Index(None, "available_at"),
+    Index(None, "timeout_at"),
+)
+
+waits = Table(
+    "waits",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(26), nullable=False),
+    Column("step_hash", String(40), nullable=False),
+    Column("event_name", String(512), nullable=False),
+    Column("expression", Text),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    UniqueConstraint("run_id", "step_hash"),
+    Index(None, "event_name"),
+)
+
+cron_state = Table(
+    "cron_state",
+    metadata,
+    Column("function_id", String(255), nullable=False),
+    Column("schedule", String(255), nullable=False),
+    Column("last_tick", Double, nullable=False),
+    PrimaryKeyConstraint("function_id", "schedule"),
+)
