@@ -8,18 +8,21 @@ from typing import Any
 import cel
 
 from stepline import errors
+from stepline._checks import is_text
 
 
 @lru_cache(maxsize=1024)
 def compile_expression(source: str, *, field: str = "if") -> Any:
     """Compile a CEL expression, raising `InvalidInput` that names `field` if it is invalid."""
-    if not isinstance(source, str) or not source.strip():
+    if not is_text(source):
         raise errors.InvalidInput("expected a non-empty CEL expression", field)
     try:
         return cel.compile(source)
     except (ValueError, RuntimeError) as exc:
         first_line = str(exc).splitlines()[0]
-        raise errors.InvalidInput(f"invalid CEL expression {source!r}: {first_line}", field) from None
+        raise errors.InvalidInput(
+            f"invalid CEL expression {source!r}: {first_line}", field
+        ) from None
 
 
 def matches(source: str, variables: dict[str, Any]) -> bool:

@@ -1,1 +1,280 @@
-class Client: ...
+"""`Client`: send events and inspect, wait for, cancel, replay and invoke runs.
+
+Over HTTP (`Client(url, ...)`) or directly on a database (`Client.local(db)`); both return the
+same JSON-shaped dicts as the REST API.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+import httpx
+
+from stepline import errors
+from stepline.engine import views
+from stepline.engine.operations import Operations
+from stepline.store import open_store
+from stepline.store.base import RunFilter, RunStatus, TriggerKind
+
+END_STATUSES = ("COMPLETED", "FAILED", "CANCELLED")
+
+
+class _Backend(Protocol):
+    def send(self, events: Any) -> list[str]: ...
+    def invoke(self, function_id: str, data: dict[str, Any] | None) -> str: ...
+    def get_run(self, run_id: str) -> dict[str, Any]: ...
+    def list_runs(self, query: dict[str, Any]) -> list[dict[str, Any]]: ...
+    def runs_for_event(self, event_id: str) -> list[dict[str, Any]]: ...
+    def cancel(self, run_id: str) -> dict[str, Any]: ...
+    def replay(self, run_id: str) -> str: ...
+    def functions(self) -> list[dict[str, Any]]: ...
+    def get_event(self, event_id: str) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+class _Local:
+    """Reads and writes the database directly, through the engine's operations."""
+
+    def __init__(self, db: str | Path) -> None:
+        store = open_store(db)
+        store.upgrade()
+        self._ops = Operations(store)
+
+    def send(self, events: Any) -> list[str]:
+        return self._ops.send(events)
+
+    def invoke(self, function_id: str, data: dict[str, Any] | None) -> str:
+        return self._ops.invoke(function_id, data, by="client")
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return views.run_detail_view(self._ops.run_detail(run_id))
+
+    def list_runs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        return [views.run_view(r) for r in self._ops.list_runs(RunFilter(**query))]
+
+    def runs_for_event(self, event_id: str) -> list[dict[str, Any]]:
+        return [views.run_view(r) for r in self._ops.runs_for_event(event_id)]
+
+    def cancel(self, run_id: str) -> dict[str, Any]:
+        return views.run_view(self._ops.cancel(run_id))
+
+    def replay(self, run_id: str) -> str:
+        return self._ops.replay(run_id)
+
+    def functions(self) -> list[dict[str, Any]]:
+        return [views.function_view(f) for f in self._ops.list_functions()]
+
+    def get_event(self, event_id: str) -> dict[str, Any]:
+        return views.event_view(self._ops.get_event(event_id))
+
+    def close(self) -> None:
+        self._ops.store.close()
+
+
+_ERRORS: dict[int, type[errors.SteplineError]] = {
+    401: errors.Unauthorized,
+    403: errors.Unauthorized,
+    404: errors.NotFound,
+}
+
+
+class _Http:
+    """Talks to a Stepline server's REST API and event intake."""
+
+    def __init__(self, url: str, event_key: str | None, token: str | None, timeout: float) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._event_key = event_key or "dev"
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise errors.ClientError(f"cannot reach Stepline at {self.url}: {exc}") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": response.text or response.reason_phrase}
+        if response.status_code >= 400:
+            message = body.get("error") or f"HTTP {response.status_code}"
+            if response.status_code in (400, 413):
+                raise errors.InvalidInput(str(message))
+            error_type = _ERRORS.get(response.status_code)
+            if error_type is not None:
+                raise error_type(str(message))
+            raise errors.ClientError(str(message), status=response.status_code)
+        return body
+
+    def send(self, events: Any) -> list[str]:
+        ids: list[str] = self._call("POST", f"/e/{self._event_key}", json=events)["ids"]
+        return ids
+
+    def invoke(self, function_id: str, data: dict[str, Any] | None) -> str:
+        body = self._call("POST", f"/v1/functions/{function_id}/invoke", json={"data": data or {}})
+        return str(body["data"]["run_id"])
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        run: dict[str, Any] = self._call("GET", f"/v1/runs/{run_id}")["data"]
+        return run
+
+    def list_runs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        params = {k: v for k, v in query.items() if v is not None}
+        runs: list[dict[str, Any]] = self._call("GET", "/v1/runs", params=params)["data"]
+        return runs
+
+    def runs_for_event(self, event_id: str) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = self._call("GET", f"/v1/events/{event_id}/runs")["data"]
+        return runs
+
+    def cancel(self, run_id: str) -> dict[str, Any]:
+        run: dict[str, Any] = self._call("POST", f"/v1/runs/{run_id}/cancel")["data"]
+        return run
+
+    def replay(self, run_id: str) -> str:
+        return str(self._call("POST", f"/v1/runs/{run_id}/replay")["data"]["run_id"])
+
+    def functions(self) -> list[dict[str, Any]]:
+        functions: list[dict[str, Any]] = self._call("GET", "/v1/functions")["data"]
+        return functions
+
+    def get_event(self, event_id: str) -> dict[str, Any]:
+        event: dict[str, Any] = self._call("GET", f"/v1/events/{event_id}")["data"]
+        return event
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class Client:
+    """Send events to Stepline and follow the runs they start.
+
+    Args:
+        url: The server, e.g. "http://127.0.0.1:8288".
+        event_key: The event key for intake (not needed for `stepline dev`).
+        token: The API token (not needed for `stepline dev`).
+        timeout: Seconds to wait for each HTTP response.
+
+    Every method raises `NotFound` for unknown ids, `InvalidInput` for rejected input,
+    `Unauthorized` for a bad key or token, and `ClientError` when the server is unreachable.
+    """
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8288",
+        *,
+        event_key: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._backend: _Backend = _Http(url, event_key, token, timeout)
+
+    @classmethod
+    def local(cls, db: str | Path) -> Client:
+        """A client working directly on a database file, such as `stepline dev`'s.
+
+        Runs it starts are executed by whatever engine serves that database.
+        """
+        client = cls.__new__(cls)
+        client._backend = _Local(db)
+        return client
+
+    def send(self, events: dict[str, Any] | list[dict[str, Any]]) -> list[str]:
+        """Send one event or a batch (`{name, data, id?, ts?}`); returns the event ids.
+
+        A batch is accepted whole or not at all. An event whose `id` was seen in the last 24
+        hours is not stored again and starts nothing; the first event's id is returned for it.
+        """
+        return self._backend.send(events)
+
+    def send_event(
+        self, name: str, data: dict[str, Any] | None = None, *, id: str | None = None
+    ) -> str:
+        """Send one event by name; returns its id."""
+        event: dict[str, Any] = {"name": name, "data": data or {}}
+        if id is not None:
+            event["id"] = id
+        return self._backend.send(event)[0]
+
+    def invoke(self, function_id: str, data: dict[str, Any] | None = None) -> str:
+        """Start a run of a function now (trigger kind "manual"); returns the run id."""
+        return self._backend.invoke(function_id, data)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run with its steps, attempts, logs, progress and counters."""
+        return self._backend.get_run(run_id)
+
+    def list_runs(
+        self,
+        *,
+        function_id: str | None = None,
+        status: RunStatus | None = None,
+        event_id: str | None = None,
+        trigger_kind: TriggerKind | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs, newest first; page with `before=<last run id>`."""
+        return self._backend.list_runs(
+            {
+                "function_id": function_id,
+                "status": status,
+                "event_id": event_id,
+                "trigger_kind": trigger_kind,
+                "limit": limit,
+                "before": before,
+            }
+        )
+
+    def runs_for_event(self, event_id: str) -> list[dict[str, Any]]:
+        """The runs an event started (by the id `send` returned or the sender's id)."""
+        return self._backend.runs_for_event(event_id)
+
+    def wait_for_run(self, run_id: str, timeout: float = 60.0, poll: float = 0.1) -> dict[str, Any]:
+        """Block until the run is COMPLETED, FAILED or CANCELLED; returns it.
+
+        Raises:
+            TimeoutError: The run did not end within `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self._backend.get_run(run_id)
+            if run["status"] in END_STATUSES:
+                return run
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"run {run_id} still {run['status']} after {timeout:g}s")
+            time.sleep(poll)
+
+    def cancel(self, run_id: str) -> dict[str, Any]:
+        """Cancel a run; returns it (a no-op on a run that already ended)."""
+        return self._backend.cancel(run_id)
+
+    def replay(self, run_id: str) -> str:
+        """Start a new run with the same trigger, linked to the original; returns its id."""
+        return self._backend.replay(run_id)
+
+    def functions(self) -> list[dict[str, Any]]:
+        """The registered functions with their triggers."""
+        return self._backend.functions()
+
+    def get_event(self, event_id: str) -> dict[str, Any]:
+        """One stored event."""
+        return self._backend.get_event(event_id)
+
+    def close(self) -> None:
+        """Release the connection or database."""
+        self._backend.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

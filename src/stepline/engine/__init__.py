@@ -1,0 +1,1 @@
+"""The engine: executor, worker, scheduler, routing and operations. No HTTP, no SQL."""

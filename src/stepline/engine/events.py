@@ -29,7 +29,9 @@ def _object(raw: dict[str, Any], key: str, field: str) -> str:
     if value is None:
         return "{}"
     if not isinstance(value, dict):
-        raise errors.InvalidInput(f"must be a JSON object, not {type(value).__name__}", f"{field}.{key}")
+        raise errors.InvalidInput(
+            f"must be a JSON object, not {type(value).__name__}", f"{field}.{key}"
+        )
     try:
         return json.dumps(value, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -65,7 +65,9 @@ class Operations:
         known = ", ".join(fn.id for fn in functions) or "none registered"
         raise errors.NotFound(f"unknown function {function_id!r} (known: {known})")
 
-    def invoke(self, function_id: str, data: dict[str, Any] | None = None, *, by: str | None = None) -> str:
+    def invoke(
+        self, function_id: str, data: dict[str, Any] | None = None, *, by: str | None = None
+    ) -> str:
         """Start a run of `function_id` now with `data` as its event data; returns the run id."""
         fn = self.function(function_id)
         if data is not None and not isinstance(data, dict):

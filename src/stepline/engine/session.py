@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from stepline import errors
+from stepline._checks import is_number, is_text
 from stepline.engine.clock import Clock
 from stepline.engine.events import build_event
 from stepline.engine.retry import RetryPolicy, describe, next_attempt_at
@@ -35,14 +36,14 @@ logger = logging.getLogger("stepline.run")
 PROGRESS_FLUSH_SECONDS = 0.5
 
 
-class Parked(BaseException):  # noqa: N818  (a signal, not an error)
+class Parked(BaseException):
     """The run was parked (its state is committed); unwinds user code back to the executor.
 
     A BaseException so that `except Exception` in user code cannot swallow it.
     """
 
 
-class Restart(BaseException):  # noqa: N818
+class Restart(BaseException):
     """The run's stored state changed under it (an event resolved a wait); replay it afresh."""
 
 
@@ -95,7 +96,7 @@ class RunSession:
 
     def key(self, step_id: str) -> StepKey:
         """Hash the next use of `step_id` (`id`, then `id:1`, `id:2`, ...) and place it."""
-        if not isinstance(step_id, str) or not step_id:
+        if not is_text(step_id):
             raise errors.InvalidInput("a step id must be a non-empty string", "step_id")
         repeat = self._seen.get(step_id, 0)
         self._seen[step_id] = repeat + 1
@@ -113,7 +114,10 @@ class RunSession:
         if step.status == "failed":
             error = json.loads(step.error or "{}")
             raise errors.StepError(
-                key.id, error.get("name", "Error"), error.get("message", ""), error.get("traceback", "")
+                key.id,
+                error.get("name", "Error"),
+                error.get("message", ""),
+                error.get("traceback", ""),
             )
         return True, _decode(step)
 
@@ -161,7 +165,9 @@ class RunSession:
             started = pending.started_at if pending else now
             self._commit(self._record(key, "sleep", started))
             return
-        step = None if pending else self._record(key, "sleep", now, status="sleeping", wake_at=until)
+        step = (
+            None if pending else self._record(key, "sleep", now, status="sleeping", wake_at=until)
+        )
         self._park(until, "SLEEPING", step=step)
 
     def wait(self, key: StepKey, spec: WaitSpec) -> dict[str, Any] | None:
@@ -179,7 +185,10 @@ class RunSession:
             return None
         expires = now + spec.timeout
         wait = NewWait(
-            step_hash=key.hash, event_name=spec.event, expression=spec.expression, expires_at=expires
+            step_hash=key.hash,
+            event_name=spec.event,
+            expression=spec.expression,
+            expires_at=expires,
         )
         step = self._record(key, "wait", now, status="waiting", wake_at=expires)
         self._park(expires, "WAITING", step=step, wait=wait)
@@ -201,9 +210,7 @@ class RunSession:
         """Record a log line (dropped while replaying, so each is stored once)."""
         if self.replaying:
             return
-        logger.log(
-            logging.getLevelName(level.upper()), "[%s] %s", self.run.id, message
-        )
+        logger.log(logging.getLevelName(level.upper()), "[%s] %s", self.run.id, message)
         self._delta.logs.append(
             LogRecord(
                 run_id=self.run.id,
@@ -218,7 +225,9 @@ class RunSession:
     def progress(self, done: float, total: float | None, message: str | None) -> None:
         """Record progress; written at the next commit or within half a second."""
         for name, value in (("done", done), ("total", total)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
                 raise errors.InvalidInput(f"must be a number, not {value!r}", f"progress {name}")
         self._delta.progress = (float(done), None if total is None else float(total), message)
         if not self.replaying:
@@ -226,9 +235,9 @@ class RunSession:
 
     def count(self, name: str, n: float) -> None:
         """Add to a counter, committed with the next step (not counted while replaying)."""
-        if not isinstance(name, str) or not name:
+        if not is_text(name):
             raise errors.InvalidInput("a counter name must be a non-empty string", "name")
-        if isinstance(n, bool) or not isinstance(n, int | float):
+        if not is_number(n):
             raise errors.InvalidInput(f"must be a number, not {n!r}", "n")
         if not self.replaying:
             self._delta.counters[name] = self._delta.counters.get(name, 0) + n

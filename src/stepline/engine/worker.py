@@ -88,6 +88,8 @@ class Worker:
         self._loop.call_soon_threadsafe(self._loop.stop)
         for thread in self._threads:
             thread.join(timeout=1)
+        if not self._loop.is_running():
+            self._loop.close()
 
     def notify(self) -> None:
         """Tell the worker that work may be available."""

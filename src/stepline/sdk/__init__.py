@@ -1,0 +1,1 @@
+"""What user code touches: App, triggers, Context and the step API."""

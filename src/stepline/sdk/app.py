@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from stepline import errors
+from stepline._checks import is_int, is_text
 from stepline._durations import Duration, parse_duration
 from stepline.sdk.triggers import CronTrigger, EventTrigger, Trigger
 
@@ -81,7 +82,7 @@ class App:
     """
 
     def __init__(self, id: str) -> None:
-        if not isinstance(id, str) or not _ID.match(id):
+        if not is_text(id, _ID):
             raise errors.ConfigurationError(
                 f"app id {id!r} must be lowercase letters, digits, '.', '_' or '-'"
             )
@@ -107,6 +108,7 @@ class App:
                 none runs only when invoked ("Run now", `stepline trigger`, `Client.invoke`).
             retries: Further attempts after a failure, per step (default 4: five attempts).
             timeout: Bound on a run's total time from its start, e.g. "10m".
+            **options: Options of later versions (concurrency, singleton, ...): refused.
 
         Raises:
             ConfigurationError: An option is invalid or not supported by this version.
@@ -118,7 +120,7 @@ class App:
                     "Stepline yet; remove it (it would not be honoured)"
                 )
             raise errors.ConfigurationError(f"function {id!r}: unknown option {option!r}")
-        if not isinstance(id, str) or not _ID.match(id):
+        if not is_text(id, _ID):
             raise errors.ConfigurationError(
                 f"function id {id!r} must be lowercase letters, digits, '.', '_' or '-'"
             )
@@ -130,9 +132,7 @@ class App:
                 raise errors.ConfigurationError(
                     f"function {id!r}: triggers must be stepline.event(...) or stepline.cron(...)"
                 )
-        if isinstance(retries, bool) or not isinstance(retries, int) or not (
-            0 <= retries <= MAX_RETRIES
-        ):
+        if not is_int(retries) or not 0 <= retries <= MAX_RETRIES:
             raise errors.ConfigurationError(
                 f"function {id!r}: retries must be an integer from 0 to {MAX_RETRIES}"
             )

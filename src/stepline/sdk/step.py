@@ -18,6 +18,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 
 from stepline import errors
 from stepline._cel import compile_expression
+from stepline._checks import is_text
 from stepline._durations import Duration, parse_duration, require_aware
 
 T = TypeVar("T")
@@ -98,10 +99,8 @@ def encode_output(step_id: str, value: Any) -> str:
         ) from None
 
 
-def _wait_spec(
-    event: str, timeout: Duration, match: str | None, if_: str | None
-) -> WaitSpec:
-    if not isinstance(event, str) or not event:
+def _wait_spec(event: str, timeout: Duration, match: str | None, if_: str | None) -> WaitSpec:
+    if not is_text(event):
         raise errors.InvalidInput("expected an event name", "event")
     if match is not None and if_ is not None:
         raise errors.InvalidInput("give either match or if_, not both", "match")
@@ -109,11 +108,15 @@ def _wait_spec(
     if match is not None:
         path = match.removeprefix("event.")
         if not _PATH.match(path):
-            raise errors.InvalidInput(f"{match!r} is not a field path like 'data.order_id'", "match")
+            raise errors.InvalidInput(
+                f"{match!r} is not a field path like 'data.order_id'", "match"
+            )
         expression = f"event.{path} == async.{path}"
     if expression is not None:
         compile_expression(expression, field="if_")
-    return WaitSpec(event=event, expression=expression, timeout=parse_duration(timeout, field="timeout"))
+    return WaitSpec(
+        event=event, expression=expression, timeout=parse_duration(timeout, field="timeout")
+    )
 
 
 def _events(events: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -242,7 +245,7 @@ class AsyncStep(_Base):
         step_id: str,
         *,
         event: str,
-        timeout: Duration,
+        timeout: Duration,  # noqa: ASYNC109  (a durable wait's length, not an I/O timeout)
         match: str | None = None,
         if_: str | None = None,
     ) -> dict[str, Any] | None:

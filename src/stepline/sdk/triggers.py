@@ -12,6 +12,7 @@ from cronsim import CronSim, CronSimError
 
 from stepline import errors
 from stepline._cel import compile_expression
+from stepline._checks import is_text
 
 _EVENT_NAME = re.compile(r"^[^\s]{1,512}$")
 MissedTicks = Literal["latest", "skip"]
@@ -75,7 +76,7 @@ def event(name: str, *, if_: str | None = None) -> EventTrigger:
     Raises:
         ConfigurationError: The name or expression is invalid.
     """
-    if not isinstance(name, str) or not _EVENT_NAME.match(name):
+    if not is_text(name, _EVENT_NAME):
         raise errors.ConfigurationError(
             f"event trigger name {name!r} must be 1-512 characters without spaces"
         )

@@ -41,7 +41,8 @@ class FunctionRecord:
     paused: bool = False
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> FunctionRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> FunctionRecord:
+        """Build from a database row."""
         return cls(
             id=row["id"],
             app_id=row["app_id"],
@@ -65,7 +66,8 @@ class EventRecord:
     source: str = "api"
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> EventRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> EventRecord:
+        """Build from a database row."""
         return cls(
             internal_id=row["internal_id"],
             id=row["id"],
@@ -130,7 +132,8 @@ class RunRecord:
     counters: str
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> RunRecord:
+        """Build from a database row."""
         return cls(
             id=row["id"],
             function_id=row["function_id"],
@@ -179,7 +182,8 @@ class StepRecord:
     wake_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> StepRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> StepRecord:
+        """Build from a database row."""
         return cls(
             run_id=row["run_id"],
             hash=row["hash"],
@@ -210,7 +214,8 @@ class AttemptRecord:
     retry_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> AttemptRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> AttemptRecord:
+        """Build from a database row."""
         return cls(
             run_id=row["run_id"],
             step_hash=row["step_hash"],
@@ -234,7 +239,8 @@ class LogRecord:
     step_id: str | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> LogRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> LogRecord:
+        """Build from a database row."""
         return cls(
             run_id=row["run_id"],
             ts=_at(row["ts"]),
@@ -256,7 +262,8 @@ class WaitRecord:
     expires_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> WaitRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> WaitRecord:
+        """Build from a database row."""
         return cls(
             run_id=row["run_id"],
             step_hash=row["step_hash"],
@@ -340,7 +347,9 @@ class EventRouting(Protocol):
         """The runs this event starts."""
         ...
 
-    def wait_matches(self, wait: WaitRecord, event: EventRecord, trigger: EventRecord | None) -> bool:
+    def wait_matches(
+        self, wait: WaitRecord, event: EventRecord, trigger: EventRecord | None
+    ) -> bool:
         """Whether `event` satisfies `wait`; `trigger` is the waiting run's first event."""
         ...
 
@@ -366,7 +375,9 @@ class Store(Protocol):
         ...
 
     # functions
-    def sync_functions(self, app_id: str, functions: Sequence[FunctionRecord], now: datetime) -> None:
+    def sync_functions(
+        self, app_id: str, functions: Sequence[FunctionRecord], now: datetime
+    ) -> None:
         """Register an app's functions, replacing their previous configuration."""
         ...
 

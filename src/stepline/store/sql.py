@@ -266,7 +266,9 @@ class SqlStore:
             resumed = True
         return resumed
 
-    def _event_by_internal_id(self, conn: Connection, internal_id: str | None) -> EventRecord | None:
+    def _event_by_internal_id(
+        self, conn: Connection, internal_id: str | None
+    ) -> EventRecord | None:
         if internal_id is None:
             return None
         row = conn.execute(select(t.events).where(t.events.c.internal_id == internal_id)).first()
@@ -395,7 +397,9 @@ class SqlStore:
                 update(t.queue)
                 .where(t.queue.c.run_id.in_(ids), t.queue.c.timeout_at.is_(None))
                 .values(
-                    timeout_at=select(r.timeout_at).where(r.id == t.queue.c.run_id).scalar_subquery()
+                    timeout_at=select(r.timeout_at)
+                    .where(r.id == t.queue.c.run_id)
+                    .scalar_subquery()
                 )
             )
             return self._load_claimed(conn, ids, owner, lease_seconds)
@@ -739,9 +743,7 @@ class SqlStore:
             query = query.where(r.trigger_kind == run_filter.trigger_kind)
         if run_filter.event_id is not None:
             event = self._find_event(run_filter.event_id)
-            query = query.where(
-                r.event_id == (event.internal_id if event else run_filter.event_id)
-            )
+            query = query.where(r.event_id == (event.internal_id if event else run_filter.event_id))
         with self._read() as conn:
             if run_filter.before is not None:
                 cursor = conn.execute(
@@ -841,4 +843,3 @@ def _step_row(step: StepRecord) -> dict[str, Any]:
         "ended_at": None if step.ended_at is None else step.ended_at.timestamp(),
         "wake_at": None if step.wake_at is None else step.wake_at.timestamp(),
     }
-

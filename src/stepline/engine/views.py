@@ -1,0 +1,153 @@
+"""Records as JSON-ready dicts: the one shape the REST API, the clients and the CLI show."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from stepline.engine.operations import RunDetail
+from stepline.store.base import (
+    AttemptRecord,
+    EventRecord,
+    FunctionRecord,
+    LogRecord,
+    RunRecord,
+    StepRecord,
+)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 6)
+
+
+def progress_view(run: RunRecord, now: datetime) -> dict[str, Any] | None:
+    """Progress with percent and an ETA extrapolated from the pace so far."""
+    if run.progress_done is None:
+        return None
+    done, total = run.progress_done, run.progress_total
+    percent = eta = None
+    if total:
+        percent = round(min(100.0, 100.0 * done / total), 1)
+        elapsed = _seconds(run.started_at, run.ended_at or now)
+        if elapsed is not None and 0 < done < total and not run.ended:
+            eta = round(elapsed * (total - done) / done, 1)
+    return {
+        "done": done,
+        "total": total,
+        "message": run.progress_message,
+        "percent": percent,
+        "eta_seconds": eta,
+    }
+
+
+def run_view(run: RunRecord, now: datetime | None = None) -> dict[str, Any]:
+    """A run's summary."""
+    now = now or datetime.now(UTC)
+    return {
+        "id": run.id,
+        "function_id": run.function_id,
+        "status": run.status,
+        "detail": run.detail,
+        "trigger": {
+            "kind": run.trigger_kind,
+            "by": run.trigger_by,
+            "event_id": run.event_id,
+            "event_ids": list(run.event_ids),
+        },
+        "replay_of": run.replay_of,
+        "attempt": run.attempt,
+        "output": _json(run.output),
+        "error": _json(run.error),
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "ended_at": _iso(run.ended_at),
+        "duration_seconds": _seconds(run.started_at, run.ended_at),
+        "timeout_at": _iso(run.timeout_at),
+        "progress": progress_view(run, now),
+        "counters": json.loads(run.counters),
+    }
+
+
+def step_view(step: StepRecord) -> dict[str, Any]:
+    """A step with its outcome and timing."""
+    return {
+        "id": step.id,
+        "hash": step.hash,
+        "kind": step.kind,
+        "status": step.status,
+        "position": step.position,
+        "attempts": step.attempts,
+        "output": _json(step.output),
+        "error": _json(step.error),
+        "started_at": _iso(step.started_at),
+        "ended_at": _iso(step.ended_at),
+        "duration_seconds": _seconds(step.started_at, step.ended_at),
+        "wake_at": _iso(step.wake_at),
+    }
+
+
+def attempt_view(attempt: AttemptRecord) -> dict[str, Any]:
+    """A failed attempt of a step ("step_id" set) or of the function ("step_id" null)."""
+    return {
+        "step_id": attempt.step_id,
+        "step_hash": attempt.step_hash or None,
+        "attempt": attempt.attempt,
+        "error": json.loads(attempt.error),
+        "started_at": _iso(attempt.started_at),
+        "ended_at": _iso(attempt.ended_at),
+        "retry_at": _iso(attempt.retry_at),
+    }
+
+
+def log_view(log: LogRecord) -> dict[str, Any]:
+    """A log line."""
+    return {"ts": _iso(log.ts), "level": log.level, "message": log.message, "step_id": log.step_id}
+
+
+def run_detail_view(detail: RunDetail, now: datetime | None = None) -> dict[str, Any]:
+    """A run with its steps, failed attempts and logs."""
+    return {
+        **run_view(detail.run, now),
+        "steps": [step_view(s) for s in detail.steps],
+        "attempts": [attempt_view(a) for a in detail.attempts],
+        "logs": [log_view(log) for log in detail.logs],
+    }
+
+
+def event_view(event: EventRecord) -> dict[str, Any]:
+    """An event as stored."""
+    return {
+        "internal_id": event.internal_id,
+        "id": event.id,
+        "name": event.name,
+        "data": json.loads(event.data),
+        "user": json.loads(event.user),
+        "ts": event.ts,
+        "received_at": _iso(event.received_at),
+        "source": event.source,
+    }
+
+
+def function_view(fn: FunctionRecord) -> dict[str, Any]:
+    """A registered function with its triggers and options."""
+    config = json.loads(fn.config)
+    return {
+        "id": fn.id,
+        "app_id": fn.app_id,
+        "name": fn.name,
+        "paused": fn.paused,
+        "triggers": config["triggers"],
+        "retries": config["retries"],
+        "timeout_seconds": config.get("timeout_seconds"),
+    }

@@ -1,0 +1,1 @@
+"""The ASGI server: event intake, REST API and dashboard."""
