@@ -1,0 +1,64 @@
+"""A real Stepline server on a free loopback port, in a thread of the test process."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from stepline.engine.engine import Engine
+from stepline.server.app import create_app
+from stepline.server.auth import AuthSettings
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Served:
+    """A running server: its URL and an HTTP client for it."""
+
+    url: str
+    http: httpx.Client
+    engine: Engine
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Served]]:
+    """Serve an engine's operations over HTTP; stopped (and joined) after the test."""
+    servers: list[tuple[uvicorn.Server, threading.Thread, httpx.Client]] = []
+
+    def start(engine: Engine, auth: AuthSettings | None = None) -> Served:
+        port = free_port()
+        config = uvicorn.Config(
+            create_app(engine.operations, auth), host="127.0.0.1", port=port, log_level="warning"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not start")
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{port}"
+        http = httpx.Client(base_url=url, timeout=10)
+        servers.append((server, thread, http))
+        return Served(url=url, http=http, engine=engine)
+
+    yield start
+    for server, thread, http in servers:
+        http.close()
+        server.should_exit = True
+        thread.join(timeout=10)
