@@ -2,29 +2,48 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from stepline import errors
+from stepline.cli.db import db
 from stepline.cli.dev import dev
+from stepline.cli.events import send
+from stepline.cli.functions import functions, trigger
+from stepline.cli.runs import runs
 
 
 @click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Show the cause chain of errors.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    envvar="STEPLINE_VERBOSE",
+    show_envvar=True,
+    help="Show the cause chain of errors, and tracebacks in `runs show`.",
+)
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Stepline: durable functions for Python."""
     ctx.obj = {"verbose": verbose}
 
 
-cli.add_command(dev)
+for command in (dev, send, trigger, runs, functions, db):
+    cli.add_command(command)
+
+
+def _verbose() -> bool:
+    # The group's context is gone by the time an error reaches main(); read what it read.
+    flag = os.environ.get("STEPLINE_VERBOSE", "").lower() in ("1", "true", "yes", "on")
+    return flag or "-v" in sys.argv or "--verbose" in sys.argv
 
 
 def main() -> None:
     """Entry point: run the CLI; any Stepline error prints one line and exits with code 2."""
     try:
-        cli(standalone_mode=False)
+        code = cli(standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as exc:
@@ -32,9 +51,15 @@ def main() -> None:
         sys.exit(2)
     except errors.SteplineError as exc:
         click.echo(f"error: {exc}", err=True)
-        if "-v" in sys.argv or "--verbose" in sys.argv:
+        if _verbose():
             cause = exc.__cause__
             while cause is not None:
                 click.echo(f"  caused by: {cause!r}", err=True)
                 cause = cause.__cause__
         sys.exit(2)
+    # Without standalone mode, click returns a command's `ctx.exit(code)` instead of exiting.
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The server options shared by every command that talks to Stepline, and the client they make."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+
+from stepline.client import Client
+
+DEFAULT_URL = "http://127.0.0.1:8288"
+
+_SERVER_OPTIONS = (
+    click.option(
+        "--url",
+        envvar="STEPLINE_URL",
+        default=DEFAULT_URL,
+        show_default=True,
+        show_envvar=True,
+        help="The Stepline server.",
+    ),
+    click.option(
+        "--token",
+        envvar="STEPLINE_API_TOKEN",
+        default=None,
+        show_envvar=True,
+        help="API token for /v1 (not needed for `stepline dev`).",
+    ),
+    click.option(
+        "--event-key",
+        envvar="STEPLINE_EVENT_KEY",
+        default=None,
+        show_envvar=True,
+        help="Event key for intake (not needed for `stepline dev`).",
+    ),
+)
+
+
+def with_client(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --url, --token and --event-key to a command, which receives a `Client` first."""
+
+    @functools.wraps(command)
+    def call(*, url: str, token: str | None, event_key: str | None, **kwargs: Any) -> Any:
+        with Client(url, token=token, event_key=event_key) as client:
+            return command(client, **kwargs)
+
+    for option in reversed(_SERVER_OPTIONS):
+        call = option(call)
+    return call
+
+
+def console() -> Console:
+    """Standard output for tables and progress; no guessing at highlights in ids and numbers.
+
+    Output to a pipe or file is as wide as it needs (up to 200 columns) unless COLUMNS says
+    otherwise, so `grep` and scripts see whole rows.
+    """
+    out = Console(highlight=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = 200
+    return out

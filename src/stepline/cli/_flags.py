@@ -1,0 +1,85 @@
+"""Turn free `--key=value` flags and `--data` JSON into a function's event data."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from stepline import errors
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def parse_json_object(text: str, field: str) -> dict[str, Any]:
+    """`text` as a JSON object.
+
+    Raises:
+        InvalidInput: `text` is not JSON, or not an object; the message names `field`.
+    """
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise errors.InvalidInput(f"not valid JSON ({detail}): {text!r}", field) from exc
+    if not isinstance(value, dict):
+        raise errors.InvalidInput(f'must be a JSON object like {{"key": 1}}, not {text!r}', field)
+    return value
+
+
+def flag_value(text: str) -> Any:
+    """A flag's value, typed the way a person typing it means it.
+
+    true/false (any case) become bools; JSON numbers, arrays, objects, "strings" and null are
+    decoded; anything else is the string itself (so "abc" is "abc" and "007" stays "007").
+    """
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return text
+
+
+def _key(name: str, flag: str) -> str:
+    if not _KEY.match(name):
+        raise errors.InvalidInput(
+            "flags look like --key=value, --flag or --no-flag, with a key of letters, digits, "
+            "'_', '-' or '.'",
+            flag,
+        )
+    return name.replace("-", "_")
+
+
+def parse_flags(args: Sequence[str]) -> dict[str, Any]:
+    """Event data from free flags.
+
+    `--dry-run` → {"dry_run": True}, `--limit=10` (or `--limit 10`) → {"limit": 10},
+    `--no-x` → {"x": False}. Dashes in keys become underscores; a later flag wins.
+
+    Raises:
+        InvalidInput: An argument is not a `--` flag, or its key is malformed.
+    """
+    data: dict[str, Any] = {}
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if not arg.startswith("--") or arg == "--":
+            raise errors.InvalidInput(
+                "expected a flag like --key=value after the function id", repr(arg)
+            )
+        name, equals, value = arg[2:].partition("=")
+        if equals:
+            data[_key(name, arg)] = flag_value(value)
+        elif rest and not rest[0].startswith("--"):
+            data[_key(name, arg)] = flag_value(rest.pop(0))
+        elif name.startswith("no-") and len(name) > 3:
+            data[_key(name[3:], arg)] = False
+        else:
+            data[_key(name, arg)] = True
+    return data

@@ -1,0 +1,131 @@
+"""Text for the CLI: durations, moments, statuses, progress, errors and JSON, as rich markup."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.text import Text
+
+STATUS_STYLES = {
+    "QUEUED": "cyan",
+    "RUNNING": "yellow",
+    "COMPLETED": "green",
+    "FAILED": "bold red",
+    "CANCELLED": "magenta",
+    "completed": "green",
+    "failed": "red",
+    "running": "yellow",
+    "sleeping": "blue",
+    "waiting": "blue",
+}
+
+
+def parse_moment(text: str | None) -> datetime | None:
+    """An API timestamp ("2026-01-02T03:04:05.123Z") as an aware datetime."""
+    if text is None:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def moment(text: str | None) -> str:
+    """An API timestamp in local time, to the second; "-" for none."""
+    when = parse_moment(text)
+    if when is None:
+        return "-"
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def moment_short(text: str | None) -> str:
+    """An API timestamp in local time: "13:04:05" today, "2026-01-02 13:04" other days."""
+    when = parse_moment(text)
+    if when is None:
+        return "-"
+    local = when.astimezone()
+    if local.date() == datetime.now().astimezone().date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds for people: "850ms", "4.2s", "3m05s", "2h01m"; "-" for none."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def run_duration(run: dict[str, Any], now: datetime | None = None) -> str:
+    """A run's duration; for a run still going, the time so far followed by "…"."""
+    if run["duration_seconds"] is not None:
+        return duration(run["duration_seconds"])
+    started = parse_moment(run["started_at"])
+    if started is None:
+        return "-"
+    elapsed = ((now or datetime.now(UTC)) - started).total_seconds()
+    return f"{duration(max(0.0, elapsed))}…"
+
+
+def status(run: dict[str, Any], compact: bool = False) -> Text:
+    """A run's status, coloured, with its detail: "RUNNING (sleeping)", or compact "SLEEPING"."""
+    if compact and run.get("detail"):
+        return Text(str(run["detail"]).upper(), style="blue")
+    text = Text(run["status"], style=STATUS_STYLES.get(run["status"], ""))
+    if run.get("detail"):
+        text.append(f" ({str(run['detail']).lower()})", style="dim")
+    return text
+
+
+def trigger(run: dict[str, Any]) -> str:
+    """How a run started: "event", "cron", "manual by cli", "replay of 01H…"."""
+    kind = str(run["trigger"]["kind"])
+    by = run["trigger"].get("by")
+    if kind == "replay" and run.get("replay_of"):
+        return f"replay of {run['replay_of']}"
+    return f"{kind} by {by}" if by else kind
+
+
+def number(value: float) -> str:
+    """A count without a needless ".0"."""
+    return f"{value:g}"
+
+
+def progress(run: dict[str, Any]) -> str:
+    """Progress as "40/120 33% ETA 1m05s" (the parts known); "" without progress."""
+    figures = run.get("progress")
+    if not figures:
+        return ""
+    parts = [number(figures["done"])]
+    if figures["total"]:
+        parts[0] += f"/{number(figures['total'])}"
+    if figures["percent"] is not None:
+        parts.append(f"{figures['percent']:g}%")
+    if figures["eta_seconds"] is not None:
+        parts.append(f"ETA {duration(figures['eta_seconds'])}")
+    return " ".join(parts)
+
+
+def counters(run: dict[str, Any]) -> str:
+    """Counters as "inserted=3 updated=2"; "" without counters."""
+    return " ".join(f"{name}={number(n)}" for name, n in sorted(run.get("counters", {}).items()))
+
+
+def error(err: Any) -> str:
+    """A stored error `{name, message, ...}` as "Name: message"."""
+    if isinstance(err, dict) and "message" in err:
+        name = err.get("name")
+        return f"{name}: {err['message']}" if name else str(err["message"])
+    return json_text(err)
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON, as the API returned it."""
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))

@@ -1,0 +1,127 @@
+"""Rich renderings of runs: the `runs list` table and the `runs show` report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from stepline.cli import _format
+
+
+def runs_table(runs: list[dict[str, Any]]) -> Table:
+    """One row per run: id, function, status, trigger, started, duration, progress."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("run", no_wrap=True)
+    table.add_column("function", min_width=8)
+    table.add_column("status", min_width=9)
+    table.add_column("trigger", min_width=6)
+    table.add_column("started", no_wrap=True)
+    table.add_column("duration", no_wrap=True)
+    table.add_column("progress", min_width=9)
+    for run in runs:
+        table.add_row(
+            run["id"],
+            run["function_id"],
+            _format.status(run, compact=True),
+            run["trigger"]["kind"],
+            _format.moment_short(run["started_at"] or run["created_at"]),
+            _format.run_duration(run),
+            _format.progress(run),
+        )
+    return table
+
+
+def _header(run: dict[str, Any], verbose: bool) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("run", run["id"])
+    grid.add_row("function", run["function_id"])
+    grid.add_row("status", _format.status(run))
+    grid.add_row("trigger", _format.trigger(run))
+    if run["trigger"].get("event_id"):
+        grid.add_row("event", ", ".join(run["trigger"]["event_ids"]) or run["trigger"]["event_id"])
+    grid.add_row("attempt", str(run["attempt"] + 1))
+    grid.add_row("created", _format.moment(run["created_at"]))
+    grid.add_row("started", _format.moment(run["started_at"]))
+    grid.add_row("ended", _format.moment(run["ended_at"]))
+    grid.add_row("duration", _format.run_duration(run))
+    if run["timeout_at"]:
+        grid.add_row("times out", _format.moment(run["timeout_at"]))
+    if run["progress"]:
+        message = run["progress"].get("message")
+        grid.add_row("progress", Text(" ".join(filter(None, [_format.progress(run), message]))))
+    if run["counters"]:
+        grid.add_row("counters", Text(_format.counters(run)))
+    if run["error"] is not None:
+        grid.add_row("error", Text(_format.error(run["error"]), style="red"))
+        if verbose and isinstance(run["error"], dict) and run["error"].get("traceback"):
+            grid.add_row("", Text(run["error"]["traceback"].rstrip(), style="dim"))
+    elif run["output"] is not None or run["status"] == "COMPLETED":
+        grid.add_row("output", Text(_format.json_text(run["output"])))
+    return grid
+
+
+def _attempt_lines(attempts: list[dict[str, Any]], verbose: bool) -> Iterator[Text]:
+    for attempt in attempts:
+        line = Text(f"    attempt {attempt['attempt'] + 1} failed: ", style="red")
+        line.append(_format.error(attempt["error"]))
+        if attempt["retry_at"]:
+            line.append(f"  (retry at {_format.moment_short(attempt['retry_at'])})", style="dim")
+        yield line
+        traceback = attempt["error"].get("traceback") if isinstance(attempt["error"], dict) else ""
+        if verbose and traceback:
+            yield Text("      " + traceback.rstrip().replace("\n", "\n      "), style="dim")
+
+
+def _belongs(attempt: dict[str, Any], step: dict[str, Any]) -> bool:
+    if attempt["step_hash"]:
+        return bool(attempt["step_hash"] == step["hash"])
+    return attempt["step_id"] is not None and attempt["step_id"] == step["id"]
+
+
+def _timeline(run: dict[str, Any], verbose: bool) -> Iterator[RenderableType]:
+    steps = run["steps"]
+    failed = run["attempts"]
+    yield Text(f"\nsteps ({len(steps)})", style="bold")
+    width = max([len("step"), *(len(s["id"]) for s in steps)])
+    if steps:
+        yield Text(f"  {'step':<{width}}  kind        status      duration  attempts", style="dim")
+    shown: list[dict[str, Any]] = []
+    for step in steps:
+        line = Text(f"  {step['id']:<{width}}  {step['kind']:<10}  ")
+        line.append(f"{step['status']:<10}", style=_format.STATUS_STYLES.get(step["status"], ""))
+        line.append(f"  {_format.duration(step['duration_seconds']):>8}  {step['attempts']:>8}")
+        if step["wake_at"] and step["status"] != "completed":
+            line.append(f"  until {_format.moment(step['wake_at'])}", style="dim")
+        yield line
+        mine = [a for a in failed if _belongs(a, step)]
+        shown.extend(mine)
+        yield from _attempt_lines(mine, verbose)
+    # Attempts of a step not stored yet (e.g. waiting for its retry), then of the function.
+    for step_id in dict.fromkeys(a["step_id"] for a in failed if a not in shown):
+        yield Text(f"  {step_id or '(function)'}", style="bold")
+        rest = [a for a in failed if a["step_id"] == step_id and a not in shown]
+        yield from _attempt_lines(rest, verbose)
+
+
+def _logs(run: dict[str, Any]) -> Iterator[Text]:
+    if not run["logs"]:
+        return
+    yield Text(f"\nlogs ({len(run['logs'])})", style="bold")
+    for log in run["logs"]:
+        level = str(log["level"])
+        line = Text(f"  {_format.moment(log['ts'])}  ")
+        line.append(f"{level:<7}", style="red" if level in ("error", "warning") else "dim")
+        line.append(f"  {log['message']}")
+        yield line
+
+
+def run_report(run: dict[str, Any], verbose: bool = False) -> Group:
+    """The run's header, its step timeline with failed attempts under each step, and its logs."""
+    return Group(_header(run, verbose), *_timeline(run, verbose), *_logs(run))

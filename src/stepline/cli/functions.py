@@ -1,0 +1,122 @@
+"""`stepline functions` and `stepline trigger`: list functions and start a run with flags."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from stepline.cli import _format
+from stepline.cli._connect import console, with_client
+from stepline.cli._flags import parse_flags, parse_json_object
+from stepline.cli._outcome import print_outcome
+from stepline.client import Client
+
+
+def _trigger_text(trigger: dict[str, Any]) -> str:
+    if "event" in trigger:
+        return f"event {trigger['event']}" + (f" if {trigger['if']}" if trigger.get("if") else "")
+    if "cron" in trigger:
+        return f"cron {trigger['cron']} ({trigger.get('tz', 'UTC')})"
+    return _format.json_text(trigger)
+
+
+@click.command()
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    envvar="STEPLINE_JSON",
+    show_envvar=True,
+    help="Print the API's JSON instead of a table.",
+)
+@with_client
+def functions(client: Client, as_json: bool) -> None:
+    """List the registered functions with their triggers."""
+    found = client.functions()
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    table = Table(
+        "function", "app", "triggers", "retries", "timeout", "paused", box=box.SIMPLE_HEAD
+    )
+    for fn in found:
+        listed = "\n".join(_trigger_text(t) for t in fn["triggers"])
+        triggers = Text(listed) if listed else Text("invoke only", style="dim")
+        table.add_row(
+            fn["id"],
+            fn["app_id"],
+            triggers,
+            str(fn["retries"]),
+            _format.duration(fn["timeout_seconds"]),
+            "yes" if fn["paused"] else "",
+        )
+    console().print(table)
+
+
+_TRIGGER_HELP = """Run FUNCTION now with data from --key=value flags; prints the run id.
+
+\b
+--dry-run         {"dry_run": true}
+--no-dry-run      {"dry_run": false}
+--limit=10        {"limit": 10}
+--ratio=0.5       {"ratio": 0.5}
+--name=abc        {"name": "abc"}
+--ids='[1, 2]'    {"ids": [1, 2]}
+
+Flags that clash with this command's own options go after "--".
+"""
+
+
+@click.command(
+    help=_TRIGGER_HELP,
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+@click.argument("function_id", metavar="FUNCTION")
+@click.option(
+    "--data",
+    envvar="STEPLINE_TRIGGER_DATA",
+    default=None,
+    show_envvar=True,
+    help="Event data as a JSON object; flags are merged over it.",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    envvar="STEPLINE_WAIT",
+    show_envvar=True,
+    help="Wait for the run to end and print its outcome (exit code 1 unless it completed).",
+)
+@click.option(
+    "--timeout",
+    "timeout_seconds",
+    envvar="STEPLINE_WAIT_TIMEOUT",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    show_envvar=True,
+    help="With --wait: seconds to wait before giving up (exit code 1).",
+)
+@with_client
+@click.pass_context
+def trigger(
+    ctx: click.Context,
+    client: Client,
+    function_id: str,
+    data: str | None,
+    wait: bool,
+    timeout_seconds: float,
+) -> None:
+    """Run FUNCTION now with data from --key=value flags; prints the run id."""
+    if function_id.startswith("-"):
+        raise click.UsageError("give the function id first, then the flags", ctx)
+    payload = parse_json_object(data, "--data") if data is not None else {}
+    payload.update(parse_flags(ctx.args))
+    run_id = client.invoke(function_id, payload)
+    click.echo(run_id)
+    if wait:
+        ctx.exit(print_outcome(client, run_id, timeout_seconds))

@@ -1,0 +1,175 @@
+"""`stepline runs`: list, show, watch, cancel and replay runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, get_args
+
+import click
+
+from stepline.cli import _render
+from stepline.cli._connect import console, with_client
+from stepline.cli._outcome import exit_code, outcome
+from stepline.cli._watch import follow
+from stepline.client import Client
+from stepline.store.base import RunStatus, TriggerKind
+
+_JSON = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    envvar="STEPLINE_JSON",
+    show_envvar=True,
+    help="Print the API's JSON instead of a table.",
+)
+
+
+@click.group()
+def runs() -> None:
+    """List, show, watch, cancel and replay runs."""
+
+
+@runs.command("list")
+@click.option(
+    "--function",
+    "function_id",
+    envvar="STEPLINE_FUNCTION",
+    default=None,
+    show_envvar=True,
+    help="Only runs of this function.",
+)
+@click.option(
+    "--status",
+    envvar="STEPLINE_RUN_STATUS",
+    default=None,
+    type=click.Choice(get_args(RunStatus), case_sensitive=False),
+    show_envvar=True,
+    help="Only runs with this status.",
+)
+@click.option(
+    "--trigger",
+    "trigger_kind",
+    envvar="STEPLINE_TRIGGER_KIND",
+    default=None,
+    type=click.Choice(get_args(TriggerKind), case_sensitive=False),
+    show_envvar=True,
+    help="Only runs started this way.",
+)
+@click.option(
+    "--event",
+    "event_id",
+    envvar="STEPLINE_EVENT_ID",
+    default=None,
+    show_envvar=True,
+    help="Only runs started by this event id.",
+)
+@click.option(
+    "--limit",
+    envvar="STEPLINE_LIMIT",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 500),
+    show_envvar=True,
+    help="At most this many runs, newest first.",
+)
+@_JSON
+@with_client
+def list_runs(
+    client: Client,
+    function_id: str | None,
+    status: str | None,
+    trigger_kind: str | None,
+    event_id: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List runs, newest first."""
+    found = client.list_runs(
+        function_id=function_id,
+        status=status.upper() if status else None,  # type: ignore[arg-type]  # a Choice of RunStatus
+        trigger_kind=trigger_kind.lower() if trigger_kind else None,  # type: ignore[arg-type]  # a Choice of TriggerKind
+        event_id=event_id,
+        limit=limit,
+    )
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    elif not found:
+        click.echo("no runs", err=True)
+    else:
+        console().print(_render.runs_table(found))
+
+
+@runs.command()
+@click.argument("run_id")
+@_JSON
+@with_client
+@click.pass_context
+def show(ctx: click.Context, client: Client, run_id: str, as_json: bool) -> None:
+    """Show a run: status, timing, output or error, progress, its steps and their attempts, logs.
+
+    With -v (before the command), tracebacks too.
+    """
+    run = client.get_run(run_id)
+    if as_json:
+        click.echo(json.dumps(run, indent=2))
+        return
+    verbose = bool((ctx.find_root().obj or {}).get("verbose"))
+    console().print(_render.run_report(run, verbose))
+
+
+@runs.command()
+@click.argument("run_id")
+@click.option(
+    "--interval",
+    "interval_seconds",
+    envvar="STEPLINE_POLL_INTERVAL",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(min=0.05),
+    show_envvar=True,
+    help="Seconds between polls.",
+)
+@click.option(
+    "--timeout",
+    "timeout_seconds",
+    envvar="STEPLINE_WATCH_TIMEOUT",
+    default=None,
+    type=click.FloatRange(min=0.1),
+    show_envvar=True,
+    help="Give up after this many seconds (exit code 1); default: watch until the run ends.",
+)
+@with_client
+@click.pass_context
+def watch(
+    ctx: click.Context,
+    client: Client,
+    run_id: str,
+    interval_seconds: float,
+    timeout_seconds: float | None,
+) -> None:
+    """Follow a run's progress live until it ends; exit code 1 unless it completed."""
+    out = console()
+    try:
+        run = follow(client, run_id, out, interval_seconds, timeout_seconds)
+    except TimeoutError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(1)
+    out.print(outcome(run))
+    ctx.exit(exit_code(run))
+
+
+@runs.command()
+@click.argument("run_id")
+@with_client
+def cancel(client: Client, run_id: str) -> None:
+    """Cancel a run: no new step starts; a sleeping or waiting run ends at once."""
+    run: dict[str, Any] = client.cancel(run_id)
+    click.echo(f"{run['id']} {run['status']}")
+
+
+@runs.command()
+@click.argument("run_id")
+@with_client
+def replay(client: Client, run_id: str) -> None:
+    """Start a new run with the same trigger as RUN_ID; prints the new run id."""
+    click.echo(client.replay(run_id))

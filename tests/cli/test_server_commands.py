@@ -1,0 +1,170 @@
+"""The CLI against a real `stepline dev` over loopback HTTP: send, trigger, runs, functions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import DevServer
+from tests.cli.support import run_cli
+
+Wait = Callable[..., Any]
+pytestmark = pytest.mark.timeout(10)
+
+
+def _only_run(server: DevServer, event_id: str) -> str:
+    [run] = server.client.runs_for_event(event_id)
+    return str(run["id"])
+
+
+def test_sent_event_is_listed_with_the_run_it_started(dev_server: DevServer) -> None:
+    sent = run_cli(dev_server.url, "send", "cli/echo", "--data", '{"n": 1}', "--id", "order-17")
+    assert sent.returncode == 0, sent.stderr
+    event_id = sent.stdout.strip()
+    run_id = _only_run(dev_server, event_id)
+    dev_server.client.wait_for_run(run_id, timeout=5)
+
+    listed = run_cli(dev_server.url, "runs", "list", "--event", event_id)
+
+    assert listed.returncode == 0, listed.stderr
+    [row] = [line for line in listed.stdout.splitlines() if run_id in line]
+    assert row.split()[1:4] == ["echo", "COMPLETED", "event"]
+    by_function = run_cli(
+        dev_server.url, "runs", "list", "--function", "echo", "--status", "completed"
+    )
+    assert run_id in by_function.stdout
+    failed = run_cli(dev_server.url, "runs", "list", "--function", "echo", "--status", "FAILED")
+    assert run_id not in failed.stdout
+
+
+def test_trigger_types_flags_into_the_function_data(dev_server: DevServer) -> None:
+    flags = ["--dry-run", "--limit=10", "--ratio=0.5", "--flag=false", "--name=abc", "--no-x"]
+    result = run_cli(
+        dev_server.url, "trigger", "echo", *flags, "--count", "3", "--data", '{"y": [1]}', "--wait"
+    )
+
+    assert result.returncode == 0, result.stderr
+    run_id, outcome = result.stdout.split("\n", 1)
+    assert outcome.startswith(f"run {run_id} COMPLETED in ")
+    output = dev_server.client.get_run(run_id)["output"]
+    assert (
+        output.items()
+        >= {
+            "dry_run": True,
+            "limit": 10,
+            "ratio": 0.5,
+            "flag": False,
+            "name": "abc",
+            "x": False,
+            "count": 3,
+            "y": [1],
+        }.items()
+    )
+
+
+def test_trigger_wait_exits_1_with_the_error_of_a_failed_run(dev_server: DevServer) -> None:
+    result = run_cli(dev_server.url, "trigger", "broken", "--wait")
+
+    assert result.returncode == 1
+    run_id = result.stdout.splitlines()[0]
+    assert f"run {run_id} FAILED" in result.stdout
+    assert "error: NonRetriableError: the vendor account is closed" in result.stdout
+
+
+def test_trigger_of_unknown_function_names_it_and_exits_2(dev_server: DevServer) -> None:
+    result = run_cli(dev_server.url, "trigger", "no-such-function", "--dry-run")
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: unknown function 'no-such-function'")
+
+
+def test_runs_show_gives_steps_durations_attempts_errors_and_logs(
+    dev_server: DevServer,
+) -> None:
+    run_id = _only_run(dev_server, dev_server.client.send_event("cli/flaky"))
+    dev_server.client.wait_for_run(run_id, timeout=5)
+
+    result = run_cli(dev_server.url, "runs", "show", run_id)
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert re.search(rf"^run\s+{run_id}\s*$", out, re.M)
+    assert re.search(r"^status\s+COMPLETED\s*$", out, re.M)
+    assert re.search(r'^output\s+"ok"\s*$', out, re.M)
+    duration = r"\d+ms|\d+\.\d+s"
+    prepare = re.search(rf"^\s+prepare\s+run\s+completed\s+({duration})\s+1\s*$", out, re.M)
+    fetch = re.search(rf"^\s+fetch\s+run\s+completed\s+({duration})\s+2\s*$", out, re.M)
+    assert prepare and fetch, out
+    failed = "attempt 1 failed: RetryAfterError: vendor API answered 429"
+    assert out.index(failed) > fetch.end(), "the failed attempt is listed under its step"
+    assert re.search(r"info\s+prepared 1", out)
+
+
+def test_runs_show_of_unknown_run_exits_2_with_one_line(dev_server: DevServer) -> None:
+    result = run_cli(dev_server.url, "runs", "show", "01NOSUCHRUN0000000000000000")
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ")
+
+
+def test_runs_watch_shows_progress_and_ends_with_the_final_status(dev_server: DevServer) -> None:
+    run_id = _only_run(dev_server, dev_server.client.send_event("cli/slow"))
+
+    result = run_cli(dev_server.url, "runs", "watch", run_id, "--interval", "0.1")
+
+    assert result.returncode == 0, result.stderr
+    assert "5/5" in result.stdout
+    assert "processed=5" in result.stdout
+    *_, status, output = result.stdout.strip().splitlines()
+    assert re.fullmatch(rf"run {run_id} COMPLETED in \d+(ms|\.\d+s)", status)
+    assert output == "output: 5"
+
+
+def test_cancel_ends_a_sleeping_run_and_watch_exits_1(
+    dev_server: DevServer, wait_until: Wait
+) -> None:
+    run_id = _only_run(dev_server, dev_server.client.send_event("cli/sleeper"))
+    wait_until(
+        lambda: dev_server.client.get_run(run_id)["detail"] == "SLEEPING", what="run sleeping"
+    )
+
+    cancelled = run_cli(dev_server.url, "runs", "cancel", run_id)
+
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.strip() == f"{run_id} CANCELLED"
+    assert dev_server.client.get_run(run_id)["status"] == "CANCELLED"
+    watched = run_cli(dev_server.url, "runs", "watch", run_id)
+    assert watched.returncode == 1
+    assert f"run {run_id} CANCELLED" in watched.stdout
+
+
+def test_replay_prints_a_new_run_of_the_same_trigger(dev_server: DevServer) -> None:
+    run_id = _only_run(dev_server, dev_server.client.send_event("cli/echo", {"n": 2}))
+    dev_server.client.wait_for_run(run_id, timeout=5)
+
+    result = run_cli(dev_server.url, "runs", "replay", run_id)
+
+    assert result.returncode == 0, result.stderr
+    new_id = result.stdout.strip()
+    assert new_id != run_id
+    replayed = dev_server.client.wait_for_run(new_id, timeout=5)
+    assert replayed["replay_of"] == run_id
+    assert replayed["output"] == {"n": 2}
+
+
+def test_functions_lists_each_function_with_its_triggers(dev_server: DevServer) -> None:
+    result = run_cli(dev_server.url, "functions")
+
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if "cli-tests" in line}
+    assert set(rows) >= {"echo", "flaky", "broken", "slow", "nightly", "sleeper"}
+    assert "event cli/echo" in rows["echo"]
+    assert "invoke only" in rows["broken"]
+    assert "cron 0 0 * * * (Africa/Johannesburg)" in rows["nightly"]
+    assert "event cli/night" in result.stdout
