@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from stepline import errors
 from stepline.sdk.app import App
@@ -13,6 +14,29 @@ from stepline.sdk.app import App
 
 def _apps_in(namespace: dict[str, object]) -> list[App]:
     return [value for value in namespace.values() if isinstance(value, App)]
+
+
+def _import_file(path: Path) -> ModuleType:
+    """Import a file; inside a package (folders with __init__.py) by its dotted name."""
+    if not path.is_file():
+        raise errors.ConfigurationError(f"no such file: {path}")
+    path = path.resolve()
+    parts = [path.stem]
+    root = path.parent
+    while (root / "__init__.py").is_file():
+        parts.insert(0, root.name)
+        root = root.parent
+    sys.path.insert(0, str(root))
+    if len(parts) > 1:
+        return importlib.import_module(".".join(parts))
+    name = f"stepline_app_{path.stem}"
+    loader = importlib.util.spec_from_file_location(name, path)
+    if loader is None or loader.loader is None:
+        raise errors.ConfigurationError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(loader)
+    sys.modules[name] = module
+    loader.loader.exec_module(module)
+    return module
 
 
 def load_app(spec: str) -> list[App]:
@@ -25,16 +49,7 @@ def load_app(spec: str) -> list[App]:
     path = Path(module_name)
     try:
         if module_name.endswith(".py") or path.is_file():
-            if not path.is_file():
-                raise errors.ConfigurationError(f"no such file: {module_name}")
-            sys.path.insert(0, str(path.parent.resolve()))
-            name = f"stepline_app_{path.stem}"
-            loader = importlib.util.spec_from_file_location(name, path)
-            if loader is None or loader.loader is None:
-                raise errors.ConfigurationError(f"cannot load {module_name}")
-            module = importlib.util.module_from_spec(loader)
-            sys.modules[name] = module
-            loader.loader.exec_module(module)
+            module = _import_file(path)
         else:
             sys.path.insert(0, str(Path.cwd()))
             module = importlib.import_module(module_name)

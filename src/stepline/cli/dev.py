@@ -104,7 +104,8 @@ def dev(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     engine.start()
     try:
         uvicorn.run(server, host=host, port=port, log_level="warning")

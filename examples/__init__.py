@@ -1,0 +1,1 @@
+"""Example Stepline apps; each directory is one (see its README.md)."""

@@ -1,0 +1,1 @@
+"""Base-station sync: a realistic Stepline example (see README.md)."""
