@@ -1,0 +1,470 @@
+"""Stepline benchmark: raw SQLite limit, W1 throughput, W2 latency, peak RSS.
+
+    .venv/bin/python bench/run.py [--runs 2000] [--latency-runs 200]
+        [--out bench/results/latest.json]
+
+Prints one JSON document and writes it to `--out`. See bench/README.md for what each figure
+means. Every database is a fresh file in a temporary directory; every child process is started
+by this script and stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import resource
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import workload
+
+from stepline.engine.engine import Engine, EngineSettings
+from stepline.engine.worker import WorkerSettings
+
+BENCH = Path(__file__).resolve().parent
+TARGET_W1_STEPS_PER_S = 2000.0
+TARGET_W2_P50_MS = 5.0
+PEERS = {
+    "dbos_steps_per_s": "120-180 (SQLite 121, PostgreSQL 181; peer-bench.md W1)",
+    "huey_steps_per_s": "~620 (3 chained jobs, SqliteHuey WAL+FULL)",
+    "raw_sqlite_wal_normal_tx_per_s": "~30,000 (peer-bench.md: 32,674)",
+    "w2_p50_push_dispatched_ms": "4.5-7 (Celery 4.5, DBOS direct 5.8-7.0)",
+}
+BATCH = 100
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="stepline-bench-") as name:
+        yield Path(name)
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+    return {
+        "n": len(ordered),
+        "p50_ms": round(statistics.median(ordered), 3),
+        "p95_ms": pick(0.95),
+        "p99_ms": pick(0.99),
+        "max_ms": round(ordered[-1], 3),
+        "mean_ms": round(statistics.fmean(ordered), 3),
+    }
+
+
+def cpu_seconds_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, every_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not done after {timeout_s:g}s")
+        time.sleep(every_s)
+
+
+class EngineProcess:
+    """`engine_proc.py` in a child process; stopped by its PID (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, db: Path, slots: int, stats: Path, port: int | None = None) -> None:
+        cmd = [sys.executable, str(BENCH / "engine_proc.py"), "--db", str(db)]
+        cmd += ["--slots", str(slots), "--stats-out", str(stats)]
+        if port is not None:
+            cmd += ["--port", str(port)]
+        self.stats_path = stats
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        self.ps = psutil.Process(self.proc.pid)
+
+    def wait_ready_line(self, timeout_s: float = 60.0) -> None:
+        assert self.proc.stdout is not None
+        timer = threading.Timer(timeout_s, self._kill)
+        timer.start()
+        line = self.proc.stdout.readline()
+        timer.cancel()
+        if line.strip() != "READY":
+            raise RuntimeError(f"engine process did not start (got {line!r})")
+
+    def cpu_seconds(self) -> float:
+        times = self.ps.cpu_times()
+        return float(times.user + times.system)
+
+    def _kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+
+    def stop(self) -> dict[str, Any]:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                self.proc.wait(timeout=10)
+        try:
+            return dict(json.loads(self.stats_path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+
+# -- raw SQLite ----------------------------------------------------------------------------------
+
+
+def raw_sqlite(synchronous: str, seconds: float) -> dict[str, Any]:
+    """One-row INSERT + COMMIT per transaction on a fresh WAL file, for `seconds`."""
+    with scratch_dir() as tmp:
+        conn = sqlite3.connect(tmp / "raw.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)")
+        payload = json.dumps({"run": 1, "step": 1, "t": time.time()})
+        n = 0
+        start = time.perf_counter()
+        deadline = start + seconds
+        while time.perf_counter() < deadline:
+            for _ in range(100):
+                conn.execute("BEGIN")
+                conn.execute("INSERT INTO t (payload) VALUES (?)", (payload,))
+                conn.execute("COMMIT")
+            n += 100
+        elapsed = time.perf_counter() - start
+        conn.close()
+    return {
+        "synchronous": synchronous,
+        "tx": n,
+        "seconds": round(elapsed, 3),
+        "tx_per_s": round(n / elapsed, 1),
+    }
+
+
+# -- W1: throughput ------------------------------------------------------------------------------
+
+
+def _w1_events(runs: int) -> list[list[dict[str, Any]]]:
+    events = [{"name": workload.W1_EVENT, "data": {"i": i}} for i in range(runs)]
+    return [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
+
+
+def _count_completed(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM runs WHERE status = 'COMPLETED'").fetchone()[0])
+
+
+def _drive_w1(
+    db: Path,
+    runs: int,
+    send: Callable[[list[dict[str, Any]]], object],
+    cpu: Callable[[], float],
+) -> dict[str, Any]:
+    """Send every event in batches, poll until all runs completed; time and CPU the lot."""
+    batches = _w1_events(runs)
+    poll = sqlite3.connect(db, isolation_level=None)
+    psutil.cpu_percent(interval=None)
+    cpu0 = cpu()
+    wall0 = time.time()
+    t0 = time.perf_counter()
+    for batch in batches:
+        send(batch)
+    sent_s = time.perf_counter() - t0
+    wait_until(
+        lambda: _count_completed(poll) >= runs,
+        timeout_s=max(120.0, runs / 20),
+        every_s=0.05,
+        what="W1 runs",
+    )
+    polled_s = time.perf_counter() - t0
+    cpu_s = cpu() - cpu0
+    busy = psutil.cpu_percent(interval=None)
+    last_end = poll.execute("SELECT max(ended_at) FROM runs").fetchone()[0]
+    steps = poll.execute("SELECT count(*) FROM steps WHERE status = 'completed'").fetchone()[0]
+    poll.close()
+    elapsed = min(polled_s, float(last_end) - wall0)
+    return {
+        "runs": runs,
+        "steps": int(steps),
+        "send_seconds": round(sent_s, 3),
+        "enqueue_only_events_per_s": round(runs / sent_s, 1),
+        "seconds": round(elapsed, 3),
+        "seconds_polled": round(polled_s, 3),
+        "runs_per_s": round(runs / elapsed, 1),
+        "steps_per_s": round(3 * runs / elapsed, 1),
+        "cpu_ms_per_step": round(1000 * cpu_s / (3 * runs), 3),
+        "system_cpu_busy_pct": busy,
+    }
+
+
+def w1_inprocess(runs: int, slots: int) -> dict[str, Any]:
+    """W1 with the engine in this process; events sent with `Engine.send`."""
+    with scratch_dir() as tmp:
+        db = tmp / "w1.db"
+        settings = EngineSettings(worker=WorkerSettings(slots=slots))
+        engine = Engine(workload.app, db=db, settings=settings).start()
+        try:
+            result = _drive_w1(db, runs, engine.send, cpu_seconds_self)
+        finally:
+            engine.stop(grace_seconds=5)
+    return {"engine": "in-process", "sender": "Engine.send", "slots": slots, **result}
+
+
+def w1_child(runs: int, slots: int) -> dict[str, Any]:
+    """W1 with the engine in a child process; events sent with `Client.local` on the file."""
+    import stepline
+
+    with scratch_dir() as tmp:
+        db = tmp / "w1.db"
+        child = EngineProcess(db, slots, tmp / "stats.json")
+        try:
+            child.wait_ready_line()
+            client = stepline.Client.local(db)
+            result = _drive_w1(db, runs, client.send, child.cpu_seconds)
+            client.close()
+        finally:
+            stats = child.stop()
+    return {
+        "engine": "child process",
+        "sender": "Client.local (other process)",
+        "slots": slots,
+        **result,
+        "cpu_ms_per_step_note": "engine process only",
+        "engine_peak_rss_mb": round(stats.get("peak_rss_mb", 0.0), 1),
+    }
+
+
+# -- W2: latency ---------------------------------------------------------------------------------
+
+
+def _idle() -> None:
+    time.sleep(random.uniform(0.05, 0.15))
+
+
+def _wait_started(seq: int) -> float:
+    with workload.started_cond:
+        if not workload.started_cond.wait_for(lambda: seq in workload.started, timeout=10):
+            raise TimeoutError(f"W2 run {seq} did not start in 10 s")
+        return workload.started.pop(seq)
+
+
+def w2_inprocess(n: int, warmup: int) -> dict[str, Any]:
+    """Event accepted → first step started, engine in this process, `Engine.send`."""
+    latencies: list[float] = []
+    accepts: list[float] = []
+    with scratch_dir() as tmp:
+        engine = Engine(workload.app, db=tmp / "w2.db").start()
+        try:
+            for seq in range(warmup + n):
+                _idle()
+                t0 = time.time()
+                engine.send({"name": workload.W2_EVENT, "data": {"seq": seq}})
+                t_sent = time.time()
+                t1 = _wait_started(seq)
+                if seq >= warmup:
+                    latencies.append(1000 * (t1 - t0))
+                    accepts.append(1000 * (t_sent - t0))
+        finally:
+            engine.stop(grace_seconds=5)
+    return {
+        "engine": "in-process",
+        "sender": "Engine.send",
+        "warmup_runs_dropped": warmup,
+        **percentiles(latencies),
+        "send_call_p50_ms": round(statistics.median(accepts), 3),
+    }
+
+
+def w2_http(n: int, warmup: int) -> dict[str, Any]:
+    """Same over HTTP: engine + server (`stepline dev` style) in a child, httpx POST /e/dev."""
+    latencies: list[float] = []
+    accepts: list[float] = []
+    query = (
+        "SELECT s.output FROM steps s JOIN runs r ON r.id = s.run_id "
+        "WHERE r.event_id = ? AND s.status = 'completed'"
+    )
+    with scratch_dir() as tmp:
+        db = tmp / "w2http.db"
+        port = free_port()
+        child = EngineProcess(db, 8, tmp / "stats.json", port=port)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            child.wait_ready_line()
+            with httpx.Client(base_url=base, timeout=10) as http:
+
+                def healthy() -> bool:
+                    if child.proc.poll() is not None:
+                        raise RuntimeError("server process exited")
+                    try:
+                        return http.get("/health").status_code == 200
+                    except httpx.TransportError:
+                        return False
+
+                wait_until(healthy, timeout_s=60, every_s=0.1, what="server start")
+                poll = sqlite3.connect(db, isolation_level=None)
+                for seq in range(warmup + n):
+                    _idle()
+                    t0 = time.time()
+                    response = http.post(
+                        "/e/dev", json={"name": workload.W2_EVENT, "data": {"seq": seq}}
+                    )
+                    t_sent = time.time()
+                    response.raise_for_status()
+                    event_id = response.json()["ids"][0]
+                    row: list[Any] = []
+
+                    def started(eid: str = event_id, out: list[Any] = row) -> bool:
+                        found = poll.execute(query, (eid,)).fetchone()
+                        if found is not None:
+                            out.append(found[0])
+                        return found is not None
+
+                    wait_until(started, timeout_s=10, every_s=0.002, what=f"W2 run {seq}")
+                    t1 = float(json.loads(row[0])["t"])
+                    if seq >= warmup:
+                        latencies.append(1000 * (t1 - t0))
+                        accepts.append(1000 * (t_sent - t0))
+                poll.close()
+        finally:
+            stats = child.stop()
+    return {
+        "engine": "child process: create_app + uvicorn on 127.0.0.1 + Engine (stepline dev)",
+        "sender": "httpx POST /e/dev (keep-alive)",
+        "warmup_runs_dropped": warmup,
+        **percentiles(latencies),
+        "post_p50_ms": round(statistics.median(accepts), 3),
+        "server_peak_rss_mb": round(stats.get("peak_rss_mb", 0.0), 1),
+    }
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        ),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "platform": platform.platform(),
+        "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=2000, help="W1 runs (3 steps each)")
+    parser.add_argument("--latency-runs", type=int, default=200, help="W2 runs")
+    parser.add_argument("--raw-seconds", type=float, default=3.0)
+    parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: w1-16,w1-child,w2-http"
+    )
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+
+    def progress(message: str) -> None:
+        print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+    info = machine()
+    progress("raw sqlite")
+    raw_before = raw_sqlite("NORMAL", args.raw_seconds)
+    raw_full = raw_sqlite("FULL", args.raw_seconds)
+
+    w1: dict[str, Any] = {}
+    progress(f"W1 in-process slots=8, {args.runs} runs")
+    w1["inprocess_slots8"] = w1_inprocess(args.runs, 8)
+    if "w1-16" not in skip:
+        progress("W1 in-process slots=16")
+        w1["inprocess_slots16"] = w1_inprocess(args.runs, 16)
+    if "w1-child" not in skip:
+        progress("W1 child process slots=8")
+        w1["childprocess_slots8"] = w1_child(args.runs, 8)
+
+    w2: dict[str, Any] = {}
+    progress(f"W2 in-process, {args.latency_runs} runs")
+    w2["inprocess"] = w2_inprocess(args.latency_runs, warmup=5)
+    if "w2-http" not in skip:
+        progress(f"W2 HTTP, {args.latency_runs} runs")
+        w2["http"] = w2_http(args.latency_runs, warmup=5)
+
+    progress("raw sqlite (again)")
+    raw_after = raw_sqlite("NORMAL", args.raw_seconds)
+    limit = (raw_before["tx_per_s"] + raw_after["tx_per_s"]) / 2
+    commit_ms = 1000 / limit
+    for result in w1.values():
+        result["steps_per_raw_tx"] = round(result["steps_per_s"] / limit, 4)
+    for result in w2.values():
+        result["p50_over_one_raw_commit"] = round(result["p50_ms"] / commit_ms, 1)
+
+    headline = w1["inprocess_slots8"]
+    report = {
+        "machine": info,
+        "raw_sqlite": {
+            "wal_normal_before": raw_before,
+            "wal_normal_after": raw_after,
+            "wal_normal_tx_per_s_used": round(limit, 1),
+            "wal_full": raw_full,
+        },
+        "W1": w1,
+        "W2": w2,
+        "peak_rss_mb": {
+            "bench_process_with_inprocess_engine": round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+            ),
+            **{
+                f"W1.{k}.engine": v["engine_peak_rss_mb"]
+                for k, v in w1.items()
+                if "engine_peak_rss_mb" in v
+            },
+            **({"W2.http.server": w2["http"]["server_peak_rss_mb"]} if "http" in w2 else {}),
+        },
+        "target": {
+            "W1_steps_per_s": TARGET_W1_STEPS_PER_S,
+            "W1_met": headline["steps_per_s"] >= TARGET_W1_STEPS_PER_S,
+            "W2_p50_ms": TARGET_W2_P50_MS,
+            "W2_met": w2["inprocess"]["p50_ms"] <= TARGET_W2_P50_MS,
+        },
+        "peers_same_machine": PEERS,
+    }
+    text = json.dumps(report, indent=2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
