@@ -364,11 +364,6 @@ def test_simulator_settings_from_env() -> None:
         portal.parse_faults("teapot")
 
 
-@pytest.mark.xfail(
-    reason="engine bug: log lines written after the last replayed step are stored again when "
-    "the next step fails and is retried (counters are reset in that case, logs are not)",
-    strict=True,
-)
 def test_failed_write_does_not_repeat_the_pages_log_lines(
     engine: Engine, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from stepline import errors
 from stepline.engine.clock import Clock
 from stepline.engine.retry import RetryPolicy, describe, next_attempt_at
-from stepline.engine.session import Parked, Restart, RunSession
+from stepline.engine.session import Lost, Parked, Restart, RunSession
 from stepline.sdk.app import Function
 from stepline.sdk.context import Context
 from stepline.sdk.step import AsyncStep, Step, encode_output
@@ -76,7 +76,7 @@ class Executor:
             outcome = Outcome(value=fn.handler(ctx))
         except Exception as exc:
             outcome = Outcome(error=exc)
-        except (Parked, Restart) as signal:
+        except (Parked, Restart, Lost) as signal:
             outcome = Outcome(error=signal)
         self._settle(fn, session, outcome)
 
@@ -88,7 +88,7 @@ class Executor:
             outcome = Outcome(value=await fn.handler(ctx))
         except Exception as exc:
             outcome = Outcome(error=exc)
-        except (Parked, Restart) as signal:
+        except (Parked, Restart, Lost) as signal:
             outcome = Outcome(error=signal)
         await asyncio.to_thread(self._settle, fn, session, outcome)
 
@@ -100,7 +100,8 @@ class Executor:
             logger.info("run %s: %s; leaving it to its new owner", session.run.id, exc)
 
     def _commit_outcome(self, fn: Function, session: RunSession, outcome: Outcome) -> None:
-        error = outcome.error
+        # A signal the user's code swallowed (`except BaseException`) still ends the replay.
+        error = outcome.error if session.halted is None else session.halted
         now = self.clock.now()
         lease = session.lease
         if isinstance(error, Parked):
@@ -108,6 +109,8 @@ class Executor:
         if isinstance(error, Restart):
             self.store.park_run(lease, now, session.take_delta(), now, detail=None)
             return
+        if isinstance(error, Lost):
+            raise errors.LeaseLost(str(error))
         if isinstance(error, errors.LeaseLost):
             raise error
         if error is None:
@@ -132,8 +135,9 @@ class Executor:
             started_at=session.began,
             retry_at=retry_at,
         )
+        if retry_at is not None:
+            session.forget_retried_work()
         delta = session.take_delta()
-        delta.counters.clear()  # counted by a failed attempt: it will count again
         if retry_at is None:
             self.store.finish_run(lease, "FAILED", delta, now, error=described, attempt=record)
         else:

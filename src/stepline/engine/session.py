@@ -43,6 +43,14 @@ class Parked(BaseException):
     """
 
 
+class Lost(BaseException):
+    """This worker no longer owns the run (cancelled, timed out or reclaimed): stop replaying.
+
+    A BaseException so that `except Exception` in user code cannot swallow it and go on to
+    start further steps of a run that has ended.
+    """
+
+
 class Restart(BaseException):
     """The run's stored state changed under it (an event resolved a wait); replay it afresh."""
 
@@ -73,6 +81,7 @@ class RunSession:
         self._seen: dict[str, int] = {}
         self._position = 0
         self._current_step: str | None = None
+        self._halted: BaseException | None = None
         self._delta = RunDelta()
         self._last_flush = time.monotonic()
         self.began = clock.now()
@@ -90,12 +99,21 @@ class RunSession:
         return self._clock.now()
 
     @property
+    def halted(self) -> BaseException | None:
+        """The signal that ended this replay (`Parked`, `Restart`, `Lost`), even if swallowed."""
+        return self._halted
+
+    @property
     def replaying(self) -> bool:
         """True while memoized steps remain ahead: code runs again but must not log or count."""
         return self._to_replay > 0
 
     def key(self, step_id: str) -> StepKey:
         """Hash the next use of `step_id` (`id`, then `id:1`, `id:2`, ...) and place it."""
+        if self._halted is not None:
+            # The replay is over (parked, restarted or lost); a step reached from a `finally`
+            # or `except BaseException` block in user code must not start.
+            raise type(self._halted)(*self._halted.args)
         if not is_text(step_id):
             raise errors.InvalidInput("a step id must be a non-empty string", "step_id")
         repeat = self._seen.get(step_id, 0)
@@ -146,8 +164,8 @@ class RunSession:
             started_at=started_at,
             retry_at=retry_at,
         )
-        self._delta.counters.clear()  # counted by a failed attempt: it will count again
         if retry_at is not None:
+            self.forget_retried_work()
             self._park(retry_at, "RETRYING", attempt=record)
         step = self._record(key, "run", started_at, error=described, status="failed")
         self._commit(step, attempt=record)
@@ -181,7 +199,7 @@ class RunSession:
             try:
                 self._commit(step, consume_wait=True)
             except errors.Conflict:
-                raise Restart from None
+                self._halt(Restart())
             return None
         expires = now + spec.timeout
         wait = NewWait(
@@ -244,6 +262,15 @@ class RunSession:
 
     # -- committing ----------------------------------------------------------------------------
 
+    def forget_retried_work(self) -> None:
+        """Drop counts and lines written outside steps since the last commit.
+
+        The retry replays that code and counts and logs them again; lines written inside the
+        failed step stay, as the record of its attempt.
+        """
+        self._delta.counters.clear()
+        self._delta.logs = [log for log in self._delta.logs if log.step_id is not None]
+
     def take_delta(self) -> RunDelta:
         """Hand over what accumulated since the last commit."""
         delta, self._delta = self._delta, RunDelta()
@@ -294,16 +321,19 @@ class RunSession:
         consume_wait: bool = False,
         attempt: NewAttempt | None = None,
     ) -> None:
-        self._store.commit_step(
-            self.lease,
-            step,
-            self.take_delta(),
-            self._clock.now(),
-            events=events or (),
-            routing=self._routing,
-            consume_wait=consume_wait,
-            attempt=attempt,
-        )
+        try:
+            self._store.commit_step(
+                self.lease,
+                step,
+                self.take_delta(),
+                self._clock.now(),
+                events=events or (),
+                routing=self._routing,
+                consume_wait=consume_wait,
+                attempt=attempt,
+            )
+        except errors.LeaseLost as exc:
+            self._halt(Lost(str(exc)), cause=exc)
         self._memo[step.hash] = step
 
     def _park(
@@ -315,14 +345,22 @@ class RunSession:
         wait: NewWait | None = None,
         attempt: NewAttempt | None = None,
     ) -> NoReturn:
-        self._store.park_run(
-            self.lease,
-            until,
-            self.take_delta(),
-            self._clock.now(),
-            detail=detail,
-            step=step,
-            wait=wait,
-            attempt=attempt,
-        )
-        raise Parked
+        try:
+            self._store.park_run(
+                self.lease,
+                until,
+                self.take_delta(),
+                self._clock.now(),
+                detail=detail,
+                step=step,
+                wait=wait,
+                attempt=attempt,
+            )
+        except errors.LeaseLost as exc:
+            self._halt(Lost(str(exc)), cause=exc)
+        self._halt(Parked())
+
+    def _halt(self, signal: BaseException, *, cause: BaseException | None = None) -> NoReturn:
+        """Raise an engine signal through user code, and again at any step it reaches after."""
+        self._halted = signal
+        raise signal from cause

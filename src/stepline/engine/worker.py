@@ -15,7 +15,7 @@ from stepline import errors
 from stepline.engine.clock import Clock, Wakeup
 from stepline.engine.events import new_id
 from stepline.engine.executor import Executor
-from stepline.store.base import ClaimedRun, Store
+from stepline.store.base import ClaimedRun, RunDelta, Store
 
 logger = logging.getLogger("stepline.worker")
 
@@ -51,6 +51,7 @@ class Worker:
         self._wakeup = Wakeup()
         self._stopping = threading.Event()
         self._inflight: set[str] = set()
+        self._renewed: dict[str, ClaimedRun] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._pool = ThreadPoolExecutor(settings.slots, thread_name_prefix="stepline-run")
@@ -138,6 +139,12 @@ class Worker:
     def _dispatch(self, claimed: ClaimedRun) -> None:
         run_id = claimed.run.id
         with self._lock:
+            if run_id in self._inflight:
+                # Its lease lapsed before a heartbeat and this claim renewed it. A second
+                # replay here would share the lease, so both could commit; `_finished` hands
+                # the lease back instead, if the current replay has not let go of the run.
+                self._renewed[run_id] = claimed
+                return
             self._inflight.add(run_id)
         future: Future[None]
         if self._executor.functions[claimed.run.function_id].is_async:
@@ -151,9 +158,22 @@ class Worker:
     def _finished(self, run_id: str, future: Future[None]) -> None:
         with self._lock:
             self._inflight.discard(run_id)
+            renewed = self._renewed.pop(run_id, None)
         if not future.cancelled() and (exc := future.exception()) is not None:
             logger.error("run %s: replay crashed: %r", run_id, exc, exc_info=exc)
+        if renewed is not None:
+            self._release(renewed)
         self._wakeup.signal()
+
+    def _release(self, claimed: ClaimedRun) -> None:
+        """Hand back a claim made while the run was executing here; it is claimed afresh."""
+        now = self._clock.now()
+        try:
+            self._store.park_run(claimed.lease, now, RunDelta(), now, detail=None)
+        except errors.LeaseLost:
+            pass  # the replay ended or parked the run after that claim: nothing is held
+        except errors.StoreError as exc:
+            logger.warning("run %s: could not release its lease: %s", claimed.run.id, exc)
 
     def _heartbeat_loop(self) -> None:
         interval = self._settings.lease_seconds / 3

@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar, overload
 
 from stepline import errors
 from stepline._cel import compile_expression
@@ -206,15 +206,21 @@ class Step(_Base):
 class AsyncStep(_Base):
     """Steps for `async def` functions: the same API, awaited."""
 
+    @overload
     async def run(
-        self, step_id: str, fn: Callable[..., T | Awaitable[T]], *args: Any, **kwargs: Any
-    ) -> T:
+        self, step_id: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T: ...
+
+    @overload
+    async def run(self, step_id: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+    async def run(self, step_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run `fn` (a `def` or `async def`) once for this run; see `Step.run`."""
         backend = self._backend
         key = backend.key(step_id)
         done, value = backend.replayed(key)
         if done:
-            return value  # type: ignore[no-any-return]
+            return value
         started = backend.started(key)
         try:
             result = fn(*args, **kwargs)
@@ -224,7 +230,7 @@ class AsyncStep(_Base):
         except Exception as exc:
             await asyncio.to_thread(backend.failed, key, exc, started)
         await asyncio.to_thread(backend.completed, key, output, started)
-        return json.loads(output)  # type: ignore[no-any-return]
+        return json.loads(output)
 
     async def sleep(self, step_id: str, duration: Duration) -> None:
         """Pause the run for `duration`, durably; see `Step.sleep`."""

@@ -389,10 +389,8 @@ class SqlStore:
                 .where(r.id.in_(ids), r.timeout_at.is_(None), r.timeout_seconds.is_not(None))
                 .values(timeout_at=stamp + r.timeout_seconds)
             )
-            conn.execute(
-                update(t.runs).where(r.id.in_(ids), r.status == "QUEUED"),
-                {"status": "RUNNING"},
-            )
+            # Queued or resumed: executing now, no longer sleeping, waiting or retrying.
+            conn.execute(update(t.runs).where(r.id.in_(ids)), {"status": "RUNNING", "detail": None})
             conn.execute(
                 update(t.queue)
                 .where(t.queue.c.run_id.in_(ids), t.queue.c.timeout_at.is_(None))

@@ -1,0 +1,132 @@
+"""The Store contract the engine relies on: leases fence writers (a lost lease writes nothing),
+a step is committed once, claims respect their limit and other owners' leases, and schema.py
+is exactly what the migrations build."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from stepline import errors
+from stepline.engine.events import new_id
+from stepline.store import schema
+from stepline.store.base import (
+    ClaimedRun,
+    LogRecord,
+    NewRun,
+    RunDelta,
+    StepRecord,
+    Store,
+)
+from stepline.store.sql import SqlStore
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+LEASE_SECONDS = 5.0
+
+
+def new_runs(store: Store, count: int) -> list[str]:
+    return [
+        store.create_run(NewRun(id=new_id(), function_id="fn", trigger_kind="manual"), [], T0)
+        for _ in range(count)
+    ]
+
+
+def claim(store: Store, owner: str, at: datetime, limit: int = 10) -> list[ClaimedRun]:
+    return store.claim_runs(owner, limit, at, LEASE_SECONDS, ["fn"])
+
+
+def step(run_id: str, step_id: str = "fetch", output: str = '"ok"') -> StepRecord:
+    return StepRecord(
+        run_id=run_id,
+        hash=step_id.ljust(40, "0")[:40],
+        id=step_id,
+        kind="run",
+        status="completed",
+        position=0,
+        started_at=T0,
+        ended_at=T0,
+        output=output,
+    )
+
+
+def progress(run_id: str) -> RunDelta:
+    return RunDelta(
+        progress=(1, 2, "half"),
+        counters={"inserted": 3},
+        logs=[LogRecord(run_id=run_id, ts=T0, level="info", message="hello")],
+    )
+
+
+def test_commit_step_with_a_lost_lease_raises_lease_lost_and_writes_nothing(
+    store: Store,
+) -> None:
+    [run_id] = new_runs(store, 1)
+    [stale] = claim(store, "worker-a", T0)
+    later = T0 + timedelta(seconds=LEASE_SECONDS + 1)
+    [fresh] = claim(store, "worker-b", later)
+    assert fresh.run.id == run_id
+
+    with pytest.raises(errors.LeaseLost):
+        store.commit_step(stale.lease, step(run_id), progress(run_id), later)
+    with pytest.raises(errors.LeaseLost):
+        store.finish_run(stale.lease, "COMPLETED", RunDelta(), later, output="1")
+
+    assert store.get_steps(run_id) == []
+    assert store.get_logs(run_id) == []
+    run = store.get_run(run_id)
+    assert (run.status, run.progress_done, run.counters) == ("RUNNING", None, "{}")
+    store.commit_step(fresh.lease, step(run_id), progress(run_id), later)
+    assert [s.id for s in store.get_steps(run_id)] == ["fetch"]
+
+
+def test_committing_the_same_step_twice_raises_conflict(store: Store) -> None:
+    [run_id] = new_runs(store, 1)
+    [claimed] = claim(store, "worker-a", T0)
+    store.commit_step(claimed.lease, step(run_id), RunDelta(), T0)
+
+    with pytest.raises(errors.Conflict):
+        store.commit_step(claimed.lease, step(run_id, output='"other"'), progress(run_id), T0)
+
+    [stored] = store.get_steps(run_id)
+    assert stored.output == '"ok"'
+    assert store.get_logs(run_id) == [], "the failed commit wrote nothing"
+
+
+def test_claim_leases_at_most_limit_and_never_another_owners_live_lease(store: Store) -> None:
+    run_ids = new_runs(store, 5)
+
+    first = claim(store, "worker-a", T0, limit=3)
+    second = claim(store, "worker-b", T0, limit=10)
+    third = claim(store, "worker-c", T0 + timedelta(seconds=LEASE_SECONDS - 0.1))
+
+    assert len(first) == 3
+    assert len(second) == 2
+    assert {c.run.id for c in first} | {c.run.id for c in second} == set(run_ids)
+    assert third == [], "no lease has expired yet"
+    expired = claim(store, "worker-c", T0 + timedelta(seconds=LEASE_SECONDS))
+    assert {c.run.id for c in expired} == set(run_ids)
+    assert all(c.lease.owner == "worker-c" for c in expired)
+
+
+def test_extend_leases_keeps_a_run_from_being_claimed(store: Store) -> None:
+    [run_id] = new_runs(store, 1)
+    claim(store, "worker-a", T0)
+    renewed_until = T0 + timedelta(seconds=2 * LEASE_SECONDS)
+
+    assert store.extend_leases("worker-a", [run_id], renewed_until) == set()
+    assert store.extend_leases("worker-b", [run_id], renewed_until) == {run_id}
+
+    assert claim(store, "worker-b", T0 + timedelta(seconds=LEASE_SECONDS + 1)) == []
+    assert len(claim(store, "worker-b", renewed_until)) == 1
+
+
+def test_schema_py_matches_the_migrated_database(store: Store) -> None:
+    assert isinstance(store, SqlStore)
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn)
+        differences = compare_metadata(context, schema.metadata)
+
+    assert differences == []
