@@ -13,11 +13,14 @@ from stepline.errors import (
     SteplineError,
 )
 from stepline.sdk.app import App, Function
-from stepline.sdk.context import Context
+from stepline.sdk.context import AsyncContext, Context
+from stepline.sdk.step import AsyncStep, Step
 from stepline.sdk.triggers import cron, event
 
 __all__ = [
     "App",
+    "AsyncContext",
+    "AsyncStep",
     "Client",
     "ConfigurationError",
     "Context",
@@ -28,6 +31,7 @@ __all__ = [
     "NonRetriableError",
     "RetryAfterError",
     "RetryPolicy",
+    "Step",
     "StepError",
     "SteplineError",
     "WorkerSettings",

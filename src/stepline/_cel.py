@@ -5,8 +5,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import cel
-
 from stepline import errors
 from stepline._checks import is_text
 
@@ -16,6 +14,8 @@ def compile_expression(source: str, *, field: str = "if") -> Any:
     """Compile a CEL expression, raising `InvalidInput` that names `field` if it is invalid."""
     if not is_text(source):
         raise errors.InvalidInput("expected a non-empty CEL expression", field)
+    import cel  # imported on first use: it takes 0.1 s, and most apps need none
+
     try:
         return cel.compile(source)
     except (ValueError, RuntimeError) as exc:

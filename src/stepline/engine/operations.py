@@ -74,7 +74,7 @@ class Operations:
             raise errors.InvalidInput("must be a JSON object", "data")
         now = self.clock.now()
         event = build_event(
-            {"name": INVOKED_EVENT, "data": {**(data or {}), "function_id": function_id}},
+            {"name": INVOKED_EVENT, "data": data or {}},
             now=now,
             source="manual",
             internal=True,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol
+
+from typing_extensions import TypeVar
 
 from stepline.sdk.step import AsyncStep, Step
 
-S = TypeVar("S", Step, AsyncStep)
+# `Context` alone means a `def` function's context; `async def` functions take `AsyncContext`.
+S = TypeVar("S", Step, AsyncStep, default=Step)
 
 
 class RunHooks(Protocol):
@@ -89,3 +92,7 @@ class Context(Generic[S]):
     def count(self, name: str, n: float = 1) -> None:
         """Add `n` to the run's counter `name` (e.g. "inserted"); counted once across replays."""
         self._hooks.count(name, n)
+
+
+AsyncContext = Context[AsyncStep]
+"""The context an `async def` function receives: `await ctx.step.run(...)`."""
