@@ -85,15 +85,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def store_url(store: Store) -> str:
-    """A URL another process can open the test's store with."""
-    if isinstance(store, SqliteStore):
-        return str(store.path)
-    assert isinstance(store, PostgresStore)
-    return store.url
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     """A clock that moves only when the test moves it."""
     return FakeClock()

@@ -12,12 +12,13 @@ def open_store(db: str | Path) -> Store:
     """Open a store from a SQLite path, a `sqlite:///path` URL or a `postgresql://` URL."""
     text = str(db)
     if text.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-        raise errors.ConfigurationError(
-            "PostgreSQL is not supported by this version yet; use a SQLite path"
-        )
+        from stepline.store.postgres import PostgresStore
+
+        return PostgresStore(text)
     if "://" in text and not text.startswith("sqlite:///"):
         raise errors.ConfigurationError(
-            f"unsupported database URL {text!r}; give a file path or sqlite:///path"
+            f"unsupported database URL {text!r}; give a file path, sqlite:///path or "
+            "postgresql://user@host/db"
         )
     from stepline.store.sqlite import SqliteStore
 
