@@ -81,7 +81,7 @@ class PostgresStore(SqlStore):
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._wake()  # work may have appeared while we were not listening
                     while not self._closing.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=64):
+                        for _ in conn.notifies(timeout=0.25, stop_after=64):
                             self._wake()
                             break
             except psycopg.Error as exc:
