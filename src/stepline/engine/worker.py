@@ -126,10 +126,11 @@ class Worker:
 
     def _idle_seconds(self) -> float:
         wait = self._settings.poll_seconds
-        if self.inflight >= self._settings.slots:
+        if self.inflight >= self._settings.slots or not self._function_ids:
             return wait
         try:
-            due = self._store.next_due_at()
+            # Only this worker's functions: work due for others must not make it poll.
+            due = self._store.next_due_at(self._function_ids)
         except errors.StoreError:
             return wait
         if due is not None:

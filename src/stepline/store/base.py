@@ -392,7 +392,8 @@ class Store(Protocol):
         """Store events, start the runs they trigger and resume the waits they satisfy.
 
         Idempotent per event id for 24 hours: a repeated id stores nothing and starts nothing,
-        and its original internal id is returned in its place.
+        and its original internal id is returned in its place. Functions registered through
+        another store (another process) may take a few seconds to be seen here.
         """
         ...
 
@@ -426,11 +427,18 @@ class Store(Protocol):
         lease_seconds: float,
         function_ids: Sequence[str],
     ) -> list[ClaimedRun]:
-        """Lease up to `limit` due runs of `function_ids` (or runs whose lease expired)."""
+        """Lease up to `limit` due runs of `function_ids` (or runs whose lease expired).
+
+        Runs whose lease expired come first; every claimed run is marked RUNNING (its first
+        start and deadline recorded) and returned with its events, steps and failure counts.
+        """
         ...
 
-    def next_due_at(self) -> datetime | None:
-        """When the earliest unleased queue item, lease expiry or run timeout falls due."""
+    def next_due_at(self, function_ids: Sequence[str] | None = None) -> datetime | None:
+        """When the earliest unleased queue item, lease expiry or run timeout falls due.
+
+        With `function_ids`, only queue items of those functions count (None: the whole queue).
+        """
         ...
 
     def extend_leases(self, owner: str, run_ids: Sequence[str], until: datetime) -> set[str]:

@@ -158,6 +158,21 @@ queue = Table(
     Index(None, "available_at"),
     Index(None, "timeout_at"),
 )
+# The claim's two lookups, each an index range scan in claim order instead of a scan and sort of
+# the whole queue: unleased items by priority then age, and leases by expiry.
+Index(
+    "ix_queue_ready",
+    queue.c.priority.desc(),
+    queue.c.available_at,
+    sqlite_where=queue.c.lease_owner.is_(None),
+    postgresql_where=queue.c.lease_owner.is_(None),
+)
+Index(
+    "ix_queue_leased",
+    queue.c.lease_expires_at,
+    sqlite_where=queue.c.lease_owner.is_not(None),
+    postgresql_where=queue.c.lease_owner.is_not(None),
+)
 
 waits = Table(
     "waits",

@@ -1,18 +1,49 @@
-"""Every query, written once in SQLAlchemy Core; backends add only engine setup and hooks."""
+"""Every query, written once in SQLAlchemy Core; backends add only engine setup and hooks.
+
+The frequent writes (claims, step commits, parking and finishing runs, ingesting events,
+heartbeats) are Core statements compiled once per store (`_Statements`, see `_prepared`) and run
+on a raw DBAPI connection inside `SqlStore._transaction`; SQLAlchemy's per-execution overhead
+would otherwise cost several times what the database itself does. Rare writes and all reads go
+through SQLAlchemy `Connection`s as usual.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Double,
+    Engine,
+    Integer,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.expression import (
+    ReleaseSavepointClause,
+    RollbackToSavepointClause,
+    SavepointClause,
+)
 
 from stepline import errors
 from stepline.store import schema as t
+from stepline.store._prepared import Prepared, RawTransaction
 from stepline.store.base import (
     ACTIVE_STATUSES,
     AttemptRecord,
@@ -36,18 +67,246 @@ from stepline.store.base import (
 
 EVENT_ID_TTL = timedelta(hours=24)
 TIMEOUT_ERROR = "RunTimeout"
+# How long event ingestion trusts its copy of the function registry. Registrations made through
+# this store clear it at once; other processes' registrations are seen within this time.
+FUNCTIONS_TTL_SECONDS = 2.0
+
+_RUN_COLUMNS = (
+    "id",
+    "function_id",
+    "status",
+    "trigger_kind",
+    "trigger_by",
+    "event_id",
+    "event_ids",
+    "replay_of",
+    "idempotency_key",
+    "attempt",
+    "failures",
+    "created_at",
+    "timeout_seconds",
+    "counters",
+)
+_STEP_UPDATE_COLUMNS = (
+    "id",
+    "kind",
+    "status",
+    "position",
+    "output",
+    "error",
+    "attempts",
+    "started_at",
+    "ended_at",
+    "wake_at",
+)
+
+
+def _columns(table: Table) -> list[str]:
+    """Every column an INSERT sets: all but the autoincrement sequence number."""
+    return [column.name for column in table.columns if column.name != "seq"]
+
+
+def _ids(name: str) -> Any:
+    """An IN-list parameter (expanded to the list's length by `Prepared`)."""
+    return bindparam(name, expanding=True)
+
+
+class _Statements:
+    """The hot statements, written in Core and compiled once for the store's dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        def prepare(statement: ClauseElement, columns: Sequence[str] | None = None) -> Prepared:
+            return Prepared(statement, dialect, columns)
+
+        self._events_and_runs(prepare)
+        self._queue(prepare)
+        self._steps(prepare)
+
+    def _events_and_runs(self, prepare: Callable[..., Prepared]) -> None:
+        e, ids, r, w, s = t.events.c, t.event_ids.c, t.runs.c, t.waits.c, t.steps.c
+        self.routable_functions = prepare(
+            select(t.functions).where(t.functions.c.paused.is_(False))
+        )
+        self.insert_event = prepare(insert(t.events), _columns(t.events))
+        self.event = prepare(select(t.events).where(e.internal_id == bindparam("internal_id")))
+        self.events = prepare(select(t.events).where(e.internal_id.in_(_ids("internal_ids"))))
+        self.event_id_holder = prepare(
+            select(ids.internal_id, ids.expires_at).where(ids.id == bindparam("key"))
+        )
+        self.insert_event_id = prepare(insert(t.event_ids), _columns(t.event_ids))
+        self.take_event_id = prepare(
+            update(t.event_ids).where(ids.id == bindparam("key")), ["internal_id", "expires_at"]
+        )
+        self.insert_run = prepare(insert(t.runs), _RUN_COLUMNS)
+        self.insert_queue_item = prepare(
+            insert(t.queue), ["run_id", "function_id", "available_at", "priority"]
+        )
+        # The constructs Core's own `begin_nested()` executes (untyped in SQLAlchemy).
+        self.savepoint = prepare(SavepointClause("new_run"))  # type: ignore[no-untyped-call]
+        self.release_savepoint = prepare(
+            ReleaseSavepointClause("new_run")  # type: ignore[no-untyped-call]
+        )
+        self.rollback_to_savepoint = prepare(
+            RollbackToSavepointClause("new_run")  # type: ignore[no-untyped-call]
+        )
+        self.waited_names = prepare(
+            select(w.event_name).distinct().where(w.event_name.in_(_ids("names")))
+        )
+        self.waits_for = prepare(
+            select(t.waits, r.event_id)
+            .join(t.runs, r.id == w.run_id)
+            .where(w.event_name == bindparam("name"), w.expires_at > bindparam("now"))
+            .order_by(w.seq)
+        )
+        self.resolve_wait_step = prepare(
+            update(t.steps).where(
+                s.run_id == bindparam("run_id"),
+                s.hash == bindparam("step_hash"),
+                s.status == "waiting",
+            ),
+            ["status", "output", "ended_at"],
+        )
+
+    def _queue(self, prepare: Callable[..., Prepared]) -> None:
+        q, r = t.queue.c, t.runs.c
+        run_id, owner = bindparam("run_id", type_=String), bindparam("owner", type_=String)
+
+        def claim(due: Any, *order: Any) -> Prepared:
+            # Lease up to `limit` items in one statement; SKIP LOCKED lets concurrent claimers
+            # pass each other on PostgreSQL (SQLite has one writer and ignores it).
+            candidates = (
+                select(q.run_id)
+                .where(due, q.function_id.in_(_ids("function_ids")))
+                .order_by(*order)
+                .limit(bindparam("limit"))
+                .with_for_update(skip_locked=True)
+            )
+            return prepare(
+                update(t.queue)
+                .where(q.run_id.in_(candidates))
+                .values(lease_owner=owner, lease_expires_at=bindparam("until"))
+                .returning(q.run_id)
+            )
+
+        # Each lookup matches a partial index (schema.py), so neither scans the queue.
+        self.claim_ready = claim(
+            and_(q.lease_owner.is_(None), q.available_at <= bindparam("now")),
+            q.priority.desc(),
+            q.available_at,
+        )
+        self.claim_expired = claim(
+            and_(q.lease_owner.is_not(None), q.lease_expires_at <= bindparam("now")),
+            q.lease_expires_at,
+        )
+        now = bindparam("now", type_=Double)
+        # Queued or resumed: executing now, no longer sleeping, waiting or retrying.
+        self.start_runs = prepare(
+            update(t.runs)
+            .where(r.id.in_(_ids("run_ids")))
+            .values(
+                status="RUNNING",
+                detail=None,
+                started_at=func.coalesce(r.started_at, now),
+                timeout_at=func.coalesce(r.timeout_at, now + r.timeout_seconds),
+            )
+            .returning(*t.runs.c)
+        )
+        self.queue_timeout = prepare(
+            update(t.queue)
+            .where(q.run_id == run_id, q.timeout_at.is_(None))
+            .values(timeout_at=bindparam("at"))
+        )
+        self.extend_leases = prepare(
+            update(t.queue)
+            .where(q.run_id.in_(_ids("run_ids")), q.lease_owner == owner)
+            .values(lease_expires_at=bindparam("until"))
+            .returning(q.run_id)
+        )
+        held = and_(q.run_id == run_id, q.lease_owner == owner)
+        self.holds = prepare(select(q.run_id).where(held))
+        self.hold = prepare(update(t.queue).where(held).values(lease_expires_at=bindparam("until")))
+        self.release = prepare(
+            update(t.queue)
+            .where(held)
+            .values(available_at=bindparam("at"), lease_owner=None, lease_expires_at=None)
+        )
+        self.drop_queue_item = prepare(delete(t.queue).where(held))
+        self.make_due = prepare(update(t.queue).where(q.run_id == run_id), ["available_at"])
+
+    def _steps(self, prepare: Callable[..., Prepared]) -> None:
+        r, s, a, w, c = t.runs.c, t.steps.c, t.attempts.c, t.waits.c, t.cron_state.c
+        run = r.id == bindparam("run_id")
+        failed = r.failures + bindparam("failed", type_=Integer)
+        self.insert_step = prepare(insert(t.steps), _columns(t.steps))
+        self.settle_step = prepare(
+            update(t.steps).where(
+                s.run_id == bindparam("run_id"),
+                s.hash == bindparam("hash"),
+                s.status.in_(("sleeping", "waiting")),
+            ),
+            _STEP_UPDATE_COLUMNS,
+        )
+        self.steps_of_runs = prepare(
+            select(t.steps).where(s.run_id.in_(_ids("run_ids"))).order_by(s.position)
+        )
+        self.failures_of_runs = prepare(
+            select(a.run_id, a.step_hash, func.count().label("n"))
+            .where(a.run_id.in_(_ids("run_ids")))
+            .group_by(a.run_id, a.step_hash)
+        )
+        self.insert_attempt = prepare(insert(t.attempts), _columns(t.attempts))
+        self.insert_log = prepare(insert(t.run_logs), _columns(t.run_logs))
+        self.insert_wait = prepare(insert(t.waits), _columns(t.waits))
+        self.delete_wait = prepare(
+            delete(t.waits).where(
+                w.run_id == bindparam("run_id"), w.step_hash == bindparam("step_hash")
+            )
+        )
+        self.delete_waits = prepare(delete(t.waits).where(w.run_id == bindparam("run_id")))
+        self.add_failure = prepare(update(t.runs).where(run).values(failures=failed))
+        self.park = prepare(
+            update(t.runs)
+            .where(run)
+            .values(
+                failures=failed,
+                attempt=func.coalesce(bindparam("next_attempt", type_=Integer), r.attempt),
+            ),
+            ["detail"],
+        )
+        self.finish = prepare(
+            update(t.runs).where(run).values(failures=failed),
+            ["status", "detail", "output", "error", "ended_at"],
+        )
+        self.counters = prepare(select(r.counters).where(run))
+        self.set_counters = prepare(update(t.runs).where(run), ["counters"])
+        self.set_progress = prepare(
+            update(t.runs).where(run), ["progress_done", "progress_total", "progress_message"]
+        )
+        tick = and_(c.function_id == bindparam("fn"), c.schedule == bindparam("sched"))
+        self.last_tick = prepare(select(c.last_tick).where(tick))
+        self.insert_tick = prepare(insert(t.cron_state), _columns(t.cron_state))
+        self.set_tick = prepare(update(t.cron_state).where(tick), ["last_tick"])
 
 
 class SqlStore:
     """The Store implementation shared by SQLite and PostgreSQL.
 
-    Subclasses provide the engines (`_write_transaction`, `_read_connection`) and classify
-    driver errors (`_translate`).
+    Hooks for subclasses: `_raw_connection` and `_begin` (the hot path's write transaction),
+    `_write_transaction` and `_read_connection` (SQLAlchemy connections for the rest), and
+    `_translate` / `_translate_driver` (driver errors → `Conflict` / `StoreUnavailable`).
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._wakeups: list[Callable[[], None]] = []
+        self._sql = _Statements(engine.dialect)
+        dbapi = engine.dialect.loaded_dbapi
+        self._driver_error: type[Exception] = dbapi.Error
+        self._integrity_error: type[Exception] = dbapi.IntegrityError
+        # (read at, functions) of the registry cache; the generation detects a registration
+        # racing with a read, whose result must then not be cached.
+        self._functions: tuple[float, list[FunctionRecord]] | None = None
+        self._functions_generation = 0
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -61,6 +320,42 @@ class SqlStore:
         if isinstance(error, IntegrityError):
             return errors.Conflict(str(error.orig))
         return errors.StoreUnavailable(f"database error: {error.orig}")
+
+    @contextmanager
+    def _raw_connection(self) -> Iterator[Any]:
+        """A DBAPI connection for one write transaction, checked out of the engine's pool."""
+        fairy = self.engine.raw_connection()
+        try:
+            yield fairy.dbapi_connection
+        finally:
+            fairy.close()
+
+    def _begin(self, dbapi_connection: Any) -> None:
+        """Open a transaction; DBAPI drivers (outside autocommit) open one implicitly."""
+
+    def _translate_driver(self, error: Exception) -> errors.StoreError:
+        """Classify an error raised by the DBAPI driver itself (the raw write path)."""
+        if isinstance(error, self._integrity_error):
+            return errors.Conflict(str(error))
+        return errors.StoreUnavailable(f"database error: {error}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[RawTransaction]:
+        """One write transaction on a raw DBAPI connection: commits, or rolls back on error.
+
+        Driver errors leave as `Conflict` or `StoreUnavailable` (`__cause__` kept).
+        """
+        try:
+            with self._raw_connection() as connection:
+                self._begin(connection)
+                try:
+                    yield RawTransaction(connection)
+                    connection.commit()
+                except BaseException:
+                    connection.rollback()
+                    raise
+        except self._driver_error as exc:
+            raise self._translate_driver(exc) from exc
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -115,6 +410,8 @@ class SqlStore:
                 done = conn.execute(update(t.functions).where(t.functions.c.id == fn.id), values)
                 if done.rowcount == 0:
                     conn.execute(insert(t.functions), {"id": fn.id, "paused": False, **values})
+        self._functions_generation += 1
+        self._functions = None
 
     def list_functions(self) -> list[FunctionRecord]:
         """All registered functions, by id."""
@@ -122,104 +419,92 @@ class SqlStore:
             rows = conn.execute(select(t.functions).order_by(t.functions.c.id)).mappings()
             return [FunctionRecord.from_row(r) for r in rows]
 
+    def _routable_functions(self, tx: RawTransaction) -> list[FunctionRecord]:
+        """The unpaused functions, read at most every `FUNCTIONS_TTL_SECONDS`."""
+        cached = self._functions
+        if cached is not None and time.monotonic() - cached[0] < FUNCTIONS_TTL_SECONDS:
+            return cached[1]
+        generation = self._functions_generation
+        functions = [FunctionRecord.from_row(r) for r in tx.rows(self._sql.routable_functions)]
+        if generation == self._functions_generation:
+            self._functions = (time.monotonic(), functions)
+        return functions
+
     # -- events and runs ---------------------------------------------------------------------
 
     def ingest_events(
         self, events: Sequence[EventRecord], routing: EventRouting, now: datetime
     ) -> list[str]:
         """Store events, start the runs they trigger and resume the waits they satisfy."""
-        with self._write() as conn:
-            ids, woke = self._ingest(conn, events, routing, now)
+        with self._transaction() as tx:
+            ids, woke = self._ingest(tx, events, routing, now)
         if woke:
             self._wake()
         return ids
 
     def _ingest(
         self,
-        conn: Connection,
+        tx: RawTransaction,
         events: Sequence[EventRecord],
         routing: EventRouting,
         now: datetime,
     ) -> tuple[list[str], bool]:
-        functions = [
-            FunctionRecord.from_row(r)
-            for r in conn.execute(select(t.functions).where(t.functions.c.paused.is_(False)))
-            .mappings()
-            .all()
-        ]
+        functions = self._routable_functions(tx)
+        waited = self._waited_names(tx, events)
         ids: list[str] = []
         woke = False
         for event in events:
-            existing = self._claim_event_id(conn, event, now)
+            existing = self._claim_event_id(tx, event, now)
             if existing is not None:
                 ids.append(existing)
                 continue
-            conn.execute(insert(t.events), _event_row(event))
+            tx.execute(self._sql.insert_event, **_event_row(event))
             ids.append(event.internal_id)
             for run in routing.runs_for(event, functions):
-                woke |= self._insert_run(conn, run, now, quiet_conflict=True)
-            woke |= self._resume_waits(conn, event, routing, now)
+                woke |= self._insert_run(tx, run, now, quiet_conflict=True)
+            if event.name in waited:
+                woke |= self._resume_waits(tx, event, routing, now)
         return ids, woke
 
-    def _claim_event_id(self, conn: Connection, event: EventRecord, now: datetime) -> str | None:
+    def _waited_names(self, tx: RawTransaction, events: Sequence[EventRecord]) -> set[str]:
+        """The names among `events` that some run waits for; only those need `_resume_waits`."""
+        names = sorted({event.name for event in events})
+        return set(tx.scalars(self._sql.waited_names, names=names)) if names else set()
+
+    def _claim_event_id(self, tx: RawTransaction, event: EventRecord, now: datetime) -> str | None:
         """Hold the sender's event id for 24 h; return the holder's internal id if taken."""
         if event.id == event.internal_id:
             return None
-        row = conn.execute(
-            select(t.event_ids.c.internal_id, t.event_ids.c.expires_at).where(
-                t.event_ids.c.id == event.id
-            )
-        ).first()
+        row = tx.first(self._sql.event_id_holder, key=event.id)
         expires = (now + EVENT_ID_TTL).timestamp()
         if row is None:
-            conn.execute(
-                insert(t.event_ids),
-                {"id": event.id, "internal_id": event.internal_id, "expires_at": expires},
+            tx.execute(
+                self._sql.insert_event_id,
+                id=event.id,
+                internal_id=event.internal_id,
+                expires_at=expires,
             )
             return None
-        if row.expires_at > now.timestamp():
-            return str(row.internal_id)
-        conn.execute(
-            update(t.event_ids).where(t.event_ids.c.id == event.id),
-            {"internal_id": event.internal_id, "expires_at": expires},
+        if row["expires_at"] > now.timestamp():
+            return str(row["internal_id"])
+        tx.execute(
+            self._sql.take_event_id,
+            key=event.id,
+            internal_id=event.internal_id,
+            expires_at=expires,
         )
         return None
 
     def _insert_run(
-        self, conn: Connection, run: NewRun, now: datetime, *, quiet_conflict: bool = False
+        self, tx: RawTransaction, run: NewRun, now: datetime, *, quiet_conflict: bool = False
     ) -> bool:
-        at = (run.available_at or now).timestamp()
-        row = {
-            "id": run.id,
-            "function_id": run.function_id,
-            "status": "QUEUED",
-            "trigger_kind": run.trigger_kind,
-            "trigger_by": run.trigger_by,
-            "event_id": run.event_ids[0] if run.event_ids else None,
-            "event_ids": json.dumps(list(run.event_ids)),
-            "replay_of": run.replay_of,
-            "idempotency_key": run.idempotency_key,
-            "attempt": 0,
-            "failures": 0,
-            "created_at": now.timestamp(),
-            "timeout_seconds": run.timeout_seconds,
-            "counters": "{}",
-        }
-        queue_row = {
-            "run_id": run.id,
-            "function_id": run.function_id,
-            "available_at": at,
-            "priority": 0,
-        }
         if run.idempotency_key is None:
-            conn.execute(insert(t.runs), row)
-            conn.execute(insert(t.queue), queue_row)
+            self._insert_run_rows(tx, run, now)
             return True
         try:
-            with conn.begin_nested():
-                conn.execute(insert(t.runs), row)
-                conn.execute(insert(t.queue), queue_row)
-        except IntegrityError:
+            with self._savepoint(tx):
+                self._insert_run_rows(tx, run, now)
+        except self._integrity_error:
             if quiet_conflict:
                 return False
             raise errors.Conflict(
@@ -227,59 +512,80 @@ class SqlStore:
             ) from None
         return True
 
+    def _insert_run_rows(self, tx: RawTransaction, run: NewRun, now: datetime) -> None:
+        tx.execute(
+            self._sql.insert_run,
+            id=run.id,
+            function_id=run.function_id,
+            status="QUEUED",
+            trigger_kind=run.trigger_kind,
+            trigger_by=run.trigger_by,
+            event_id=run.event_ids[0] if run.event_ids else None,
+            event_ids=json.dumps(list(run.event_ids)),
+            replay_of=run.replay_of,
+            idempotency_key=run.idempotency_key,
+            attempt=0,
+            failures=0,
+            created_at=now.timestamp(),
+            timeout_seconds=run.timeout_seconds,
+            counters="{}",
+        )
+        tx.execute(
+            self._sql.insert_queue_item,
+            run_id=run.id,
+            function_id=run.function_id,
+            available_at=(run.available_at or now).timestamp(),
+            priority=0,
+        )
+
+    @contextmanager
+    def _savepoint(self, tx: RawTransaction) -> Iterator[None]:
+        """Undo only the block's writes if it fails (a duplicate key must not end the batch)."""
+        tx.execute(self._sql.savepoint)
+        try:
+            yield
+        except BaseException:
+            tx.execute(self._sql.rollback_to_savepoint)
+            raise
+        tx.execute(self._sql.release_savepoint)
+
     def _resume_waits(
-        self, conn: Connection, event: EventRecord, routing: EventRouting, now: datetime
+        self, tx: RawTransaction, event: EventRecord, routing: EventRouting, now: datetime
     ) -> bool:
-        rows = conn.execute(
-            select(t.waits, t.runs.c.event_id)
-            .join(t.runs, t.runs.c.id == t.waits.c.run_id)
-            .where(t.waits.c.event_name == event.name, t.waits.c.expires_at > now.timestamp())
-            .order_by(t.waits.c.seq)
-        ).mappings()
+        stamp = now.timestamp()
         resumed = False
-        for row in rows.all():
+        for row in tx.rows(self._sql.waits_for, name=event.name, now=stamp):
             wait = WaitRecord.from_row(row)
-            trigger = self._event_by_internal_id(conn, row["event_id"])
+            trigger = self._event_by_internal_id(tx, row["event_id"])
             if not routing.wait_matches(wait, event, trigger):
                 continue
-            conn.execute(
-                delete(t.waits).where(
-                    t.waits.c.run_id == wait.run_id, t.waits.c.step_hash == wait.step_hash
-                )
+            tx.execute(self._sql.delete_wait, run_id=wait.run_id, step_hash=wait.step_hash)
+            tx.execute(
+                self._sql.resolve_wait_step,
+                run_id=wait.run_id,
+                step_hash=wait.step_hash,
+                status="completed",
+                output=json.dumps(event.payload()),
+                ended_at=stamp,
             )
-            conn.execute(
-                update(t.steps).where(
-                    t.steps.c.run_id == wait.run_id,
-                    t.steps.c.hash == wait.step_hash,
-                    t.steps.c.status == "waiting",
-                ),
-                {
-                    "status": "completed",
-                    "output": json.dumps(event.payload()),
-                    "ended_at": now.timestamp(),
-                },
-            )
-            conn.execute(
-                update(t.queue).where(t.queue.c.run_id == wait.run_id),
-                {"available_at": now.timestamp()},
-            )
+            tx.execute(self._sql.make_due, run_id=wait.run_id, available_at=stamp)
             resumed = True
         return resumed
 
     def _event_by_internal_id(
-        self, conn: Connection, internal_id: str | None
+        self, tx: RawTransaction, internal_id: str | None
     ) -> EventRecord | None:
         if internal_id is None:
             return None
-        row = conn.execute(select(t.events).where(t.events.c.internal_id == internal_id)).first()
-        return None if row is None else EventRecord.from_row(row._mapping)
+        row = tx.first(self._sql.event, internal_id=internal_id)
+        return None if row is None else EventRecord.from_row(row)
 
     def create_run(self, run: NewRun, events: Sequence[EventRecord], now: datetime) -> str:
         """Store `events` and create one run; raises `Conflict` on a repeated idempotency key."""
-        with self._write() as conn:
+        with self._transaction() as tx:
             for event in events:
-                conn.execute(insert(t.events), _event_row(event))
-            self._insert_run(conn, run, now)
+                tx.execute(self._sql.insert_event, **_event_row(event))
+            self._insert_run(tx, run, now)
         self._wake()
         return run.id
 
@@ -294,28 +600,27 @@ class SqlStore:
         events: Sequence[EventRecord] = (),
     ) -> bool:
         """Advance a schedule to `tick` and create its run; False if another scheduler did."""
+        sql = self._sql
         try:
-            with self._write() as conn:
-                state = t.cron_state.c
-                where = and_(state.function_id == function_id, state.schedule == schedule)
-                last = conn.execute(select(state.last_tick).where(where)).scalar()
-                if last is not None and last >= tick.timestamp():
+            with self._transaction() as tx:
+                last = tx.scalars(sql.last_tick, fn=function_id, sched=schedule)
+                if last and last[0] >= tick.timestamp():
                     return False
-                if last is None:
-                    conn.execute(
-                        insert(t.cron_state),
-                        {
-                            "function_id": function_id,
-                            "schedule": schedule,
-                            "last_tick": tick.timestamp(),
-                        },
+                if last:
+                    tx.execute(
+                        sql.set_tick, fn=function_id, sched=schedule, last_tick=tick.timestamp()
                     )
                 else:
-                    conn.execute(update(t.cron_state).where(where), {"last_tick": tick.timestamp()})
+                    tx.execute(
+                        sql.insert_tick,
+                        function_id=function_id,
+                        schedule=schedule,
+                        last_tick=tick.timestamp(),
+                    )
                 for event in events:
-                    conn.execute(insert(t.events), _event_row(event))
+                    tx.execute(sql.insert_event, **_event_row(event))
                 if run is not None:
-                    self._insert_run(conn, run, now)
+                    self._insert_run(tx, run, now)
         except errors.Conflict:
             return False
         if run is not None:
@@ -335,36 +640,6 @@ class SqlStore:
 
     # -- the queue ---------------------------------------------------------------------------
 
-    def _claimable_ids(
-        self,
-        conn: Connection,
-        owner: str,
-        limit: int,
-        now: float,
-        lease_seconds: float,
-        function_ids: Sequence[str],
-    ) -> list[str]:
-        """Pick and lease due queue items. PostgreSQL overrides this with SKIP LOCKED."""
-        q = t.queue.c
-        due = or_(
-            and_(q.lease_owner.is_(None), q.available_at <= now),
-            q.lease_expires_at <= now,
-        )
-        ids = list(
-            conn.execute(
-                select(q.run_id)
-                .where(due, q.function_id.in_(function_ids))
-                .order_by(q.priority.desc(), q.available_at)
-                .limit(limit)
-            ).scalars()
-        )
-        if ids:
-            conn.execute(
-                update(t.queue).where(q.run_id.in_(ids)),
-                {"lease_owner": owner, "lease_expires_at": now + lease_seconds},
-            )
-        return ids
-
     def claim_runs(
         self,
         owner: str,
@@ -374,64 +649,48 @@ class SqlStore:
         function_ids: Sequence[str],
     ) -> list[ClaimedRun]:
         """Lease up to `limit` due runs of `function_ids` and load what replaying them needs."""
+        if limit <= 0 or not function_ids:
+            return []
         stamp = now.timestamp()
-        with self._write() as conn:
-            ids = self._claimable_ids(conn, owner, limit, stamp, lease_seconds, function_ids)
-            if not ids:
+        lease = {
+            "owner": owner,
+            "until": stamp + lease_seconds,
+            "now": stamp,
+            "function_ids": list(function_ids),
+        }
+        with self._transaction() as tx:
+            # Expired leases first: their runs were due before anything still unclaimed.
+            run_ids = tx.scalars(self._sql.claim_expired, limit=limit, **lease)
+            if len(run_ids) < limit:
+                run_ids += tx.scalars(self._sql.claim_ready, limit=limit - len(run_ids), **lease)
+            if not run_ids:
                 return []
-            r = t.runs.c
-            conn.execute(
-                update(t.runs).where(r.id.in_(ids), r.started_at.is_(None)),
-                {"started_at": stamp},
+            rows = tx.rows(self._sql.start_runs, run_ids=run_ids, now=stamp)
+            # The queue keeps a copy of the deadline, so timeouts are found without a join.
+            tx.execute_many(
+                self._sql.queue_timeout,
+                [{"run_id": r["id"], "at": r["timeout_at"]} for r in rows if r["timeout_at"]],
             )
-            conn.execute(
-                update(t.runs)
-                .where(r.id.in_(ids), r.timeout_at.is_(None), r.timeout_seconds.is_not(None))
-                .values(timeout_at=stamp + r.timeout_seconds)
-            )
-            # Queued or resumed: executing now, no longer sleeping, waiting or retrying.
-            conn.execute(update(t.runs).where(r.id.in_(ids)), {"status": "RUNNING", "detail": None})
-            conn.execute(
-                update(t.queue)
-                .where(t.queue.c.run_id.in_(ids), t.queue.c.timeout_at.is_(None))
-                .values(
-                    timeout_at=select(r.timeout_at)
-                    .where(r.id == t.queue.c.run_id)
-                    .scalar_subquery()
-                )
-            )
-            return self._load_claimed(conn, ids, owner, lease_seconds)
+            runs = [RunRecord.from_row(row) for row in rows]
+            return self._load_claimed(tx, runs, owner, lease_seconds)
 
     def _load_claimed(
-        self, conn: Connection, ids: list[str], owner: str, lease_seconds: float
+        self, tx: RawTransaction, runs: list[RunRecord], owner: str, lease_seconds: float
     ) -> list[ClaimedRun]:
-        runs = [
-            RunRecord.from_row(m)
-            for m in conn.execute(select(t.runs).where(t.runs.c.id.in_(ids))).mappings()
-        ]
-        event_ids = {e for run in runs for e in run.event_ids}
+        run_ids = [run.id for run in runs]
+        event_ids = sorted({e for run in runs for e in run.event_ids})
         events = {
             row["internal_id"]: EventRecord.from_row(row)
-            for row in conn.execute(
-                select(t.events).where(t.events.c.internal_id.in_(event_ids))
-            ).mappings()
+            for row in (tx.rows(self._sql.events, internal_ids=event_ids) if event_ids else ())
         }
-        started = [run.id for run in runs if run.started_at is not None]
-        steps: dict[str, list[StepRecord]] = {run.id: [] for run in runs}
-        for row in conn.execute(
-            select(t.steps).where(t.steps.c.run_id.in_(started)).order_by(t.steps.c.position)
-        ).mappings():
+        steps: dict[str, list[StepRecord]] = {run_id: [] for run_id in run_ids}
+        for row in tx.rows(self._sql.steps_of_runs, run_ids=run_ids):
             steps[row["run_id"]].append(StepRecord.from_row(row))
-        failures: dict[str, dict[str, int]] = {run.id: {} for run in runs}
+        failures: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
         failed = [run.id for run in runs if run.failures]
         if failed:
-            a = t.attempts.c
-            for run_id, step_hash, count in conn.execute(
-                select(a.run_id, a.step_hash, func.count())
-                .where(a.run_id.in_(failed))
-                .group_by(a.run_id, a.step_hash)
-            ):
-                failures[run_id][step_hash] = count
+            for row in tx.rows(self._sql.failures_of_runs, run_ids=failed):
+                failures[row["run_id"]][row["step_hash"]] = row["n"]
         return [
             ClaimedRun(
                 run=run,
@@ -443,17 +702,21 @@ class SqlStore:
             for run in runs
         ]
 
-    def next_due_at(self) -> datetime | None:
-        """When the earliest unleased item, lease expiry or run timeout falls due."""
+    def next_due_at(self, function_ids: Sequence[str] | None = None) -> datetime | None:
+        """When the earliest unleased item, lease expiry or run timeout falls due.
+
+        With `function_ids`, only queue items of those functions count.
+        """
         q = t.queue.c
+        query = select(
+            func.min(q.available_at).filter(q.lease_owner.is_(None)),
+            func.min(q.lease_expires_at),
+            func.min(q.timeout_at),
+        )
+        if function_ids is not None:
+            query = query.where(q.function_id.in_(function_ids))
         with self._read() as conn:
-            row = conn.execute(
-                select(
-                    func.min(q.available_at).filter(q.lease_owner.is_(None)),
-                    func.min(q.lease_expires_at),
-                    func.min(q.timeout_at),
-                )
-            ).one()
+            row = conn.execute(query).one()
         times = [v for v in row if v is not None]
         return from_epoch(min(times)) if times else None
 
@@ -461,58 +724,53 @@ class SqlStore:
         """Extend leases; returns the ids whose lease this owner no longer holds."""
         if not run_ids:
             return set()
-        q = t.queue.c
-        with self._write() as conn:
-            conn.execute(
-                update(t.queue).where(q.run_id.in_(run_ids), q.lease_owner == owner),
-                {"lease_expires_at": until.timestamp()},
+        with self._transaction() as tx:
+            held = tx.scalars(
+                self._sql.extend_leases,
+                run_ids=list(run_ids),
+                owner=owner,
+                until=until.timestamp(),
             )
-            held = set(
-                conn.execute(
-                    select(q.run_id).where(q.run_id.in_(run_ids), q.lease_owner == owner)
-                ).scalars()
-            )
-        return set(run_ids) - held
+        return set(run_ids) - set(held)
 
-    def _hold(self, conn: Connection, lease: Lease, now: datetime) -> None:
+    def _hold(self, tx: RawTransaction, lease: Lease, now: datetime) -> None:
         """Renew the lease, or raise LeaseLost: the check every lease-taking write starts with."""
-        q = t.queue.c
-        done = conn.execute(
-            update(t.queue).where(q.run_id == lease.run_id, q.lease_owner == lease.owner),
-            {"lease_expires_at": now.timestamp() + lease.seconds},
-        )
-        if done.rowcount != 1:
+        until = now.timestamp() + lease.seconds
+        if tx.execute(self._sql.hold, run_id=lease.run_id, owner=lease.owner, until=until) != 1:
             raise errors.LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
 
-    def _apply_delta(self, conn: Connection, run_id: str, delta: RunDelta) -> None:
+    def _apply_delta(self, tx: RawTransaction, run_id: str, delta: RunDelta) -> None:
         if not delta:
             return
-        values: dict[str, Any] = {}
+        sql = self._sql
         if delta.progress is not None:
             done, total, message = delta.progress
-            values.update(progress_done=done, progress_total=total, progress_message=message)
+            tx.execute(
+                sql.set_progress,
+                run_id=run_id,
+                progress_done=done,
+                progress_total=total,
+                progress_message=message,
+            )
         if delta.counters:
-            stored = conn.execute(select(t.runs.c.counters).where(t.runs.c.id == run_id)).scalar()
+            [stored] = tx.scalars(sql.counters, run_id=run_id)
             counters = json.loads(stored or "{}")
             for name, n in delta.counters.items():
                 counters[name] = counters.get(name, 0) + n
-            values["counters"] = json.dumps(counters)
-        if values:
-            conn.execute(update(t.runs).where(t.runs.c.id == run_id), values)
-        if delta.logs:
-            conn.execute(
-                insert(t.run_logs),
-                [
-                    {
-                        "run_id": log.run_id,
-                        "ts": log.ts.timestamp(),
-                        "level": log.level,
-                        "message": log.message,
-                        "step_id": log.step_id,
-                    }
-                    for log in delta.logs
-                ],
-            )
+            tx.execute(sql.set_counters, run_id=run_id, counters=json.dumps(counters))
+        tx.execute_many(
+            sql.insert_log,
+            [
+                {
+                    "run_id": log.run_id,
+                    "ts": log.ts.timestamp(),
+                    "level": log.level,
+                    "message": log.message,
+                    "step_id": log.step_id,
+                }
+                for log in delta.logs
+            ],
+        )
 
     def commit_step(
         self,
@@ -527,47 +785,31 @@ class SqlStore:
         attempt: NewAttempt | None = None,
     ) -> None:
         """Save a finished step (and the events it sends) with the run's progress, atomically."""
+        if events and routing is None:
+            raise ValueError("routing is required to send events")
         woke = False
-        with self._write() as conn:
-            self._hold(conn, lease, now)
+        with self._transaction() as tx:
+            self._hold(tx, lease, now)
             if consume_wait:
-                w = t.waits.c
-                gone = conn.execute(
-                    delete(t.waits).where(w.run_id == lease.run_id, w.step_hash == step.hash)
-                )
-                if gone.rowcount != 1:
+                gone = tx.execute(self._sql.delete_wait, run_id=lease.run_id, step_hash=step.hash)
+                if gone != 1:
                     raise errors.Conflict(f"wait {step.id!r} was already resolved by an event")
-            self._save_step(conn, step)
+            self._save_step(tx, step)
             if attempt is not None:
-                self._insert_attempt(conn, lease.run_id, attempt, now)
-                conn.execute(
-                    update(t.runs)
-                    .where(t.runs.c.id == lease.run_id)
-                    .values(failures=t.runs.c.failures + 1)
-                )
-            self._apply_delta(conn, lease.run_id, delta)
-            if events:
-                if routing is None:
-                    raise ValueError("routing is required to send events")
-                _, woke = self._ingest(conn, events, routing, now)
+                self._insert_attempt(tx, lease.run_id, attempt, now)
+                tx.execute(self._sql.add_failure, run_id=lease.run_id, failed=1)
+            self._apply_delta(tx, lease.run_id, delta)
+            if events and routing is not None:
+                _, woke = self._ingest(tx, events, routing, now)
         if woke:
             self._wake()
 
-    def _save_step(self, conn: Connection, step: StepRecord) -> None:
+    def _save_step(self, tx: RawTransaction, step: StepRecord) -> None:
+        """Insert the step, or complete the sleep or wait it was parked on."""
         row = _step_row(step)
-        if step.kind in ("sleep", "wait"):
-            s = t.steps.c
-            done = conn.execute(
-                update(t.steps).where(
-                    s.run_id == step.run_id,
-                    s.hash == step.hash,
-                    s.status.in_(("sleeping", "waiting")),
-                ),
-                row,
-            )
-            if done.rowcount == 1:
-                return
-        conn.execute(insert(t.steps), row)
+        if step.kind in ("sleep", "wait") and tx.execute(self._sql.settle_step, **row) == 1:
+            return
+        tx.execute(self._sql.insert_step, **row)
 
     def park_run(
         self,
@@ -582,56 +824,52 @@ class SqlStore:
         wait: NewWait | None = None,
     ) -> None:
         """Release a run until `available_at`, recording why (sleep, wait or failed attempt)."""
-        q = t.queue.c
-        with self._write() as conn:
-            released = conn.execute(
-                update(t.queue).where(q.run_id == lease.run_id, q.lease_owner == lease.owner),
-                {
-                    "available_at": available_at.timestamp(),
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                },
+        sql = self._sql
+        with self._transaction() as tx:
+            released = tx.execute(
+                sql.release, run_id=lease.run_id, owner=lease.owner, at=available_at.timestamp()
             )
-            if released.rowcount != 1:
+            if released != 1:
                 raise errors.LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
-            run_values: dict[str, Any] = {"detail": detail}
+            next_attempt = None
             if attempt is not None:
-                self._insert_attempt(conn, lease.run_id, attempt, now)
-                run_values["failures"] = t.runs.c.failures + 1
+                self._insert_attempt(tx, lease.run_id, attempt, now)
                 if not attempt.step_hash:
-                    run_values["attempt"] = attempt.attempt + 1
-            conn.execute(update(t.runs).where(t.runs.c.id == lease.run_id).values(run_values))
+                    next_attempt = attempt.attempt + 1
+            tx.execute(
+                sql.park,
+                run_id=lease.run_id,
+                detail=detail,
+                failed=int(attempt is not None),
+                next_attempt=next_attempt,
+            )
             if step is not None:
-                self._save_step(conn, step)
+                self._save_step(tx, step)
             if wait is not None:
-                conn.execute(
-                    insert(t.waits),
-                    {
-                        "run_id": lease.run_id,
-                        "step_hash": wait.step_hash,
-                        "event_name": wait.event_name,
-                        "expression": wait.expression,
-                        "created_at": now.timestamp(),
-                        "expires_at": wait.expires_at.timestamp(),
-                    },
+                tx.execute(
+                    sql.insert_wait,
+                    run_id=lease.run_id,
+                    step_hash=wait.step_hash,
+                    event_name=wait.event_name,
+                    expression=wait.expression,
+                    created_at=now.timestamp(),
+                    expires_at=wait.expires_at.timestamp(),
                 )
-            self._apply_delta(conn, lease.run_id, delta)
+            self._apply_delta(tx, lease.run_id, delta)
 
     def _insert_attempt(
-        self, conn: Connection, run_id: str, attempt: NewAttempt, now: datetime
+        self, tx: RawTransaction, run_id: str, attempt: NewAttempt, now: datetime
     ) -> None:
-        conn.execute(
-            insert(t.attempts),
-            {
-                "run_id": run_id,
-                "step_hash": attempt.step_hash,
-                "step_id": attempt.step_id,
-                "attempt": attempt.attempt,
-                "error": attempt.error,
-                "started_at": attempt.started_at.timestamp(),
-                "ended_at": now.timestamp(),
-                "retry_at": None if attempt.retry_at is None else attempt.retry_at.timestamp(),
-            },
+        tx.execute(
+            self._sql.insert_attempt,
+            run_id=run_id,
+            step_hash=attempt.step_hash,
+            step_id=attempt.step_id,
+            attempt=attempt.attempt,
+            error=attempt.error,
+            started_at=attempt.started_at.timestamp(),
+            ended_at=now.timestamp(),
+            retry_at=None if attempt.retry_at is None else attempt.retry_at.timestamp(),
         )
 
     def finish_run(
@@ -646,36 +884,30 @@ class SqlStore:
         attempt: NewAttempt | None = None,
     ) -> None:
         """End a run: COMPLETED with output, or FAILED with error; removes its queue item."""
-        q = t.queue.c
-        with self._write() as conn:
-            gone = conn.execute(
-                delete(t.queue).where(q.run_id == lease.run_id, q.lease_owner == lease.owner)
-            )
-            if gone.rowcount != 1:
+        sql = self._sql
+        with self._transaction() as tx:
+            if tx.execute(sql.drop_queue_item, run_id=lease.run_id, owner=lease.owner) != 1:
                 raise errors.LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
-            values: dict[str, Any] = {
-                "status": status,
-                "detail": None,
-                "output": output,
-                "error": error,
-                "ended_at": now.timestamp(),
-            }
             if attempt is not None:
-                self._insert_attempt(conn, lease.run_id, attempt, now)
-                values["failures"] = t.runs.c.failures + 1
-            conn.execute(update(t.runs).where(t.runs.c.id == lease.run_id).values(values))
-            conn.execute(delete(t.waits).where(t.waits.c.run_id == lease.run_id))
-            self._apply_delta(conn, lease.run_id, delta)
+                self._insert_attempt(tx, lease.run_id, attempt, now)
+            tx.execute(
+                sql.finish,
+                run_id=lease.run_id,
+                status=status,
+                detail=None,
+                output=output,
+                error=error,
+                ended_at=now.timestamp(),
+                failed=int(attempt is not None),
+            )
+            tx.execute(sql.delete_waits, run_id=lease.run_id)
+            self._apply_delta(tx, lease.run_id, delta)
 
     def save_progress(self, lease: Lease, delta: RunDelta) -> None:
         """Save progress and log lines between commits; silently skipped if the lease is gone."""
-        q = t.queue.c
-        with self._write() as conn:
-            held = conn.execute(
-                select(q.run_id).where(q.run_id == lease.run_id, q.lease_owner == lease.owner)
-            ).first()
-            if held is not None:
-                self._apply_delta(conn, lease.run_id, delta)
+        with self._transaction() as tx:
+            if tx.first(self._sql.holds, run_id=lease.run_id, owner=lease.owner) is not None:
+                self._apply_delta(tx, lease.run_id, delta)
 
     def _end_active_run(
         self, conn: Connection, run_id: str, status: RunStatus, now: datetime, error: str | None

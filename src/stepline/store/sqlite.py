@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import QueuePool, StaticPool
 
 from stepline import errors
 from stepline.store.sql import SqlStore
 
 Synchronous = Literal["NORMAL", "FULL"]
+# UPDATE ... RETURNING (claims, heartbeats) arrived in SQLite 3.35.
+MIN_SQLITE = (3, 35, 0)
 
 
-def _engine(path: Path, *, begin: str, pool_size: int, synchronous: Synchronous) -> Engine:
+def _require_returning() -> None:
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise errors.ConfigurationError(
+            f"SQLite {sqlite3.sqlite_version} is too old: Stepline needs 3.35 or newer "
+            "(for RETURNING); use a Python built with a newer SQLite, or PostgreSQL"
+        )
+
+
+def _engine(path: Path, *, begin: str, synchronous: Synchronous, **pool: Any) -> Engine:
     engine = create_engine(
         f"sqlite+pysqlite:///{path}",
         # Python's sqlite3 must not open transactions itself; the "begin" hook below does.
         connect_args={"check_same_thread": False, "isolation_level": None, "timeout": 30},
-        poolclass=QueuePool,
-        pool_size=pool_size,
-        max_overflow=0,
-        pool_timeout=600,
         # Every transaction ends in COMMIT or ROLLBACK already; skip the extra reset.
         pool_reset_on_return=None,
+        **pool,
     )
 
     @event.listens_for(engine, "connect")
@@ -53,31 +64,78 @@ def _engine(path: Path, *, begin: str, pool_size: int, synchronous: Synchronous)
 class SqliteStore(SqlStore):
     """Store on a SQLite file.
 
-    Writes go through one connection that starts every transaction with BEGIN IMMEDIATE, so
-    writers in this process queue on the pool instead of spinning on SQLITE_BUSY, and writers in
-    other processes wait on the busy timeout. Reads use a pool of their own.
+    All writes of this process go through one connection, one transaction at a time (taken in
+    turn under a lock), each starting with BEGIN IMMEDIATE: writers in this process queue on
+    the lock instead of spinning on SQLITE_BUSY, and writers in other processes wait on the
+    busy timeout. Reads use a pool of their own.
 
     Args:
         path: The database file; its folder is created if missing.
         synchronous: "NORMAL" (default) or "FULL" (fsync at every commit; survives power loss).
+
+    Raises:
+        ConfigurationError: if Python's SQLite is older than 3.35 (no RETURNING).
     """
 
     def __init__(self, path: str | Path, *, synchronous: Synchronous = "NORMAL") -> None:
+        _require_returning()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        writer = _engine(self.path, begin="BEGIN IMMEDIATE", pool_size=1, synchronous=synchronous)
+        # StaticPool: the writer engine has exactly one connection, which the hot path also
+        # uses raw; `_write_lock` gives it to one transaction at a time.
+        writer = _engine(
+            self.path, begin="BEGIN IMMEDIATE", synchronous=synchronous, poolclass=StaticPool
+        )
         super().__init__(writer)
-        self._reader = _engine(self.path, begin="BEGIN", pool_size=8, synchronous=synchronous)
+        self._write_lock = threading.Lock()
+        self._reader = _engine(
+            self.path,
+            begin="BEGIN",
+            synchronous=synchronous,
+            poolclass=QueuePool,
+            pool_size=8,
+            max_overflow=0,
+            pool_timeout=600,
+        )
+
+    @contextmanager
+    def _raw_connection(self) -> Iterator[Any]:
+        with self._write_lock:
+            fairy = self.engine.raw_connection()
+            try:
+                yield fairy.dbapi_connection
+            finally:
+                fairy.close()
+
+    def _begin(self, dbapi_connection: Any) -> None:
+        # Take the write lock now, not at the first write: no deadlock-prone lock upgrade.
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[Connection]:
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     def _read_connection(self) -> Any:
         return self._reader.connect()
 
+    def upgrade(self) -> None:
+        """Apply pending schema migrations."""
+        with self._write_lock:
+            super().upgrade()
+
+    def _translate_driver(self, error: Exception) -> errors.StoreError:
+        if isinstance(error, sqlite3.IntegrityError):
+            return errors.Conflict(str(error))
+        if isinstance(error, sqlite3.OperationalError):
+            if "locked" in str(error):
+                return errors.StoreUnavailable(f"database {self.path} is locked: {error}")
+            return errors.StoreUnavailable(f"database {self.path}: {error}")
+        return errors.StoreError(f"database {self.path}: {error}")
+
     def _translate(self, error: DBAPIError) -> errors.StoreError:
-        if isinstance(error, IntegrityError):
-            return errors.Conflict(str(error.orig))
-        if isinstance(error, OperationalError) and "locked" in str(error.orig):
-            return errors.StoreUnavailable(f"database {self.path} is locked: {error.orig}")
-        return errors.StoreUnavailable(f"database {self.path}: {error.orig}")
+        # Both write paths classify the driver's own exception the same way.
+        return self._translate_driver(error.orig if error.orig is not None else error)
 
     def close(self) -> None:
         """Release connections."""

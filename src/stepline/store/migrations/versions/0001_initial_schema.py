@@ -87,6 +87,20 @@ def upgrade() -> None:
     with op.batch_alter_table("queue", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_queue_available_at"), ["available_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_queue_timeout_at"), ["timeout_at"], unique=False)
+        batch_op.create_index(
+            "ix_queue_ready",
+            [sa.text("priority DESC"), "available_at"],
+            unique=False,
+            sqlite_where=sa.text("lease_owner IS NULL"),
+            postgresql_where=sa.text("lease_owner IS NULL"),
+        )
+        batch_op.create_index(
+            "ix_queue_leased",
+            ["lease_expires_at"],
+            unique=False,
+            sqlite_where=sa.text("lease_owner IS NOT NULL"),
+            postgresql_where=sa.text("lease_owner IS NOT NULL"),
+        )
 
     op.create_table(
         "run_logs",
@@ -202,6 +216,8 @@ def downgrade() -> None:
 
     op.drop_table("run_logs")
     with op.batch_alter_table("queue", schema=None) as batch_op:
+        batch_op.drop_index("ix_queue_leased")
+        batch_op.drop_index("ix_queue_ready")
         batch_op.drop_index(batch_op.f("ix_queue_timeout_at"))
         batch_op.drop_index(batch_op.f("ix_queue_available_at"))
 
