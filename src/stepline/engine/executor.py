@@ -98,6 +98,12 @@ class Executor:
             self._commit_outcome(fn, session, outcome)
         except errors.LeaseLost as exc:
             logger.info("run %s: %s; leaving it to its new owner", session.run.id, exc)
+        except errors.StoreUnavailable as exc:
+            logger.warning(
+                "run %s: outcome not saved (%s); it is replayed when its lease expires",
+                session.run.id,
+                exc,
+            )
 
     def _commit_outcome(self, fn: Function, session: RunSession, outcome: Outcome) -> None:
         # A signal the user's code swallowed (`except BaseException`) still ends the replay.

@@ -51,6 +51,7 @@ class Scheduler:
         self._wakeup = Wakeup()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._leader = store.leader_lock()
         clock.on_advance(self._wakeup.signal)
 
     def start(self) -> None:
@@ -59,16 +60,18 @@ class Scheduler:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the loop."""
+        """Stop the loop and give up leadership."""
         self._stopping.set()
         self._wakeup.signal()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._leader.release()
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                self.tick()
+                if self._leader.acquire():
+                    self.tick()
             except errors.StoreError as exc:
                 logger.warning("scheduler pass failed, retrying: %s", exc)
             self._wakeup.wait(self._poll_seconds)

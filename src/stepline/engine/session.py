@@ -280,11 +280,13 @@ class RunSession:
     def _maybe_flush(self) -> None:
         if time.monotonic() - self._last_flush < PROGRESS_FLUSH_SECONDS:
             return
-        counters = self._delta.counters
         delta = RunDelta(progress=self._delta.progress, logs=self._delta.logs)
-        self._delta = RunDelta(counters=counters)
         self._last_flush = time.monotonic()
-        self._store.save_progress(self.lease, delta)
+        try:
+            self._store.save_progress(self.lease, delta)
+        except errors.StoreError:
+            return  # best effort: what was not saved goes with the next commit
+        self._delta = RunDelta(counters=self._delta.counters)
 
     def _record(
         self,
@@ -332,7 +334,9 @@ class RunSession:
                 consume_wait=consume_wait,
                 attempt=attempt,
             )
-        except errors.LeaseLost as exc:
+        except (errors.LeaseLost, errors.StoreUnavailable) as exc:
+            # Without a commit the replay cannot go on; the run returns to the queue when its
+            # lease expires, and its next replay runs this step again.
             self._halt(Lost(str(exc)), cause=exc)
         self._memo[step.hash] = step
 
@@ -356,7 +360,7 @@ class RunSession:
                 wait=wait,
                 attempt=attempt,
             )
-        except errors.LeaseLost as exc:
+        except (errors.LeaseLost, errors.StoreUnavailable) as exc:
             self._halt(Lost(str(exc)), cause=exc)
         self._halt(Parked())
 

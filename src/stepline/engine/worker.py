@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,7 +16,7 @@ from stepline import errors
 from stepline.engine.clock import Clock, Wakeup
 from stepline.engine.events import new_id
 from stepline.engine.executor import Executor
-from stepline.store.base import ClaimedRun, RunDelta, Store
+from stepline.store.base import ClaimedRun, RunDelta, Store, WorkerRecord
 
 logger = logging.getLogger("stepline.worker")
 
@@ -35,6 +36,14 @@ class WorkerSettings:
     lease_seconds: float = 10.0
     poll_seconds: float = 0.5
 
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often leases are extended and the worker's liveness is recorded."""
+        return self.lease_seconds / 3
+
+
+MAX_BACKOFF_SECONDS = 5.0
+
 
 class Worker:
     """Claims runs of its functions and executes them until stopped."""
@@ -50,7 +59,7 @@ class Worker:
         self._function_ids = sorted(executor.functions)
         self._wakeup = Wakeup()
         self._stopping = threading.Event()
-        self._inflight: set[str] = set()
+        self._inflight: dict[str, ClaimedRun] = {}  # run id → its claim, while executing
         self._renewed: dict[str, ClaimedRun] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -66,7 +75,21 @@ class Worker:
             return len(self._inflight)
 
     def start(self) -> None:
-        """Start claiming (returns at once; work happens on background threads)."""
+        """Register and start claiming (returns at once; work happens on background threads)."""
+        now = self._clock.now()
+        self._store.register_worker(
+            WorkerRecord(
+                id=self.id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                slots=self._settings.slots,
+                inflight=0,
+                functions=tuple(self._function_ids),
+                started_at=now,
+                heartbeat_at=now,
+            )
+        )
+        self._reported = time.monotonic()
         for target, name in (
             (self._claim_loop, "stepline-claim"),
             (self._heartbeat_loop, "stepline-heartbeat"),
@@ -77,15 +100,27 @@ class Worker:
             self._threads.append(thread)
 
     def stop(self, grace_seconds: float = 10.0) -> None:
-        """Stop claiming, let running replays finish within the grace period, then return."""
+        """Stop gracefully and deregister.
+
+        Claims nothing more, lets running replays finish within the grace period, and gives
+        the runs still executing back to the queue for other workers.
+        """
         self._stopping.set()
         self._wakeup.signal()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        deadline = threading.Event()
-        waited = 0.0
-        while self.inflight and waited < grace_seconds:
-            deadline.wait(0.05)
-            waited += 0.05
+        deadline = time.monotonic() + grace_seconds
+        pause = threading.Event()
+        while self.inflight and time.monotonic() < deadline:
+            pause.wait(0.02)
+        with self._lock:
+            unfinished = list(self._inflight)
+        try:
+            if unfinished:
+                released = self._store.release_runs(self.id, unfinished, self._clock.now())
+                logger.info("released %d unfinished run(s) to other workers", released)
+            self._store.deregister_worker(self.id)
+        except errors.StoreError as exc:
+            logger.warning("could not release runs or deregister (leases will expire): %s", exc)
         self._loop.call_soon_threadsafe(self._loop.stop)
         for thread in self._threads:
             thread.join(timeout=1)
@@ -97,17 +132,30 @@ class Worker:
         self._wakeup.signal()
 
     def _claim_loop(self) -> None:
+        failures = 0
         while not self._stopping.is_set():
             try:
                 claimed = self._claim()
+                self._report()
+                failures = 0
             except errors.StoreError as exc:
-                logger.warning("claiming failed, retrying: %s", exc)
-                claimed = -1
+                failures += 1
+                backoff = min(MAX_BACKOFF_SECONDS, self._settings.poll_seconds * 2**failures)
+                logger.warning("store unavailable (retrying in %.1fs): %s", backoff, exc)
+                self._wakeup.wait(backoff)
+                continue
             except Exception:
                 logger.exception("claiming crashed, retrying")
-                claimed = -1
+                claimed = 0
             if claimed <= 0:
                 self._wakeup.wait(self._idle_seconds())
+
+    def _report(self) -> None:
+        """Record liveness from the claim loop itself: a stale heartbeat means "not claiming"."""
+        if time.monotonic() - self._reported < self._settings.heartbeat_seconds:
+            return
+        self._store.heartbeat_worker(self.id, self._clock.now(), self.inflight)
+        self._reported = time.monotonic()
 
     def _claim(self) -> int:
         free = self._settings.slots - self.inflight
@@ -146,7 +194,7 @@ class Worker:
                 # the lease back instead, if the current replay has not let go of the run.
                 self._renewed[run_id] = claimed
                 return
-            self._inflight.add(run_id)
+            self._inflight[run_id] = claimed
         future: Future[None]
         if self._executor.functions[claimed.run.function_id].is_async:
             future = asyncio.run_coroutine_threadsafe(
@@ -158,7 +206,7 @@ class Worker:
 
     def _finished(self, run_id: str, future: Future[None]) -> None:
         with self._lock:
-            self._inflight.discard(run_id)
+            self._inflight.pop(run_id, None)
             renewed = self._renewed.pop(run_id, None)
         if not future.cancelled() and (exc := future.exception()) is not None:
             logger.error("run %s: replay crashed: %r", run_id, exc, exc_info=exc)
@@ -177,8 +225,7 @@ class Worker:
             logger.warning("run %s: could not release its lease: %s", claimed.run.id, exc)
 
     def _heartbeat_loop(self) -> None:
-        interval = self._settings.lease_seconds / 3
-        while not self._stopping.wait(interval):
+        while not self._stopping.wait(self._settings.heartbeat_seconds):
             with self._lock:
                 held = list(self._inflight)
             if not held:

@@ -275,6 +275,36 @@ class WaitRecord:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class WorkerRecord:
+    """A registered worker: its capacity, its load and when its claim loop last reported."""
+
+    id: str
+    hostname: str
+    pid: int
+    slots: int
+    inflight: int
+    functions: tuple[str, ...]
+    started_at: datetime
+    heartbeat_at: datetime
+    stopping: bool = False
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> WorkerRecord:
+        """Build from a database row."""
+        return cls(
+            id=row["id"],
+            hostname=row["hostname"],
+            pid=row["pid"],
+            slots=row["slots"],
+            inflight=row["inflight"],
+            functions=tuple(json.loads(row["functions"])),
+            started_at=_at(row["started_at"]),
+            heartbeat_at=_at(row["heartbeat_at"]),
+            stopping=bool(row["stopping"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Lease:
     """Proof that a worker owns a run; checked (and renewed for `seconds`) at every commit."""
 
@@ -354,6 +384,18 @@ class EventRouting(Protocol):
         ...
 
 
+class LeaderLock(Protocol):
+    """One scheduler leader at a time: `acquire` is True while this process leads."""
+
+    def acquire(self) -> bool:
+        """Take or keep the lock without waiting; False if another process holds it."""
+        ...
+
+    def release(self) -> None:
+        """Give the lock up."""
+        ...
+
+
 class Store(Protocol):
     """Durable state of events, runs, steps and the queue.
 
@@ -368,6 +410,10 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+    def leader_lock(self) -> LeaderLock:
+        """A lock electing one scheduler leader among processes sharing this database."""
         ...
 
     def add_wakeup(self, callback: Callable[[], None]) -> None:
@@ -495,6 +541,29 @@ class Store(Protocol):
 
     def save_progress(self, lease: Lease, delta: RunDelta) -> None:
         """Save progress and log lines between steps (throttled by the caller)."""
+        ...
+
+    def release_runs(self, owner: str, run_ids: Sequence[str], now: datetime) -> int:
+        """Give leased runs back to the queue, due now (a worker shutting down)."""
+        ...
+
+    # workers
+    def register_worker(self, worker: WorkerRecord) -> None:
+        """Record a worker (replacing a record with its id); forgets long-dead workers."""
+        ...
+
+    def heartbeat_worker(
+        self, worker_id: str, now: datetime, inflight: int, *, stopping: bool = False
+    ) -> None:
+        """Record that a worker's claim loop is alive, with its current load."""
+        ...
+
+    def deregister_worker(self, worker_id: str) -> None:
+        """Forget a worker that stopped."""
+        ...
+
+    def list_workers(self) -> list[WorkerRecord]:
+        """Registered workers, most recent heartbeat first."""
         ...
 
     def cancel_run(self, run_id: str, now: datetime) -> RunRecord:

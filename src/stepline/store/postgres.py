@@ -4,39 +4,51 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg import errors as pg_errors
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from stepline import errors
+from stepline.store._prepared import Prepared, RawTransaction
 from stepline.store.sql import SqlStore
 
 logger = logging.getLogger("stepline.store.postgres")
 CHANNEL = "stepline_work"
-# SQLSTATE classes that mean "the server went away or is restarting": retry later.
-_UNAVAILABLE_CLASSES = ("08", "57", "53")
+# The scheduler leader's advisory lock (an arbitrary constant: "stepline" in ASCII, truncated).
+LEADER_LOCK = 0x737465706C696E65
+# SQLSTATE classes meaning the server is unreachable, restarting or out of resources.
+_UNAVAILABLE_CLASSES = ("08", "57", "53", "58")
 _CONFLICT = {"23505", "23P01"}
 _LISTEN_RECONNECT_SECONDS = 1.0
 
 
-def _sqlstate(error: DBAPIError) -> str:
-    return getattr(error.orig, "sqlstate", None) or ""
+def classify(error: BaseException, sqlstate: str | None) -> errors.StoreError:
+    """A psycopg error as a Stepline store error, by SQLSTATE (never by message)."""
+    state = sqlstate or ""
+    if state in _CONFLICT:
+        return errors.Conflict(str(error))
+    if isinstance(error, psycopg.OperationalError) or state[:2] in _UNAVAILABLE_CLASSES:
+        return errors.StoreUnavailable(f"PostgreSQL unavailable: {error}")
+    if isinstance(error, psycopg.InterfaceError):
+        return errors.StoreUnavailable(f"PostgreSQL connection unusable: {error}")
+    return errors.StoreError(f"PostgreSQL error {state or '(none)'}: {error}")
 
 
 class PostgresStore(SqlStore):
     """Store on PostgreSQL (psycopg 3, pooled).
 
     Workers wake on `NOTIFY stepline_work`, sent inside the transaction that makes work
-    available (delivered at commit), so no step waits for a poll interval.
+    available (so delivered at its commit), instead of polling. A connection that breaks is
+    discarded and replaced on the next use, so the store recovers by itself after a restart.
 
     Args:
-        url: `postgresql://user@host:port/db` (the psycopg driver is selected automatically).
-        pool_size: Connections kept open; as many more may be opened under load.
+        url: `postgresql://user:password@host:port/db`.
+        pool_size: Connections kept open; as many more are opened under load.
     """
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
@@ -46,24 +58,37 @@ class PostgresStore(SqlStore):
             parsed,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
+            pool_pre_ping=True,  # a connection broken by a restart is replaced, not used
             pool_timeout=60,
+            connect_args={"connect_timeout": 5},
         )
         super().__init__(engine)
         self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._notify = Prepared(select(func.pg_notify(CHANNEL, "")), engine.dialect)
         self._listener: threading.Thread | None = None
         self._closing = threading.Event()
 
-    def _signal(self, conn: Connection) -> None:
-        conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
+    @contextmanager
+    def _raw_connection(self) -> Iterator[Any]:
+        fairy = self.engine.raw_connection()
+        try:
+            yield fairy.dbapi_connection
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            fairy.invalidate()  # broken (e.g. the server restarted): never hand it out again
+            raise
+        finally:
+            fairy.close()
+
+    def _announce(self, tx: RawTransaction) -> None:
+        tx.execute(self._notify)
+
+    def _translate_driver(self, error: Exception) -> errors.StoreError:
+        return classify(error, getattr(error, "sqlstate", None))
 
     def _translate(self, error: DBAPIError) -> errors.StoreError:
-        state = _sqlstate(error)
-        if state in _CONFLICT:
-            return errors.Conflict(str(error.orig))
-        if error.connection_invalidated or state[:2] in _UNAVAILABLE_CLASSES or not state:
+        if error.connection_invalidated:
             return errors.StoreUnavailable(f"PostgreSQL unavailable: {error.orig}")
-        return errors.StoreError(f"PostgreSQL error {state}: {error.orig}")
+        return classify(error.orig or error, getattr(error.orig, "sqlstate", None))
 
     def add_wakeup(self, callback: Callable[[], None]) -> None:
         """Call `callback` when any process makes work available (LISTEN on a connection)."""
@@ -77,9 +102,9 @@ class PostgresStore(SqlStore):
     def _listen(self) -> None:
         while not self._closing.is_set():
             try:
-                with psycopg.connect(self._dsn, autocommit=True) as conn:
+                with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    self._wake()  # work may have appeared while we were not listening
+                    self._wake()  # work may have appeared while nobody listened
                     while not self._closing.is_set():
                         for _ in conn.notifies(timeout=0.25, stop_after=64):
                             self._wake()
@@ -88,9 +113,9 @@ class PostgresStore(SqlStore):
                 logger.warning("LISTEN connection lost, reconnecting: %s", exc)
                 self._closing.wait(_LISTEN_RECONNECT_SECONDS)
 
-    def try_lock(self, conn: Any, key: int) -> bool:
-        """Take the session advisory lock `key` on `conn` without waiting."""
-        return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0])
+    def leader_lock(self) -> LeaderLock:
+        """The scheduler-leader lock: one holder at a time across all processes."""
+        return LeaderLock(self._dsn)
 
     def close(self) -> None:
         """Stop listening and release connections."""
@@ -100,4 +125,36 @@ class PostgresStore(SqlStore):
         super().close()
 
 
-__all__ = ["PostgresStore", "pg_errors"]
+class LeaderLock:
+    """A session advisory lock held on a dedicated connection.
+
+    If the holder dies, PostgreSQL drops its session and the lock with it, so another process
+    takes over at its next attempt.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def acquire(self) -> bool:
+        """Hold the lock (True), or learn that another process holds it (False)."""
+        try:
+            if self._conn is not None and not self._conn.closed:
+                self._conn.execute("SELECT 1")  # still alive, so still holding it
+                return True
+            self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
+            held = bool(row and row[0])
+        except psycopg.Error as exc:
+            logger.warning("scheduler leader lock unavailable: %s", exc)
+            self.release()
+            return False
+        if not held:
+            self.release()
+        return held
+
+    def release(self) -> None:
+        """Give the lock up (closing the session releases it)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -196,3 +196,19 @@ cron_state = Table(
     Column("last_tick", Double, nullable=False),
     PrimaryKeyConstraint("function_id", "schedule"),
 )
+
+# Workers registered with the database; `heartbeat_at` is written by the claim loop itself, so
+# a stale heartbeat means "not claiming work", whatever the process is doing.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("slots", Integer, nullable=False),
+    Column("inflight", Integer, nullable=False),
+    Column("functions", Text, nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("heartbeat_at", Double, nullable=False),
+    Column("stopping", Boolean, nullable=False, default=False),
+)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,7 @@ from stepline.store.base import (
     EventRecord,
     EventRouting,
     FunctionRecord,
+    LeaderLock,
     Lease,
     LogRecord,
     NewAttempt,
@@ -62,6 +63,7 @@ from stepline.store.base import (
     RunStatus,
     StepRecord,
     WaitRecord,
+    WorkerRecord,
     from_epoch,
 )
 
@@ -70,6 +72,8 @@ TIMEOUT_ERROR = "RunTimeout"
 # How long event ingestion trusts its copy of the function registry. Registrations made through
 # this store clear it at once; other processes' registrations are seen within this time.
 FUNCTIONS_TTL_SECONDS = 2.0
+# A worker silent for this long is forgotten when another registers.
+FORGET_WORKERS_SECONDS = 24 * 3600.0
 
 _RUN_COLUMNS = (
     "id",
@@ -288,6 +292,16 @@ class _Statements:
         self.set_tick = prepare(update(t.cron_state).where(tick), ["last_tick"])
 
 
+class _EveryoneLeads:
+    """A leader lock that is always granted."""
+
+    def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
 class SqlStore:
     """The Store implementation shared by SQLite and PostgreSQL.
 
@@ -333,6 +347,9 @@ class SqlStore:
     def _begin(self, dbapi_connection: Any) -> None:
         """Open a transaction; DBAPI drivers (outside autocommit) open one implicitly."""
 
+    def _announce(self, tx: RawTransaction) -> None:
+        """Tell other processes, at commit, that work became available (PostgreSQL: NOTIFY)."""
+
     def _translate_driver(self, error: Exception) -> errors.StoreError:
         """Classify an error raised by the DBAPI driver itself (the raw write path)."""
         if isinstance(error, self._integrity_error):
@@ -352,7 +369,8 @@ class SqlStore:
                     yield RawTransaction(connection)
                     connection.commit()
                 except BaseException:
-                    connection.rollback()
+                    with suppress(self._driver_error):  # a broken connection cannot roll back
+                        connection.rollback()
                     raise
         except self._driver_error as exc:
             raise self._translate_driver(exc) from exc
@@ -384,6 +402,14 @@ class SqlStore:
     def close(self) -> None:
         """Release connections."""
         self.engine.dispose()
+
+    def leader_lock(self) -> LeaderLock:
+        """The scheduler-leader lock; here every scheduler leads.
+
+        On one machine the constraints alone keep each cron tick to one run; PostgreSQL
+        elects one leader to spare the database the contention.
+        """
+        return _EveryoneLeads()
 
     def add_wakeup(self, callback: Callable[[], None]) -> None:
         """Call `callback` whenever this process makes work available."""
@@ -438,6 +464,8 @@ class SqlStore:
         """Store events, start the runs they trigger and resume the waits they satisfy."""
         with self._transaction() as tx:
             ids, woke = self._ingest(tx, events, routing, now)
+            if woke:
+                self._announce(tx)
         if woke:
             self._wake()
         return ids
@@ -586,6 +614,7 @@ class SqlStore:
             for event in events:
                 tx.execute(self._sql.insert_event, **_event_row(event))
             self._insert_run(tx, run, now)
+            self._announce(tx)
         self._wake()
         return run.id
 
@@ -621,6 +650,7 @@ class SqlStore:
                     tx.execute(sql.insert_event, **_event_row(event))
                 if run is not None:
                     self._insert_run(tx, run, now)
+                    self._announce(tx)
         except errors.Conflict:
             return False
         if run is not None:
@@ -801,6 +831,8 @@ class SqlStore:
             self._apply_delta(tx, lease.run_id, delta)
             if events and routing is not None:
                 _, woke = self._ingest(tx, events, routing, now)
+                if woke:
+                    self._announce(tx)
         if woke:
             self._wake()
 
@@ -908,6 +940,68 @@ class SqlStore:
         with self._transaction() as tx:
             if tx.first(self._sql.holds, run_id=lease.run_id, owner=lease.owner) is not None:
                 self._apply_delta(tx, lease.run_id, delta)
+
+    def release_runs(self, owner: str, run_ids: Sequence[str], now: datetime) -> int:
+        """Give leased runs back to the queue, due now (a worker shutting down)."""
+        if not run_ids:
+            return 0
+        q = t.queue.c
+        with self._write() as conn:
+            done = conn.execute(
+                update(t.queue)
+                .where(q.run_id.in_(run_ids), q.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None, available_at=now.timestamp())
+            )
+        if done.rowcount:
+            self._wake()
+        return int(done.rowcount)
+
+    # -- workers -------------------------------------------------------------------------------
+
+    def register_worker(self, worker: WorkerRecord) -> None:
+        """Record a worker (replacing a record with its id); forgets long-dead workers."""
+        w = t.workers.c
+        forget_before = worker.heartbeat_at.timestamp() - FORGET_WORKERS_SECONDS
+        with self._write() as conn:
+            conn.execute(delete(t.workers).where(w.heartbeat_at < forget_before))
+            conn.execute(delete(t.workers).where(w.id == worker.id))
+            conn.execute(
+                insert(t.workers).values(
+                    id=worker.id,
+                    hostname=worker.hostname,
+                    pid=worker.pid,
+                    slots=worker.slots,
+                    inflight=worker.inflight,
+                    functions=json.dumps(list(worker.functions)),
+                    started_at=worker.started_at.timestamp(),
+                    heartbeat_at=worker.heartbeat_at.timestamp(),
+                    stopping=worker.stopping,
+                )
+            )
+
+    def heartbeat_worker(
+        self, worker_id: str, now: datetime, inflight: int, *, stopping: bool = False
+    ) -> None:
+        """Record that a worker's claim loop is alive, with its current load."""
+        with self._write() as conn:
+            conn.execute(
+                update(t.workers)
+                .where(t.workers.c.id == worker_id)
+                .values(heartbeat_at=now.timestamp(), inflight=inflight, stopping=stopping)
+            )
+
+    def deregister_worker(self, worker_id: str) -> None:
+        """Forget a worker that stopped."""
+        with self._write() as conn:
+            conn.execute(delete(t.workers).where(t.workers.c.id == worker_id))
+
+    def list_workers(self) -> list[WorkerRecord]:
+        """Registered workers, most recent heartbeat first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(t.workers).order_by(t.workers.c.heartbeat_at.desc())
+            ).mappings()
+            return [WorkerRecord.from_row(row) for row in rows]
 
     def _end_active_run(
         self, conn: Connection, run_id: str, status: RunStatus, now: datetime, error: str | None
