@@ -32,6 +32,7 @@ class _Backend(Protocol):
     def replay(self, run_id: str) -> str: ...
     def functions(self) -> list[dict[str, Any]]: ...
     def get_event(self, event_id: str) -> dict[str, Any]: ...
+    def workers(self) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
 
 
@@ -69,6 +70,9 @@ class _Local:
 
     def get_event(self, event_id: str) -> dict[str, Any]:
         return views.event_view(self._ops.get_event(event_id))
+
+    def workers(self) -> list[dict[str, Any]]:
+        return [views.worker_view(w) for w in self._ops.store.list_workers()]
 
     def close(self) -> None:
         self._ops.store.close()
@@ -144,6 +148,10 @@ class _Http:
     def get_event(self, event_id: str) -> dict[str, Any]:
         event: dict[str, Any] = self._call("GET", f"/v1/events/{event_id}")["data"]
         return event
+
+    def workers(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._call("GET", "/v1/workers")["data"]
+        return found
 
     def close(self) -> None:
         self._http.close()
@@ -263,6 +271,10 @@ class Client:
     def get_event(self, event_id: str) -> dict[str, Any]:
         """One stored event."""
         return self._backend.get_event(event_id)
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The registered workers: capacity, runs in flight, last heartbeat, liveness."""
+        return self._backend.workers()
 
     def close(self) -> None:
         """Release the connection or database."""

@@ -1,4 +1,4 @@
-"""A real Stepline server on a free loopback port, in a thread of the test process."""
+"""A real Stepline server on a free loopback port, in a thread of the test process; a browser."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from stepline.engine.engine import Engine
 from stepline.server.app import create_app
@@ -62,3 +64,43 @@ def serve() -> Iterator[Callable[..., Served]]:
         http.close()
         server.should_exit = True
         thread.join(timeout=10)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (never a downloaded browser)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, serve: Callable[..., Served]) -> Iterator[Page]:
+    """A fresh browser tab at 1280 px; closed before the servers (hence `serve`) stop.
+
+    Live pages hold server-sent-event streams open; closing the tab first ends them, so the
+    server's graceful shutdown does not wait for them.
+    """
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, timezone_id="Africa/Johannesburg"
+    )
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    yield tab
+    context.close()

@@ -23,7 +23,7 @@ def db() -> None:
     default=str(DEFAULT_DB),
     show_default=True,
     show_envvar=True,
-    help="SQLite file (or sqlite:/// URL).",
+    help="SQLite file, or a sqlite:/// or postgresql:// URL.",
 )
 def upgrade(database: str) -> None:
     """Apply pending migrations to the database (creating it if needed); prints the revision."""

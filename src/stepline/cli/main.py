@@ -13,6 +13,9 @@ from stepline.cli.dev import dev
 from stepline.cli.events import send
 from stepline.cli.functions import functions, trigger
 from stepline.cli.runs import runs
+from stepline.cli.server import server
+from stepline.cli.worker import worker
+from stepline.cli.workers import workers
 
 
 @click.group()
@@ -30,7 +33,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj = {"verbose": verbose}
 
 
-for command in (dev, send, trigger, runs, functions, db):
+for command in (dev, server, worker, workers, send, trigger, runs, functions, db):
     cli.add_command(command)
 
 

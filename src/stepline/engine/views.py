@@ -14,6 +14,7 @@ from stepline.store.base import (
     LogRecord,
     RunRecord,
     StepRecord,
+    WorkerRecord,
 )
 
 
@@ -150,4 +151,24 @@ def function_view(fn: FunctionRecord) -> dict[str, Any]:
         "triggers": config["triggers"],
         "retries": config["retries"],
         "timeout_seconds": config.get("timeout_seconds"),
+    }
+
+
+def worker_view(worker: WorkerRecord, now: datetime | None = None) -> dict[str, Any]:
+    """A worker; `alive` means its claim loop reported within three heartbeat periods."""
+    now = now or datetime.now(UTC)
+    silent = (now - worker.heartbeat_at).total_seconds()
+    return {
+        "id": worker.id,
+        "hostname": worker.hostname,
+        "pid": worker.pid,
+        "slots": worker.slots,
+        "inflight": worker.inflight,
+        "functions": list(worker.functions),
+        "started_at": _iso(worker.started_at),
+        "heartbeat_at": _iso(worker.heartbeat_at),
+        "seconds_since_heartbeat": round(silent, 3),
+        "heartbeat_seconds": worker.heartbeat_seconds,
+        "alive": silent <= 3 * worker.heartbeat_seconds and not worker.stopping,
+        "stopping": worker.stopping,
     }

@@ -87,6 +87,7 @@ class Worker:
                 functions=tuple(self._function_ids),
                 started_at=now,
                 heartbeat_at=now,
+                heartbeat_seconds=self._settings.heartbeat_seconds,
             )
         )
         self._reported = time.monotonic()

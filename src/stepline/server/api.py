@@ -130,6 +130,12 @@ class Api:
             request, lambda: [views.function_view(f) for f in self.ops.list_functions()]
         )
 
+    async def list_workers(self, request: Request) -> JSONResponse:
+        """GET /v1/workers: workers with capacity, runs in flight and liveness."""
+        return await self._data(
+            request, lambda: [views.worker_view(w) for w in self.ops.store.list_workers()]
+        )
+
     async def invoke_function(self, request: Request) -> JSONResponse:
         """POST /v1/functions/{id}/invoke: start a run with `{"data": {...}}`."""
         check_token(self.auth, request)

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import html
-
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from stepline import errors
 from stepline.engine.operations import Operations
 from stepline.server.api import Api
 from stepline.server.auth import AuthSettings
+from stepline.server.dashboard import Dashboard
 from stepline.server.errors import error_response, handle_stepline_error
 from stepline.server.intake import intake_endpoint
-from stepline.store.base import RunFilter
+from stepline.server.templating import page
 
 
 async def health(request: Request) -> JSONResponse:
@@ -24,31 +23,12 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": 200, "message": "OK"})
 
 
-def _placeholder(operations: Operations) -> object:
-    async def home(request: Request) -> HTMLResponse:
-        def render() -> str:
-            functions = operations.list_functions()
-            runs = operations.list_runs(RunFilter(limit=20))
-            items = "".join(f"<li>{html.escape(f.id)}</li>" for f in functions)
-            rows = "".join(
-                f"<tr><td>{html.escape(r.id)}</td><td>{html.escape(r.function_id)}</td>"
-                f"<td>{r.status}</td><td>{r.created_at:%Y-%m-%d %H:%M:%S}Z</td></tr>"
-                for r in runs
-            )
-            return (
-                "<!doctype html><title>Stepline</title><h1>Stepline</h1>"
-                "<p>The dashboard arrives in a later version; the REST API is under /v1.</p>"
-                f"<h2>Functions</h2><ul>{items}</ul>"
-                f"<h2>Recent runs</h2><table>{rows}</table>"
-            )
-
-        return HTMLResponse(await run_in_threadpool(render))
-
-    return home
-
-
-async def _not_found(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(404, f"no route for {request.method} {request.url.path}")
+async def _not_found(request: Request, exc: Exception) -> Response:
+    message = f"no route for {request.method} {request.url.path}"
+    if "text/html" in request.headers.get("accept", ""):
+        context = {"title": "Not found", "nav": "", "signed_in": False, "status": 404}
+        return page("error.html", {**context, "message": message}, status=404)
+    return error_response(404, message)
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
@@ -56,7 +36,7 @@ async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(operations: Operations, auth: AuthSettings | None = None) -> Starlette:
-    """The server: event intake at `/e/{key}`, REST under `/v1`, health, and `/`.
+    """The server: event intake at `/e/{key}`, REST under `/v1`, health, and the dashboard.
 
     Args:
         operations: What the handlers act on.
@@ -64,8 +44,26 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
     """
     auth = auth or AuthSettings()
     api = Api(operations, auth)
-    routes = [
-        Route("/", _placeholder(operations), methods=["GET"]),  # type: ignore[arg-type]
+    ui = Dashboard(operations, auth)
+    routes: list[BaseRoute] = [
+        # dashboard: HTML pages, plain form posts (303 redirects), SSE streams
+        Route("/", ui.functions_page, methods=["GET"]),
+        Route("/functions", ui.functions_page, methods=["GET"]),
+        Route("/functions/{function_id}/invoke", ui.invoke, methods=["POST"]),
+        Route("/runs", ui.runs_page, methods=["GET"]),
+        Route("/runs/stream", ui.runs_stream, methods=["GET"]),  # before /runs/{run_id}
+        Route("/runs/{run_id}", ui.run_page, methods=["GET"]),
+        Route("/runs/{run_id}/stream", ui.run_stream, methods=["GET"]),
+        Route("/runs/{run_id}/cancel", ui.cancel, methods=["POST"]),
+        Route("/runs/{run_id}/replay", ui.replay, methods=["POST"]),
+        Route("/events", ui.events_page, methods=["GET"]),
+        Route("/events", ui.send_event, methods=["POST"]),
+        Route("/events/{event_id}", ui.event_page, methods=["GET"]),
+        Route("/login", ui.auth.login_page, methods=["GET"]),
+        Route("/login", ui.auth.login, methods=["POST"]),
+        Route("/logout", ui.auth.logout, methods=["POST"]),
+        Mount("/static", StaticFiles(packages=[("stepline.server", "static")]), name="static"),
+        # health, intake, REST
         Route("/health", health, methods=["GET"]),
         Route("/e/{event_key}", intake_endpoint(operations, auth), methods=["POST"]),  # type: ignore[arg-type]
         Route("/v1/events", api.list_events, methods=["GET"]),
@@ -78,6 +76,7 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
         Route("/v1/runs/{run_id}/cancel", api.cancel_run, methods=["POST"]),
         Route("/v1/runs/{run_id}/replay", api.replay_run, methods=["POST"]),
         Route("/v1/functions", api.list_functions, methods=["GET"]),
+        Route("/v1/workers", api.list_workers, methods=["GET"]),
         Route("/v1/functions/{function_id}/invoke", api.invoke_function, methods=["POST"]),
     ]
     return Starlette(

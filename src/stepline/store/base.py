@@ -286,6 +286,7 @@ class WorkerRecord:
     functions: tuple[str, ...]
     started_at: datetime
     heartbeat_at: datetime
+    heartbeat_seconds: float
     stopping: bool = False
 
     @classmethod
@@ -300,6 +301,7 @@ class WorkerRecord:
             functions=tuple(json.loads(row["functions"])),
             started_at=_at(row["started_at"]),
             heartbeat_at=_at(row["heartbeat_at"]),
+            heartbeat_seconds=row["heartbeat_seconds"],
             stopping=bool(row["stopping"]),
         )
 
@@ -406,6 +408,10 @@ class Store(Protocol):
 
     def upgrade(self) -> None:
         """Apply pending schema migrations."""
+        ...
+
+    def check_schema(self) -> None:
+        """Raise `SchemaOutOfDate` unless migrations are up to date (`stepline db upgrade`)."""
         ...
 
     def close(self) -> None:

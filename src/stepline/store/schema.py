@@ -210,5 +210,6 @@ workers = Table(
     Column("functions", Text, nullable=False),
     Column("started_at", Double, nullable=False),
     Column("heartbeat_at", Double, nullable=False),
+    Column("heartbeat_seconds", Double, nullable=False),
     Column("stopping", Boolean, nullable=False, default=False),
 )

@@ -399,6 +399,12 @@ class SqlStore:
 
         upgrade(self.engine)
 
+    def check_schema(self) -> None:
+        """Raise `SchemaOutOfDate` unless the database is at this version's newest revision."""
+        from stepline.store.migrate import check
+
+        check(self.engine)
+
     def close(self) -> None:
         """Release connections."""
         self.engine.dispose()
@@ -975,6 +981,7 @@ class SqlStore:
                     functions=json.dumps(list(worker.functions)),
                     started_at=worker.started_at.timestamp(),
                     heartbeat_at=worker.heartbeat_at.timestamp(),
+                    heartbeat_seconds=worker.heartbeat_seconds,
                     stopping=worker.stopping,
                 )
             )

@@ -204,6 +204,7 @@ def upgrade() -> None:
         sa.Column("functions", sa.Text(), nullable=False),
         sa.Column("started_at", sa.Double(), nullable=False),
         sa.Column("heartbeat_at", sa.Double(), nullable=False),
+        sa.Column("heartbeat_seconds", sa.Double(), nullable=False),
         sa.Column("stopping", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workers")),
     )

@@ -1,0 +1,81 @@
+"""`stepline worker`: execute runs of an app's functions and take part in scheduling."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from stepline.cli._serve import configure_logging
+from stepline.cli.apps import load_app
+from stepline.engine.engine import Engine, EngineSettings
+from stepline.engine.worker import WorkerSettings
+from stepline.sdk.app import App
+from stepline.store import open_store
+
+
+@click.command()
+@click.argument("apps", nargs=-1, required=True)
+@click.option(
+    "--db",
+    envvar="STEPLINE_DB",
+    required=True,
+    show_envvar=True,
+    help="Database URL (postgresql://user@host/db) or SQLite file.",
+)
+@click.option(
+    "--slots",
+    envvar="STEPLINE_WORKER_SLOTS",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    show_envvar=True,
+    help="Runs executed at once.",
+)
+@click.option(
+    "--lease-seconds",
+    envvar="STEPLINE_LEASE_SECONDS",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=1.0),
+    show_envvar=True,
+    help="How long a dead worker's runs stay claimed before others take them.",
+)
+@click.option(
+    "--grace-seconds",
+    envvar="STEPLINE_GRACE_SECONDS",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0),
+    show_envvar=True,
+    help="On SIGTERM/SIGINT, how long running steps may take to finish.",
+)
+def worker(
+    apps: tuple[str, ...], db: str, slots: int, lease_seconds: float, grace_seconds: float
+) -> None:
+    """Execute runs of APPS' functions (module:attr or file.py) from the database DB.
+
+    Start as many as you like, on any machines. On SIGTERM or SIGINT a worker stops claiming,
+    lets running steps finish within the grace period and hands the rest to other workers.
+    """
+    loaded: list[App] = [app for spec in apps for app in load_app(spec)]
+    store = open_store(db)
+    store.check_schema()
+    settings = EngineSettings(worker=WorkerSettings(slots=slots, lease_seconds=lease_seconds))
+    engine = Engine(loaded, db=store, settings=settings, upgrade=False)
+    configure_logging()
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    engine.start()
+    click.echo(f"Stepline worker {engine.worker.id}: {', '.join(sorted(engine.functions))}")
+    while not stop.wait(0.5):
+        pass
+    click.echo(f"stopping: waiting up to {grace_seconds:g}s for running steps")
+    engine.stop(grace_seconds)

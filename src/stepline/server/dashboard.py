@@ -1,0 +1,344 @@
+"""The dashboard: server-rendered pages over `Operations`, with live updates over SSE.
+
+Every page is complete HTML that works without JavaScript, and every form is a plain POST
+answered with a 303 redirect (or the same page with the error, status 400). htmx and its SSE
+extension only add live updates: the runs list and the run page subscribe to `/…/stream` and
+swap in the sections the server sends when the store changed. Sign-in and forgery checks are
+in `dashboard_auth`; view models in `dashboard_models`; templates hold no logic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any, get_args
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+
+from stepline import errors
+from stepline.engine.operations import Operations
+from stepline.server import dashboard_models as models
+from stepline.server import sse
+from stepline.server.auth import AuthSettings
+from stepline.server.dashboard_auth import COOKIE, DashboardAuth, login_redirect
+from stepline.server.errors import STATUS
+from stepline.server.forms import read_form
+from stepline.server.templating import page, render
+from stepline.store.base import RunFilter, RunStatus, TriggerKind
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+STATUSES: tuple[str, ...] = get_args(RunStatus)
+TRIGGER_KINDS: tuple[str, ...] = get_args(TriggerKind)
+RUN_SECTIONS = {
+    "summary": "_run_summary.html",
+    "progress": "_run_progress.html",
+    "outcome": "_run_outcome.html",
+    "steps": "_run_steps.html",
+    "logs": "_run_logs.html",
+}
+Inner = Callable[[Request], Awaitable[Response]]
+
+
+def parse_payload(text: str, field: str) -> dict[str, Any]:
+    """A JSON object typed into a form; blank means `{}`.
+
+    Raises:
+        InvalidInput: Not JSON, or not an object.
+    """
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise errors.InvalidInput(f"not valid JSON: {exc}", field) from None
+    if not isinstance(value, dict):
+        raise errors.InvalidInput('must be a JSON object, like {"key": "value"}', field)
+    return value
+
+
+def _choice(params: dict[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
+    value = params.get(name) or None
+    if value is not None and value not in allowed:
+        raise errors.InvalidInput(f"must be one of {', '.join(allowed)}", name)
+    return value
+
+
+def run_filter(params: dict[str, str]) -> RunFilter:
+    """The runs page's filters; empty form fields mean "any"."""
+    raw_limit = params.get("limit") or str(PAGE_SIZE)
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
+        raise errors.InvalidInput(f"must be an integer from 1 to {MAX_PAGE_SIZE}", "limit")
+    return RunFilter(
+        function_id=params.get("function_id") or None,
+        status=_choice(params, "status", STATUSES),  # type: ignore[arg-type]  # checked
+        trigger_kind=_choice(params, "trigger_kind", TRIGGER_KINDS),  # type: ignore[arg-type]
+        event_id=params.get("event_id") or None,
+        before=params.get("before") or None,
+        limit=int(raw_limit),
+    )
+
+
+def _filter_params(query: RunFilter) -> dict[str, str]:
+    params = {
+        "function_id": query.function_id,
+        "status": query.status,
+        "trigger_kind": query.trigger_kind,
+        "event_id": query.event_id,
+        "limit": str(query.limit) if query.limit != PAGE_SIZE else None,
+    }
+    return {k: v for k, v in params.items() if v}
+
+
+class Dashboard:
+    """The dashboard's handlers over one `Operations`."""
+
+    def __init__(self, operations: Operations, auth: AuthSettings) -> None:
+        self.ops = operations
+        self.auth = DashboardAuth(auth)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _context(self, request: Request, nav: str, title: str, **values: Any) -> dict[str, Any]:
+        signed_in_by_cookie = self.auth.required and COOKIE in request.cookies
+        return {"title": title, "nav": nav, "signed_in": signed_in_by_cookie, **values}
+
+    async def _guard(self, request: Request, inner: Inner, *, stream: bool = False) -> Response:
+        """Sign-in, forgery check for posts, and Stepline errors as HTML pages."""
+        if not self.auth.signed_in(request):
+            if stream or request.method != "GET":
+                return PlainTextResponse("sign in first", status_code=401)
+            return login_redirect(request)
+        if request.method == "POST" and self.auth.forged(request):
+            return self._error(request, 403, "This form was posted from another site; refused.")
+        try:
+            return await inner(request)
+        except errors.SteplineError as exc:
+            status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 500)
+            if stream:
+                return PlainTextResponse(str(exc), status_code=status)
+            return self._error(request, status, str(exc))
+
+    def _error(self, request: Request, status: int, message: str) -> Response:
+        context = self._context(request, "", f"Error {status}", status=status, message=message)
+        return page("error.html", context, status=status)
+
+    # -- functions ---------------------------------------------------------------------------
+
+    def _cards(self, failed: tuple[str, str, str] | None = None) -> list[models.FunctionCard]:
+        now = self.ops.clock.now()
+        cards = []
+        for fn in sorted(self.ops.list_functions(), key=lambda f: f.id):
+            last = self.ops.list_runs(RunFilter(function_id=fn.id, limit=1))
+            if failed is not None and failed[0] == fn.id:
+                card = models.function_card(
+                    fn, last[0] if last else None, now, payload=failed[1], error=failed[2]
+                )
+            else:
+                card = models.function_card(fn, last[0] if last else None, now)
+            cards.append(card)
+        return cards
+
+    async def functions_page(self, request: Request) -> Response:
+        """GET / and /functions: every function, its triggers, last run and "Run now"."""
+
+        async def inner(request: Request) -> Response:
+            cards = await run_in_threadpool(self._cards)
+            return page(
+                "functions.html", self._context(request, "functions", "Functions", functions=cards)
+            )
+
+        return await self._guard(request, inner)
+
+    async def invoke(self, request: Request) -> Response:
+        """POST /functions/{id}/invoke: start a run with the posted payload; go to it."""
+
+        async def inner(request: Request) -> Response:
+            function_id = request.path_params["function_id"]
+            await run_in_threadpool(self.ops.function, function_id)  # NotFound → 404
+            payload = (await read_form(request)).get("payload", "")
+            try:
+                data = parse_payload(payload, "payload")
+                run_id = await run_in_threadpool(
+                    lambda: self.ops.invoke(function_id, data, by="dashboard")
+                )
+            except errors.InvalidInput as exc:
+                cards = await run_in_threadpool(self._cards, (function_id, payload, str(exc)))
+                context = self._context(request, "functions", "Functions", functions=cards)
+                return page("functions.html", context, status=400)
+            return RedirectResponse(models.run_href(run_id), status_code=303)
+
+        return await self._guard(request, inner)
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def _runs_context(self, query: RunFilter) -> dict[str, Any]:
+        now = self.ops.clock.now()
+        # One more than shown tells whether an older page exists.
+        runs = self.ops.list_runs(replace(query, limit=query.limit + 1))
+        rows = [models.run_row(r, now) for r in runs[: query.limit]]
+        params = _filter_params(query)
+        older = None
+        if len(runs) > query.limit:
+            older = models.runs_href(**params, before=rows[-1].id)
+        return {
+            "rows": rows,
+            "query": query,
+            "function_options": models.options(
+                sorted(f.id for f in self.ops.list_functions()), query.function_id, "any"
+            ),
+            "status_options": models.options(STATUSES, query.status, "any"),
+            "kind_options": models.options(TRIGGER_KINDS, query.trigger_kind, "any"),
+            "event_id": query.event_id,
+            "older_href": older,
+            "newest_href": models.runs_href(**params) if query.before else None,
+            "stream_url": None if query.before else f"/runs/stream?{urlencode(params)}",
+        }
+
+    async def runs_page(self, request: Request) -> Response:
+        """GET /runs: runs newest first, filtered, keyset-paged with `before`."""
+
+        async def inner(request: Request) -> Response:
+            query = run_filter(dict(request.query_params))
+            values = await run_in_threadpool(self._runs_context, query)
+            return page("runs.html", self._context(request, "runs", "Runs", **values))
+
+        return await self._guard(request, inner)
+
+    async def runs_stream(self, request: Request) -> Response:
+        """GET /runs/stream: SSE `runs` events with fresh table rows when the list changes."""
+
+        async def inner(request: Request) -> Response:
+            query = run_filter(dict(request.query_params))
+
+            def poll() -> sse.Snapshot:
+                runs = self.ops.list_runs(query)
+                now = self.ops.clock.now()
+                rows = [models.run_row(r, now) for r in runs]
+                return sse.Snapshot(
+                    key=repr(runs),
+                    render=lambda: {"runs": render("_runs_rows.html", {"rows": rows})},
+                )
+
+            return sse.stream(poll)
+
+        return await self._guard(request, inner, stream=True)
+
+    def _run_model(self, run_id: str) -> models.RunPage:
+        return models.run_page(self.ops.run_detail(run_id), self.ops.clock.now())
+
+    async def run_page(self, request: Request) -> Response:
+        """GET /runs/{id}: one run, live while it is active."""
+
+        async def inner(request: Request) -> Response:
+            run = await run_in_threadpool(self._run_model, request.path_params["run_id"])
+            context = self._context(request, "runs", f"Run {run.id}", run=run)
+            return page("run.html", context)
+
+        return await self._guard(request, inner)
+
+    async def run_stream(self, request: Request) -> Response:
+        """GET /runs/{id}/stream: SSE section updates until the run ends, then `end`."""
+
+        async def inner(request: Request) -> Response:
+            run_id = request.path_params["run_id"]
+            await run_in_threadpool(self.ops.store.get_run, run_id)  # NotFound → 404
+
+            def poll() -> sse.Snapshot:
+                detail = self.ops.run_detail(run_id)
+                run = models.run_page(detail, self.ops.clock.now())
+                return sse.Snapshot(
+                    key=repr(detail),
+                    render=lambda: {
+                        name: render(template, {"run": run})
+                        for name, template in RUN_SECTIONS.items()
+                    },
+                    final=detail.run.ended,
+                )
+
+            return sse.stream(poll)
+
+        return await self._guard(request, inner, stream=True)
+
+    async def cancel(self, request: Request) -> Response:
+        """POST /runs/{id}/cancel: cancel the run; back to its page."""
+
+        async def inner(request: Request) -> Response:
+            run = await run_in_threadpool(self.ops.cancel, request.path_params["run_id"])
+            return RedirectResponse(models.run_href(run.id), status_code=303)
+
+        return await self._guard(request, inner)
+
+    async def replay(self, request: Request) -> Response:
+        """POST /runs/{id}/replay: start a new run with the same trigger; go to it."""
+
+        async def inner(request: Request) -> Response:
+            run_id = await run_in_threadpool(self.ops.replay, request.path_params["run_id"])
+            return RedirectResponse(models.run_href(run_id), status_code=303)
+
+        return await self._guard(request, inner)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _events_context(self, name: str | None, before: str | None) -> dict[str, Any]:
+        events = self.ops.store.list_events(name, PAGE_SIZE + 1, before)
+        rows = [models.event_row(e) for e in events[:PAGE_SIZE]]
+        older = None
+        if len(events) > PAGE_SIZE:
+            query = {"name": name, "before": rows[-1].internal_id}
+            older = "/events?" + urlencode({k: v for k, v in query.items() if v})
+        return {"rows": rows, "name": name or "", "older_href": older, "before": before}
+
+    def _events_page(
+        self, request: Request, form: dict[str, str], error: str | None, status: int = 200
+    ) -> Response:
+        name = request.query_params.get("name") or None
+        values = self._events_context(name, request.query_params.get("before") or None)
+        context = self._context(request, "events", "Events", form=form, error=error, **values)
+        return page("events.html", context, status=status)
+
+    async def events_page(self, request: Request) -> Response:
+        """GET /events: events newest first (filtered by exact name), and "Send event"."""
+
+        async def inner(request: Request) -> Response:
+            form = {"name": "", "data": "{}"}
+            return await run_in_threadpool(self._events_page, request, form, None)
+
+        return await self._guard(request, inner)
+
+    async def send_event(self, request: Request) -> Response:
+        """POST /events: send `{name, data}`; go to the stored event."""
+
+        async def inner(request: Request) -> Response:
+            form = await read_form(request)
+            form = {"name": form.get("name", ""), "data": form.get("data", "")}
+            try:
+                data = parse_payload(form["data"], "data")
+                ids = await run_in_threadpool(self.ops.send, {"name": form["name"], "data": data})
+            except errors.InvalidInput as exc:
+                return await run_in_threadpool(self._events_page, request, form, str(exc), 400)
+            return RedirectResponse(models.event_href(ids[0]), status_code=303)
+
+        return await self._guard(request, inner)
+
+    def _event_model(self, event_id: str) -> models.EventPage:
+        event = self.ops.get_event(event_id)
+        runs = self.ops.runs_for_event(event.internal_id)
+        return models.event_page(event, runs, self.ops.clock.now())
+
+    async def event_page(self, request: Request) -> Response:
+        """GET /events/{id}: one event, its payload and the runs it started (live)."""
+
+        async def inner(request: Request) -> Response:
+            event = await run_in_threadpool(self._event_model, request.path_params["event_id"])
+            stream_url = "/runs/stream?" + urlencode({"event_id": event.row.internal_id})
+            context = self._context(
+                request, "events", f"Event {event.row.name}", event=event, stream_url=stream_url
+            )
+            return page("event.html", context)
+
+        return await self._guard(request, inner)

@@ -1,0 +1,502 @@
+"""Dashboard view models: records turned into exactly what the templates print.
+
+Templates hold no logic, so everything they show (text, links, CSS classes, bar geometry) is
+decided here, from store records and the engine's clock. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from stepline._durations import format_duration
+from stepline.engine.operations import RunDetail
+from stepline.engine.views import progress_view
+from stepline.sdk.triggers import CronTrigger
+from stepline.store.base import (
+    AttemptRecord,
+    EventRecord,
+    FunctionRecord,
+    LogRecord,
+    RunRecord,
+    StepRecord,
+)
+
+LONG_JSON_CHARS = 600
+LONG_JSON_LINES = 15
+ERROR_LEVELS = frozenset({"error", "critical", "exception", "fatal"})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Moment:
+    """A point in time: ISO UTC for `<time datetime>`, and the text shown without JavaScript."""
+
+    iso: str
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JsonBlock:
+    """A JSON value pretty-printed; `long` ones are shown collapsed."""
+
+    text: str
+    long: bool
+    summary: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ErrorView:
+    """An error as stored: its type name, message and traceback text."""
+
+    name: str
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Option:
+    """A `<select>` option."""
+
+    value: str
+    label: str
+    selected: bool
+
+
+def options(values: Sequence[str], selected: str | None, any_label: str) -> list[Option]:
+    """An "any" option (empty value) followed by `values`, with `selected` marked."""
+    first = Option(value="", label=any_label, selected=selected is None)
+    return [first, *(Option(value=v, label=v, selected=v == selected) for v in values)]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunRow:
+    """One line of a runs table."""
+
+    id: str
+    href: str
+    function_id: str
+    status: str
+    status_class: str
+    detail: str
+    trigger: str
+    trigger_href: str | None
+    created: Moment
+    duration: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TriggerView:
+    """A function's trigger: an event name (with its CEL condition) or a cron schedule."""
+
+    kind: str
+    text: str
+    condition: str | None
+    href: str | None
+    next_fire: Moment | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunNowForm:
+    """The "Run now" form: where it posts, what the textarea holds, and why it was refused."""
+
+    action: str
+    field_id: str
+    value: str
+    error: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FunctionCard:
+    """A function with its triggers, options, last run and "Run now" form."""
+
+    id: str
+    name: str | None
+    app_id: str
+    paused: bool
+    retries: int
+    timeout: str | None
+    triggers: list[TriggerView]
+    last_run: RunRow | None
+    runs_href: str
+    form: RunNowForm
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProgressView:
+    """Progress with a percentage (when a total is known), message and ETA."""
+
+    percent: float | None
+    percent_text: str
+    figures: str
+    message: str | None
+    eta: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AttemptView:
+    """A failed attempt and, when it will be retried, when."""
+
+    attempt: int
+    error: ErrorView
+    ended: Moment
+    retry_at: Moment | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepView:
+    """A step in the timeline: status, timing, bar geometry, output or error, failed attempts."""
+
+    id: str
+    anchor: str
+    kind: str
+    status: str
+    status_class: str
+    attempts: int
+    duration: str
+    started: Moment
+    ended: Moment | None
+    wake_at: Moment | None
+    bar_style: str
+    output: JsonBlock | None
+    error: ErrorView | None
+    failures: list[AttemptView]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LogView:
+    """A log line; errors are highlighted."""
+
+    ts: Moment
+    level: str
+    message: str
+    step_id: str | None
+    css: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunPage:
+    """Everything the run page shows."""
+
+    id: str
+    function_id: str
+    function_href: str
+    stream_url: str | None
+    cancel_action: str
+    replay_action: str
+    status: str
+    status_class: str
+    detail: str
+    active: bool
+    trigger: str
+    trigger_href: str | None
+    replay_of: str | None
+    replay_of_href: str | None
+    created: Moment
+    started: Moment | None
+    ended: Moment | None
+    timeout_at: Moment | None
+    duration: str
+    attempt: int
+    progress: ProgressView | None
+    counters: list[tuple[str, str]]
+    output: JsonBlock | None
+    error: ErrorView | None
+    steps: list[StepView]
+    function_failures: list[AttemptView]
+    logs: list[LogView]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventRow:
+    """One line of the events table."""
+
+    internal_id: str
+    href: str
+    name: str
+    sender_id: str
+    received: Moment
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventPage:
+    """An event with its payload and the runs it started."""
+
+    row: EventRow
+    sent: Moment
+    data: JsonBlock
+    user: JsonBlock | None
+    runs: list[RunRow]
+
+
+def moment(value: datetime) -> Moment:
+    """A datetime as `<time>` text: ISO UTC, and "YYYY-MM-DD HH:MM:SS UTC" for people."""
+    utc = value.astimezone(UTC)
+    iso = utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return Moment(iso=iso, text=f"{utc:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def maybe_moment(value: datetime | None) -> Moment | None:
+    """`moment`, keeping None."""
+    return None if value is None else moment(value)
+
+
+def json_block(value: Any) -> JsonBlock:
+    """Pretty JSON; long when it has many lines or characters."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    lines = text.count("\n") + 1
+    long = lines > LONG_JSON_LINES or len(text) > LONG_JSON_CHARS
+    summary = f"{lines} lines, {len(text)} characters"
+    return JsonBlock(text=text, long=long, summary=summary)
+
+
+def error_view(text: str) -> ErrorView:
+    """A stored error (JSON `{name, message, traceback}`), tolerating other shapes."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ErrorView(name="Error", message=text, traceback="")
+    if not isinstance(value, dict):
+        return ErrorView(name="Error", message=str(value), traceback="")
+    return ErrorView(
+        name=str(value.get("name") or "Error"),
+        message=str(value.get("message") or ""),
+        traceback=str(value.get("traceback") or ""),
+    )
+
+
+def number(value: float) -> str:
+    """12.0 → "12", 2.5 → "2.5"."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return ""
+    return format_duration(max(0.0, (end - start).total_seconds()))
+
+
+def run_href(run_id: str) -> str:
+    """The run page's path."""
+    return f"/runs/{quote(run_id, safe='')}"
+
+
+def event_href(internal_id: str) -> str:
+    """The event page's path."""
+    return f"/events/{quote(internal_id, safe='')}"
+
+
+def runs_href(**params: str | None) -> str:
+    """The runs page with these filters (empty ones dropped)."""
+    query = urlencode({k: v for k, v in params.items() if v})
+    return f"/runs?{query}" if query else "/runs"
+
+
+def _status_class(status: str) -> str:
+    return f"status status-{status.lower()}"
+
+
+def _trigger_text(run: RunRecord) -> str:
+    if run.trigger_kind == "replay":
+        return "replay"
+    return f"{run.trigger_kind} by {run.trigger_by}" if run.trigger_by else run.trigger_kind
+
+
+def run_row(run: RunRecord, now: datetime) -> RunRow:
+    """A runs-table line; an active run's duration counts up to `now`."""
+    return RunRow(
+        id=run.id,
+        href=run_href(run.id),
+        function_id=run.function_id,
+        status=run.status,
+        status_class=_status_class(run.status),
+        detail=run.detail or "",
+        trigger=_trigger_text(run),
+        trigger_href=event_href(run.event_id) if run.event_id else None,
+        created=moment(run.created_at),
+        duration=_duration(run.started_at, run.ended_at or (now if run.started_at else None)),
+    )
+
+
+def _trigger_view(config: dict[str, Any], now: datetime) -> TriggerView:
+    if "cron" in config:
+        cron = CronTrigger(expression=config["cron"], tz=config["tz"], missed=config["missed"])
+        return TriggerView(
+            kind="cron",
+            text=f"{cron.expression} ({cron.tz})",
+            condition=None,
+            href=None,
+            next_fire=moment(cron.next_after(now)),
+        )
+    return TriggerView(
+        kind="event",
+        text=config["event"],
+        condition=config.get("if"),
+        href=f"/events?{urlencode({'name': config['event']})}",
+        next_fire=None,
+    )
+
+
+def function_card(
+    fn: FunctionRecord,
+    last_run: RunRecord | None,
+    now: datetime,
+    *,
+    payload: str = "{}",
+    error: str | None = None,
+) -> FunctionCard:
+    """A function card; `payload` and `error` refill a refused "Run now" form."""
+    config = json.loads(fn.config)
+    timeout = config.get("timeout_seconds")
+    return FunctionCard(
+        id=fn.id,
+        name=fn.name if fn.name != fn.id else None,
+        app_id=fn.app_id,
+        paused=fn.paused,
+        retries=int(config.get("retries", 0)),
+        timeout=format_duration(timeout) if timeout else None,
+        triggers=[_trigger_view(t, now) for t in config.get("triggers", [])],
+        last_run=run_row(last_run, now) if last_run else None,
+        runs_href=runs_href(function_id=fn.id),
+        form=RunNowForm(
+            action=f"/functions/{quote(fn.id, safe='')}/invoke",
+            field_id=f"payload-{fn.id}",
+            value=payload,
+            error=error,
+        ),
+    )
+
+
+def _progress(run: RunRecord, now: datetime) -> ProgressView | None:
+    view = progress_view(run, now)
+    if view is None:
+        return None
+    done, total = view["done"], view["total"]
+    percent = view["percent"]
+    eta = view["eta_seconds"]
+    return ProgressView(
+        percent=percent,
+        percent_text=f"{percent:g}%" if percent is not None else "",
+        figures=f"{number(done)} of {number(total)}" if total else number(done),
+        message=view["message"],
+        eta=f"about {format_duration(eta)} left" if eta is not None else None,
+    )
+
+
+def _attempt_view(attempt: AttemptRecord) -> AttemptView:
+    return AttemptView(
+        attempt=attempt.attempt + 1,  # stored from 0; people count from 1, as the CLI does
+        error=error_view(attempt.error),
+        ended=moment(attempt.ended_at),
+        retry_at=maybe_moment(attempt.retry_at),
+    )
+
+
+def _bar_style(step: StepRecord, origin: datetime, end: datetime) -> str:
+    """`left` and `width` in percent of the run's span from `origin` to `end`."""
+    span = max((end - origin).total_seconds(), 1e-6)
+    left = (step.started_at - origin).total_seconds() / span
+    width = ((step.ended_at or end) - step.started_at).total_seconds() / span
+    left = min(max(left, 0.0), 1.0)
+    width = min(max(width, 0.0), 1.0 - left)
+    return f"left: {left * 100:.2f}%; width: {width * 100:.2f}%"
+
+
+def _step_view(
+    step: StepRecord, failures: list[AttemptRecord], origin: datetime, end: datetime
+) -> StepView:
+    return StepView(
+        id=step.id,
+        anchor=f"step-{step.hash[:12]}",
+        kind=step.kind,
+        status=step.status,
+        status_class=f"step-status step-{step.status}",
+        attempts=step.attempts,
+        duration=_duration(step.started_at, step.ended_at),
+        started=moment(step.started_at),
+        ended=maybe_moment(step.ended_at),
+        wake_at=maybe_moment(step.wake_at),
+        bar_style=_bar_style(step, origin, end),
+        output=json_block(json.loads(step.output)) if step.output is not None else None,
+        # A failed step's error is also its last failed attempt's: show it once.
+        error=error_view(step.error) if step.error is not None and not failures else None,
+        failures=[_attempt_view(a) for a in failures],
+    )
+
+
+def _log_view(log: LogRecord) -> LogView:
+    return LogView(
+        ts=moment(log.ts),
+        level=log.level,
+        message=log.message,
+        step_id=log.step_id,
+        css="log log-error" if log.level.lower() in ERROR_LEVELS else "log",
+    )
+
+
+def run_page(detail: RunDetail, now: datetime) -> RunPage:
+    """The run page's model; an active run is drawn up to `now`."""
+    run = detail.run
+    origin = run.started_at or run.created_at
+    end = run.ended_at or now
+    by_step: dict[str, list[AttemptRecord]] = {}
+    for attempt in detail.attempts:
+        by_step.setdefault(attempt.step_hash, []).append(attempt)
+    counters = json.loads(run.counters)
+    return RunPage(
+        id=run.id,
+        function_id=run.function_id,
+        function_href=runs_href(function_id=run.function_id),
+        stream_url=None if run.ended else f"{run_href(run.id)}/stream",
+        cancel_action=f"{run_href(run.id)}/cancel",
+        replay_action=f"{run_href(run.id)}/replay",
+        status=run.status,
+        status_class=_status_class(run.status),
+        detail=run.detail or "",
+        active=not run.ended,
+        trigger=_trigger_text(run),
+        trigger_href=event_href(run.event_id) if run.event_id else None,
+        replay_of=run.replay_of,
+        replay_of_href=run_href(run.replay_of) if run.replay_of else None,
+        created=moment(run.created_at),
+        started=maybe_moment(run.started_at),
+        ended=maybe_moment(run.ended_at),
+        timeout_at=maybe_moment(run.timeout_at),
+        duration=_duration(run.started_at, end if run.started_at else None),
+        attempt=run.attempt + 1,
+        progress=_progress(run, now),
+        counters=[(name, number(value)) for name, value in sorted(counters.items())],
+        output=json_block(json.loads(run.output)) if run.output is not None else None,
+        error=error_view(run.error) if run.error is not None else None,
+        steps=[_step_view(s, by_step.get(s.hash, []), origin, end) for s in detail.steps],
+        function_failures=[_attempt_view(a) for a in by_step.get("", [])],
+        logs=[_log_view(log) for log in detail.logs],
+    )
+
+
+def event_row(event: EventRecord) -> EventRow:
+    """An events-table line."""
+    return EventRow(
+        internal_id=event.internal_id,
+        href=event_href(event.internal_id),
+        name=event.name,
+        sender_id=event.id,
+        received=moment(event.received_at),
+        source=event.source,
+    )
+
+
+def event_page(event: EventRecord, runs: Sequence[RunRecord], now: datetime) -> EventPage:
+    """The event page's model."""
+    user = json.loads(event.user)
+    return EventPage(
+        row=event_row(event),
+        sent=moment(datetime.fromtimestamp(event.ts / 1000, UTC)),
+        data=json_block(json.loads(event.data)),
+        user=json_block(user) if user else None,
+        runs=[run_row(r, now) for r in runs],
+    )
