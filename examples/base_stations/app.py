@@ -1,8 +1,10 @@
 """Nightly base-station sync: pull every station from a vendor portal into our own table.
 
-Run it with `stepline dev examples/base_stations/app.py`, then press "Run now" in the dashboard
-or send `stations/sync.requested` (optionally with `{"dry_run": true}`, `{"delete_stale": true}`
-or `{"per_page": 50}`). See README.md next to this file.
+Run it with `stepline dev examples/base_stations/app.py` (or `scripts/dev`, which also starts the
+stations page of `web.py`), then press "Sync now" on that page or "Run now" in the dashboard, or
+send `stations/sync.requested` (optionally with `{"dry_run": true}`, `{"delete_stale": true}` or
+`{"per_page": 50}`). At the end the function sends `stations/sync.completed` with its summary, or
+`stations/sync.failed` with the error. See README.md next to this file.
 
 The durable-function rules this function follows:
 
@@ -26,6 +28,9 @@ from examples.base_stations import db, vendor
 from stepline.sdk.step import Step
 
 MAX_PER_PAGE = 500
+REQUESTED = "stations/sync.requested"
+COMPLETED = "stations/sync.completed"
+FAILED = "stations/sync.failed"
 
 
 class Summary(TypedDict):
@@ -84,12 +89,31 @@ app = stepline.App("base-stations")
     name="Sync base stations",
     triggers=[
         stepline.cron("0 0 * * *", tz="Africa/Johannesburg"),
-        stepline.event("stations/sync.requested"),
+        stepline.event(REQUESTED),
     ],
     retries=4,
     timeout="10m",
 )
 def stations_sync(ctx: stepline.Context[Step]) -> Summary:
+    """Sync, then announce the outcome: `stations/sync.completed` or `stations/sync.failed`.
+
+    A failure for good is a step that used up its attempts (`StepError`) or an error that no
+    retry can fix (`NonRetriableError`, such as a bad option). Anything else raised between
+    steps is left alone, so Stepline retries it as usual.
+    """
+    try:
+        summary = _sync(ctx)
+    except (stepline.StepError, stepline.NonRetriableError) as exc:
+        step = exc.step_id if isinstance(exc, stepline.StepError) else None
+        failed = {"run_id": ctx.run_id, "step": step, "error": str(exc)}
+        ctx.step.send_event("announce-failed", {"name": FAILED, "data": failed})
+        raise stepline.NonRetriableError(str(exc)) from exc
+    completed = {"run_id": ctx.run_id, "summary": summary}
+    ctx.step.send_event("announce-completed", {"name": COMPLETED, "data": completed})
+    return summary
+
+
+def _sync(ctx: stepline.Context[Step]) -> Summary:
     """Fetch every page, store the valid stations, optionally delete the ones gone upstream."""
     options = SyncOptions.from_event(ctx.event)
     write = not options.dry_run

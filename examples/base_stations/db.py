@@ -107,6 +107,29 @@ def delete_stale(seen: Sequence[str], *, write: bool = True) -> int:
         return conn.execute(f"DELETE FROM stations {where}", params).rowcount  # noqa: S608
 
 
+class StoredStation(Station):
+    """A row of the stations table: the station and when a sync last wrote it."""
+
+    synced_at: str
+
+
+def stored_stations(path: Path | None = None) -> list[StoredStation]:
+    """Every stored station with its `synced_at`, by serial (what the stations page lists)."""
+    with connect(path) as conn:
+        rows = conn.execute("SELECT * FROM stations ORDER BY serial").fetchall()
+    return [
+        {
+            "serial": row["serial"],
+            "name": row["name"],
+            "lat": row["lat"],
+            "lon": row["lon"],
+            "vendor_updated_at": row["vendor_updated_at"],
+            "synced_at": row["synced_at"],
+        }
+        for row in rows
+    ]
+
+
 def all_stations(path: Path | None = None) -> dict[str, Station]:
     """Every stored station by serial (for tests, demos and the curious)."""
     with connect(path) as conn:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,23 +24,6 @@ from stepline.store.base import RunFilter
 
 EVENT = "stations/sync.requested"
 VALID, INVALID, TOTAL = 240, 10, 250  # the simulator's default data set (seed 2026)
-
-
-@pytest.fixture
-def vendor(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[portal.Portal]:
-    """A simulator of this test's own, and a fresh stations database, wired in by env."""
-    with portal.Portal(portal.PortalSettings(retry_after=30, slow_seconds=10)) as sim:
-        monkeypatch.setenv("STATIONS_PORTAL_URL", sim.url)
-        monkeypatch.setenv("STATIONS_DB", str(tmp_path / "stations.db"))
-        monkeypatch.setenv("STATIONS_HTTP_TIMEOUT", "5")
-        monkeypatch.delenv("STATIONS_PORTAL_TOKEN", raising=False)
-        yield sim
-
-
-@pytest.fixture
-def engine(make_engine: Callable[..., Engine], vendor: portal.Portal) -> Engine:
-    """An engine serving the example app (after the simulator is up)."""
-    return make_engine(app)
 
 
 def finish(engine: Engine, clock: FakeClock, run_id: str, *, deadline: float = 30) -> RunDetail:
@@ -88,6 +69,17 @@ def attempts(detail: RunDetail) -> dict[str, int]:
     return {step.id: step.attempts for step in detail.steps}
 
 
+def announced(engine: Engine, detail: RunDetail) -> tuple[str, dict[str, Any]]:
+    """Name and data of the event the run sent last (its `announce-*` step)."""
+    step = detail.steps[-1]
+    assert step.id.startswith("announce-")
+    assert step.output is not None
+    [event_id] = json.loads(step.output)
+    event = engine.operations.get_event(event_id)
+    data: dict[str, Any] = json.loads(event.data)
+    return event.name, data
+
+
 def test_full_sync_stores_every_valid_station(
     engine: Engine, clock: FakeClock, vendor: portal.Portal
 ) -> None:
@@ -115,7 +107,12 @@ def test_full_sync_stores_every_valid_station(
     assert [s.id for s in detail.steps] == [
         "begin",
         *(f"{kind}-page-{n}" for n in (1, 2, 3) for kind in ("fetch", "upsert")),
+        "announce-completed",
     ]
+    assert announced(engine, detail) == (
+        "stations/sync.completed",
+        {"run_id": detail.run.id, "summary": output(detail)},
+    )
     stored = db.all_stations()
     assert len(stored) == VALID
     first = vendor.records[0]
@@ -213,7 +210,7 @@ def test_delete_stale_removes_stations_gone_upstream(
     assert detail.run.status == "COMPLETED"
     assert output(detail)["deleted"] == 1
     assert counters(detail)["deleted"] == 1
-    assert detail.steps[-1].id == "delete-stale"
+    assert detail.steps[-2].id == "delete-stale"
     stored = db.all_stations()
     assert "TBN-2600002" not in stored
     assert len(stored) == VALID - 1
@@ -268,6 +265,23 @@ def test_server_errors_are_retried_with_backoff(
     assert len([log for log in detail.logs if log.level == "error"]) == INVALID
 
 
+def test_exhausted_step_fails_the_run_and_announces_it(
+    engine: Engine, clock: FakeClock, vendor: portal.Portal
+) -> None:
+    vendor.inject("500", "500", "500", "500", "500", page=2)
+
+    detail = sync(engine, clock)
+
+    assert detail.run.status == "FAILED"
+    assert attempts(detail)["fetch-page-2"] == 5  # retries=4
+    assert "step 'fetch-page-2' failed: PortalError: portal answered 500" in (
+        detail.run.error or ""
+    )
+    name, data = announced(engine, detail)
+    assert (name, data["step"]) == ("stations/sync.failed", "fetch-page-2")
+    assert len(db.all_stations()) == 96  # page 1 was stored before page 2 gave up
+
+
 def test_stalled_response_times_out_and_is_retried(
     engine: Engine, clock: FakeClock, vendor: portal.Portal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,6 +307,11 @@ def test_wrong_token_fails_at_once(
     assert attempts(detail)["fetch-page-1"] == 1
     assert "401" in (detail.run.error or "")
     assert len(vendor.requests) == 0  # refused before any page was served
+    name, data = announced(engine, detail)
+    assert name == "stations/sync.failed"
+    assert (data["run_id"], data["step"]) == (detail.run.id, "fetch-page-1")
+    assert data["error"].startswith("step 'fetch-page-1' failed: NonRetriableError: portal")
+    assert "401" in data["error"]
 
 
 @pytest.mark.parametrize(
@@ -310,7 +329,11 @@ def test_bad_options_fail_the_run_without_retries(
 
     assert detail.run.status == "FAILED"
     assert message in (detail.run.error or "")
-    assert detail.steps == []
+    assert [step.id for step in detail.steps] == ["announce-failed"]
+    assert announced(engine, detail) == (
+        "stations/sync.failed",
+        {"run_id": detail.run.id, "step": None, "error": message},
+    )
     assert db.all_stations() == {}
 
 
