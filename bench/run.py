@@ -1,11 +1,12 @@
-"""Stepline benchmark: raw SQLite limit, W1 throughput, W2 latency, peak RSS.
+"""Stepline benchmark: raw storage limits, W1 throughput, W2 latency, W4 history scale, RSS.
 
-    .venv/bin/python bench/run.py [--runs 2000] [--latency-runs 200]
-        [--out bench/results/latest.json]
+    .venv/bin/python bench/run.py [--store sqlite|postgres|both] [--parts raw,w1,w2,w4]
+        [--runs 2000] [--latency-runs 200] [--w4-runs 1000000] [--out bench/results/latest.json]
 
 Prints one JSON document and writes it to `--out`. See bench/README.md for what each figure
-means. Every database is a fresh file in a temporary directory; every child process is started
-by this script and stopped by its PID.
+means. Every SQLite database is a fresh file in a temporary directory; every PostgreSQL database
+is created for one part and dropped after it; every child process is started by this script and
+stopped by its PID.
 """
 
 from __future__ import annotations
@@ -18,80 +19,46 @@ import platform
 import random
 import resource
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 import workload
+from harness import (
+    BENCH,
+    cpu_seconds_self,
+    free_port,
+    percentiles,
+    progress,
+    scratch_dir,
+    wait_until,
+)
 
 from stepline.engine.engine import Engine, EngineSettings
 from stepline.engine.worker import WorkerSettings
 
-BENCH = Path(__file__).resolve().parent
-TARGET_W1_STEPS_PER_S = 2000.0
-TARGET_W2_P50_MS = 5.0
+TARGET_W1_STEPS_PER_S = 2000.0  # SQLite, in-process engine, slots=8
+TARGET_W2_P50_MS = 5.0  # SQLite, in-process engine
+TARGET_PG_W1_STEPS_PER_S = 1500.0  # PostgreSQL, 2 worker processes
+TARGET_PG_W2_P50_MS = 10.0
+TARGET_W4_P95_MS = 20.0
 PEERS = {
     "dbos_steps_per_s": "120-180 (SQLite 121, PostgreSQL 181; peer-bench.md W1)",
     "huey_steps_per_s": "~620 (3 chained jobs, SqliteHuey WAL+FULL)",
     "raw_sqlite_wal_normal_tx_per_s": "~30,000 (peer-bench.md: 32,674)",
-    "w2_p50_push_dispatched_ms": "4.5-7 (Celery 4.5, DBOS direct 5.8-7.0)",
+    "raw_postgres_tx_per_s": "c1 sync on ~1,077, c4 sync on ~4,164 (peer-bench.md)",
+    "w2_p50_push_dispatched_ms": "4.5-7 (Celery 4.5, DBOS direct 5.8-7.0, procrastinate 7.1)",
 }
 BATCH = 100
-
-
-# -- helpers -------------------------------------------------------------------------------------
-
-
-@contextmanager
-def scratch_dir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="stepline-bench-") as name:
-        yield Path(name)
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-
-    def pick(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
-    return {
-        "n": len(ordered),
-        "p50_ms": round(statistics.median(ordered), 3),
-        "p95_ms": pick(0.95),
-        "p99_ms": pick(0.99),
-        "max_ms": round(ordered[-1], 3),
-        "mean_ms": round(statistics.fmean(ordered), 3),
-    }
-
-
-def cpu_seconds_self() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float, every_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not done after {timeout_s:g}s")
-        time.sleep(every_s)
+PARTS = ("raw", "w1", "w2", "w4")
 
 
 class EngineProcess:
@@ -131,6 +98,8 @@ class EngineProcess:
             except subprocess.TimeoutExpired:
                 self._kill()
                 self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         try:
             return dict(json.loads(self.stats_path.read_text()))
         except (OSError, ValueError):
@@ -377,6 +346,7 @@ def machine() -> dict[str, Any]:
             ),
             platform.processor(),
         ),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "platform": platform.platform(),
@@ -384,82 +354,180 @@ def machine() -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=2000, help="W1 runs (3 steps each)")
-    parser.add_argument("--latency-runs", type=int, default=200, help="W2 runs")
-    parser.add_argument("--raw-seconds", type=float, default=3.0)
-    parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
-    parser.add_argument(
-        "--skip", default="", help="comma-separated parts to skip: w1-16,w1-child,w2-http"
-    )
-    args = parser.parse_args()
-    skip = set(filter(None, args.skip.split(",")))
-
-    def progress(message: str) -> None:
-        print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-    info = machine()
-    progress("raw sqlite")
-    raw_before = raw_sqlite("NORMAL", args.raw_seconds)
-    raw_full = raw_sqlite("FULL", args.raw_seconds)
-
+def run_sqlite(args: argparse.Namespace, parts: set[str], skip: set[str]) -> dict[str, Any]:
+    """The SQLite parts (W4 apart), with ratios to the raw WAL-NORMAL commit rate."""
+    report: dict[str, Any] = {}
+    raw_needed = bool(parts & {"raw", "w1", "w2"})
+    raw_before: dict[str, Any] = {}
+    raw_full: dict[str, Any] = {}
+    if raw_needed:
+        progress("raw sqlite")
+        raw_before = raw_sqlite("NORMAL", args.raw_seconds)
+        raw_full = raw_sqlite("FULL", args.raw_seconds)
     w1: dict[str, Any] = {}
-    progress(f"W1 in-process slots=8, {args.runs} runs")
-    w1["inprocess_slots8"] = w1_inprocess(args.runs, 8)
-    if "w1-16" not in skip:
-        progress("W1 in-process slots=16")
-        w1["inprocess_slots16"] = w1_inprocess(args.runs, 16)
-    if "w1-child" not in skip:
-        progress("W1 child process slots=8")
-        w1["childprocess_slots8"] = w1_child(args.runs, 8)
-
+    if "w1" in parts:
+        progress(f"W1 sqlite in-process slots=8, {args.runs} runs")
+        w1["inprocess_slots8"] = w1_inprocess(args.runs, 8)
+        if "w1-16" not in skip:
+            progress("W1 sqlite in-process slots=16")
+            w1["inprocess_slots16"] = w1_inprocess(args.runs, 16)
+        if "w1-child" not in skip:
+            progress("W1 sqlite child process slots=8")
+            w1["childprocess_slots8"] = w1_child(args.runs, 8)
+        report["W1"] = w1
     w2: dict[str, Any] = {}
-    progress(f"W2 in-process, {args.latency_runs} runs")
-    w2["inprocess"] = w2_inprocess(args.latency_runs, warmup=5)
-    if "w2-http" not in skip:
-        progress(f"W2 HTTP, {args.latency_runs} runs")
-        w2["http"] = w2_http(args.latency_runs, warmup=5)
-
-    progress("raw sqlite (again)")
-    raw_after = raw_sqlite("NORMAL", args.raw_seconds)
-    limit = (raw_before["tx_per_s"] + raw_after["tx_per_s"]) / 2
-    commit_ms = 1000 / limit
-    for result in w1.values():
-        result["steps_per_raw_tx"] = round(result["steps_per_s"] / limit, 4)
-    for result in w2.values():
-        result["p50_over_one_raw_commit"] = round(result["p50_ms"] / commit_ms, 1)
-
-    headline = w1["inprocess_slots8"]
-    report = {
-        "machine": info,
-        "raw_sqlite": {
+    if "w2" in parts:
+        progress(f"W2 sqlite in-process, {args.latency_runs} runs")
+        w2["inprocess"] = w2_inprocess(args.latency_runs, warmup=5)
+        if "w2-http" not in skip:
+            progress(f"W2 sqlite HTTP, {args.latency_runs} runs")
+            w2["http"] = w2_http(args.latency_runs, warmup=5)
+        report["W2"] = w2
+    if raw_needed:
+        progress("raw sqlite (again)")
+        raw_after = raw_sqlite("NORMAL", args.raw_seconds)
+        limit = (raw_before["tx_per_s"] + raw_after["tx_per_s"]) / 2
+        commit_ms = 1000 / limit
+        for result in w1.values():
+            result["steps_per_raw_tx"] = round(result["steps_per_s"] / limit, 4)
+        for result in w2.values():
+            result["p50_over_one_raw_commit"] = round(result["p50_ms"] / commit_ms, 1)
+        report["raw_sqlite"] = {
             "wal_normal_before": raw_before,
             "wal_normal_after": raw_after,
             "wal_normal_tx_per_s_used": round(limit, 1),
             "wal_full": raw_full,
-        },
-        "W1": w1,
-        "W2": w2,
-        "peak_rss_mb": {
-            "bench_process_with_inprocess_engine": round(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
-            ),
-            **{
-                f"W1.{k}.engine": v["engine_peak_rss_mb"]
-                for k, v in w1.items()
-                if "engine_peak_rss_mb" in v
-            },
-            **({"W2.http.server": w2["http"]["server_peak_rss_mb"]} if "http" in w2 else {}),
-        },
-        "target": {
-            "W1_steps_per_s": TARGET_W1_STEPS_PER_S,
-            "W1_met": headline["steps_per_s"] >= TARGET_W1_STEPS_PER_S,
-            "W2_p50_ms": TARGET_W2_P50_MS,
-            "W2_met": w2["inprocess"]["p50_ms"] <= TARGET_W2_P50_MS,
-        },
-        "peers_same_machine": PEERS,
+        }
+    return report
+
+
+def _targets(report: dict[str, Any]) -> dict[str, Any]:
+    """Each target beside the figure it judges (absent parts are left out)."""
+    targets: dict[str, Any] = {}
+
+    def judge(name: str, value: float, target: float, *, at_least: bool) -> None:
+        met = value >= target if at_least else value <= target
+        targets[name] = {"value": value, "target": target, "met": met}
+
+    sq, pg = report.get("sqlite", {}), report.get("postgres", {})
+    if "inprocess_slots8" in sq.get("W1", {}):
+        value = sq["W1"]["inprocess_slots8"]["steps_per_s"]
+        judge("sqlite_W1_steps_per_s_inprocess", value, TARGET_W1_STEPS_PER_S, at_least=True)
+    if "inprocess" in sq.get("W2", {}):
+        value = sq["W2"]["inprocess"]["p50_ms"]
+        judge("sqlite_W2_p50_ms_inprocess", value, TARGET_W2_P50_MS, at_least=False)
+    if "workers2" in pg.get("W1", {}):
+        value = pg["W1"]["workers2"]["steps_per_s"]
+        judge("postgres_W1_steps_per_s_2workers", value, TARGET_PG_W1_STEPS_PER_S, at_least=True)
+    for kind in ("inprocess", "http"):
+        if kind in pg.get("W2", {}):
+            value = pg["W2"][kind]["p50_ms"]
+            judge(f"postgres_W2_p50_ms_{kind}", value, TARGET_PG_W2_P50_MS, at_least=False)
+    for store in ("sqlite", "postgres"):
+        w4 = report.get(store, {}).get("W4", {})
+        for query, figures in w4.items():
+            if isinstance(figures, dict) and "p95_ms" in figures and query != "raw_pk_lookup":
+                judge(
+                    f"{store}_W4_{query}_p95_ms",
+                    figures["p95_ms"],
+                    TARGET_W4_P95_MS,
+                    at_least=False,
+                )
+    return targets
+
+
+def _peak_rss(report: dict[str, Any]) -> dict[str, Any]:
+    rss: dict[str, Any] = {
+        "bench_process_with_inprocess_engines": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+        )
     }
+    sq, pg = report.get("sqlite", {}), report.get("postgres", {})
+    for key, result in sq.get("W1", {}).items():
+        if "engine_peak_rss_mb" in result:
+            rss[f"sqlite.W1.{key}.engine"] = result["engine_peak_rss_mb"]
+    if "http" in sq.get("W2", {}):
+        rss["sqlite.W2.http.engine_with_server"] = sq["W2"]["http"]["server_peak_rss_mb"]
+    for key, result in pg.get("W1", {}).items():
+        rss[f"postgres.W1.{key}.workers"] = result["worker_peak_rss_mb"]
+    if "http" in pg.get("W2", {}):
+        rss["postgres.W2.http.server"] = pg["W2"]["http"]["server_peak_rss_mb"]
+        rss["postgres.W2.http.worker"] = pg["W2"]["http"]["worker_peak_rss_mb"]
+    return rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help="comma-separated: raw,w1,w2,w4 (default all)"
+    )
+    parser.add_argument("--runs", type=int, default=2000, help="W1 runs (3 steps each)")
+    parser.add_argument("--latency-runs", type=int, default=200, help="W2 runs")
+    parser.add_argument("--raw-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("STEPLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="admin database; bench databases are created and dropped next to it",
+    )
+    parser.add_argument("--pg-workers", default="1,2,4", help="W1 worker process counts")
+    parser.add_argument("--w4-runs", type=int, default=1_000_000)
+    parser.add_argument("--w4-step-fraction", type=float, default=0.3)
+    parser.add_argument("--w4-queries", type=int, default=300, help="timed queries per kind")
+    parser.add_argument("--seed", type=int, default=20261122)
+    parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated SQLite variants to skip: w1-16,w1-child,w2-http"
+    )
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    parts = set(filter(None, args.parts.split(",")))
+    if unknown := parts - set(PARTS):
+        parser.error(f"unknown parts: {sorted(unknown)}")
+    stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
+
+    report: dict[str, Any] = {"machine": machine(), "parts": sorted(parts), "stores": stores}
+    errors: dict[str, str] = {}
+
+    def attempt(name: str, part: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        # A failing part is reported (and the others still run), not fatal to the document.
+        try:
+            return part()
+        except Exception as exc:
+            progress(f"{name} FAILED: {exc!r}")
+            errors[name] = repr(exc)
+            return {}
+
+    if "sqlite" in stores:
+        report["sqlite"] = attempt("sqlite", lambda: run_sqlite(args, parts, skip))
+    if "postgres" in stores:
+        from postgres_parts import run_postgres
+
+        counts = [int(n) for n in args.pg_workers.split(",") if n]
+        report["postgres"] = attempt(
+            "postgres",
+            lambda: run_postgres(
+                args.pg_url, parts, args.runs, args.latency_runs, args.raw_seconds, counts
+            ),
+        )
+    if "w4" in parts:
+        from w4_history import w4_postgres, w4_sqlite
+
+        w4 = (args.w4_runs, args.w4_step_fraction, args.w4_queries, args.seed)
+        if "sqlite" in stores:
+            report["sqlite"]["W4"] = attempt("sqlite.W4", lambda: w4_sqlite(*w4))
+        if "postgres" in stores:
+            from postgres_parts import retrying
+
+            report["postgres"]["W4"] = attempt(
+                "postgres.W4",
+                lambda: retrying(args.pg_url, "W4", lambda: w4_postgres(args.pg_url, *w4)),
+            )
+    if errors:
+        report["errors"] = errors
+    report["peak_rss_mb"] = _peak_rss(report)
+    report["target"] = _targets(report)
+    report["peers_same_machine"] = PEERS
     text = json.dumps(report, indent=2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")

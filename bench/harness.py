@@ -1,0 +1,159 @@
+"""Helpers shared by the benchmark parts: percentiles, waiting, ports, child processes."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+STEPLINE = Path(sys.executable).parent / "stepline"
+
+
+def progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="stepline-bench-") as name:
+        yield Path(name)
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+    return {
+        "n": len(ordered),
+        "p50_ms": round(statistics.median(ordered), 3),
+        "p95_ms": pick(0.95),
+        "p99_ms": pick(0.99),
+        "max_ms": round(ordered[-1], 3),
+        "mean_ms": round(statistics.fmean(ordered), 3),
+    }
+
+
+def cpu_seconds_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, every_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not done after {timeout_s:g}s")
+        time.sleep(every_s)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A live process's peak resident set (VmHWM), in MiB; 0.0 if unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+class Child:
+    """A child process started by the benchmark and stopped by its PID.
+
+    stdout is a pipe (for a readiness line); stderr goes to a file, read back on failure.
+    `stop()` sends SIGTERM, waits, then SIGKILLs; it records the peak RSS (VmHWM) first.
+    """
+
+    def __init__(self, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.cmd = cmd
+        self.log = log
+        self._err: IO[bytes] = log.open("wb")
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            text=True,
+            cwd=BENCH.parent,
+            env={**os.environ, **(env or {})},
+        )
+        self.ps = psutil.Process(self.proc.pid)
+        self.peak_rss_mb = 0.0
+        self.cpu_s = 0.0
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_line(self, startswith: str, timeout_s: float = 60.0) -> str:
+        """Read stdout lines until one starts with `startswith` (killing the child on timeout)."""
+        assert self.proc.stdout is not None
+        timer = threading.Timer(timeout_s, self._kill)
+        timer.start()
+        try:
+            while True:
+                line = self.proc.stdout.readline()
+                if not line:
+                    tail = self.log.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"{self.cmd[:3]} exited before {startswith!r}: {tail}")
+                if line.startswith(startswith):
+                    return line.strip()
+        finally:
+            timer.cancel()
+
+    def cpu_seconds(self) -> float:
+        try:
+            times = self.ps.cpu_times()
+        except psutil.Error:
+            return self.cpu_s
+        return float(times.user + times.system)
+
+    def _kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self.proc.poll() is None:
+            self.peak_rss_mb = peak_rss_mb(self.proc.pid)
+            self.cpu_s = self.cpu_seconds()
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._err.close()
+
+
+def stop_all(children: list[Child]) -> None:
+    """Stop every child by its PID: SIGTERM to all first, then wait for each."""
+    for child in children:
+        if child.proc.poll() is None:
+            child.peak_rss_mb = peak_rss_mb(child.pid)
+            child.cpu_s = child.cpu_seconds()
+            os.kill(child.pid, signal.SIGTERM)
+    for child in children:
+        child.stop()
