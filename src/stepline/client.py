@@ -7,6 +7,7 @@ same JSON-shaped dicts as the REST API.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -30,8 +31,12 @@ class _Backend(Protocol):
     def runs_for_event(self, event_id: str) -> list[dict[str, Any]]: ...
     def cancel(self, run_id: str) -> dict[str, Any]: ...
     def replay(self, run_id: str) -> str: ...
+    def cancel_runs(self, selection: dict[str, Any]) -> int: ...
+    def replay_runs(self, selection: dict[str, Any]) -> int: ...
     def functions(self) -> list[dict[str, Any]]: ...
+    def set_paused(self, function_id: str, paused: bool) -> dict[str, Any]: ...
     def get_event(self, event_id: str) -> dict[str, Any]: ...
+    def list_events(self, query: dict[str, Any]) -> dict[str, Any]: ...
     def workers(self) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
 
@@ -56,6 +61,12 @@ class _Local:
     def list_runs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
         return [views.run_view(r) for r in self._ops.list_runs(RunFilter(**query))]
 
+    def cancel_runs(self, selection: dict[str, Any]) -> int:
+        return self._ops.cancel_matching(RunFilter(**selection))
+
+    def replay_runs(self, selection: dict[str, Any]) -> int:
+        return self._ops.replay_matching(RunFilter(**selection))
+
     def runs_for_event(self, event_id: str) -> list[dict[str, Any]]:
         return [views.run_view(r) for r in self._ops.runs_for_event(event_id)]
 
@@ -66,10 +77,25 @@ class _Local:
         return self._ops.replay(run_id)
 
     def functions(self) -> list[dict[str, Any]]:
-        return [views.function_view(f) for f in self._ops.list_functions()]
+        stats, now = self._ops.function_stats(), self._ops.clock.now()
+        return [views.function_view(f, stats.get(f.id), now) for f in self._ops.list_functions()]
+
+    def set_paused(self, function_id: str, paused: bool) -> dict[str, Any]:
+        fn = self._ops.pause(function_id) if paused else self._ops.resume(function_id)
+        return views.function_view(fn, self._ops.function_stats().get(fn.id))
 
     def get_event(self, event_id: str) -> dict[str, Any]:
         return views.event_view(self._ops.get_event(event_id))
+
+    def list_events(self, query: dict[str, Any]) -> dict[str, Any]:
+        events, cursor = self._ops.events_page(
+            query["name"],
+            query["limit"],
+            query["before"],
+            received_after=query["received_after"],
+            received_before=query["received_before"],
+        )
+        return {"data": [views.event_view(e) for e in events], "next_cursor": cursor}
 
     def workers(self) -> list[dict[str, Any]]:
         return [views.worker_view(w) for w in self._ops.store.list_workers()]
@@ -82,7 +108,17 @@ _ERRORS: dict[int, type[errors.SteplineError]] = {
     401: errors.Unauthorized,
     403: errors.Unauthorized,
     404: errors.NotFound,
+    409: errors.Conflict,
 }
+
+
+def _params(query: dict[str, Any]) -> dict[str, Any]:
+    """Query parameters: None dropped, datetimes as RFC 3339."""
+    return {
+        k: v.isoformat() if isinstance(v, datetime) else v
+        for k, v in query.items()
+        if v is not None
+    }
 
 
 class _Http:
@@ -126,9 +162,16 @@ class _Http:
         return run
 
     def list_runs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
-        params = {k: v for k, v in query.items() if v is not None}
-        runs: list[dict[str, Any]] = self._call("GET", "/v1/runs", params=params)["data"]
+        runs: list[dict[str, Any]] = self._call("GET", "/v1/runs", params=_params(query))["data"]
         return runs
+
+    def cancel_runs(self, selection: dict[str, Any]) -> int:
+        body = self._call("POST", "/v1/runs/cancel", json=_params(selection))
+        return int(body["data"]["affected"])
+
+    def replay_runs(self, selection: dict[str, Any]) -> int:
+        body = self._call("POST", "/v1/runs/replay", json=_params(selection))
+        return int(body["data"]["affected"])
 
     def runs_for_event(self, event_id: str) -> list[dict[str, Any]]:
         runs: list[dict[str, Any]] = self._call("GET", f"/v1/events/{event_id}/runs")["data"]
@@ -145,9 +188,18 @@ class _Http:
         functions: list[dict[str, Any]] = self._call("GET", "/v1/functions")["data"]
         return functions
 
+    def set_paused(self, function_id: str, paused: bool) -> dict[str, Any]:
+        action = "pause" if paused else "resume"
+        fn: dict[str, Any] = self._call("POST", f"/v1/functions/{function_id}/{action}")["data"]
+        return fn
+
     def get_event(self, event_id: str) -> dict[str, Any]:
         event: dict[str, Any] = self._call("GET", f"/v1/events/{event_id}")["data"]
         return event
+
+    def list_events(self, query: dict[str, Any]) -> dict[str, Any]:
+        page: dict[str, Any] = self._call("GET", "/v1/events", params=_params(query))
+        return page
 
     def workers(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._call("GET", "/v1/workers")["data"]
@@ -222,18 +274,84 @@ class Client:
         status: RunStatus | None = None,
         event_id: str | None = None,
         trigger_kind: TriggerKind | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        q: str | None = None,
         limit: int = 50,
         before: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Runs, newest first; page with `before=<last run id>`."""
+        """Runs, newest first; page with `before=<last run id>`.
+
+        `created_after <= created_at < created_before`; `q` is text inside the triggering
+        event's data (case-insensitive; unindexed, so combine it with other criteria).
+        """
         return self._backend.list_runs(
             {
                 "function_id": function_id,
                 "status": status,
                 "event_id": event_id,
                 "trigger_kind": trigger_kind,
+                "created_after": created_after,
+                "created_before": created_before,
+                "q": q,
                 "limit": limit,
                 "before": before,
+            }
+        )
+
+    def cancel_runs(
+        self,
+        *,
+        function_id: str | None = None,
+        status: RunStatus | None = None,
+        event_id: str | None = None,
+        trigger_kind: TriggerKind | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        q: str | None = None,
+    ) -> int:
+        """Cancel every active run matching all the criteria given; returns how many.
+
+        At least one criterion is required; more than 10,000 matching runs is refused whole
+        (`InvalidInput`).
+        """
+        return self._backend.cancel_runs(
+            {
+                "function_id": function_id,
+                "status": status,
+                "event_id": event_id,
+                "trigger_kind": trigger_kind,
+                "created_after": created_after,
+                "created_before": created_before,
+                "q": q,
+            }
+        )
+
+    def replay_runs(
+        self,
+        *,
+        function_id: str | None = None,
+        status: RunStatus | None = None,
+        event_id: str | None = None,
+        trigger_kind: TriggerKind | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        q: str | None = None,
+    ) -> int:
+        """Replay every run matching all the criteria given (all or none); returns how many.
+
+        At least one criterion is required; more than 10,000 runs is refused (`InvalidInput`),
+        and so is a paused function's run (`Conflict`).
+        """
+        return self._backend.replay_runs(
+            {
+                "function_id": function_id,
+                "status": status,
+                "event_id": event_id,
+                "trigger_kind": trigger_kind,
+                "created_after": created_after,
+                "created_before": created_before,
+                "q": q,
             }
         )
 
@@ -268,9 +386,40 @@ class Client:
         """The registered functions with their triggers."""
         return self._backend.functions()
 
+    def pause(self, function_id: str) -> dict[str, Any]:
+        """Pause a function: its events and cron ticks start no runs; returns it."""
+        return self._backend.set_paused(function_id, True)
+
+    def resume(self, function_id: str) -> dict[str, Any]:
+        """Resume a paused function; returns it."""
+        return self._backend.set_paused(function_id, False)
+
     def get_event(self, event_id: str) -> dict[str, Any]:
         """One stored event."""
         return self._backend.get_event(event_id)
+
+    def list_events(
+        self,
+        *,
+        name: str | None = None,
+        received_after: datetime | None = None,
+        received_before: datetime | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> dict[str, Any]:
+        """Events, newest first: `{"data": [...], "next_cursor": ...}`.
+
+        Pass `next_cursor` as `before` for the next page (None on the last page).
+        """
+        return self._backend.list_events(
+            {
+                "name": name,
+                "received_after": received_after,
+                "received_before": received_before,
+                "limit": limit,
+                "before": before,
+            }
+        )
 
     def workers(self) -> list[dict[str, Any]]:
         """The registered workers: capacity, runs in flight, last heartbeat, liveness."""

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 import stepline
+from stepline.engine import operations
+from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
+from stepline.engine.events import new_id
+from stepline.server.app import API
 from stepline.server.auth import AuthSettings
-from stepline.store.base import Store
+from stepline.store.base import FunctionRecord, NewRun, RunFilter, Store
 from tests.server.conftest import Served
 
 
@@ -212,3 +217,395 @@ def test_keys_and_tokens_are_required_when_configured(
     ok = served.http.get("/v1/runs", headers={"Authorization": "Bearer tok"})
     assert ok.status_code == 200
     assert served.http.get("/health").status_code == 200
+
+
+# -- REST API v1: listing, search, bulk actions, pause, streams -------------------------------
+
+
+def _started(served: Served, event_id: str) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = served.http.get(f"/v1/events/{event_id}/runs").json()["data"]
+    return runs
+
+
+def _ghost_runs(store: Store, clock: FakeClock, count: int) -> list[str]:
+    """Runs of a function no worker serves: they stay QUEUED. Every third shares a time."""
+    ids = []
+    for i in range(count):
+        if i % 3 == 0:
+            clock.advance(timedelta(seconds=1))
+        run = NewRun(id=new_id(), function_id="ghost", trigger_kind="manual")
+        ids.append(store.create_run(run, [], clock.now()))
+    return ids
+
+
+def test_cursor_pages_through_120_runs_with_no_duplicates_or_gaps(
+    served: Served, store: Store, clock: FakeClock
+) -> None:
+    created = _ghost_runs(store, clock, 120)
+    expected = [r.id for r in store.list_runs(RunFilter(function_id="ghost", limit=500))]
+    assert sorted(expected) == sorted(created)
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"function_id": "ghost", "limit": 7}
+        if cursor is not None:
+            params["before"] = cursor
+        body = served.http.get("/v1/runs", params=params).json()
+        seen += [run["id"] for run in body["data"]]
+        cursor = body["next_cursor"]
+        pages += 1
+        if cursor is None:
+            break
+        assert cursor == seen[-1]
+    assert seen == expected, "newest first by (created_at, id), each run exactly once"
+    assert pages == 18  # 17 full pages of 7, then 1
+
+
+def test_unknown_cursor_is_rejected(served: Served) -> None:
+    response = served.http.get("/v1/runs", params={"before": "01NOPE"})
+    assert response.status_code == 400
+    assert response.json()["field"] == "before"
+
+
+def test_created_window_filters_runs(served: Served, store: Store, clock: FakeClock) -> None:
+    t0 = clock.now()
+    early = _ghost_runs(store, clock, 3)  # at t0+1s
+    clock.advance(timedelta(hours=1))
+    late = _ghost_runs(store, clock, 3)  # at t0+1h+1s
+    window = {"created_after": _rfc3339(t0), "created_before": _rfc3339(t0 + timedelta(hours=1))}
+    found = served.http.get("/v1/runs", params=window).json()["data"]
+    assert sorted(r["id"] for r in found) == sorted(early)
+    after = served.http.get("/v1/runs", params={"created_after": _rfc3339(t0 + timedelta(hours=1))})
+    assert sorted(r["id"] for r in after.json()["data"]) == sorted(late)
+    for value in ("yesterday", "2026-01-01T00:00:00", "0001-01-01T00:00:00Z"):
+        response = served.http.get("/v1/runs", params={"created_after": value})
+        assert response.status_code == 400, value
+        assert response.json()["field"] == "created_after"
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_q_finds_runs_by_text_inside_their_event_data(served: Served) -> None:
+    [wanted] = served.http.post(
+        "/e/k", json={"name": "test/other", "data": {"customer": "Zoë O'Brien", "ref": "A-1%_x"}}
+    ).json()["ids"]
+    [other] = served.http.post(
+        "/e/k", json={"name": "test/other", "data": {"customer": "Bob", "ref": "A-10xx"}}
+    ).json()["ids"]
+    for event_id in (wanted, other):
+        served.engine.store.create_run(
+            NewRun(id=new_id(), function_id="ghost", trigger_kind="event", event_ids=(event_id,)),
+            [],
+            served.engine.clock.now(),
+        )
+
+    def found(q: str) -> list[str | None]:
+        runs = served.http.get("/v1/runs", params={"q": q}).json()["data"]
+        return [run["trigger"]["event_id"] for run in runs]
+
+    assert found("zoë o'brien") == [wanted], "case-insensitive, non-ASCII as stored"
+    assert found("1%_x") == [wanted], "% and _ are literal, not wildcards"
+    assert found("A-1") == [other, wanted]
+    assert found("%") == [wanted]
+    assert found("_") == [wanted]
+    assert found("nobody") == []
+    assert served.http.get("/v1/runs", params={"q": "x" * 201}).json()["field"] == "q"
+
+
+def _sleeping(served: Served, count: int) -> list[str]:
+    ids = served.http.post("/e/k", json=[{"name": "test/nap"}] * count).json()["ids"]
+    runs = [run["id"] for event_id in ids for run in _started(served, event_id)]
+    deadline = time.monotonic() + 10
+    for run_id in runs:
+        while served.engine.store.get_run(run_id).detail != "SLEEPING":
+            assert time.monotonic() < deadline, "run never went to sleep"
+            time.sleep(0.01)
+    return runs
+
+
+def test_bulk_cancel_by_filter_cancels_the_matching_active_runs(served: Served) -> None:
+    napping = _sleeping(served, 3)
+    [echo_event] = served.http.post("/e/k", json={"name": "test/echo"}).json()["ids"]
+    [echo_run] = _started(served, echo_event)
+    _wait(served, echo_run["id"])
+
+    response = served.http.post("/v1/runs/cancel", json={"function_id": "napper"})
+    assert response.status_code == 200
+    assert response.json() == {"data": {"affected": 3}}
+    for run_id in napping:
+        assert served.engine.store.get_run(run_id).status == "CANCELLED"
+    assert served.engine.store.get_run(echo_run["id"]).status == "COMPLETED"
+    again = served.http.post("/v1/runs/cancel", json={"function_id": "napper"})
+    assert again.json() == {"data": {"affected": 0}}, "ended runs are not cancelled twice"
+
+
+def test_bulk_replay_by_filter_starts_one_linked_run_per_match(served: Served) -> None:
+    ids = served.http.post("/e/k", json=[{"name": "test/echo", "data": {"n": i}} for i in range(3)])
+    originals = [run["id"] for e in ids.json()["ids"] for run in _started(served, e)]
+    for run_id in originals:
+        _wait(served, run_id)
+    response = served.http.post(
+        "/v1/runs/replay", json={"function_id": "echo", "status": "COMPLETED"}
+    )
+    assert response.status_code == 201
+    assert response.json() == {"data": {"affected": 3}}
+    replays = served.http.get("/v1/runs", params={"trigger_kind": "replay"}).json()["data"]
+    assert sorted(r["replay_of"] for r in replays) == sorted(originals)
+    for run in replays:
+        assert _wait(served, run["id"])["status"] == "COMPLETED"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "body"),
+        ({"q": None}, "body"),
+        ({"colour": "red"}, "body"),
+        ({"status": "DONE"}, "status"),
+        ({"created_after": "soon"}, "created_after"),
+        ([1], "body"),
+    ],
+)
+def test_bulk_actions_need_a_valid_filter(served: Served, body: Any, field: str) -> None:
+    for action in ("cancel", "replay"):
+        response = served.http.post(f"/v1/runs/{action}", json=body)
+        assert response.status_code == 400, (action, body)
+        assert response.json()["field"] == field
+        assert response.json()["status"] == 400
+
+
+def test_bulk_actions_refuse_more_than_the_cap_and_do_nothing(
+    served: Served, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(operations, "MAX_BULK_RUNS", 5)
+    _ghost_runs(store, clock, 6)
+    for action in ("cancel", "replay"):
+        response = served.http.post(f"/v1/runs/{action}", json={"function_id": "ghost"})
+        assert response.status_code == 400
+        assert "more than 5 runs" in response.json()["error"]
+    assert {r.status for r in store.list_runs(RunFilter(function_id="ghost"))} == {"QUEUED"}
+    assert len(store.list_runs(RunFilter(limit=100))) == 6
+
+
+def test_pause_stops_event_runs_and_resume_restores_them(served: Served) -> None:
+    paused = served.http.post("/v1/functions/echo/pause")
+    assert paused.status_code == 200 and paused.json()["data"]["paused"] is True
+    [ignored] = served.http.post("/e/k", json={"name": "test/echo"}).json()["ids"]
+    assert _started(served, ignored) == []
+    invoked = served.http.post("/v1/functions/echo/invoke", json={})
+    assert invoked.status_code == 409 and "paused" in invoked.json()["error"]
+
+    resumed = served.http.post("/v1/functions/echo/resume")
+    assert resumed.json()["data"]["paused"] is False
+    [event_id] = served.http.post("/e/k", json={"name": "test/echo"}).json()["ids"]
+    [run] = _started(served, event_id)
+    assert _wait(served, run["id"])["status"] == "COMPLETED"
+
+    served.http.post("/v1/functions/echo/pause")
+    replay = served.http.post(f"/v1/runs/{run['id']}/replay")
+    assert replay.status_code == 409
+    bulk = served.http.post("/v1/runs/replay", json={"function_id": "echo"})
+    assert bulk.status_code == 409
+    assert served.http.post("/v1/functions/nope/pause").status_code == 404
+    assert served.http.post("/v1/functions/nope/resume").status_code == 404
+
+
+def test_a_paused_functions_cron_ticks_start_no_runs(store: Store, clock: FakeClock) -> None:
+    fn = FunctionRecord(id="nightly", app_id="a", name="nightly", config='{"triggers": []}')
+    store.sync_functions("a", [fn], clock.now())
+    tick = clock.now() + timedelta(minutes=1)
+
+    def run() -> NewRun:
+        return NewRun(id=new_id(), function_id="nightly", trigger_kind="cron")
+
+    store.set_function_paused("nightly", True)
+    assert store.fire_cron_tick("nightly", "* * * * *", tick, run(), clock.now())
+    assert store.list_runs(RunFilter(function_id="nightly")) == []
+    assert store.cron_last_tick("nightly", "* * * * *") == tick, "the tick passed, skipped"
+    store.set_function_paused("nightly", False)
+    later = tick + timedelta(minutes=1)
+    assert store.fire_cron_tick("nightly", "* * * * *", later, run(), clock.now())
+    assert len(store.list_runs(RunFilter(function_id="nightly"))) == 1
+
+
+def _cron_app() -> stepline.App:
+    app = _app()
+
+    @app.function(id="nightly", triggers=[stepline.cron("0 0 * * *", tz="Africa/Johannesburg")])
+    def nightly(ctx: Any) -> None:
+        return None
+
+    return app
+
+
+def test_functions_show_next_tick_last_run_and_success_rate(
+    make_engine: Callable[..., Engine], serve: Callable[..., Served], clock: FakeClock
+) -> None:
+    served = serve(make_engine(_cron_app()))
+    ids = served.http.post("/e/k", json=[{"name": "test/echo"}] * 3).json()["ids"]
+    echo_runs = [run["id"] for e in ids for run in _started(served, e)]
+    for run_id in echo_runs:
+        _wait(served, run_id)
+    [nap] = _sleeping(served, 1)
+    served.http.post(f"/v1/runs/{nap}/cancel")
+
+    functions = {f["id"]: f for f in served.http.get("/v1/functions").json()["data"]}
+    echo, napper, nightly = functions["echo"], functions["napper"], functions["nightly"]
+    assert echo["success_rate_24h"] == 1.0 and echo["ended_24h"] == {"COMPLETED": 3}
+    assert echo["last_run"]["id"] == max(echo_runs, key=lambda r: (r[:10], r))
+    assert napper["success_rate_24h"] == 0.0 and napper["ended_24h"] == {"CANCELLED": 1}
+    assert napper["last_run"] == {
+        "id": nap,
+        "status": "CANCELLED",
+        "created_at": served.http.get(f"/v1/runs/{nap}").json()["data"]["created_at"],
+    }
+    assert nightly["success_rate_24h"] is None and nightly["last_run"] is None
+    [trigger] = nightly["triggers"]
+    fire = datetime.fromisoformat(trigger["next_fire_at"])
+    assert trigger["next_fire_at"].endswith("+02:00"), "in the trigger's zone"
+    assert (fire.hour, fire.minute) == (0, 0) and fire > clock.now()
+    assert fire - clock.now() <= timedelta(days=1)
+    clock.advance(timedelta(days=2))
+    echo = served.http.get("/v1/functions/echo").json()["data"]
+    assert echo["success_rate_24h"] is None, "nothing ended in the last 24 h"
+    assert echo["last_run"] is not None
+
+
+def test_events_are_listed_by_name_and_time_and_paged(served: Served, clock: FakeClock) -> None:
+    t0 = clock.now()
+    served.http.post("/e/k", json=[{"name": "test/a"}, {"name": "test/b"}])
+    clock.advance(timedelta(minutes=5))
+    [late] = served.http.post("/e/k", json={"name": "test/a"}).json()["ids"]
+    named = served.http.get("/v1/events", params={"name": "test/a"}).json()
+    assert [e["name"] for e in named["data"]] == ["test/a", "test/a"]
+    assert named["next_cursor"] is None
+    recent = served.http.get(
+        "/v1/events", params={"received_after": _rfc3339(t0 + timedelta(minutes=1))}
+    ).json()["data"]
+    assert [e["internal_id"] for e in recent] == [late]
+    old = served.http.get(
+        "/v1/events", params={"received_before": _rfc3339(t0 + timedelta(minutes=1))}
+    ).json()["data"]
+    assert sorted(e["name"] for e in old) == ["test/a", "test/b"]
+    first = served.http.get("/v1/events", params={"limit": 2}).json()
+    rest = served.http.get("/v1/events", params={"before": first["next_cursor"]}).json()
+    assert len(first["data"]) == 2 and len(rest["data"]) == 1 and rest["next_cursor"] is None
+    assert served.http.get("/v1/events", params={"received_after": "x"}).status_code == 400
+    assert served.http.get("/v1/events", params={"nam": "x"}).json()["field"] == "nam"
+
+
+def test_send_events_over_the_api(served: Served) -> None:
+    response = served.http.post("/v1/events", json={"name": "test/echo", "data": {"x": 2}})
+    assert response.status_code == 200
+    [event_id] = response.json()["data"]["ids"]
+    [run] = _started(served, event_id)
+    assert _wait(served, run["id"])["output"] == {"echo": {"x": 2}}
+    bad = served.http.post("/v1/events", json={"name": "a\u0000b"})
+    assert bad.status_code == 400 and bad.json()["field"] == "event.name"
+    surrogate = b'{"name": "a\\ud800"}'
+    bad = served.http.post(
+        "/v1/events", content=surrogate, headers={"content-type": "application/json"}
+    )
+    assert bad.status_code == 400 and bad.json()["field"] == "event.name"
+
+
+def test_oversized_api_bodies_are_rejected_with_413(served: Served) -> None:
+    big = json.dumps({"data": {"blob": "x" * (4 * 1024 * 1024)}})
+    headers = {"content-type": "application/json"}
+    for path in ("/v1/events", "/v1/runs/cancel", "/v1/runs/replay", "/v1/functions/echo/invoke"):
+        response = served.http.post(path, content=big, headers=headers)
+        assert response.status_code == 413, path
+        assert response.json() == {
+            "error": f"body: request body is larger than {3 * 1024 * 1024} bytes",
+            "status": 413,
+            "field": "body",
+        }
+
+
+def test_nul_in_a_path_is_bad_input(served: Served) -> None:
+    response = served.http.get("/v1/runs/a%00b")
+    assert response.status_code == 400 and response.json()["field"] == "run_id"
+
+
+def _sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    """(event, data) pairs from a server-sent event stream."""
+    event, data = "", []
+    for line in lines:
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data.append(line.removeprefix("data: "))
+        elif not line and event:
+            yield event, "\n".join(data)
+            event, data = "", []
+
+
+def test_run_stream_sends_the_run_as_it_changes_then_end(served: Served) -> None:
+    [run_id] = _sleeping(served, 1)
+    events: list[tuple[str, str]] = []
+    with served.http.stream("GET", f"/v1/runs/{run_id}/stream", timeout=10) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for event, data in _sse(response.iter_lines()):
+            events.append((event, data))
+            if len(events) == 1:
+                assert json.loads(data)["detail"] == "SLEEPING"
+                served.http.post(f"/v1/runs/{run_id}/cancel")
+            if event == "end":
+                break
+    assert [e for e, _ in events] == ["run", "run", "end"]
+    assert json.loads(events[1][1])["status"] == "CANCELLED"
+    assert served.http.get("/v1/runs/nope/stream").status_code == 404
+
+
+def test_runs_stream_sends_the_page_when_it_changes(served: Served) -> None:
+    with served.http.stream(
+        "GET", "/v1/runs/stream", params={"function_id": "napper"}, timeout=10
+    ) as response:
+        pages = _sse(response.iter_lines())
+        event, data = next(pages)
+        assert event == "runs" and json.loads(data) == {"data": [], "next_cursor": None}
+        [event_id] = served.http.post("/e/k", json={"name": "test/nap"}).json()["ids"]
+        event, data = next(pages)
+        [run] = json.loads(data)["data"]
+        assert event == "runs" and run["trigger"]["event_id"] == event_id
+    assert served.http.get("/v1/runs/stream", params={"status": "x"}).status_code == 400
+
+
+def test_every_api_route_needs_the_token_except_intake_and_the_schema(
+    make_engine: Callable[..., Engine], serve: Callable[..., Served]
+) -> None:
+    served = serve(make_engine(_app()), AuthSettings(api_token="tok"))
+    for endpoint in API:
+        path = endpoint.path.format(**{name: "x" for name in endpoint.path_params})
+        response = served.http.request(endpoint.method, path)
+        if endpoint.auth:
+            assert response.status_code == 401, path
+            assert response.json()["status"] == 401
+        else:
+            assert response.status_code != 401, path
+
+
+def test_dashboard_shows_the_success_rate_pauses_and_filters_by_time_and_text(
+    served: Served, clock: FakeClock
+) -> None:
+    [event_id] = served.http.post(
+        "/e/k", json={"name": "test/echo", "data": {"k": "Needle"}}
+    ).json()["ids"]
+    [run] = _started(served, event_id)
+    _wait(served, run["id"])
+    functions = served.http.get("/functions").text
+    assert "100% (1 of 1 ended)" in functions
+    assert 'action="/functions/echo/pause"' in functions
+    paused = served.http.post(
+        "/functions/echo/pause", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert paused.status_code == 303
+    assert 'action="/functions/echo/resume"' in served.http.get("/functions").text
+    found = served.http.get("/runs", params={"q": "needle"}).text
+    assert run["id"] in found and 'value="needle"' in found
+    later = _rfc3339(clock.now() + timedelta(seconds=1))
+    assert run["id"] not in served.http.get("/runs", params={"created_after": later}).text
+    assert served.http.get("/runs", params={"created_after": "soon"}).status_code == 400

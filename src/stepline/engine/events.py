@@ -38,6 +38,30 @@ def _object(raw: dict[str, Any], key: str, field: str) -> str:
         raise errors.InvalidInput(f"is not JSON-serializable: {exc}", f"{field}.{key}") from None
 
 
+def _storable(text: str) -> bool:
+    """Whether a database text column takes `text` (PostgreSQL refuses NUL; UTF-8, surrogates)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _sender_id(value: Any, field: str) -> str | None:
+    """The sender's event id (None when absent or empty)."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or len(value) > MAX_ID_LENGTH:
+        raise errors.InvalidInput(
+            f"must be a string of at most {MAX_ID_LENGTH} characters", f"{field}.id"
+        )
+    if not _storable(value):
+        raise errors.InvalidInput("must not contain NUL or lone surrogates", f"{field}.id")
+    return value
+
+
 def build_event(
     raw: Any,
     *,
@@ -57,6 +81,8 @@ def build_event(
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise errors.InvalidInput("is required and must be a non-empty string", f"{field}.name")
+    if not _storable(name):
+        raise errors.InvalidInput("must not contain NUL or lone surrogates", f"{field}.name")
     if len(name) > MAX_NAME_LENGTH:
         raise errors.InvalidInput(f"is longer than {MAX_NAME_LENGTH} characters", f"{field}.name")
     if not internal and name.startswith(RESERVED_PREFIXES):
@@ -71,13 +97,7 @@ def build_event(
             f"event is larger than {MAX_EVENT_BYTES // 1024} KiB", f"{field}.data"
         )
     internal_id = new_id()
-    sender_id = raw.get("id")
-    if sender_id in (None, ""):
-        sender_id = internal_id
-    elif not isinstance(sender_id, str) or len(sender_id) > MAX_ID_LENGTH:
-        raise errors.InvalidInput(
-            f"must be a string of at most {MAX_ID_LENGTH} characters", f"{field}.id"
-        )
+    sender_id = _sender_id(raw.get("id"), field) or internal_id
     ts = raw.get("ts")
     if ts in (None, 0):
         ts = int(now.timestamp() * 1000)

@@ -10,7 +10,8 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from stepline import errors
@@ -21,6 +22,7 @@ from stepline.store.base import (
     AttemptRecord,
     EventRecord,
     FunctionRecord,
+    FunctionStats,
     LogRecord,
     NewRun,
     RunFilter,
@@ -30,6 +32,9 @@ from stepline.store.base import (
 )
 
 INVOKED_EVENT = "stepline/function.invoked"
+# The most runs one bulk cancel or replay may select; a wider filter is refused whole.
+MAX_BULK_RUNS = 10_000
+STATS_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,11 +70,35 @@ class Operations:
         known = ", ".join(fn.id for fn in functions) or "none registered"
         raise errors.NotFound(f"unknown function {function_id!r} (known: {known})")
 
+    def startable(self, function_id: str) -> FunctionRecord:
+        """A function that may start runs; `NotFound`, or `Conflict` if it is paused."""
+        fn = self.function(function_id)
+        if fn.paused:
+            raise errors.Conflict(
+                f"function {function_id!r} is paused; resume it before starting runs"
+            )
+        return fn
+
+    def pause(self, function_id: str) -> FunctionRecord:
+        """Stop a function's events and cron ticks from starting runs; `NotFound` if unknown."""
+        return self.store.set_function_paused(function_id, True)
+
+    def resume(self, function_id: str) -> FunctionRecord:
+        """Let a paused function's events and cron ticks start runs again."""
+        return self.store.set_function_paused(function_id, False)
+
+    def function_stats(self) -> dict[str, FunctionStats]:
+        """Per function: its newest run and the runs that ended in the last 24 hours."""
+        return self.store.function_stats(self.clock.now() - STATS_WINDOW)
+
     def invoke(
         self, function_id: str, data: dict[str, Any] | None = None, *, by: str | None = None
     ) -> str:
-        """Start a run of `function_id` now with `data` as its event data; returns the run id."""
-        fn = self.function(function_id)
+        """Start a run of `function_id` now with `data` as its event data; returns the run id.
+
+        Raises `NotFound` for an unknown function and `Conflict` for a paused one.
+        """
+        fn = self.startable(function_id)
         if data is not None and not isinstance(data, dict):
             raise errors.InvalidInput("must be a JSON object", "data")
         now = self.clock.now()
@@ -94,19 +123,41 @@ class Operations:
         return self.store.cancel_run(run_id, self.clock.now())
 
     def replay(self, run_id: str) -> str:
-        """Start a new run with the same trigger as `run_id`, linked to it; returns its id."""
+        """Start a new run with the same trigger as `run_id`, linked to it; returns its id.
+
+        Raises `NotFound` (run or function) and `Conflict` if the function is paused.
+        """
         original = self.store.get_run(run_id)
-        fn = self.function(original.function_id)
-        run = NewRun(
-            id=new_id(),
-            function_id=original.function_id,
-            trigger_kind="replay",
-            trigger_by=original.id,
-            event_ids=original.event_ids,
-            replay_of=original.id,
-            timeout_seconds=json.loads(fn.config).get("timeout_seconds"),
-        )
-        return self.store.create_run(run, [], self.clock.now())
+        fn = self.startable(original.function_id)
+        return self.store.create_run(_replay_of(original, fn), [], self.clock.now())
+
+    def cancel_matching(self, run_filter: RunFilter) -> int:
+        """Cancel every active run matching the filter; returns how many were cancelled.
+
+        Raises `InvalidInput` if more than `MAX_BULK_RUNS` active runs match (nothing done).
+        """
+        ids = self.store.list_run_ids(_bulk(run_filter), active_only=True)
+        _check_bulk(ids)
+        return self.store.cancel_runs(ids, self.clock.now())
+
+    def replay_matching(self, run_filter: RunFilter) -> int:
+        """Replay every run matching the filter, all in one transaction; returns how many.
+
+        Raises `InvalidInput` past `MAX_BULK_RUNS` runs, `NotFound` if a run's function is no
+        longer registered and `Conflict` if it is paused; nothing is started then.
+        """
+        originals = self.store.list_runs(_bulk(run_filter))
+        _check_bulk(originals)
+        functions = {fn.id: fn for fn in self.store.list_functions()}
+        for function_id in sorted({run.function_id for run in originals}):
+            if function_id not in functions:
+                raise errors.NotFound(f"function {function_id!r} is no longer registered")
+            if functions[function_id].paused:
+                raise errors.Conflict(
+                    f"function {function_id!r} is paused; resume it before replaying its runs"
+                )
+        runs = [_replay_of(run, functions[run.function_id]) for run in reversed(originals)]
+        return len(self.store.create_runs(runs, self.clock.now()))
 
     def wait_for_run(self, run_id: str, timeout_seconds: float = 60.0) -> RunRecord:
         """Block until the run ends; raises `TimeoutError` after `timeout_seconds` (real time)."""
@@ -133,6 +184,34 @@ class Operations:
         """Runs matching the filter, newest first."""
         return self.store.list_runs(run_filter)
 
+    def runs_page(self, run_filter: RunFilter) -> tuple[list[RunRecord], str | None]:
+        """A page of runs and the cursor of the next page (None on the last page)."""
+        runs = self.store.list_runs(replace(run_filter, limit=run_filter.limit + 1))
+        if len(runs) > run_filter.limit:
+            return runs[: run_filter.limit], runs[run_filter.limit - 1].id
+        return runs, None
+
+    def events_page(
+        self,
+        name: str | None,
+        limit: int,
+        before: str | None,
+        *,
+        received_after: datetime | None = None,
+        received_before: datetime | None = None,
+    ) -> tuple[list[EventRecord], str | None]:
+        """A page of events, newest first, and the cursor of the next page (or None)."""
+        events = self.store.list_events(
+            name,
+            limit + 1,
+            before,
+            received_after=received_after,
+            received_before=received_before,
+        )
+        if len(events) > limit:
+            return events[:limit], events[limit - 1].internal_id
+        return events, None
+
     def runs_for_event(self, event_id: str) -> list[RunRecord]:
         """Runs started by one event (its internal id or the sender's id); `NotFound` if none."""
         event = self.store.get_event(event_id)
@@ -145,3 +224,37 @@ class Operations:
     def list_functions(self) -> Sequence[FunctionRecord]:
         """The function registry."""
         return self.store.list_functions()
+
+
+def _replay_of(original: RunRecord, fn: FunctionRecord) -> NewRun:
+    return NewRun(
+        id=new_id(),
+        function_id=original.function_id,
+        trigger_kind="replay",
+        trigger_by=original.id,
+        event_ids=original.event_ids,
+        replay_of=original.id,
+        timeout_seconds=json.loads(fn.config).get("timeout_seconds"),
+    )
+
+
+def _bulk(run_filter: RunFilter) -> RunFilter:
+    """The filter widened to one more than the bulk cap (to detect going past it).
+
+    Raises:
+        InvalidInput: The filter has no criterion (it would select every run).
+    """
+    run_filter = replace(run_filter, q=run_filter.q or None, before=None, limit=MAX_BULK_RUNS + 1)
+    if run_filter == RunFilter(before=None, limit=MAX_BULK_RUNS + 1):
+        raise errors.InvalidInput(
+            'give at least one criterion, e.g. {"function_id": "..."}', "body"
+        )
+    return run_filter
+
+
+def _check_bulk(selected: Sequence[object]) -> None:
+    if len(selected) > MAX_BULK_RUNS:
+        raise errors.InvalidInput(
+            f"matches more than {MAX_BULK_RUNS} runs; narrow it (e.g. with created_before)",
+            "body",
+        )

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from stepline.engine.operations import RunDetail
+from stepline.sdk.triggers import CronTrigger, trigger_from_config
 from stepline.store.base import (
     AttemptRecord,
     EventRecord,
     FunctionRecord,
+    FunctionStats,
     LogRecord,
     RunRecord,
     StepRecord,
@@ -140,17 +143,48 @@ def event_view(event: EventRecord) -> dict[str, Any]:
     }
 
 
-def function_view(fn: FunctionRecord) -> dict[str, Any]:
-    """A registered function with its triggers and options."""
+def trigger_view(config: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A trigger as registered; a cron trigger adds its next tick after `now`, in its zone."""
+    trigger = trigger_from_config(config)
+    if isinstance(trigger, CronTrigger):
+        next_fire = trigger.next_after(now).astimezone(trigger.zone())
+        return {**config, "next_fire_at": next_fire.isoformat()}
+    return dict(config)
+
+
+def success_rate(ended: Mapping[str, int]) -> float | None:
+    """COMPLETED runs over all ended runs (rounded to 4 places); None when none ended."""
+    total = sum(ended.values())
+    return round(ended.get("COMPLETED", 0) / total, 4) if total else None
+
+
+def function_view(
+    fn: FunctionRecord, stats: FunctionStats | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """A function: triggers (with next cron ticks), options, newest run, the last 24 hours.
+
+    `stats` is the function's entry from `Store.function_stats` over the last 24 hours (None:
+    it never ran).
+    """
+    now = now or datetime.now(UTC)
     config = json.loads(fn.config)
+    last = stats.last_run if stats is not None else None
+    ended = dict(stats.ended) if stats is not None else {}
     return {
         "id": fn.id,
         "app_id": fn.app_id,
         "name": fn.name,
         "paused": fn.paused,
-        "triggers": config["triggers"],
+        "triggers": [trigger_view(t, now) for t in config["triggers"]],
         "retries": config["retries"],
         "timeout_seconds": config.get("timeout_seconds"),
+        "last_run": (
+            None
+            if last is None
+            else {"id": last.id, "status": last.status, "created_at": _iso(last.created_at)}
+        ),
+        "ended_24h": ended,
+        "success_rate_24h": success_rate(ended),
     }
 
 

@@ -1,158 +1,172 @@
-"""REST API v1: events, runs, functions; every payload wrapped as `{"data": ...}`."""
+"""REST API v1 handlers: events, runs, functions, workers; every payload is `{"data": ...}`.
+
+Routes and their models are listed once, in `server/app.py`. `Api.endpoint` turns a table
+entry into a Starlette endpoint that checks the token, validates the path, query and body with
+the entry's models and calls the handler with the parsed values, so what the OpenAPI document
+promises is what is enforced. Run handlers are in `api_runs`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, get_args
+from importlib import metadata
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from stepline import errors
 from stepline.engine import views
 from stepline.engine.operations import Operations
+from stepline.server.api_runs import RunHandlers
 from stepline.server.auth import AuthSettings, check_token
 from stepline.server.body import read_json
-from stepline.store.base import RunFilter, RunStatus, TriggerKind
+from stepline.server.intake import intake_endpoint
+from stepline.server.models import EventQuery, InvokeBody, parse
+from stepline.server.openapi import Endpoint, document
 
-Handler = Callable[[Request], Awaitable[JSONResponse]]
-MAX_LIMIT = 500
-
-
-def _limit(request: Request, default: int = 50) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise errors.InvalidInput(f"must be an integer from 1 to {MAX_LIMIT}", "limit")
-    return int(raw)
+Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
-    value = request.query_params.get(name)
-    if value is not None and value not in allowed:
-        raise errors.InvalidInput(f"must be one of {', '.join(allowed)}", name)
+def path_value(request: Request, name: str) -> str:
+    """A path parameter; `InvalidInput` if it holds a NUL (no stored id does)."""
+    value: str = request.path_params[name]
+    if "\x00" in value:
+        raise errors.InvalidInput("must not contain NUL characters", name)
     return value
 
 
-def run_filter(request: Request) -> RunFilter:
-    """Parse `function_id`, `status`, `trigger_kind`, `event_id`, `before`, `limit`."""
-    unknown = set(request.query_params) - {
-        "function_id",
-        "status",
-        "trigger_kind",
-        "event_id",
-        "before",
-        "limit",
-    }
-    if unknown:
-        raise errors.InvalidInput(
-            f"unknown query parameter(s) {sorted(unknown)}", sorted(unknown)[0]
-        )
-    params = request.query_params
-    return RunFilter(
-        function_id=params.get("function_id"),
-        status=_choice(request, "status", get_args(RunStatus)),  # type: ignore[arg-type]
-        trigger_kind=_choice(request, "trigger_kind", get_args(TriggerKind)),  # type: ignore[arg-type]
-        event_id=params.get("event_id"),
-        before=params.get("before"),
-        limit=_limit(request),
-    )
-
-
-class Api:
+class Api(RunHandlers):
     """The `/v1` handlers over one `Operations`."""
 
-    def __init__(self, operations: Operations, auth: AuthSettings) -> None:
-        self.ops = operations
+    def __init__(
+        self, operations: Operations, auth: AuthSettings, endpoints: tuple[Endpoint, ...]
+    ) -> None:
+        super().__init__(operations)
         self.auth = auth
+        self._endpoints = endpoints
+        self._intake: Any = intake_endpoint(operations, auth)
+        self._document: dict[str, Any] | None = None
 
-    async def _data(
-        self, request: Request, call: Callable[[], Any], status: int = 200
-    ) -> JSONResponse:
-        check_token(self.auth, request)
-        return JSONResponse({"data": await run_in_threadpool(call)}, status_code=status)
+    def endpoint(self, spec: Endpoint) -> Handler:
+        """The Starlette endpoint for one table entry."""
+        handler = getattr(self, spec.handler)
+        if spec.plain:
+            return handler  # type: ignore[no-any-return]  # a method taking the Request
 
-    async def list_events(self, request: Request) -> JSONResponse:
-        """GET /v1/events: events newest first, filtered by `name`."""
-        name = request.query_params.get("name")
-        limit = _limit(request)
-        before = request.query_params.get("before")
-        return await self._data(
-            request,
-            lambda: [views.event_view(e) for e in self.ops.store.list_events(name, limit, before)],
-        )
+        async def endpoint(request: Request) -> Response:
+            if spec.auth:
+                check_token(self.auth, request)
+            kwargs: dict[str, Any] = {name: path_value(request, name) for name in spec.path_params}
+            params = dict(request.query_params)
+            if spec.query is not None:
+                kwargs["query"] = parse(spec.query, params, where="query")
+            elif params:
+                name = sorted(params)[0]
+                raise errors.InvalidInput(f"unknown query parameter {name!r}", name)
+            if spec.body is not None:
+                body = await read_json(request, required=spec.body_required)
+                if body is not None and not spec.raw_body:
+                    body = parse(spec.body, body, where="body")
+                kwargs["body"] = body
+            response: Response = await handler(**kwargs)
+            return response
 
-    async def get_event(self, request: Request) -> JSONResponse:
-        """GET /v1/events/{id}: one event."""
-        event_id = request.path_params["event_id"]
-        return await self._data(request, lambda: views.event_view(self.ops.get_event(event_id)))
+        return endpoint
 
-    async def send_events(self, request: Request) -> JSONResponse:
-        """POST /v1/events: send events with the API token."""
-        check_token(self.auth, request)
-        body = await read_json(request)
-        return await self._data(request, lambda: {"ids": self.ops.send(body)})
+    # -- documents -------------------------------------------------------------------------
 
-    async def event_runs(self, request: Request) -> JSONResponse:
+    async def openapi(self) -> JSONResponse:
+        """GET /v1/openapi.json: this API's OpenAPI 3.1 document."""
+        if self._document is None:
+            self._document = document(self._endpoints, version=metadata.version("stepline"))
+        return JSONResponse(self._document)
+
+    async def intake(self, request: Request) -> Response:
+        """POST /e/{event_key}: Inngest-compatible event intake (see `server.intake`)."""
+        response: Response = await self._intake(request)
+        return response
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def list_events(self, query: EventQuery) -> JSONResponse:
+        """GET /v1/events: events newest first, by name and time received, paged."""
+
+        def page() -> dict[str, Any]:
+            events, cursor = self.ops.events_page(
+                query.name,
+                query.limit,
+                query.before,
+                received_after=query.received_after,
+                received_before=query.received_before,
+            )
+            return {"data": [views.event_view(e) for e in events], "next_cursor": cursor}
+
+        return JSONResponse(await run_in_threadpool(page))
+
+    async def get_event(self, event_id: str) -> JSONResponse:
+        """GET /v1/events/{id}: one event, by its internal or sender's id."""
+        return await self._data(lambda: views.event_view(self.ops.get_event(event_id)))
+
+    async def send_events(self, body: Any) -> JSONResponse:
+        """POST /v1/events: store one event or a list (all or none); start their runs."""
+        return await self._data(lambda: {"ids": self.ops.send(body)})
+
+    async def event_runs(self, event_id: str) -> JSONResponse:
         """GET /v1/events/{id}/runs: the runs an event started."""
-        event_id = request.path_params["event_id"]
         return await self._data(
-            request, lambda: [views.run_view(r) for r in self.ops.runs_for_event(event_id)]
+            lambda: [views.run_view(r) for r in self.ops.runs_for_event(event_id)]
         )
 
-    async def list_runs(self, request: Request) -> JSONResponse:
-        """GET /v1/runs: runs newest first, filtered and paged."""
-        query = run_filter(request)
+    # -- functions ---------------------------------------------------------------------------
+
+    def _function(self, function_id: str) -> dict[str, Any]:
+        fn = self.ops.function(function_id)
+        return views.function_view(fn, self.ops.function_stats().get(fn.id), self.ops.clock.now())
+
+    async def list_functions(self) -> JSONResponse:
+        """GET /v1/functions: functions with next cron ticks, newest run, 24 h success rate."""
+
+        def functions() -> list[dict[str, Any]]:
+            stats, now = self.ops.function_stats(), self.ops.clock.now()
+            return [views.function_view(f, stats.get(f.id), now) for f in self.ops.list_functions()]
+
+        return await self._data(functions)
+
+    async def get_function(self, function_id: str) -> JSONResponse:
+        """GET /v1/functions/{id}: one function."""
+        return await self._data(lambda: self._function(function_id))
+
+    async def pause_function(self, function_id: str) -> JSONResponse:
+        """POST /v1/functions/{id}/pause: its events and cron ticks start no runs."""
+
+        def pause() -> dict[str, Any]:
+            self.ops.pause(function_id)
+            return self._function(function_id)
+
+        return await self._data(pause)
+
+    async def resume_function(self, function_id: str) -> JSONResponse:
+        """POST /v1/functions/{id}/resume: its events and cron ticks start runs again."""
+
+        def resume() -> dict[str, Any]:
+            self.ops.resume(function_id)
+            return self._function(function_id)
+
+        return await self._data(resume)
+
+    async def invoke_function(self, function_id: str, body: InvokeBody | None) -> JSONResponse:
+        """POST /v1/functions/{id}/invoke: start a run now with `{"data": {...}}`."""
+        data = body.data if body is not None else None
         return await self._data(
-            request, lambda: [views.run_view(r) for r in self.ops.list_runs(query)]
+            lambda: {"run_id": self.ops.invoke(function_id, data, by="api")}, status=201
         )
 
-    async def get_run(self, request: Request) -> JSONResponse:
-        """GET /v1/runs/{id}: a run with steps, attempts, logs, progress and counters."""
-        run_id = request.path_params["run_id"]
-        return await self._data(request, lambda: views.run_detail_view(self.ops.run_detail(run_id)))
+    # -- workers -----------------------------------------------------------------------------
 
-    async def cancel_run(self, request: Request) -> JSONResponse:
-        """POST /v1/runs/{id}/cancel: cancel a run."""
-        run_id = request.path_params["run_id"]
-        return await self._data(request, lambda: views.run_view(self.ops.cancel(run_id)))
-
-    async def replay_run(self, request: Request) -> JSONResponse:
-        """POST /v1/runs/{id}/replay: start a new run with the same trigger."""
-        run_id = request.path_params["run_id"]
-        return await self._data(request, lambda: {"run_id": self.ops.replay(run_id)}, status=201)
-
-    async def list_functions(self, request: Request) -> JSONResponse:
-        """GET /v1/functions: the registered functions."""
-        return await self._data(
-            request, lambda: [views.function_view(f) for f in self.ops.list_functions()]
-        )
-
-    async def list_workers(self, request: Request) -> JSONResponse:
+    async def list_workers(self) -> JSONResponse:
         """GET /v1/workers: workers with capacity, runs in flight and liveness."""
         return await self._data(
-            request, lambda: [views.worker_view(w) for w in self.ops.store.list_workers()]
-        )
-
-    async def invoke_function(self, request: Request) -> JSONResponse:
-        """POST /v1/functions/{id}/invoke: start a run with `{"data": {...}}`."""
-        check_token(self.auth, request)
-        function_id = request.path_params["function_id"]
-        body = await read_json(request, required=False)
-        if body is None:
-            body = {}
-        if not isinstance(body, dict):
-            raise errors.InvalidInput('must be a JSON object like {"data": {...}}', "body")
-        unknown = set(body) - {"data"}
-        if unknown:
-            raise errors.InvalidInput(f"unknown field(s) {sorted(unknown)}", "body")
-        data = body.get("data")
-        if data is not None and not isinstance(data, dict):
-            raise errors.InvalidInput("must be a JSON object", "data")
-        return await self._data(
-            request,
-            lambda: {"run_id": self.ops.invoke(function_id, data, by="api")},
-            status=201,
+            lambda: [views.worker_view(w) for w in self.ops.store.list_workers()]
         )

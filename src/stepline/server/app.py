@@ -10,11 +10,12 @@ from starlette.staticfiles import StaticFiles
 
 from stepline import errors
 from stepline.engine.operations import Operations
+from stepline.server import models as m
 from stepline.server.api import Api
 from stepline.server.auth import AuthSettings
 from stepline.server.dashboard import Dashboard
 from stepline.server.errors import error_response, handle_stepline_error
-from stepline.server.intake import intake_endpoint
+from stepline.server.openapi import Endpoint
 from stepline.server.templating import page
 
 
@@ -35,6 +36,211 @@ async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
     return error_response(405, f"{request.method} is not allowed on {request.url.path}")
 
 
+_EVENTS, _RUNS, _FUNCTIONS = "events", "runs", "functions"
+# Every API route, in matching order (a literal segment before a `{parameter}` one).
+API: tuple[Endpoint, ...] = (
+    Endpoint(
+        method="POST",
+        path="/e/{event_key}",
+        handler="intake",
+        summary="Send events (Inngest-compatible; the key is an event key)",
+        tag=_EVENTS,
+        response=m.IntakeResponse,
+        body=m.EventsIn,
+        errors=(401, 413),
+        auth=False,
+        plain=True,
+        error_model=m.IntakeResponse,
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/openapi.json",
+        handler="openapi",
+        summary="This document",
+        tag="meta",
+        auth=False,
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/events",
+        handler="list_events",
+        summary="List events, newest first",
+        tag=_EVENTS,
+        response=m.EventsPage,
+        query=m.EventQuery,
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/events",
+        handler="send_events",
+        summary="Send one event or a list (all or none)",
+        tag=_EVENTS,
+        response=m.SentResponse,
+        body=m.EventsIn,
+        raw_body=True,
+        errors=(413,),
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/events/{event_id}",
+        handler="get_event",
+        summary="Get an event by its internal or sender's id",
+        tag=_EVENTS,
+        response=m.EventResponse,
+        errors=(404,),
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/events/{event_id}/runs",
+        handler="event_runs",
+        summary="The runs an event started",
+        tag=_EVENTS,
+        response=m.RunList,
+        errors=(404,),
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/runs",
+        handler="list_runs",
+        summary="List runs, newest first, keyset-paged",
+        tag=_RUNS,
+        response=m.RunsPage,
+        query=m.RunQuery,
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/runs/stream",
+        handler="runs_stream",
+        summary="Server-sent `runs` events with the page whenever it changes",
+        tag=_RUNS,
+        query=m.RunQuery,
+        stream=True,
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/runs/cancel",
+        handler="cancel_runs",
+        summary="Cancel every active run matching a filter",
+        tag=_RUNS,
+        response=m.AffectedResponse,
+        body=m.BulkSelection,
+        errors=(413,),
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/runs/replay",
+        handler="replay_runs",
+        summary="Replay every run matching a filter",
+        tag=_RUNS,
+        response=m.AffectedResponse,
+        status=201,
+        body=m.BulkSelection,
+        errors=(404, 409, 413),
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/runs/{run_id}",
+        handler="get_run",
+        summary="Get a run with its steps, attempts, logs, progress and counters",
+        tag=_RUNS,
+        response=m.RunDetailResponse,
+        errors=(404,),
+    ),
+    Endpoint(
+        method="DELETE",
+        path="/v1/runs/{run_id}",
+        handler="cancel_run",
+        summary="Cancel a run (as POST /v1/runs/{run_id}/cancel)",
+        tag=_RUNS,
+        response=m.RunResponse,
+        errors=(404,),
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/runs/{run_id}/stream",
+        handler="run_stream",
+        summary="Server-sent `run` events whenever the run changes, then `end`",
+        tag=_RUNS,
+        stream=True,
+        errors=(404,),
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/runs/{run_id}/cancel",
+        handler="cancel_run",
+        summary="Cancel a run (a no-op on an ended run)",
+        tag=_RUNS,
+        response=m.RunResponse,
+        errors=(404,),
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/runs/{run_id}/replay",
+        handler="replay_run",
+        summary="Start a new run with the same trigger, linked to this one",
+        tag=_RUNS,
+        response=m.CreatedRun,
+        status=201,
+        errors=(404, 409),
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/functions",
+        handler="list_functions",
+        summary="List functions with next cron ticks, newest run and 24 h success rate",
+        tag=_FUNCTIONS,
+        response=m.FunctionList,
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/functions/{function_id}",
+        handler="get_function",
+        summary="Get a function",
+        tag=_FUNCTIONS,
+        response=m.FunctionResponse,
+        errors=(404,),
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/functions/{function_id}/pause",
+        handler="pause_function",
+        summary="Pause: its events and cron ticks start no runs",
+        tag=_FUNCTIONS,
+        response=m.FunctionResponse,
+        errors=(404,),
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/functions/{function_id}/resume",
+        handler="resume_function",
+        summary="Resume a paused function",
+        tag=_FUNCTIONS,
+        response=m.FunctionResponse,
+        errors=(404,),
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/functions/{function_id}/invoke",
+        handler="invoke_function",
+        summary="Start a run now with the given event data",
+        tag=_FUNCTIONS,
+        response=m.CreatedRun,
+        status=201,
+        body=m.InvokeBody,
+        body_required=False,
+        errors=(404, 409, 413),
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/workers",
+        handler="list_workers",
+        summary="List workers with capacity, load and liveness",
+        tag="workers",
+        response=m.WorkerList,
+    ),
+)
+
+
 def create_app(operations: Operations, auth: AuthSettings | None = None) -> Starlette:
     """The server: event intake at `/e/{key}`, REST under `/v1`, health, and the dashboard.
 
@@ -43,13 +249,15 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
         auth: Event keys and API token; open when empty (only `stepline dev` allows that).
     """
     auth = auth or AuthSettings()
-    api = Api(operations, auth)
+    api = Api(operations, auth, API)
     ui = Dashboard(operations, auth)
     routes: list[BaseRoute] = [
         # dashboard: HTML pages, plain form posts (303 redirects), SSE streams
         Route("/", ui.functions_page, methods=["GET"]),
         Route("/functions", ui.functions_page, methods=["GET"]),
         Route("/functions/{function_id}/invoke", ui.invoke, methods=["POST"]),
+        Route("/functions/{function_id}/pause", ui.pause, methods=["POST"]),
+        Route("/functions/{function_id}/resume", ui.resume, methods=["POST"]),
         Route("/runs", ui.runs_page, methods=["GET"]),
         Route("/runs/stream", ui.runs_stream, methods=["GET"]),  # before /runs/{run_id}
         Route("/runs/{run_id}", ui.run_page, methods=["GET"]),
@@ -63,21 +271,9 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
         Route("/login", ui.auth.login, methods=["POST"]),
         Route("/logout", ui.auth.logout, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("stepline.server", "static")]), name="static"),
-        # health, intake, REST
         Route("/health", health, methods=["GET"]),
-        Route("/e/{event_key}", intake_endpoint(operations, auth), methods=["POST"]),  # type: ignore[arg-type]
-        Route("/v1/events", api.list_events, methods=["GET"]),
-        Route("/v1/events", api.send_events, methods=["POST"]),
-        Route("/v1/events/{event_id}", api.get_event, methods=["GET"]),
-        Route("/v1/events/{event_id}/runs", api.event_runs, methods=["GET"]),
-        Route("/v1/runs", api.list_runs, methods=["GET"]),
-        Route("/v1/runs/{run_id}", api.get_run, methods=["GET"]),
-        Route("/v1/runs/{run_id}", api.cancel_run, methods=["DELETE"]),
-        Route("/v1/runs/{run_id}/cancel", api.cancel_run, methods=["POST"]),
-        Route("/v1/runs/{run_id}/replay", api.replay_run, methods=["POST"]),
-        Route("/v1/functions", api.list_functions, methods=["GET"]),
-        Route("/v1/workers", api.list_workers, methods=["GET"]),
-        Route("/v1/functions/{function_id}/invoke", api.invoke_function, methods=["POST"]),
+        # intake and REST: one table, also the OpenAPI document's source
+        *(Route(e.path, api.endpoint(e), methods=[e.method]) for e in API),
     ]
     return Starlette(
         routes=routes,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, get_args
 from urllib.parse import urlencode
 
@@ -32,6 +33,7 @@ from stepline.store.base import RunFilter, RunStatus, TriggerKind
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+MAX_SEARCH_LENGTH = 200
 STATUSES: tuple[str, ...] = get_args(RunStatus)
 TRIGGER_KINDS: tuple[str, ...] = get_args(TriggerKind)
 RUN_SECTIONS = {
@@ -68,16 +70,42 @@ def _choice(params: dict[str, str], name: str, allowed: tuple[str, ...]) -> str 
     return value
 
 
+def _moment(params: dict[str, str], name: str) -> datetime | None:
+    """A time typed into the filters: RFC 3339, or a date and time without offset (UTC)."""
+    text = (params.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise errors.InvalidInput("must be a date and time, e.g. 2026-05-01T12:00", name) from None
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if not 1970 <= value.year <= 9999:
+        raise errors.InvalidInput("must be between 1970 and 9999", name)
+    return value
+
+
+def _moment_text(value: datetime | None) -> str | None:
+    """A filter time as a `datetime-local` input shows it (UTC)."""
+    return None if value is None else f"{value.astimezone(UTC):%Y-%m-%dT%H:%M:%S}"
+
+
 def run_filter(params: dict[str, str]) -> RunFilter:
     """The runs page's filters; empty form fields mean "any"."""
     raw_limit = params.get("limit") or str(PAGE_SIZE)
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
         raise errors.InvalidInput(f"must be an integer from 1 to {MAX_PAGE_SIZE}", "limit")
+    q = params.get("q") or None
+    if q is not None and (len(q) > MAX_SEARCH_LENGTH or "\x00" in q):
+        raise errors.InvalidInput(f"must be at most {MAX_SEARCH_LENGTH} characters", "q")
     return RunFilter(
         function_id=params.get("function_id") or None,
         status=_choice(params, "status", STATUSES),  # type: ignore[arg-type]  # checked
         trigger_kind=_choice(params, "trigger_kind", TRIGGER_KINDS),  # type: ignore[arg-type]
         event_id=params.get("event_id") or None,
+        created_after=_moment(params, "created_after"),
+        created_before=_moment(params, "created_before"),
+        q=q,
         before=params.get("before") or None,
         limit=int(raw_limit),
     )
@@ -89,6 +117,9 @@ def _filter_params(query: RunFilter) -> dict[str, str]:
         "status": query.status,
         "trigger_kind": query.trigger_kind,
         "event_id": query.event_id,
+        "created_after": _moment_text(query.created_after),
+        "created_before": _moment_text(query.created_before),
+        "q": query.q,
         "limit": str(query.limit) if query.limit != PAGE_SIZE else None,
     }
     return {k: v for k, v in params.items() if v}
@@ -131,15 +162,15 @@ class Dashboard:
 
     def _cards(self, failed: tuple[str, str, str] | None = None) -> list[models.FunctionCard]:
         now = self.ops.clock.now()
+        stats = self.ops.function_stats()
         cards = []
         for fn in sorted(self.ops.list_functions(), key=lambda f: f.id):
-            last = self.ops.list_runs(RunFilter(function_id=fn.id, limit=1))
             if failed is not None and failed[0] == fn.id:
                 card = models.function_card(
-                    fn, last[0] if last else None, now, payload=failed[1], error=failed[2]
+                    fn, stats.get(fn.id), now, payload=failed[1], error=failed[2]
                 )
             else:
-                card = models.function_card(fn, last[0] if last else None, now)
+                card = models.function_card(fn, stats.get(fn.id), now)
             cards.append(card)
         return cards
 
@@ -166,11 +197,30 @@ class Dashboard:
                 run_id = await run_in_threadpool(
                     lambda: self.ops.invoke(function_id, data, by="dashboard")
                 )
-            except errors.InvalidInput as exc:
+            except (errors.InvalidInput, errors.Conflict) as exc:
+                status = 409 if isinstance(exc, errors.Conflict) else 400
                 cards = await run_in_threadpool(self._cards, (function_id, payload, str(exc)))
                 context = self._context(request, "functions", "Functions", functions=cards)
-                return page("functions.html", context, status=400)
+                return page("functions.html", context, status=status)
             return RedirectResponse(models.run_href(run_id), status_code=303)
+
+        return await self._guard(request, inner)
+
+    async def pause(self, request: Request) -> Response:
+        """POST /functions/{id}/pause: its events and cron ticks start no runs; back to it."""
+
+        async def inner(request: Request) -> Response:
+            fn = await run_in_threadpool(self.ops.pause, request.path_params["function_id"])
+            return RedirectResponse(models.function_href(fn.id), status_code=303)
+
+        return await self._guard(request, inner)
+
+    async def resume(self, request: Request) -> Response:
+        """POST /functions/{id}/resume: start runs from its events and ticks again."""
+
+        async def inner(request: Request) -> Response:
+            fn = await run_in_threadpool(self.ops.resume, request.path_params["function_id"])
+            return RedirectResponse(models.function_href(fn.id), status_code=303)
 
         return await self._guard(request, inner)
 
@@ -194,6 +244,9 @@ class Dashboard:
             "status_options": models.options(STATUSES, query.status, "any"),
             "kind_options": models.options(TRIGGER_KINDS, query.trigger_kind, "any"),
             "event_id": query.event_id,
+            "created_after": params.get("created_after", ""),
+            "created_before": params.get("created_before", ""),
+            "q": query.q or "",
             "older_href": older,
             "newest_href": models.runs_href(**params) if query.before else None,
             "stream_url": None if query.before else f"/runs/stream?{urlencode(params)}",

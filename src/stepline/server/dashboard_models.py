@@ -15,12 +15,13 @@ from urllib.parse import quote, urlencode
 
 from stepline._durations import format_duration
 from stepline.engine.operations import RunDetail
-from stepline.engine.views import progress_view
+from stepline.engine.views import progress_view, success_rate
 from stepline.sdk.triggers import CronTrigger
 from stepline.store.base import (
     AttemptRecord,
     EventRecord,
     FunctionRecord,
+    FunctionStats,
     LogRecord,
     RunRecord,
     StepRecord,
@@ -111,7 +112,10 @@ class RunNowForm:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FunctionCard:
-    """A function with its triggers, options, last run and "Run now" form."""
+    """A function with its triggers, options, last run, 24-hour record and forms.
+
+    `toggle_action` pauses a running function or resumes a paused one (`toggle_label`).
+    """
 
     id: str
     name: str | None
@@ -121,8 +125,11 @@ class FunctionCard:
     timeout: str | None
     triggers: list[TriggerView]
     last_run: RunRow | None
+    success: str
     runs_href: str
     form: RunNowForm
+    toggle_action: str
+    toggle_label: str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -285,6 +292,11 @@ def run_href(run_id: str) -> str:
     return f"/runs/{quote(run_id, safe='')}"
 
 
+def function_href(function_id: str) -> str:
+    """The function's card on the functions page."""
+    return f"/functions#function-{quote(function_id, safe='')}"
+
+
 def event_href(internal_id: str) -> str:
     """The event page's path."""
     return f"/events/{quote(internal_id, safe='')}"
@@ -341,17 +353,32 @@ def _trigger_view(config: dict[str, Any], now: datetime) -> TriggerView:
     )
 
 
+def success_text(ended: dict[str, int] | None) -> str:
+    """The last 24 hours as text: "95% (19 of 20 ended)", or "no runs ended"."""
+    ended = ended or {}
+    rate = success_rate(ended)
+    if rate is None:
+        return "no runs ended"
+    total = sum(ended.values())
+    return f"{number(round(rate * 100, 1))}% ({ended.get('COMPLETED', 0)} of {total} ended)"
+
+
 def function_card(
     fn: FunctionRecord,
-    last_run: RunRecord | None,
+    stats: FunctionStats | None,
     now: datetime,
     *,
     payload: str = "{}",
     error: str | None = None,
 ) -> FunctionCard:
-    """A function card; `payload` and `error` refill a refused "Run now" form."""
+    """A function card; `payload` and `error` refill a refused "Run now" form.
+
+    `stats` is the function's entry from `Store.function_stats` over the last 24 hours.
+    """
     config = json.loads(fn.config)
     timeout = config.get("timeout_seconds")
+    last_run = stats.last_run if stats is not None else None
+    action = f"/functions/{quote(fn.id, safe='')}"
     return FunctionCard(
         id=fn.id,
         name=fn.name if fn.name != fn.id else None,
@@ -361,13 +388,16 @@ def function_card(
         timeout=format_duration(timeout) if timeout else None,
         triggers=[_trigger_view(t, now) for t in config.get("triggers", [])],
         last_run=run_row(last_run, now) if last_run else None,
+        success=success_text(dict(stats.ended) if stats is not None else None),
         runs_href=runs_href(function_id=fn.id),
         form=RunNowForm(
-            action=f"/functions/{quote(fn.id, safe='')}/invoke",
+            action=f"{action}/invoke",
             field_id=f"payload-{fn.id}",
             value=payload,
             error=error,
         ),
+        toggle_action=f"{action}/resume" if fn.paused else f"{action}/pause",
+        toggle_label="Resume" if fn.paused else "Pause",
     )
 
 

@@ -362,14 +362,38 @@ class NewAttempt:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunFilter:
-    """Criteria for listing runs, newest first, paged by `before` (a run id cursor)."""
+    """Criteria for listing runs, newest first, paged by `before` (a run id cursor).
+
+    Runs are ordered by (created_at, id), newest first; `before` is the id of the last run of
+    the previous page, and the next page starts strictly after it in that order. The time
+    window is half-open: `created_after <= created_at < created_before`. `q` keeps the runs
+    whose triggering event's data contains it (case-insensitively) as JSON text: a substring
+    test on every candidate run's event, so narrow with the other criteria on large stores.
+    """
 
     function_id: str | None = None
     status: RunStatus | None = None
     event_id: str | None = None
     trigger_kind: TriggerKind | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    q: str | None = None
     before: str | None = None
     limit: int = 50
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FunctionStats:
+    """A function's recent record: its newest run, and the runs that ended since a time.
+
+    Attributes:
+        last_run: The newest run by creation time, or None if it never ran.
+        ended: Runs that ended since the time asked for, counted by status.
+    """
+
+    function_id: str
+    last_run: RunRecord | None
+    ended: Mapping[str, int]
 
 
 class EventRouting(Protocol):
@@ -437,6 +461,24 @@ class Store(Protocol):
         """All registered functions."""
         ...
 
+    def set_function_paused(self, function_id: str, paused: bool) -> FunctionRecord:
+        """Pause or resume a function; returns it. Idempotent; raises `NotFound`.
+
+        A paused function starts no runs from events (routing skips it; other processes see
+        the change within a few seconds) or cron ticks (its ticks pass without a run); runs
+        already started go on. Registering the app again keeps the flag.
+        """
+        ...
+
+    def function_stats(self, since: datetime) -> dict[str, FunctionStats]:
+        """Per function id: its newest run, and the runs ended at or after `since` by status.
+
+        Functions that never ran are absent. Two queries in all, whatever the number of
+        functions: one grouped count over the `ended_at` index, one newest-run lookup per
+        function over the (function_id, created_at) index.
+        """
+        ...
+
     # events and runs
     def ingest_events(
         self, events: Sequence[EventRecord], routing: EventRouting, now: datetime
@@ -453,6 +495,13 @@ class Store(Protocol):
         """Store `events` (if any) and create one run; raises `Conflict` on a repeated key."""
         ...
 
+    def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[str]:
+        """Create several runs in one transaction (all or none); returns their ids.
+
+        Raises `Conflict` on a repeated idempotency key, and then creates none.
+        """
+        ...
+
     def fire_cron_tick(
         self,
         function_id: str,
@@ -463,7 +512,11 @@ class Store(Protocol):
         *,
         events: Sequence[EventRecord] = (),
     ) -> bool:
-        """Advance a schedule to `tick` and create its run; False if another scheduler did."""
+        """Advance a schedule to `tick` and create its run; False if another scheduler did.
+
+        If the function is paused the tick is recorded but `run` and `events` are not stored
+        (the tick is skipped, not postponed); the result is True all the same.
+        """
         ...
 
     def cron_last_tick(self, function_id: str, schedule: str) -> datetime | None:
@@ -576,6 +629,13 @@ class Store(Protocol):
         """Cancel a queued, running, sleeping or waiting run; a no-op on an ended run."""
         ...
 
+    def cancel_runs(self, run_ids: Sequence[str], now: datetime) -> int:
+        """Cancel every active run among `run_ids` in one transaction; returns how many.
+
+        Ended and unknown ids are skipped, so repeating a call cancels nothing more.
+        """
+        ...
+
     def fail_timed_out_runs(self, now: datetime) -> list[str]:
         """FAIL every active run whose timeout has passed; returns their ids."""
         ...
@@ -586,7 +646,14 @@ class Store(Protocol):
         ...
 
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
-        """Runs matching the filter, newest first."""
+        """Runs matching the filter, newest first.
+
+        Raises `InvalidInput` (field "before") when the `before` cursor names no run.
+        """
+        ...
+
+    def list_run_ids(self, run_filter: RunFilter, *, active_only: bool = False) -> list[str]:
+        """The ids `list_runs` would return (only QUEUED and RUNNING runs if `active_only`)."""
         ...
 
     def get_steps(self, run_id: str) -> list[StepRecord]:
@@ -605,6 +672,18 @@ class Store(Protocol):
         """One event by its internal id (or sender id); raises `NotFound`."""
         ...
 
-    def list_events(self, name: str | None, limit: int, before: str | None) -> list[EventRecord]:
-        """Events, newest first."""
+    def list_events(
+        self,
+        name: str | None,
+        limit: int,
+        before: str | None,
+        *,
+        received_after: datetime | None = None,
+        received_before: datetime | None = None,
+    ) -> list[EventRecord]:
+        """Events, newest first, paged by `before` (an internal id cursor).
+
+        `name` must match exactly; the time window is half-open:
+        `received_after <= received_at < received_before`.
+        """
         ...

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Double,
     Engine,
     Integer,
+    Select,
     String,
     Table,
     and_,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import Dialect
@@ -51,6 +53,7 @@ from stepline.store.base import (
     EventRecord,
     EventRouting,
     FunctionRecord,
+    FunctionStats,
     LeaderLock,
     Lease,
     LogRecord,
@@ -74,6 +77,8 @@ TIMEOUT_ERROR = "RunTimeout"
 FUNCTIONS_TTL_SECONDS = 2.0
 # A worker silent for this long is forgotten when another registers.
 FORGET_WORKERS_SECONDS = 24 * 3600.0
+# Ids per statement when acting on many runs at once (well under every driver's parameter cap).
+CHUNK = 500
 
 _RUN_COLUMNS = (
     "id",
@@ -287,6 +292,9 @@ class _Statements:
             update(t.runs).where(run), ["progress_done", "progress_total", "progress_message"]
         )
         tick = and_(c.function_id == bindparam("fn"), c.schedule == bindparam("sched"))
+        self.function_paused = prepare(
+            select(t.functions.c.paused).where(t.functions.c.id == bindparam("fn"))
+        )
         self.last_tick = prepare(select(c.last_tick).where(tick))
         self.insert_tick = prepare(insert(t.cron_state), _columns(t.cron_state))
         self.set_tick = prepare(update(t.cron_state).where(tick), ["last_tick"])
@@ -441,7 +449,13 @@ class SqlStore:
                 }
                 done = conn.execute(update(t.functions).where(t.functions.c.id == fn.id), values)
                 if done.rowcount == 0:
-                    conn.execute(insert(t.functions), {"id": fn.id, "paused": False, **values})
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(
+                                insert(t.functions), {"id": fn.id, "paused": False, **values}
+                            )
+                    except IntegrityError:  # another worker registered it a moment ago
+                        conn.execute(update(t.functions).where(t.functions.c.id == fn.id), values)
         self._functions_generation += 1
         self._functions = None
 
@@ -450,6 +464,60 @@ class SqlStore:
         with self._read() as conn:
             rows = conn.execute(select(t.functions).order_by(t.functions.c.id)).mappings()
             return [FunctionRecord.from_row(r) for r in rows]
+
+    def set_function_paused(self, function_id: str, paused: bool) -> FunctionRecord:
+        """Pause or resume a function; returns it. Idempotent; raises `NotFound`."""
+        f = t.functions.c
+        with self._write() as conn:
+            conn.execute(update(t.functions).where(f.id == function_id).values(paused=paused))
+            row = conn.execute(select(t.functions).where(f.id == function_id)).mappings().first()
+        if row is None:
+            raise errors.NotFound(f"no function with id {function_id!r}")
+        # Routing here sees the change at once; other processes within FUNCTIONS_TTL_SECONDS.
+        self._functions_generation += 1
+        self._functions = None
+        return FunctionRecord.from_row(row)
+
+    def function_stats(self, since: datetime) -> dict[str, FunctionStats]:
+        """Per function id: its newest run, and the runs ended at or after `since` by status."""
+        r, f = t.runs.c, t.functions.c
+        ended: dict[str, dict[str, int]] = {}
+        newest = t.runs.alias("newest")
+        # Correlated per function: one (function_id, created_at) index probe each, no scan (ties
+        # on created_at are sorted alone: SQLite's "right part of ORDER BY", PG's incremental).
+        latest_id = (
+            select(newest.c.id)
+            .where(newest.c.function_id == f.id)
+            .order_by(newest.c.created_at.desc(), newest.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        with self._read() as conn:
+            # Grouping by an expression, not the bare column: without statistics SQLite would
+            # rather read every run through the (function_id, status, ...) index, in group
+            # order, than range-scan the covering `ended_at` index and sort the few it finds.
+            function_key = r.function_id.concat("").label("function_id")
+            counts = conn.execute(
+                select(function_key, r.status, func.count().label("n"))
+                .where(r.ended_at >= since.timestamp())
+                .group_by(function_key, r.status)
+            )
+            for function_id, status, n in counts:
+                ended.setdefault(function_id, {})[status] = int(n)
+            last = {
+                row["function_id"]: RunRecord.from_row(row)
+                for row in conn.execute(
+                    select(t.runs).join(t.functions, r.id == latest_id)
+                ).mappings()
+            }
+        return {
+            function_id: FunctionStats(
+                function_id=function_id,
+                last_run=last.get(function_id),
+                ended=ended.get(function_id, {}),
+            )
+            for function_id in sorted(set(ended) | set(last))
+        }
 
     def _routable_functions(self, tx: RawTransaction) -> list[FunctionRecord]:
         """The unpaused functions, read at most every `FUNCTIONS_TTL_SECONDS`."""
@@ -624,6 +692,17 @@ class SqlStore:
         self._wake()
         return run.id
 
+    def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[str]:
+        """Create several runs in one transaction (all or none); returns their ids."""
+        if not runs:
+            return []
+        with self._transaction() as tx:
+            for run in runs:
+                self._insert_run(tx, run, now)
+            self._announce(tx)
+        self._wake()
+        return [run.id for run in runs]
+
     def fire_cron_tick(
         self,
         function_id: str,
@@ -634,10 +713,15 @@ class SqlStore:
         *,
         events: Sequence[EventRecord] = (),
     ) -> bool:
-        """Advance a schedule to `tick` and create its run; False if another scheduler did."""
+        """Advance a schedule to `tick` and create its run; False if another scheduler did.
+
+        A paused function's tick is recorded without its run or events: skipped, not postponed.
+        """
         sql = self._sql
         try:
             with self._transaction() as tx:
+                if any(tx.scalars(sql.function_paused, fn=function_id)):
+                    run, events = None, ()
                 last = tx.scalars(sql.last_tick, fn=function_id, sched=schedule)
                 if last and last[0] >= tick.timestamp():
                     return False
@@ -1031,6 +1115,23 @@ class SqlStore:
             raise errors.NotFound(f"no run with id {run_id!r}")
         return RunRecord.from_row(row)
 
+    def cancel_runs(self, run_ids: Sequence[str], now: datetime) -> int:
+        """Cancel every active run among `run_ids` in one transaction; returns how many."""
+        r = t.runs.c
+        cancelled = 0
+        with self._write() as conn:
+            for start in range(0, len(run_ids), CHUNK):
+                chunk = list(run_ids[start : start + CHUNK])
+                done = conn.execute(
+                    update(t.runs)
+                    .where(r.id.in_(chunk), r.status.in_(ACTIVE_STATUSES))
+                    .values(status="CANCELLED", detail=None, ended_at=now.timestamp())
+                )
+                cancelled += int(done.rowcount)
+                conn.execute(delete(t.queue).where(t.queue.c.run_id.in_(chunk)))
+                conn.execute(delete(t.waits).where(t.waits.c.run_id.in_(chunk)))
+        return cancelled
+
     def fail_timed_out_runs(self, now: datetime) -> list[str]:
         """FAIL every active run whose timeout has passed; returns their ids."""
         q = t.queue.c
@@ -1063,31 +1164,55 @@ class SqlStore:
         return RunRecord.from_row(row)
 
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
-        """Runs matching the filter, newest first."""
+        """Runs matching the filter, newest first; `InvalidInput` for an unknown cursor."""
+        with self._read() as conn:
+            query = select(t.runs).where(*self._run_conditions(conn, run_filter))
+            query = _newest_first(query, run_filter.limit)
+            return [RunRecord.from_row(m) for m in conn.execute(query).mappings()]
+
+    def list_run_ids(self, run_filter: RunFilter, *, active_only: bool = False) -> list[str]:
+        """The ids `list_runs` would return (only QUEUED and RUNNING runs if `active_only`)."""
         r = t.runs.c
-        query = select(t.runs).order_by(r.created_at.desc(), r.id.desc()).limit(run_filter.limit)
+        with self._read() as conn:
+            query = select(r.id).where(*self._run_conditions(conn, run_filter))
+            if active_only:
+                query = query.where(r.status.in_(ACTIVE_STATUSES))
+            return list(conn.execute(_newest_first(query, run_filter.limit)).scalars())
+
+    def _run_conditions(self, conn: Connection, run_filter: RunFilter) -> list[Any]:
+        """The WHERE clauses of a run filter, its cursor resolved to a (created_at, id) key."""
+        r, e = t.runs.c, t.events.c
+        where: list[Any] = []
         if run_filter.function_id is not None:
-            query = query.where(r.function_id == run_filter.function_id)
+            where.append(r.function_id == run_filter.function_id)
         if run_filter.status is not None:
-            query = query.where(r.status == run_filter.status)
+            where.append(r.status == run_filter.status)
         if run_filter.trigger_kind is not None:
-            query = query.where(r.trigger_kind == run_filter.trigger_kind)
+            where.append(r.trigger_kind == run_filter.trigger_kind)
         if run_filter.event_id is not None:
             event = self._find_event(run_filter.event_id)
-            query = query.where(r.event_id == (event.internal_id if event else run_filter.event_id))
-        with self._read() as conn:
-            if run_filter.before is not None:
-                cursor = conn.execute(
-                    select(r.created_at).where(r.id == run_filter.before)
-                ).scalar()
-                if cursor is not None:
-                    query = query.where(
-                        or_(
-                            r.created_at < cursor,
-                            and_(r.created_at == cursor, r.id < run_filter.before),
-                        )
-                    )
-            return [RunRecord.from_row(m) for m in conn.execute(query).mappings()]
+            where.append(r.event_id == (event.internal_id if event else run_filter.event_id))
+        if run_filter.created_after is not None:
+            where.append(r.created_at >= run_filter.created_after.timestamp())
+        if run_filter.created_before is not None:
+            where.append(r.created_at < run_filter.created_before.timestamp())
+        if run_filter.q:
+            # No index can serve a substring test: each candidate run left by the conditions
+            # above costs one primary-key probe of its event and a scan of that event's data.
+            needles = {run_filter.q, json.dumps(run_filter.q)[1:-1]}  # as typed, as stored
+            contains = [e.data.icontains(needle, autoescape=True) for needle in needles]
+            where.append(
+                select(e.internal_id).where(e.internal_id == r.event_id, or_(*contains)).exists()
+            )
+        if run_filter.before is not None:
+            cursor = conn.execute(select(r.created_at).where(r.id == run_filter.before)).scalar()
+            if cursor is None:
+                raise errors.InvalidInput("is not the id of a run to page from", "before")
+            # The first clause gives the planner an index range (an OR alone gives none; deep
+            # pages scanned 400k rows); the row comparison is the exact keyset condition.
+            where.append(r.created_at <= cursor)
+            where.append(tuple_(r.created_at, r.id) < tuple_(cursor, run_filter.before))
+        return where
 
     def get_steps(self, run_id: str) -> list[StepRecord]:
         """A run's steps in the order they were first reached."""
@@ -1134,16 +1259,33 @@ class SqlStore:
             raise errors.NotFound(f"no event with id {internal_id!r}")
         return event
 
-    def list_events(self, name: str | None, limit: int, before: str | None) -> list[EventRecord]:
-        """Events, newest first."""
+    def list_events(
+        self,
+        name: str | None,
+        limit: int,
+        before: str | None,
+        *,
+        received_after: datetime | None = None,
+        received_before: datetime | None = None,
+    ) -> list[EventRecord]:
+        """Events, newest first, paged by `before`; the window is `[after, before)`."""
         e = t.events.c
         query = select(t.events).order_by(e.internal_id.desc()).limit(limit)
         if name is not None:
             query = query.where(e.name == name)
         if before is not None:
             query = query.where(e.internal_id < before)
+        if received_after is not None:
+            query = query.where(e.received_at >= received_after.timestamp())
+        if received_before is not None:
+            query = query.where(e.received_at < received_before.timestamp())
         with self._read() as conn:
             return [EventRecord.from_row(m) for m in conn.execute(query).mappings()]
+
+
+def _newest_first(query: Select[Any], limit: int) -> Select[Any]:
+    r = t.runs.c
+    return query.order_by(r.created_at.desc(), r.id.desc()).limit(limit)
 
 
 def _event_row(event: EventRecord) -> dict[str, Any]:

@@ -149,6 +149,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_runs_created_at"), ["created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_runs_event_id"), ["event_id"], unique=False)
         batch_op.create_index(
+            batch_op.f("ix_runs_ended_at_function_id_status"),
+            ["ended_at", "function_id", "status"],
+            unique=False,
+        )
+        batch_op.create_index(
             batch_op.f("ix_runs_function_id_created_at"),
             ["function_id", "created_at"],
             unique=False,
@@ -222,6 +227,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_runs_status_created_at"))
         batch_op.drop_index(batch_op.f("ix_runs_function_id_status_created_at"))
         batch_op.drop_index(batch_op.f("ix_runs_function_id_created_at"))
+        batch_op.drop_index(batch_op.f("ix_runs_ended_at_function_id_status"))
         batch_op.drop_index(batch_op.f("ix_runs_event_id"))
         batch_op.drop_index(batch_op.f("ix_runs_created_at"))
 

@@ -1,0 +1,92 @@
+"""REST API v1 run handlers: list, fetch, cancel and replay (one or by filter), live streams."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from stepline.engine import views
+from stepline.engine.operations import Operations
+from stepline.server import sse
+from stepline.server.models import BulkSelection, RunQuery
+
+RUN_EVENT = "run"
+RUNS_EVENT = "runs"
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON on one line: one SSE `data:` line."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+class RunHandlers:
+    """The `/v1/runs` handlers."""
+
+    def __init__(self, operations: Operations) -> None:
+        self.ops = operations
+
+    async def _data(self, call: Callable[[], Any], status: int = 200) -> JSONResponse:
+        """`{"data": call()}`, the call made in the thread pool (the store blocks)."""
+        return JSONResponse({"data": await run_in_threadpool(call)}, status_code=status)
+
+    def _page(self, query: RunQuery) -> dict[str, Any]:
+        runs, cursor = self.ops.runs_page(query.run_filter(before=query.before, limit=query.limit))
+        now = self.ops.clock.now()
+        return {"data": [views.run_view(r, now) for r in runs], "next_cursor": cursor}
+
+    async def list_runs(self, query: RunQuery) -> JSONResponse:
+        """GET /v1/runs: runs newest first, filtered, keyset-paged by `before`."""
+        return JSONResponse(await run_in_threadpool(self._page, query))
+
+    async def get_run(self, run_id: str) -> JSONResponse:
+        """GET /v1/runs/{id}: a run with steps, attempts, logs, progress and counters."""
+        return await self._data(lambda: views.run_detail_view(self.ops.run_detail(run_id)))
+
+    async def cancel_run(self, run_id: str) -> JSONResponse:
+        """POST /v1/runs/{id}/cancel: cancel a run (a no-op on an ended run)."""
+        return await self._data(lambda: views.run_view(self.ops.cancel(run_id)))
+
+    async def replay_run(self, run_id: str) -> JSONResponse:
+        """POST /v1/runs/{id}/replay: start a new run with the same trigger."""
+        return await self._data(lambda: {"run_id": self.ops.replay(run_id)}, status=201)
+
+    async def cancel_runs(self, body: BulkSelection) -> JSONResponse:
+        """POST /v1/runs/cancel: cancel every active run matching the filter."""
+        return await self._data(lambda: {"affected": self.ops.cancel_matching(body.run_filter())})
+
+    async def replay_runs(self, body: BulkSelection) -> JSONResponse:
+        """POST /v1/runs/replay: replay every run matching the filter."""
+        return await self._data(
+            lambda: {"affected": self.ops.replay_matching(body.run_filter())}, status=201
+        )
+
+    async def run_stream(self, run_id: str) -> Response:
+        """GET /v1/runs/{id}/stream: SSE `run` with the run whenever it changes, then `end`."""
+        await run_in_threadpool(self.ops.store.get_run, run_id)  # NotFound → 404, not a stream
+
+        def poll() -> sse.Snapshot:
+            detail = self.ops.run_detail(run_id)
+            return sse.Snapshot(
+                key=repr(detail),
+                render=lambda: {RUN_EVENT: _dumps(views.run_detail_view(detail))},
+                final=detail.run.ended,
+            )
+
+        return sse.stream(poll)
+
+    async def runs_stream(self, query: RunQuery) -> Response:
+        """GET /v1/runs/stream: SSE `runs` with the page (as `GET /v1/runs`) when it changes."""
+        run_filter = query.run_filter(before=query.before, limit=query.limit)
+        await run_in_threadpool(self.ops.list_runs, run_filter)  # a bad cursor → 400 here
+
+        def poll() -> sse.Snapshot:
+            runs, cursor = self.ops.runs_page(run_filter)
+            now = self.ops.clock.now()
+            page = {"data": [views.run_view(r, now) for r in runs], "next_cursor": cursor}
+            return sse.Snapshot(key=repr(runs), render=lambda: {RUNS_EVENT: _dumps(page)})
+
+        return sse.stream(poll)

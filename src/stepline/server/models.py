@@ -1,0 +1,446 @@
+"""The REST API's request and response models (pydantic 2): what is parsed, and the schema.
+
+Request models parse query strings and bodies (`parse`); response models describe what the
+handlers send (`engine.views` builds it) and generate the OpenAPI schema with the route table
+in `server/app.py`. Every model forbids unknown fields, so the schema says exactly what is sent
+and a drift between a view and its model fails the schema tests.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationError,
+    model_validator,
+)
+
+from stepline import errors
+from stepline.store.base import RunFilter, RunStatus, TriggerKind
+
+MAX_LIMIT = 500
+MAX_QUERY_LENGTH = 200
+
+
+def _storable(value: str) -> str:
+    """No stored text holds NUL or a lone surrogate (PostgreSQL takes neither)."""
+    if "\x00" in value or not _encodes(value):
+        raise ValueError("must not contain NUL characters or lone surrogates")
+    return value
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _in_range(value: datetime) -> datetime:
+    if not 1970 <= value.year <= 9999:
+        raise ValueError("must be between 1970 and 9999")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+Moment = Annotated[
+    AwareDatetime,
+    AfterValidator(_in_range),
+    Field(description="RFC 3339 with a time zone offset, e.g. 2026-05-01T12:00:00Z"),
+]
+
+
+class Model(BaseModel):
+    """A model that refuses unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+class RunSelection(Model):
+    """Which runs: every criterion given must hold (`created_*` is the window [after, before))."""
+
+    function_id: Text | None = None
+    status: RunStatus | None = None
+    trigger_kind: TriggerKind | None = None
+    event_id: Text | None = Field(default=None, description="internal or sender's event id")
+    created_after: Moment | None = None
+    created_before: Moment | None = None
+    q: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_QUERY_LENGTH,
+        description=(
+            "Text inside the triggering event's data (as JSON), case-insensitive. No index "
+            "serves it: each run left by the other criteria costs a look at its event, so "
+            "narrow with function_id or created_after on large stores."
+        ),
+    )
+
+    def run_filter(self, *, before: str | None = None, limit: int = 50) -> RunFilter:
+        """The store's filter for these criteria."""
+        return RunFilter(
+            function_id=self.function_id,
+            status=self.status,
+            trigger_kind=self.trigger_kind,
+            event_id=self.event_id,
+            created_after=self.created_after,
+            created_before=self.created_before,
+            q=self.q,
+            before=before,
+            limit=limit,
+        )
+
+
+class BulkSelection(RunSelection):
+    """The runs a bulk cancel or replay acts on; at least one criterion is required."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    @model_validator(mode="after")
+    def _some_criterion(self) -> BulkSelection:
+        if all(value is None for value in self.model_dump().values()):
+            raise ValueError('give at least one criterion, e.g. {"function_id": "..."}')
+        return self
+
+
+class RunQuery(RunSelection):
+    """`GET /v1/runs`: criteria, then a page of `limit` runs after the `before` cursor."""
+
+    before: Text | None = Field(default=None, description="the next_cursor of the last page")
+    limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
+
+
+class EventQuery(Model):
+    """`GET /v1/events`: by exact name, in the window [received_after, received_before)."""
+
+    name: Text | None = None
+    received_after: Moment | None = None
+    received_before: Moment | None = None
+    before: Text | None = Field(default=None, description="the next_cursor of the last page")
+    limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
+
+
+class EventIn(Model):
+    """An event to send (Inngest's shape). `id` deduplicates for 24 hours."""
+
+    name: str = Field(min_length=1, max_length=512)
+    data: dict[str, Any] | None = None
+    user: dict[str, Any] | None = None
+    id: str | None = Field(default=None, max_length=255)
+    ts: int | None = Field(default=None, description="milliseconds since the epoch")
+    v: str | None = None
+
+
+class EventsIn(RootModel[EventIn | list[EventIn]]):
+    """One event, or a list sent as a whole (all or none)."""
+
+
+class InvokeBody(Model):
+    """`POST /v1/functions/{id}/invoke`: the run's event data."""
+
+    data: dict[str, Any] | None = None
+
+
+# -- responses -----------------------------------------------------------------------------
+
+
+class Error(Model):
+    """Every error: a message, the HTTP status and, for bad input, the offending field."""
+
+    error: str
+    status: int
+    field: str | None = None
+
+
+class IntakeResponse(Model):
+    """`POST /e/{event_key}`: the ids of the events, in order (empty on error)."""
+
+    ids: list[str]
+    status: int
+    error: str | None = None
+    field: str | None = None
+
+
+class TriggerInfo(Model):
+    """How a run started."""
+
+    kind: TriggerKind
+    by: str | None
+    event_id: str | None
+    event_ids: list[str]
+
+
+class Progress(Model):
+    """Progress reported with `ctx.progress`, with a percentage and an ETA when known."""
+
+    done: float
+    total: float | None
+    message: str | None
+    percent: float | None
+    eta_seconds: float | None
+
+
+class Run(Model):
+    """A run's summary."""
+
+    id: str
+    function_id: str
+    status: RunStatus
+    detail: str | None
+    trigger: TriggerInfo
+    replay_of: str | None
+    attempt: int
+    output: Any
+    error: Any
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: float | None
+    timeout_at: datetime | None
+    progress: Progress | None
+    counters: dict[str, float]
+
+
+class Step(Model):
+    """A step with its outcome and timing."""
+
+    id: str
+    hash: str
+    kind: str
+    status: str
+    position: int
+    attempts: int
+    output: Any
+    error: Any
+    started_at: datetime
+    ended_at: datetime | None
+    duration_seconds: float | None
+    wake_at: datetime | None
+
+
+class Attempt(Model):
+    """A failed attempt of a step, or of the function (`step_id` null)."""
+
+    step_id: str | None
+    step_hash: str | None
+    attempt: int
+    error: Any
+    started_at: datetime
+    ended_at: datetime
+    retry_at: datetime | None
+
+
+class Log(Model):
+    """A line written with `ctx.log`."""
+
+    ts: datetime
+    level: str
+    message: str
+    step_id: str | None
+
+
+class RunDetail(Run):
+    """A run with its steps, failed attempts and log lines."""
+
+    steps: list[Step]
+    attempts: list[Attempt]
+    logs: list[Log]
+
+
+class Event(Model):
+    """A stored event: `internal_id` is the server's, `id` the sender's (or the same)."""
+
+    internal_id: str
+    id: str
+    name: str
+    data: dict[str, Any]
+    user: dict[str, Any]
+    ts: int
+    received_at: datetime
+    source: str
+
+
+class EventTrigger(Model):
+    """Runs start for events of this name, when the CEL condition `if` holds."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    event: str
+    if_: str | None = Field(default=None, alias="if")
+
+
+class CronTrigger(Model):
+    """Runs start at each tick of `cron` in the zone `tz`; `next_fire_at` is in that zone."""
+
+    cron: str
+    tz: str
+    missed: Literal["latest", "skip"]
+    next_fire_at: datetime
+
+
+class LastRun(Model):
+    """A function's newest run."""
+
+    id: str
+    status: RunStatus
+    created_at: datetime
+
+
+class Function(Model):
+    """A registered function: triggers, options, newest run and the last 24 hours."""
+
+    id: str
+    app_id: str
+    name: str
+    paused: bool
+    triggers: list[EventTrigger | CronTrigger]
+    retries: int
+    timeout_seconds: float | None
+    last_run: LastRun | None
+    ended_24h: dict[str, int] = Field(description="runs ended in the last 24 h, by status")
+    success_rate_24h: float | None = Field(
+        description="COMPLETED / ended in the last 24 h; null when none ended"
+    )
+
+
+class Worker(Model):
+    """A worker; `alive` means its claim loop reported within three heartbeat periods."""
+
+    id: str
+    hostname: str
+    pid: int
+    slots: int
+    inflight: int
+    functions: list[str]
+    started_at: datetime
+    heartbeat_at: datetime
+    seconds_since_heartbeat: float
+    heartbeat_seconds: float
+    alive: bool
+    stopping: bool
+
+
+class EventIds(Model):
+    """The ids of sent events, in order."""
+
+    ids: list[str]
+
+
+class RunId(Model):
+    """The id of a run just started."""
+
+    run_id: str
+
+
+class Affected(Model):
+    """How many runs a bulk action changed or started."""
+
+    affected: int
+
+
+class RunsPage(Model):
+    """Runs, newest first; pass `next_cursor` as `before` for the next page (null: last)."""
+
+    data: list[Run]
+    next_cursor: str | None
+
+
+class EventsPage(Model):
+    """Events, newest first; pass `next_cursor` as `before` for the next page (null: last)."""
+
+    data: list[Event]
+    next_cursor: str | None
+
+
+class RunList(Model):
+    """Runs."""
+
+    data: list[Run]
+
+
+class RunResponse(Model):
+    """One run."""
+
+    data: Run
+
+
+class RunDetailResponse(Model):
+    """One run in full."""
+
+    data: RunDetail
+
+
+class EventResponse(Model):
+    """One event."""
+
+    data: Event
+
+
+class SentResponse(Model):
+    """The events were stored."""
+
+    data: EventIds
+
+
+class CreatedRun(Model):
+    """A run was started."""
+
+    data: RunId
+
+
+class AffectedResponse(Model):
+    """A bulk action's count."""
+
+    data: Affected
+
+
+class FunctionList(Model):
+    """Registered functions."""
+
+    data: list[Function]
+
+
+class FunctionResponse(Model):
+    """One function."""
+
+    data: Function
+
+
+class WorkerList(Model):
+    """Registered workers."""
+
+    data: list[Worker]
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], value: Any, *, where: Literal["query", "body"]) -> M:
+    """Validate a query string (as a dict) or a JSON body; `InvalidInput` names the field.
+
+    An unknown query parameter is named; a body's unknown field or wrong shape names "body"
+    (the message says which field).
+    """
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        path = ".".join(str(part) for part in first["loc"])
+        if first["type"] == "extra_forbidden":
+            message = f"unknown {'query parameter' if where == 'query' else 'field'} {path!r}"
+            raise errors.InvalidInput(message, path if where == "query" else "body") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise errors.InvalidInput(message, path or where) from None
