@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import random
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,11 @@ class Outcome:
 
 @dataclass(kw_only=True)
 class Executor:
-    """Replays claimed runs of the given functions and commits their outcome."""
+    """Replays claimed runs of the given functions and commits their outcome.
+
+    Once `draining` is set (the worker is stopping), replays start no new step: each hands its
+    run back to the queue at the next `step.run` instead.
+    """
 
     store: Store
     functions: Mapping[str, Function]
@@ -45,6 +50,7 @@ class Executor:
     routing: EventRouting
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: Callable[[], float] = random.random
+    draining: threading.Event = field(default_factory=threading.Event)
 
     def _session(self, claimed: ClaimedRun) -> tuple[Function, RunSession]:
         fn = self.functions[claimed.run.function_id]
@@ -56,6 +62,7 @@ class Executor:
             routing=self.routing,
             policy=self.policy,
             rng=self.rng,
+            draining=self.draining,
         )
         return fn, session
 

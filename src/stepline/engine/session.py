@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -72,12 +73,15 @@ class RunSession:
         routing: EventRouting,
         policy: RetryPolicy,
         rng: Callable[[], float],
+        draining: threading.Event | None = None,
     ) -> None:
         self.run = claimed.run
         self.lease = claimed.lease
         self._memo = {step.hash: step for step in claimed.steps}
         self._failures = dict(claimed.step_failures)
         self._to_replay = sum(s.status in ("completed", "failed") for s in claimed.steps)
+        # Counters and logs from code before the step at this position are already stored.
+        self._saved_before = claimed.run.saved_before_step
         self._seen: dict[str, int] = {}
         self._position = 0
         self._current_step: str | None = None
@@ -91,6 +95,7 @@ class RunSession:
         self._routing = routing
         self._policy = policy
         self._rng = rng
+        self._draining = draining
 
     # -- StepBackend -------------------------------------------------------------------------
 
@@ -105,8 +110,12 @@ class RunSession:
 
     @property
     def replaying(self) -> bool:
-        """True while memoized steps remain ahead: code runs again but must not log or count."""
-        return self._to_replay > 0
+        """True while the code running has run before and its counts and logs are stored.
+
+        That is the code before the last memoized step, and the code before a step whose
+        start (or a sleep or wait) already saved them.
+        """
+        return self._to_replay > 0 or self._position <= self._saved_before
 
     def key(self, step_id: str) -> StepKey:
         """Hash the next use of `step_id` (`id`, then `id:1`, `id:2`, ...) and place it."""
@@ -140,7 +149,16 @@ class RunSession:
         return True, _decode(step)
 
     def started(self, key: StepKey) -> datetime:
-        """Note that a new step begins (log lines are attributed to it)."""
+        """Note that a new step begins (log lines are attributed to it).
+
+        If the worker is shutting down, the step does not begin: the run goes back to the
+        queue, due now, for another worker (its finished steps are all committed).
+        """
+        if self._draining is not None and self._draining.is_set():
+            self.forget_retried_work()  # the next replay runs the code before this step again
+            self._park(self._clock.now(), None)
+        if self._delta:
+            self._save_before(key.position)
         self._current_step = key.id
         return self._clock.now()
 
@@ -186,6 +204,7 @@ class RunSession:
         step = (
             None if pending else self._record(key, "sleep", now, status="sleeping", wake_at=until)
         )
+        self._delta.saved_before_step = key.position
         self._park(until, "SLEEPING", step=step)
 
     def wait(self, key: StepKey, spec: WaitSpec) -> dict[str, Any] | None:
@@ -209,6 +228,7 @@ class RunSession:
             expires_at=expires,
         )
         step = self._record(key, "wait", now, status="waiting", wake_at=expires)
+        self._delta.saved_before_step = key.position
         self._park(expires, "WAITING", step=step, wait=wait)
 
     def send(self, key: StepKey, events: list[dict[str, Any]]) -> list[str]:
@@ -277,7 +297,32 @@ class RunSession:
         self._last_flush = time.monotonic()
         return delta
 
+    def _save_before(self, position: int) -> None:
+        """Store what the code before step `position` reported, before that step runs.
+
+        So progress, counters and logs show while the step runs, not after it; and since the
+        run remembers the position, a replay (a retry of that step, say) does not write them
+        again. If the store is unreachable they go with the step's commit instead.
+        """
+        delta = RunDelta(
+            progress=self._delta.progress,
+            counters=self._delta.counters,
+            logs=self._delta.logs,
+            saved_before_step=position,
+        )
+        try:
+            self._store.save_progress(self.lease, delta)
+        except errors.StoreError:
+            return
+        self._delta = RunDelta()
+        self._saved_before = position
+        self._last_flush = time.monotonic()
+
     def _maybe_flush(self) -> None:
+        # Inside a long step only: what code between steps reports is saved when the next
+        # step starts, together with the position that keeps a replay from repeating it.
+        if self._current_step is None:
+            return
         if time.monotonic() - self._last_flush < PROGRESS_FLUSH_SECONDS:
             return
         delta = RunDelta(progress=self._delta.progress, logs=self._delta.logs)
@@ -343,7 +388,7 @@ class RunSession:
     def _park(
         self,
         until: datetime,
-        detail: str,
+        detail: str | None,
         *,
         step: StepRecord | None = None,
         wait: NewWait | None = None,

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from stepline import errors
 from stepline.engine.clock import Clock, Wakeup
@@ -45,6 +48,65 @@ class WorkerSettings:
 MAX_BACKOFF_SECONDS = 5.0
 
 
+class _DaemonPool:
+    """Threads for `def` replays that cannot keep the process alive.
+
+    `concurrent.futures.ThreadPoolExecutor` joins its threads at interpreter exit, so a step
+    still running when the grace period ends would hold a stopping worker open until it
+    returned; its run has been handed to another worker by then, and the step is executed
+    again there (at-least-once), so the process may exit under it.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads = 0
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run `fn(*args)` on a free thread; its future (cancelled once shut down)."""
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                future.cancel()
+                return future
+            self._work.put((future, fn, args))
+            if self._threads < self._size:  # started as needed, like concurrent.futures
+                self._threads += 1
+                name = f"{self._name}_{self._threads}"
+                threading.Thread(target=self._serve, name=name, daemon=True).start()
+        return future
+
+    def shutdown(self) -> None:
+        """Cancel what has not started; running calls go on (nothing waits for them)."""
+        with self._lock:
+            self._closed = True
+            pending = []
+            while True:
+                try:
+                    pending.append(self._work.get_nowait())
+                except queue.Empty:
+                    break
+            for _ in range(self._threads):
+                self._work.put(None)  # each idle thread exits
+        for future, _, _ in pending:
+            future.cancel()
+
+    def _serve(self) -> None:
+        while (item := self._work.get()) is not None:
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the future's owner, as concurrent.futures does
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+
 class Worker:
     """Claims runs of its functions and executes them until stopped."""
 
@@ -63,7 +125,7 @@ class Worker:
         self._renewed: dict[str, ClaimedRun] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._pool = ThreadPoolExecutor(settings.slots, thread_name_prefix="stepline-run")
+        self._pool = _DaemonPool(settings.slots, "stepline-run")
         self._loop = asyncio.new_event_loop()
         store.add_wakeup(self._wakeup.signal)
         clock.on_advance(self._wakeup.signal)
@@ -103,12 +165,14 @@ class Worker:
     def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop gracefully and deregister.
 
-        Claims nothing more, lets running replays finish within the grace period, and gives
-        the runs still executing back to the queue for other workers.
+        Claims nothing more, lets running steps finish within the grace period (a replay
+        starts no further step: it hands its run back to the queue), and gives the runs still
+        executing after that back to the queue for other workers.
         """
         self._stopping.set()
+        self._executor.draining.set()
         self._wakeup.signal()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
         deadline = time.monotonic() + grace_seconds
         pause = threading.Event()
         while self.inflight and time.monotonic() < deadline:
@@ -207,9 +271,12 @@ class Worker:
 
     def _finished(self, run_id: str, future: Future[None]) -> None:
         with self._lock:
-            self._inflight.pop(run_id, None)
+            claimed = self._inflight.pop(run_id, None)
             renewed = self._renewed.pop(run_id, None)
-        if not future.cancelled() and (exc := future.exception()) is not None:
+        if future.cancelled():
+            # Never started (the pool shut down first): give it back now, not at lease expiry.
+            renewed = renewed or claimed
+        elif (exc := future.exception()) is not None:
             logger.error("run %s: replay crashed: %r", run_id, exc, exc_info=exc)
         if renewed is not None:
             self._release(renewed)

@@ -130,6 +130,7 @@ class RunRecord:
     progress_total: float | None
     progress_message: str | None
     counters: str
+    saved_before_step: int = -1
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> RunRecord:
@@ -156,6 +157,7 @@ class RunRecord:
             progress_total=row["progress_total"],
             progress_message=row["progress_message"],
             counters=row["counters"],
+            saved_before_step=row["saved_before_step"],
         )
 
     @property
@@ -333,9 +335,16 @@ class RunDelta:
     progress: tuple[float, float | None, str | None] | None = None
     counters: dict[str, float] = field(default_factory=dict)
     logs: list[LogRecord] = field(default_factory=list)
+    # Set when the counters and logs cover all code before the step at this position.
+    saved_before_step: int | None = None
 
     def __bool__(self) -> bool:
-        return self.progress is not None or bool(self.counters) or bool(self.logs)
+        return (
+            self.progress is not None
+            or bool(self.counters)
+            or bool(self.logs)
+            or self.saved_before_step is not None
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

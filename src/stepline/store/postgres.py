@@ -54,15 +54,17 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         parsed = make_url(url).set(drivername="postgresql+psycopg")
+        options: dict[str, Any] = {"pool_timeout": 60, "connect_args": {"connect_timeout": 5}}
+        # Reads and rare writes (API answers, registration): each checkout is pinged, so a
+        # connection broken by a restart is replaced instead of failing someone's request.
         engine = create_engine(
-            parsed,
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            pool_pre_ping=True,  # a connection broken by a restart is replaced, not used
-            pool_timeout=60,
-            connect_args={"connect_timeout": 5},
+            parsed, pool_size=2, max_overflow=pool_size, pool_pre_ping=True, **options
         )
         super().__init__(engine)
+        # The hot path's own pool, without the ping (a round trip per step): a connection
+        # broken by a restart fails one transaction, which the engine retries, and the whole
+        # pool is renewed (`_raw_connection`).
+        self._hot = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, **options)
         self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         self._notify = Prepared(select(func.pg_notify(CHANNEL, "")), engine.dialect)
         self._listener: threading.Thread | None = None
@@ -70,11 +72,14 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _raw_connection(self) -> Iterator[Any]:
-        fairy = self.engine.raw_connection()
+        fairy = self._hot.raw_connection()
         try:
             yield fairy.dbapi_connection
         except (psycopg.OperationalError, psycopg.InterfaceError):
-            fairy.invalidate()  # broken (e.g. the server restarted): never hand it out again
+            # Broken, e.g. by a restart: so are its idle siblings. Drop this one and renew
+            # the pool, so the next transactions get fresh connections.
+            fairy.invalidate()
+            self._hot.dispose(close=False)
             raise
         finally:
             fairy.close()
@@ -122,6 +127,7 @@ class PostgresStore(SqlStore):
         self._closing.set()
         if self._listener is not None:
             self._listener.join(timeout=3)
+        self._hot.dispose()
         super().close()
 
 

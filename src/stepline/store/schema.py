@@ -90,6 +90,9 @@ runs = Table(
     Column("progress_total", Double),
     Column("progress_message", Text),
     Column("counters", Text, nullable=False, default="{}"),
+    # Counters and log lines written before the step at this position are stored: a replay
+    # reaching that code again must not write them twice.
+    Column("saved_before_step", Integer, nullable=False, default=-1),
     UniqueConstraint("function_id", "idempotency_key"),
     Index(None, "function_id", "status", "created_at"),
     Index(None, "function_id", "created_at"),

@@ -95,6 +95,7 @@ _RUN_COLUMNS = (
     "created_at",
     "timeout_seconds",
     "counters",
+    "saved_before_step",
 )
 _STEP_UPDATE_COLUMNS = (
     "id",
@@ -291,6 +292,7 @@ class _Statements:
         self.set_progress = prepare(
             update(t.runs).where(run), ["progress_done", "progress_total", "progress_message"]
         )
+        self.set_saved_before_step = prepare(update(t.runs).where(run), ["saved_before_step"])
         tick = and_(c.function_id == bindparam("fn"), c.schedule == bindparam("sched"))
         self.function_paused = prepare(
             select(t.functions.c.paused).where(t.functions.c.id == bindparam("fn"))
@@ -408,10 +410,16 @@ class SqlStore:
         upgrade(self.engine)
 
     def check_schema(self) -> None:
-        """Raise `SchemaOutOfDate` unless the database is at this version's newest revision."""
+        """Raise `SchemaOutOfDate` unless the database is at this version's newest revision.
+
+        An unreachable database raises `StoreUnavailable`.
+        """
         from stepline.store.migrate import check
 
-        check(self.engine)
+        try:
+            check(self.engine)
+        except DBAPIError as exc:
+            raise self._translate(exc) from exc
 
     def close(self) -> None:
         """Release connections."""
@@ -631,6 +639,7 @@ class SqlStore:
             created_at=now.timestamp(),
             timeout_seconds=run.timeout_seconds,
             counters="{}",
+            saved_before_step=-1,
         )
         tx.execute(
             self._sql.insert_queue_item,
@@ -871,6 +880,12 @@ class SqlStore:
                 progress_done=done,
                 progress_total=total,
                 progress_message=message,
+            )
+        if delta.saved_before_step is not None:
+            tx.execute(
+                sql.set_saved_before_step,
+                run_id=run_id,
+                saved_before_step=delta.saved_before_step,
             )
         if delta.counters:
             [stored] = tx.scalars(sql.counters, run_id=run_id)

@@ -140,6 +140,7 @@ def upgrade() -> None:
         sa.Column("progress_total", sa.Double(), nullable=True),
         sa.Column("progress_message", sa.Text(), nullable=True),
         sa.Column("counters", sa.Text(), nullable=False),
+        sa.Column("saved_before_step", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_runs")),
         sa.UniqueConstraint(
             "function_id", "idempotency_key", name=op.f("uq_runs_function_id_idempotency_key")
