@@ -77,12 +77,20 @@ class _Local:
         return self._ops.replay(run_id)
 
     def functions(self) -> list[dict[str, Any]]:
-        stats, now = self._ops.function_stats(), self._ops.clock.now()
-        return [views.function_view(f, stats.get(f.id), now) for f in self._ops.list_functions()]
+        stats, cron, now = (
+            self._ops.function_stats(),
+            self._ops.cron_states(),
+            self._ops.clock.now(),
+        )
+        return [
+            views.function_view(f, stats.get(f.id), now, cron.get(f.id))
+            for f in self._ops.list_functions()
+        ]
 
     def set_paused(self, function_id: str, paused: bool) -> dict[str, Any]:
         fn = self._ops.pause(function_id) if paused else self._ops.resume(function_id)
-        return views.function_view(fn, self._ops.function_stats().get(fn.id))
+        stats, cron = self._ops.function_stats(), self._ops.cron_states()
+        return views.function_view(fn, stats.get(fn.id), cron=cron.get(fn.id))
 
     def get_event(self, event_id: str) -> dict[str, Any]:
         return views.event_view(self._ops.get_event(event_id))

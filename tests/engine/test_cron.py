@@ -185,11 +185,16 @@ def test_after_five_days_of_downtime_latest_fires_once_and_skip_fires_nothing(
     assert len(runs) == fired
     if runs:
         assert scheduled_at(store, runs[0]) == "2026-01-06T12:00:00+00:00"
+    # 120 hourly ticks fell due (13:00 on day 1 to 12:00 on day 6); all but those run missed.
+    [state] = store.cron_states().values()
+    assert state.last_tick == utc(2026, 1, 6, 12)
+    assert state.missed_total == 120 - fired
     # Either way the schedule is back on time: the next hour fires normally.
     clock.set(utc(2026, 1, 6, 13))
     scheduler.tick()
     assert len(cron_runs(store)) == fired + 1
     assert scheduled_at(store, cron_runs(store)[-1]) == "2026-01-06T13:00:00+00:00"
+    assert store.cron_states()[("job", "TZ=UTC 0 * * * *")].missed_total == 120 - fired
 
 
 def test_first_sight_of_a_schedule_does_not_fire_past_ticks(store: Store) -> None:

@@ -468,6 +468,7 @@ def test_functions_show_next_tick_last_run_and_success_rate(
     assert trigger["next_fire_at"].endswith("+02:00"), "in the trigger's zone"
     assert (fire.hour, fire.minute) == (0, 0) and fire > clock.now()
     assert fire - clock.now() <= timedelta(days=1)
+    assert trigger["missed_fires"] == 0
     clock.advance(timedelta(days=2))
     echo = served.http.get("/v1/functions/echo").json()["data"]
     assert echo["success_rate_24h"] is None, "nothing ended in the last 24 h"

@@ -140,7 +140,14 @@ def test_real_responses_match_the_response_models(served: Served) -> None:
     detail = served.http.get(f"/v1/runs/{run_id}").json()["data"]
     assert detail["steps"] and detail["logs"] and detail["progress"]
     nightly = served.http.get("/v1/functions/nightly").json()["data"]
-    assert set(nightly["triggers"][0]) == {"cron", "tz", "missed", "next_fire_at"}
+    assert set(nightly["triggers"][0]) == {
+        "cron",
+        "tz",
+        "missed",
+        "next_fire_at",
+        "last_fire_at",
+        "missed_fires",
+    }
 
 
 def test_schemathesis_finds_no_server_errors_and_no_responses_outside_the_schema(

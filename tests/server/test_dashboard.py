@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 import stepline
+from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
 from stepline.server.auth import AuthSettings
 from stepline.server.dashboard_auth import safe_next
@@ -106,6 +107,18 @@ def test_run_page_shows_steps_counters_error_logs_and_the_next_cron_fire(
     # 02:30 in Tokyo is 17:30 UTC the day before; the fake clock starts 2026-01-01 00:00 UTC.
     functions = _html(served.http.get("/"))
     assert '<time datetime="2026-01-01T17:30:00.000Z">2026-01-01 17:30:00 UTC</time>' in functions
+
+
+def test_functions_page_shows_the_last_and_missed_cron_fires(
+    served: Served, clock: FakeClock
+) -> None:
+    # While no scheduler ran, four ticks fell due; the latest of them was run, three missed.
+    store = served.engine.store
+    tick = datetime(2026, 1, 4, 17, 30, tzinfo=UTC)
+    store.fire_cron_tick("echo", "TZ=Asia/Tokyo 30 2 * * *", tick, None, clock.now(), missed=3)
+    functions = _html(served.http.get("/"))
+    assert "3 missed" in functions
+    assert '<time datetime="2026-01-04T17:30:00.000Z">' in functions
 
 
 def test_run_now_starts_a_manual_run_and_redirects_to_it(served: Served) -> None:

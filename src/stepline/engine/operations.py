@@ -20,6 +20,7 @@ from stepline.engine.events import build_event, build_events, new_id
 from stepline.engine.routing import Routing
 from stepline.store.base import (
     AttemptRecord,
+    CronState,
     EventRecord,
     FunctionRecord,
     FunctionStats,
@@ -86,6 +87,13 @@ class Operations:
     def resume(self, function_id: str) -> FunctionRecord:
         """Let a paused function's events and cron ticks start runs again."""
         return self.store.set_function_paused(function_id, False)
+
+    def cron_states(self) -> dict[str, dict[str, CronState]]:
+        """Per function, per schedule: the last tick and how many ticks were never run."""
+        grouped: dict[str, dict[str, CronState]] = {}
+        for (function_id, schedule), state in self.store.cron_states().items():
+            grouped.setdefault(function_id, {})[schedule] = state
+        return grouped
 
     def function_stats(self) -> dict[str, FunctionStats]:
         """Per function: its newest run and the runs that ended in the last 24 hours."""

@@ -27,15 +27,23 @@ CRON_EVENT = "stepline/scheduled.timer"
 
 def latest_due_tick(trigger: CronTrigger, after: datetime, now: datetime) -> datetime | None:
     """The last tick in (after, now], or None if none fell due."""
+    due = due_ticks(trigger, after, now)
+    return due[0] if due else None
+
+
+def due_ticks(trigger: CronTrigger, after: datetime, now: datetime) -> tuple[datetime, int] | None:
+    """The last tick in (after, now] and how many earlier ones it passed, or None."""
     tick = trigger.next_after(after)
     if tick > now:
         return None
+    passed = 0
     for _ in range(MAX_CATCH_UP_TICKS):
         following = trigger.next_after(tick)
         if following > now:
             break
         tick = following
-    return tick
+        passed += 1
+    return tick, passed
 
 
 class Scheduler:
@@ -91,12 +99,13 @@ class Scheduler:
             # First sight of this schedule: start counting from now, never run the past.
             self._store.fire_cron_tick(fn.id, trigger.schedule, now, None, now)
             return
-        tick = latest_due_tick(trigger, last, now)
-        if tick is None:
+        due = due_ticks(trigger, last, now)
+        if due is None:
             return
+        tick, passed = due
         if trigger.missed == "skip" and now - tick > ON_TIME:
             logger.info("%s: skipping missed tick %s", fn.id, tick.isoformat())
-            self._store.fire_cron_tick(fn.id, trigger.schedule, tick, None, now)
+            self._store.fire_cron_tick(fn.id, trigger.schedule, tick, None, now, missed=passed + 1)
             return
         event = self._tick_event(trigger, tick, now)
         run = NewRun(
@@ -108,7 +117,12 @@ class Scheduler:
             idempotency_key=f"cron:{trigger.schedule}:{tick.isoformat()}",
             timeout_seconds=fn.timeout.total_seconds() if fn.timeout else None,
         )
-        if self._store.fire_cron_tick(fn.id, trigger.schedule, tick, run, now, events=[event]):
+        if passed:
+            logger.info("%s: %d missed tick(s) before %s not run", fn.id, passed, tick.isoformat())
+        fired = self._store.fire_cron_tick(
+            fn.id, trigger.schedule, tick, run, now, events=[event], missed=passed
+        )
+        if fired:
             logger.info("%s: fired tick %s as run %s", fn.id, tick.isoformat(), run.id)
 
     @staticmethod

@@ -11,6 +11,7 @@ from stepline.engine.operations import RunDetail
 from stepline.sdk.triggers import CronTrigger, trigger_from_config
 from stepline.store.base import (
     AttemptRecord,
+    CronState,
     EventRecord,
     FunctionRecord,
     FunctionStats,
@@ -143,13 +144,24 @@ def event_view(event: EventRecord) -> dict[str, Any]:
     }
 
 
-def trigger_view(config: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """A trigger as registered; a cron trigger adds its next tick after `now`, in its zone."""
+def trigger_view(
+    config: dict[str, Any], now: datetime, cron: Mapping[str, CronState] | None = None
+) -> dict[str, Any]:
+    """A trigger as registered, with a cron trigger's next tick, last tick and missed ticks.
+
+    Times are in the schedule's zone; `cron` holds the function's states by schedule.
+    """
     trigger = trigger_from_config(config)
-    if isinstance(trigger, CronTrigger):
-        next_fire = trigger.next_after(now).astimezone(trigger.zone())
-        return {**config, "next_fire_at": next_fire.isoformat()}
-    return dict(config)
+    if not isinstance(trigger, CronTrigger):
+        return dict(config)
+    zone = trigger.zone()
+    state = (cron or {}).get(trigger.schedule)
+    return {
+        **config,
+        "next_fire_at": trigger.next_after(now).astimezone(zone).isoformat(),
+        "last_fire_at": None if state is None else state.last_tick.astimezone(zone).isoformat(),
+        "missed_fires": 0 if state is None else state.missed_total,
+    }
 
 
 def success_rate(ended: Mapping[str, int]) -> float | None:
@@ -159,12 +171,15 @@ def success_rate(ended: Mapping[str, int]) -> float | None:
 
 
 def function_view(
-    fn: FunctionRecord, stats: FunctionStats | None = None, now: datetime | None = None
+    fn: FunctionRecord,
+    stats: FunctionStats | None = None,
+    now: datetime | None = None,
+    cron: Mapping[str, CronState] | None = None,
 ) -> dict[str, Any]:
     """A function: triggers (with next cron ticks), options, newest run, the last 24 hours.
 
     `stats` is the function's entry from `Store.function_stats` over the last 24 hours (None:
-    it never ran).
+    it never ran); `cron` its schedules' states from `Store.cron_states`.
     """
     now = now or datetime.now(UTC)
     config = json.loads(fn.config)
@@ -175,7 +190,7 @@ def function_view(
         "app_id": fn.app_id,
         "name": fn.name,
         "paused": fn.paused,
-        "triggers": [trigger_view(t, now) for t in config["triggers"]],
+        "triggers": [trigger_view(t, now, cron) for t in config["triggers"]],
         "retries": config["retries"],
         "timeout_seconds": config.get("timeout_seconds"),
         "last_run": (

@@ -123,14 +123,22 @@ class Api(RunHandlers):
 
     def _function(self, function_id: str) -> dict[str, Any]:
         fn = self.ops.function(function_id)
-        return views.function_view(fn, self.ops.function_stats().get(fn.id), self.ops.clock.now())
+        stats, cron, now = self.ops.function_stats(), self.ops.cron_states(), self.ops.clock.now()
+        return views.function_view(fn, stats.get(fn.id), now, cron.get(fn.id))
 
     async def list_functions(self) -> JSONResponse:
         """GET /v1/functions: functions with next cron ticks, newest run, 24 h success rate."""
 
         def functions() -> list[dict[str, Any]]:
-            stats, now = self.ops.function_stats(), self.ops.clock.now()
-            return [views.function_view(f, stats.get(f.id), now) for f in self.ops.list_functions()]
+            stats, cron, now = (
+                self.ops.function_stats(),
+                self.ops.cron_states(),
+                self.ops.clock.now(),
+            )
+            return [
+                views.function_view(f, stats.get(f.id), now, cron.get(f.id))
+                for f in self.ops.list_functions()
+            ]
 
         return await self._data(functions)
 

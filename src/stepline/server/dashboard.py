@@ -162,15 +162,16 @@ class Dashboard:
 
     def _cards(self, failed: tuple[str, str, str] | None = None) -> list[models.FunctionCard]:
         now = self.ops.clock.now()
-        stats = self.ops.function_stats()
+        stats, cron = self.ops.function_stats(), self.ops.cron_states()
         cards = []
         for fn in sorted(self.ops.list_functions(), key=lambda f: f.id):
+            states = cron.get(fn.id)
             if failed is not None and failed[0] == fn.id:
                 card = models.function_card(
-                    fn, stats.get(fn.id), now, payload=failed[1], error=failed[2]
+                    fn, stats.get(fn.id), now, cron=states, payload=failed[1], error=failed[2]
                 )
             else:
-                card = models.function_card(fn, stats.get(fn.id), now)
+                card = models.function_card(fn, stats.get(fn.id), now, cron=states)
             cards.append(card)
         return cards
 

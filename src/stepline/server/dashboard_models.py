@@ -7,7 +7,7 @@ decided here, from store records and the engine's clock. Pure functions, no I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +19,7 @@ from stepline.engine.views import progress_view, success_rate
 from stepline.sdk.triggers import CronTrigger
 from stepline.store.base import (
     AttemptRecord,
+    CronState,
     EventRecord,
     FunctionRecord,
     FunctionStats,
@@ -98,6 +99,8 @@ class TriggerView:
     condition: str | None
     href: str | None
     next_fire: Moment | None
+    last_fire: Moment | None = None
+    missed_fires: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -334,15 +337,20 @@ def run_row(run: RunRecord, now: datetime) -> RunRow:
     )
 
 
-def _trigger_view(config: dict[str, Any], now: datetime) -> TriggerView:
+def _trigger_view(
+    config: dict[str, Any], now: datetime, states: Mapping[str, CronState]
+) -> TriggerView:
     if "cron" in config:
         cron = CronTrigger(expression=config["cron"], tz=config["tz"], missed=config["missed"])
+        state = states.get(cron.schedule)
         return TriggerView(
             kind="cron",
             text=f"{cron.expression} ({cron.tz})",
             condition=None,
             href=None,
             next_fire=moment(cron.next_after(now)),
+            last_fire=None if state is None else moment(state.last_tick),
+            missed_fires=0 if state is None else state.missed_total,
         )
     return TriggerView(
         kind="event",
@@ -368,6 +376,7 @@ def function_card(
     stats: FunctionStats | None,
     now: datetime,
     *,
+    cron: Mapping[str, CronState] | None = None,
     payload: str = "{}",
     error: str | None = None,
 ) -> FunctionCard:
@@ -386,7 +395,7 @@ def function_card(
         paused=fn.paused,
         retries=int(config.get("retries", 0)),
         timeout=format_duration(timeout) if timeout else None,
-        triggers=[_trigger_view(t, now) for t in config.get("triggers", [])],
+        triggers=[_trigger_view(t, now, cron or {}) for t in config.get("triggers", [])],
         last_run=run_row(last_run, now) if last_run else None,
         success=success_text(dict(stats.ended) if stats is not None else None),
         runs_href=runs_href(function_id=fn.id),

@@ -281,12 +281,19 @@ class EventTrigger(Model):
 
 
 class CronTrigger(Model):
-    """Runs start at each tick of `cron` in the zone `tz`; `next_fire_at` is in that zone."""
+    """Runs start at each tick of `cron` in the zone `tz`; times are in that zone.
+
+    `last_fire_at` is the last tick the scheduler accounted for: fired, skipped by the missed
+    policy or, for a new schedule, the moment it started counting (null until a scheduler saw
+    it). `missed_fires` counts ticks that fell due while no scheduler ran and were never run.
+    """
 
     cron: str
     tz: str
     missed: Literal["latest", "skip"]
     next_fire_at: datetime
+    last_fire_at: datetime | None
+    missed_fires: int
 
 
 class LastRun(Model):

@@ -309,6 +309,19 @@ class WorkerRecord:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class CronState:
+    """A schedule's last tick (run, or skipped by policy) and how many ticks it never ran."""
+
+    last_tick: datetime
+    missed_total: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> CronState:
+        """Build from a database row."""
+        return cls(last_tick=_at(row["last_tick"]), missed_total=row["missed_total"])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Lease:
     """Proof that a worker owns a run; checked (and renewed for `seconds`) at every commit."""
 
@@ -520,6 +533,7 @@ class Store(Protocol):
         now: datetime,
         *,
         events: Sequence[EventRecord] = (),
+        missed: int = 0,
     ) -> bool:
         """Advance a schedule to `tick` and create its run; False if another scheduler did.
 
@@ -530,6 +544,10 @@ class Store(Protocol):
 
     def cron_last_tick(self, function_id: str, schedule: str) -> datetime | None:
         """The last tick recorded for a schedule, or None if it never ran."""
+        ...
+
+    def cron_states(self) -> dict[tuple[str, str], CronState]:
+        """Every schedule's last tick and missed-tick count, by (function id, schedule)."""
         ...
 
     # the queue

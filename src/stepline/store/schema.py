@@ -92,7 +92,7 @@ runs = Table(
     Column("counters", Text, nullable=False, default="{}"),
     # Counters and log lines written before the step at this position are stored: a replay
     # reaching that code again must not write them twice.
-    Column("saved_before_step", Integer, nullable=False, default=-1),
+    Column("saved_before_step", Integer, nullable=False, default=-1, server_default="-1"),
     UniqueConstraint("function_id", "idempotency_key"),
     Index(None, "function_id", "status", "created_at"),
     Index(None, "function_id", "created_at"),
@@ -200,6 +200,8 @@ cron_state = Table(
     Column("function_id", String(255), nullable=False),
     Column("schedule", String(255), nullable=False),
     Column("last_tick", Double, nullable=False),
+    # Ticks that fell due while no scheduler ran and were never run (the `missed` policy).
+    Column("missed_total", Integer, nullable=False, default=0, server_default="0"),
     PrimaryKeyConstraint("function_id", "schedule"),
 )
 

@@ -50,6 +50,7 @@ from stepline.store.base import (
     ACTIVE_STATUSES,
     AttemptRecord,
     ClaimedRun,
+    CronState,
     EventRecord,
     EventRouting,
     FunctionRecord,
@@ -299,7 +300,14 @@ class _Statements:
         )
         self.last_tick = prepare(select(c.last_tick).where(tick))
         self.insert_tick = prepare(insert(t.cron_state), _columns(t.cron_state))
-        self.set_tick = prepare(update(t.cron_state).where(tick), ["last_tick"])
+        self.set_tick = prepare(
+            update(t.cron_state)
+            .where(tick)
+            .values(
+                last_tick=bindparam("last_tick"),
+                missed_total=c.missed_total + bindparam("missed", type_=Integer),
+            )
+        )
 
 
 class _EveryoneLeads:
@@ -721,10 +729,12 @@ class SqlStore:
         now: datetime,
         *,
         events: Sequence[EventRecord] = (),
+        missed: int = 0,
     ) -> bool:
         """Advance a schedule to `tick` and create its run; False if another scheduler did.
 
         A paused function's tick is recorded without its run or events: skipped, not postponed.
+        `missed` ticks before it were never run; they are added to the schedule's count.
         """
         sql = self._sql
         try:
@@ -736,7 +746,11 @@ class SqlStore:
                     return False
                 if last:
                     tx.execute(
-                        sql.set_tick, fn=function_id, sched=schedule, last_tick=tick.timestamp()
+                        sql.set_tick,
+                        fn=function_id,
+                        sched=schedule,
+                        last_tick=tick.timestamp(),
+                        missed=missed,
                     )
                 else:
                     tx.execute(
@@ -744,6 +758,7 @@ class SqlStore:
                         function_id=function_id,
                         schedule=schedule,
                         last_tick=tick.timestamp(),
+                        missed_total=missed,
                     )
                 for event in events:
                     tx.execute(sql.insert_event, **_event_row(event))
@@ -766,6 +781,12 @@ class SqlStore:
                 )
             ).scalar()
         return from_epoch(last)
+
+    def cron_states(self) -> dict[tuple[str, str], CronState]:
+        """Every schedule's last tick and missed-tick count, by (function id, schedule)."""
+        with self._read() as conn:
+            rows = conn.execute(select(t.cron_state)).mappings().all()
+        return {(row["function_id"], row["schedule"]): CronState.from_row(row) for row in rows}
 
     # -- the queue ---------------------------------------------------------------------------
 

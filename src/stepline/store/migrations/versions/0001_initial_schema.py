@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("function_id", sa.String(length=255), nullable=False),
         sa.Column("schedule", sa.String(length=255), nullable=False),
         sa.Column("last_tick", sa.Double(), nullable=False),
+        sa.Column("missed_total", sa.Integer(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("function_id", "schedule", name=op.f("pk_cron_state")),
     )
     op.create_table(
@@ -140,7 +141,7 @@ def upgrade() -> None:
         sa.Column("progress_total", sa.Double(), nullable=True),
         sa.Column("progress_message", sa.Text(), nullable=True),
         sa.Column("counters", sa.Text(), nullable=False),
-        sa.Column("saved_before_step", sa.Integer(), nullable=False),
+        sa.Column("saved_before_step", sa.Integer(), server_default="-1", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_runs")),
         sa.UniqueConstraint(
             "function_id", "idempotency_key", name=op.f("uq_runs_function_id_idempotency_key")
