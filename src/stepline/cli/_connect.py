@@ -63,3 +63,14 @@ def console() -> Console:
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out.width = 200
     return out
+
+
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    envvar="STEPLINE_JSON",
+    show_envvar=True,
+    help="Print the API's JSON instead of a table.",
+)
+"""`--json`: print the API's JSON instead of a table."""

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stepline.cli import _format
-from stepline.cli._connect import console, with_client
+from stepline.cli._connect import console, json_option, with_client
 from stepline.cli._flags import parse_flags, parse_json_object
 from stepline.cli._outcome import print_outcome
 from stepline.client import Client
@@ -26,14 +26,7 @@ def _trigger_text(trigger: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    envvar="STEPLINE_JSON",
-    show_envvar=True,
-    help="Print the API's JSON instead of a table.",
-)
+@json_option
 @with_client
 def functions(client: Client, as_json: bool) -> None:
     """List the registered functions with their triggers."""

@@ -8,20 +8,11 @@ from typing import Any, get_args
 import click
 
 from stepline.cli import _render
-from stepline.cli._connect import console, with_client
+from stepline.cli._connect import console, json_option, with_client
 from stepline.cli._outcome import exit_code, outcome
 from stepline.cli._watch import follow
 from stepline.client import Client
 from stepline.store.base import RunStatus, TriggerKind
-
-_JSON = click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    envvar="STEPLINE_JSON",
-    show_envvar=True,
-    help="Print the API's JSON instead of a table.",
-)
 
 
 @click.group()
@@ -72,7 +63,7 @@ def runs() -> None:
     show_envvar=True,
     help="At most this many runs, newest first.",
 )
-@_JSON
+@json_option
 @with_client
 def list_runs(
     client: Client,
@@ -101,7 +92,7 @@ def list_runs(
 
 @runs.command()
 @click.argument("run_id")
-@_JSON
+@json_option
 @with_client
 @click.pass_context
 def show(ctx: click.Context, client: Client, run_id: str, as_json: bool) -> None:

@@ -9,19 +9,12 @@ from rich import box
 from rich.table import Table
 
 from stepline.cli import _format
-from stepline.cli._connect import console, with_client
+from stepline.cli._connect import console, json_option, with_client
 from stepline.client import Client
 
 
 @click.command()
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    envvar="STEPLINE_JSON",
-    show_envvar=True,
-    help="Print the API's JSON instead of a table.",
-)
+@json_option
 @with_client
 def workers(client: Client, as_json: bool) -> None:
     """List workers: capacity, runs in flight, last heartbeat, and whether they claim work."""
