@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import resource
 import signal
 import socket
@@ -15,8 +17,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+import httpx
 import psutil
 
 BENCH = Path(__file__).resolve().parent
@@ -157,3 +160,63 @@ def stop_all(children: list[Child]) -> None:
             os.kill(child.pid, signal.SIGTERM)
     for child in children:
         child.stop()
+
+
+def idle_between_runs() -> None:
+    """W2 sends one event at a time, with 50-150 ms of quiet before each."""
+    time.sleep(random.uniform(0.05, 0.15))
+
+
+def wait_for_health(http: httpx.Client, exited: Callable[[], str | None]) -> None:
+    """Wait until the server answers /health; `exited` names why its process died, if it did."""
+
+    def healthy() -> bool:
+        reason = exited()
+        if reason is not None:
+            raise RuntimeError(reason)
+        try:
+            return http.get("/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(healthy, timeout_s=60, every_s=0.1, what="server start")
+
+
+def http_first_step_latencies(
+    http: httpx.Client,
+    event_key: str,
+    event_name: str,
+    first_output: Callable[[str], Any],
+    *,
+    n: int,
+    warmup: int,
+    every_s: float,
+) -> tuple[list[float], list[float]]:
+    """W2 over HTTP: POST events one at a time and wait for each one's first step.
+
+    `first_output(event_id)` returns the stored output of the run's first step, or None; the
+    step wrote its start time as "t". Returns (latencies, POST round trips) in ms, warm-up dropped.
+    """
+    latencies: list[float] = []
+    posts: list[float] = []
+    for seq in range(warmup + n):
+        idle_between_runs()
+        t0 = time.time()
+        response = http.post(f"/e/{event_key}", json={"name": event_name, "data": {"seq": seq}})
+        t_sent = time.time()
+        response.raise_for_status()
+        event_id = response.json()["ids"][0]
+        found: list[Any] = []
+
+        def started(eid: str = event_id, out: list[Any] = found) -> bool:
+            output = first_output(eid)
+            if output is not None:
+                out.append(output)
+            return output is not None
+
+        wait_until(started, timeout_s=10, every_s=every_s, what=f"W2 run {seq}")
+        t1 = float(json.loads(found[0])["t"])
+        if seq >= warmup:
+            latencies.append(1000 * (t1 - t0))
+            posts.append(1000 * (t_sent - t0))
+    return latencies, posts

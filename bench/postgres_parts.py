@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import multiprocessing
-import random
 import secrets
 import statistics
 import time
@@ -28,10 +27,13 @@ from harness import (
     Child,
     cpu_seconds_self,
     free_port,
+    http_first_step_latencies,
+    idle_between_runs,
     percentiles,
     progress,
     scratch_dir,
     stop_all,
+    wait_for_health,
     wait_until,
 )
 from psycopg import conninfo, sql
@@ -333,10 +335,6 @@ def w1_postgres(admin_url: str, runs: int, workers: int, slots: int) -> dict[str
 # -- W2: latency -----------------------------------------------------------------------------
 
 
-def _idle() -> None:
-    time.sleep(random.uniform(0.05, 0.15))
-
-
 def w2_postgres_inprocess(admin_url: str, n: int, warmup: int) -> dict[str, Any]:
     """Event accepted → first step started; engine in this process on PostgreSQL."""
     latencies: list[float] = []
@@ -345,7 +343,7 @@ def w2_postgres_inprocess(admin_url: str, n: int, warmup: int) -> dict[str, Any]
         engine = Engine(workload.app, db=url).start()
         try:
             for seq in range(warmup + n):
-                _idle()
+                idle_between_runs()
                 t0 = time.time()
                 engine.send({"name": workload.W2_EVENT, "data": {"seq": seq}})
                 t_sent = time.time()
@@ -374,8 +372,6 @@ def w2_postgres_http(
     admin_url: str, n: int, warmup: int, poll_every_s: float = 0.002
 ) -> dict[str, Any]:
     """Same over HTTP: `stepline server --insecure` + one `stepline worker` (LISTEN/NOTIFY)."""
-    latencies: list[float] = []
-    accepts: list[float] = []
     query = (
         "SELECT s.output FROM steps s JOIN runs r ON r.id = s.run_id "
         "WHERE r.event_id = %s AND s.status = 'completed'"
@@ -391,39 +387,29 @@ def w2_postgres_http(
         children = [*workers, server]
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-
-                def healthy() -> bool:
-                    if server.proc.poll() is not None:
-                        raise RuntimeError(f"server exited: {server.log.read_text()[-2000:]}")
-                    try:
-                        return http.get("/health").status_code == 200
-                    except httpx.TransportError:
-                        return False
-
-                wait_until(healthy, timeout_s=60, every_s=0.1, what="server start")
+                wait_for_health(
+                    http,
+                    lambda: (
+                        f"server exited: {server.log.read_text()[-2000:]}"
+                        if server.proc.poll() is not None
+                        else None
+                    ),
+                )
                 poll = psycopg.connect(url, autocommit=True)
-                for seq in range(warmup + n):
-                    _idle()
-                    t0 = time.time()
-                    response = http.post(
-                        "/e/bench", json={"name": workload.W2_EVENT, "data": {"seq": seq}}
-                    )
-                    t_sent = time.time()
-                    response.raise_for_status()
-                    event_id = response.json()["ids"][0]
-                    row: list[Any] = []
 
-                    def started(eid: str = event_id, out: list[Any] = row) -> bool:
-                        found = poll.execute(query, (eid,)).fetchone()
-                        if found is not None:
-                            out.append(found[0])
-                        return found is not None
+                def first_output(event_id: str) -> Any:
+                    found = poll.execute(query, (event_id,)).fetchone()
+                    return None if found is None else found[0]
 
-                    wait_until(started, timeout_s=10, every_s=poll_every_s, what=f"W2 {seq}")
-                    t1 = float(json.loads(row[0])["t"])
-                    if seq >= warmup:
-                        latencies.append(1000 * (t1 - t0))
-                        accepts.append(1000 * (t_sent - t0))
+                latencies, accepts = http_first_step_latencies(
+                    http,
+                    "bench",
+                    workload.W2_EVENT,
+                    first_output,
+                    n=n,
+                    warmup=warmup,
+                    every_s=poll_every_s,
+                )
                 poll.close()
         finally:
             stop_all(children)

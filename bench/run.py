@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import os
 import platform
-import random
 import resource
 import signal
 import sqlite3
@@ -36,9 +35,12 @@ from harness import (
     BENCH,
     cpu_seconds_self,
     free_port,
+    http_first_step_latencies,
+    idle_between_runs,
     percentiles,
     progress,
     scratch_dir,
+    wait_for_health,
     wait_until,
 )
 
@@ -231,10 +233,6 @@ def w1_child(runs: int, slots: int) -> dict[str, Any]:
 # -- W2: latency ---------------------------------------------------------------------------------
 
 
-def _idle() -> None:
-    time.sleep(random.uniform(0.05, 0.15))
-
-
 def _wait_started(seq: int) -> float:
     with workload.started_cond:
         if not workload.started_cond.wait_for(lambda: seq in workload.started, timeout=10):
@@ -250,7 +248,7 @@ def w2_inprocess(n: int, warmup: int) -> dict[str, Any]:
         engine = Engine(workload.app, db=tmp / "w2.db").start()
         try:
             for seq in range(warmup + n):
-                _idle()
+                idle_between_runs()
                 t0 = time.time()
                 engine.send({"name": workload.W2_EVENT, "data": {"seq": seq}})
                 t_sent = time.time()
@@ -271,8 +269,6 @@ def w2_inprocess(n: int, warmup: int) -> dict[str, Any]:
 
 def w2_http(n: int, warmup: int) -> dict[str, Any]:
     """Same over HTTP: engine + server (`stepline dev` style) in a child, httpx POST /e/dev."""
-    latencies: list[float] = []
-    accepts: list[float] = []
     query = (
         "SELECT s.output FROM steps s JOIN runs r ON r.id = s.run_id "
         "WHERE r.event_id = ? AND s.status = 'completed'"
@@ -285,39 +281,19 @@ def w2_http(n: int, warmup: int) -> dict[str, Any]:
         try:
             child.wait_ready_line()
             with httpx.Client(base_url=base, timeout=10) as http:
-
-                def healthy() -> bool:
-                    if child.proc.poll() is not None:
-                        raise RuntimeError("server process exited")
-                    try:
-                        return http.get("/health").status_code == 200
-                    except httpx.TransportError:
-                        return False
-
-                wait_until(healthy, timeout_s=60, every_s=0.1, what="server start")
+                wait_for_health(
+                    http,
+                    lambda: "server process exited" if child.proc.poll() is not None else None,
+                )
                 poll = sqlite3.connect(db, isolation_level=None)
-                for seq in range(warmup + n):
-                    _idle()
-                    t0 = time.time()
-                    response = http.post(
-                        "/e/dev", json={"name": workload.W2_EVENT, "data": {"seq": seq}}
-                    )
-                    t_sent = time.time()
-                    response.raise_for_status()
-                    event_id = response.json()["ids"][0]
-                    row: list[Any] = []
 
-                    def started(eid: str = event_id, out: list[Any] = row) -> bool:
-                        found = poll.execute(query, (eid,)).fetchone()
-                        if found is not None:
-                            out.append(found[0])
-                        return found is not None
+                def first_output(event_id: str) -> Any:
+                    found = poll.execute(query, (event_id,)).fetchone()
+                    return None if found is None else found[0]
 
-                    wait_until(started, timeout_s=10, every_s=0.002, what=f"W2 run {seq}")
-                    t1 = float(json.loads(row[0])["t"])
-                    if seq >= warmup:
-                        latencies.append(1000 * (t1 - t0))
-                        accepts.append(1000 * (t_sent - t0))
+                latencies, accepts = http_first_step_latencies(
+                    http, "dev", workload.W2_EVENT, first_output, n=n, warmup=warmup, every_s=0.002
+                )
                 poll.close()
         finally:
             stats = child.stop()
