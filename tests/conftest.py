@@ -64,7 +64,9 @@ def postgres_url() -> Iterator[str]:
 
 
 def _empty(store: PostgresStore) -> None:
-    tables = ", ".join(table.name for table in schema.metadata.sorted_tables)
+    # The registry version's single row stays: the store expects it, as a migration leaves it.
+    kept = {schema.registry_version.name}
+    tables = ", ".join(t.name for t in schema.metadata.sorted_tables if t.name not in kept)
     with store.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
 

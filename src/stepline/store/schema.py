@@ -8,6 +8,7 @@ the store never interprets.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Double,
@@ -38,6 +39,15 @@ functions = Table(
     Column("config", Text, nullable=False),
     Column("paused", Boolean, nullable=False, default=False),
     Column("updated_at", Double, nullable=False),
+)
+
+# One row whose version grows with every change to the registry (sync, pause, resume): event
+# intake reads it in its own transaction to know whether its cached copy of the registry is stale.
+registry_version = Table(
+    "registry_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
 )
 
 events = Table(
@@ -220,4 +230,6 @@ workers = Table(
     Column("heartbeat_at", Double, nullable=False),
     Column("heartbeat_seconds", Double, nullable=False),
     Column("stopping", Boolean, nullable=False, default=False),
+    # Slots held by steps the worker gave up on (run cancelled or timed out mid-step).
+    Column("abandoned", Integer, nullable=False, default=0, server_default="0"),
 )
