@@ -1,12 +1,16 @@
-"""CEL expressions: compiled once, evaluated over events; a missing field means "no match"."""
+"""CEL expressions: compiled once, evaluated over events; a failed evaluation means "no match"."""
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Any
 
 from stepline import errors
+from stepline._cel_result import non_boolean_reason
 from stepline._checks import is_text
+
+log = logging.getLogger("stepline.cel")
 
 
 @lru_cache(maxsize=1024)
@@ -25,10 +29,59 @@ def compile_expression(source: str, *, field: str = "if") -> Any:
         ) from None
 
 
-def matches(source: str, variables: dict[str, Any]) -> bool:
-    """True if the expression evaluates to true; missing fields and type errors are false."""
-    program = compile_expression(source)
+def compile_condition(source: str, *, field: str = "if") -> Any:
+    """Compile a CEL condition: like `compile_expression`, and it must be able to yield a bool."""
+    program = compile_expression(source, field=field)
+    reason = non_boolean_reason(source)
+    if reason is not None:
+        raise errors.InvalidInput(
+            f"CEL condition {source!r} can never be true or false: {reason}; "
+            "write a comparison such as event.data.total > 100",
+            field,
+        )
+    return program
+
+
+class FailureLog:
+    """Logs each failing condition once: per place, expression and kind of error, not per event.
+
+    Bounded, so a flood of distinct failures cannot grow memory (it then starts afresh).
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._seen: set[tuple[str, str, str]] = set()
+        self._capacity = capacity
+
+    def report(self, where: str, source: str, exc: BaseException) -> None:
+        """Log `exc` from evaluating `source` at `where`, unless it was logged already."""
+        key = (where, source, type(exc).__name__)
+        if key in self._seen:
+            return
+        if len(self._seen) >= self._capacity:
+            self._seen.clear()
+        self._seen.add(key)
+        log.warning(
+            "%s: CEL condition %r failed (%s: %s); treated as no match",
+            where,
+            source,
+            type(exc).__name__,
+            exc,
+        )
+
+
+def matches(source: str, variables: dict[str, Any], *, where: str, failures: FailureLog) -> bool:
+    """True if the condition evaluates to true.
+
+    Anything else is no match: false, a value that is not a boolean, a missing field, or an
+    evaluation error such as a division by zero or an overflow. An error is reported to
+    `failures` with `where` (e.g. "function 'f' trigger 'x'"); it never propagates.
+    """
     try:
-        return program.execute(variables) is True
-    except (KeyError, TypeError, ValueError, RuntimeError):
+        return compile_expression(source).execute(variables) is True
+    except KeyError:
+        return False  # a missing field: the documented "no match", not worth a log line
+    except BaseException as exc:  # the library's Rust panics derive from BaseException
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        failures.report(where, source, exc)
         return False

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from stepline._cel import matches
+from stepline._cel import FailureLog, matches
 from stepline.engine.events import new_id
 from stepline.store.base import EventRecord, FunctionRecord, NewRun, WaitRecord
 
@@ -28,6 +28,9 @@ def name_matches(pattern: str, name: str) -> bool:
 class Routing:
     """The engine's answers to `EventRouting`, built from the stored function registry."""
 
+    def __init__(self) -> None:
+        self.failures = FailureLog()
+
     def runs_for(self, event: EventRecord, functions: Sequence[FunctionRecord]) -> list[NewRun]:
         """One run per function with a matching event trigger (once, however many match)."""
         runs: list[NewRun] = []
@@ -41,7 +44,10 @@ class Routing:
                 condition = trigger.get("if")
                 if condition:
                     payload = payload or event.payload()
-                    if not matches(condition, {"event": payload}):
+                    where = f"function {fn.id!r} trigger {pattern!r}"
+                    if not matches(
+                        condition, {"event": payload}, where=where, failures=self.failures
+                    ):
                         continue
                 runs.append(
                     NewRun(
@@ -65,4 +71,5 @@ class Routing:
             "event": trigger.payload() if trigger else {},
             "async": event.payload(),
         }
-        return matches(wait.expression, variables)
+        where = f"run {wait.run_id} wait_for_event({wait.event_name!r})"
+        return matches(wait.expression, variables, where=where, failures=self.failures)

@@ -74,6 +74,19 @@ class Function:
         return self.handler(*args, **kwargs)
 
 
+def _check_trigger(function_id: str, trigger: object) -> None:
+    if not isinstance(trigger, EventTrigger | CronTrigger):
+        raise errors.ConfigurationError(
+            f"function {function_id!r}: triggers must be stepline.event(...) or stepline.cron(...)"
+        )
+    try:
+        trigger.check()
+    except errors.InvalidInput as exc:
+        raise errors.ConfigurationError(
+            f"function {function_id!r}: trigger {trigger}: {exc}"
+        ) from None
+
+
 class App:
     """A named set of functions, served by `stepline dev`, an `Engine` or a worker.
 
@@ -128,10 +141,7 @@ class App:
             raise errors.ConfigurationError(f"app {self.id!r} already has a function {id!r}")
         trigger_list = (triggers,) if isinstance(triggers, EventTrigger | CronTrigger) else triggers
         for trigger in trigger_list:
-            if not isinstance(trigger, EventTrigger | CronTrigger):
-                raise errors.ConfigurationError(
-                    f"function {id!r}: triggers must be stepline.event(...) or stepline.cron(...)"
-                )
+            _check_trigger(id, trigger)
         if not is_int(retries) or not 0 <= retries <= MAX_RETRIES:
             raise errors.ConfigurationError(
                 f"function {id!r}: retries must be an integer from 0 to {MAX_RETRIES}"

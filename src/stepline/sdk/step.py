@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn, Protocol, TypeVar, overload
 
 from stepline import errors
-from stepline._cel import compile_expression
+from stepline._cel import compile_condition
 from stepline._checks import is_text
 from stepline._durations import Duration, parse_duration, require_aware
 
@@ -113,7 +113,7 @@ def _wait_spec(event: str, timeout: Duration, match: str | None, if_: str | None
             )
         expression = f"event.{path} == async.{path}"
     if expression is not None:
-        compile_expression(expression, field="if_")
+        compile_condition(expression, field="if_")
     return WaitSpec(
         event=event, expression=expression, timeout=parse_duration(timeout, field="timeout")
     )

@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 from stepline import errors
-from stepline._cel import compile_expression
+from stepline._cel import compile_condition
 from stepline._checks import is_text
 
 _EVENT_NAME = re.compile(r"^[^\s]{1,512}$")
+_CRON_FIELDS = 5  # cronsim also reads six (a seconds field): refused, as it surprises
 MissedTicks = Literal["latest", "skip"]
 
 
@@ -24,6 +25,16 @@ class EventTrigger:
 
     name: str
     if_: str | None = None
+
+    def __str__(self) -> str:
+        return f"event({self.name!r})"
+
+    def check(self) -> None:
+        """Raise `InvalidInput` naming the option that is invalid."""
+        if not is_text(self.name, _EVENT_NAME):
+            raise errors.InvalidInput("must be 1-512 characters without spaces", "name")
+        if self.if_ is not None:
+            compile_condition(self.if_, field="if_")
 
     def to_config(self) -> dict[str, Any]:
         """The trigger as stored in the function registry."""
@@ -57,6 +68,31 @@ class CronTrigger:
         local = moment.astimezone(self.zone())
         return next(iter(CronSim(self.expression, local)))
 
+    def __str__(self) -> str:
+        return f"cron({self.expression!r})"
+
+    def check(self) -> None:
+        """Raise `InvalidInput` naming the option that is invalid."""
+        try:
+            zone = ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise errors.InvalidInput(
+                f"unknown time zone {self.tz!r}; use an IANA name like 'Africa/Johannesburg'",
+                "tz",
+            ) from None
+        if self.missed not in ("latest", "skip"):
+            raise errors.InvalidInput(f"must be 'latest' or 'skip', not {self.missed!r}", "missed")
+        fields = len(self.expression.split()) if is_text(self.expression) else 0
+        if fields != _CRON_FIELDS:
+            raise errors.InvalidInput(
+                f"expected five fields (minute hour day month weekday), got {fields}",
+                "expression",
+            )
+        try:
+            CronSim(self.expression, datetime.now(zone))
+        except (CronSimError, ValueError, TypeError) as exc:
+            raise errors.InvalidInput(str(exc), "expression") from None
+
     def to_config(self) -> dict[str, Any]:
         """The trigger as stored in the function registry."""
         return {"cron": self.expression, "tz": self.tz, "missed": self.missed}
@@ -68,23 +104,14 @@ Trigger = EventTrigger | CronTrigger
 def event(name: str, *, if_: str | None = None) -> EventTrigger:
     """Trigger on events named `name`, optionally filtered by a CEL expression over `event`.
 
+    The trigger is checked when its function is declared, so that an error names the function.
+
     Args:
         name: The event name, e.g. "stations/sync.requested". A trailing "/*" or ".*" matches
             every name under that prefix.
-        if_: A CEL expression such as `event.data.region == "north"`.
-
-    Raises:
-        ConfigurationError: The name or expression is invalid.
+        if_: A CEL condition such as `event.data.region == "north"`. An event for which it
+            fails to evaluate (a missing field, a division by zero) does not match.
     """
-    if not is_text(name, _EVENT_NAME):
-        raise errors.ConfigurationError(
-            f"event trigger name {name!r} must be 1-512 characters without spaces"
-        )
-    if if_ is not None:
-        try:
-            compile_expression(if_, field="if_")
-        except errors.InvalidInput as exc:
-            raise errors.ConfigurationError(str(exc)) from None
     return EventTrigger(name=name, if_=if_)
 
 
@@ -92,23 +119,9 @@ def cron(expression: str, *, tz: str = "UTC", missed: MissedTicks = "latest") ->
     """Trigger on a cron schedule: five fields (minute hour day month weekday), in zone `tz`.
 
     Daylight-saving changes follow cron's usual rules: a local time that does not exist that
-    day runs at the next valid time; a local time that happens twice runs once.
-
-    Raises:
-        ConfigurationError: The expression, time zone or `missed` policy is invalid.
+    day runs at the next valid time; a local time that happens twice runs once. The trigger is
+    checked when its function is declared, so that an error names the function.
     """
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise errors.ConfigurationError(
-            f"unknown time zone {tz!r}; use an IANA name like 'Africa/Johannesburg'"
-        ) from None
-    if missed not in ("latest", "skip"):
-        raise errors.ConfigurationError(f"missed must be 'latest' or 'skip', not {missed!r}")
-    try:
-        CronSim(expression, datetime.now(zone))
-    except (CronSimError, ValueError, TypeError) as exc:
-        raise errors.ConfigurationError(f"invalid cron expression {expression!r}: {exc}") from None
     return CronTrigger(expression=expression, tz=tz, missed=missed)
 
 
