@@ -486,9 +486,9 @@ class Store(Protocol):
     def set_function_paused(self, function_id: str, paused: bool) -> FunctionRecord:
         """Pause or resume a function; returns it. Idempotent; raises `NotFound`.
 
-        A paused function starts no runs from events (routing skips it; other processes see
-        the change within a few seconds) or cron ticks (its ticks pass without a run); runs
-        already started go on. Registering the app again keeps the flag.
+        A paused function starts no runs from events (routing skips it in every process from
+        the next event on) or cron ticks (its ticks pass without a run); runs already started
+        go on. Registering the app again keeps the flag.
         """
         ...
 
@@ -508,8 +508,8 @@ class Store(Protocol):
         """Store events, start the runs they trigger and resume the waits they satisfy.
 
         Idempotent per event id for 24 hours: a repeated id stores nothing and starts nothing,
-        and its original internal id is returned in its place. Functions registered through
-        another store (another process) may take a few seconds to be seen here.
+        and its original internal id is returned in its place. Events are routed against the
+        registry as of this transaction, whichever process changed it last.
         """
         ...
 

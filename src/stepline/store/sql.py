@@ -10,7 +10,6 @@ through SQLAlchemy `Connection`s as usual.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime, timedelta
@@ -45,6 +44,7 @@ from sqlalchemy.sql.expression import (
 
 from stepline import errors
 from stepline.store import schema as t
+from stepline.store._nesting import ConnectionGuard
 from stepline.store._prepared import Prepared, RawTransaction
 from stepline.store.base import (
     ACTIVE_STATUSES,
@@ -73,9 +73,8 @@ from stepline.store.base import (
 
 EVENT_ID_TTL = timedelta(hours=24)
 TIMEOUT_ERROR = "RunTimeout"
-# How long event ingestion trusts its copy of the function registry. Registrations made through
-# this store clear it at once; other processes' registrations are seen within this time.
-FUNCTIONS_TTL_SECONDS = 2.0
+# The id of `registry_version`'s single row.
+REGISTRY_ROW = 1
 # A worker silent for this long is forgotten when another registers.
 FORGET_WORKERS_SECONDS = 24 * 3600.0
 # Ids per statement when acting on many runs at once (well under every driver's parameter cap).
@@ -137,6 +136,9 @@ class _Statements:
         e, ids, r, w, s = t.events.c, t.event_ids.c, t.runs.c, t.waits.c, t.steps.c
         self.routable_functions = prepare(
             select(t.functions).where(t.functions.c.paused.is_(False))
+        )
+        self.registry_version = prepare(
+            select(t.registry_version.c.version).where(t.registry_version.c.id == REGISTRY_ROW)
         )
         self.insert_event = prepare(insert(t.events), _columns(t.events))
         self.event = prepare(select(t.events).where(e.internal_id == bindparam("internal_id")))
@@ -335,10 +337,9 @@ class SqlStore:
         dbapi = engine.dialect.loaded_dbapi
         self._driver_error: type[Exception] = dbapi.Error
         self._integrity_error: type[Exception] = dbapi.IntegrityError
-        # (read at, functions) of the registry cache; the generation detects a registration
-        # racing with a read, whose result must then not be cached.
-        self._functions: tuple[float, list[FunctionRecord]] | None = None
-        self._functions_generation = 0
+        self._guard = ConnectionGuard()
+        # (registry version, unpaused functions): routing's copy of the registry.
+        self._functions: tuple[int, list[FunctionRecord]] | None = None
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -380,6 +381,7 @@ class SqlStore:
 
         Driver errors leave as `Conflict` or `StoreUnavailable` (`__cause__` kept).
         """
+        self._guard.enter()
         try:
             with self._raw_connection() as connection:
                 self._begin(connection)
@@ -392,22 +394,30 @@ class SqlStore:
                     raise
         except self._driver_error as exc:
             raise self._translate_driver(exc) from exc
+        finally:
+            self._guard.leave()
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        self._guard.enter()
         try:
             with self._write_transaction() as conn:
                 yield conn
         except DBAPIError as exc:
             raise self._translate(exc) from exc
+        finally:
+            self._guard.leave()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        self._guard.enter()
         try:
             with self._read_connection() as conn:
                 yield conn
         except DBAPIError as exc:
             raise self._translate(exc) from exc
+        finally:
+            self._guard.leave()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -456,6 +466,7 @@ class SqlStore:
     ) -> None:
         """Register an app's functions, replacing their previous configuration."""
         with self._write() as conn:
+            _bump_registry_version(conn)
             for fn in functions:
                 values = {
                     "app_id": app_id,
@@ -472,8 +483,6 @@ class SqlStore:
                             )
                     except IntegrityError:  # another worker registered it a moment ago
                         conn.execute(update(t.functions).where(t.functions.c.id == fn.id), values)
-        self._functions_generation += 1
-        self._functions = None
 
     def list_functions(self) -> list[FunctionRecord]:
         """All registered functions, by id."""
@@ -485,13 +494,11 @@ class SqlStore:
         """Pause or resume a function; returns it. Idempotent; raises `NotFound`."""
         f = t.functions.c
         with self._write() as conn:
+            _bump_registry_version(conn)
             conn.execute(update(t.functions).where(f.id == function_id).values(paused=paused))
             row = conn.execute(select(t.functions).where(f.id == function_id)).mappings().first()
         if row is None:
             raise errors.NotFound(f"no function with id {function_id!r}")
-        # Routing here sees the change at once; other processes within FUNCTIONS_TTL_SECONDS.
-        self._functions_generation += 1
-        self._functions = None
         return FunctionRecord.from_row(row)
 
     def function_stats(self, since: datetime) -> dict[str, FunctionStats]:
@@ -536,14 +543,28 @@ class SqlStore:
         }
 
     def _routable_functions(self, tx: RawTransaction) -> list[FunctionRecord]:
-        """The unpaused functions, read at most every `FUNCTIONS_TTL_SECONDS`."""
+        """The unpaused functions as of this transaction, whichever process changed them.
+
+        One primary-key read of the registry's version; the functions are read again only
+        when it moved. Every registry change bumps it first, in its own transaction, so:
+
+        - SQLite: the transaction holds the write lock (BEGIN IMMEDIATE) from its start, so no
+          change can commit between the two reads; both see the same registry.
+        - PostgreSQL (READ COMMITTED, one snapshot per statement): a change that commits
+          between the version read and the functions read makes the functions newer than
+          their version. Routing with them is right (they were committed first), and the next
+          transaction sees the newer version and reads again, so the copy is never older than
+          the version it is filed under. A change that commits after the version read, while
+          this transaction runs, was not acknowledged when it began: the two overlap, and
+          routing before the change is a valid order. Any event sent after a change was
+          acknowledged reads its version, hence its registry.
+        """
+        [version] = tx.scalars(self._sql.registry_version)
         cached = self._functions
-        if cached is not None and time.monotonic() - cached[0] < FUNCTIONS_TTL_SECONDS:
+        if cached is not None and cached[0] == version:
             return cached[1]
-        generation = self._functions_generation
         functions = [FunctionRecord.from_row(r) for r in tx.rows(self._sql.routable_functions)]
-        if generation == self._functions_generation:
-            self._functions = (time.monotonic(), functions)
+        self._functions = (version, functions)
         return functions
 
     # -- events and runs ---------------------------------------------------------------------
@@ -1226,7 +1247,7 @@ class SqlStore:
         if run_filter.trigger_kind is not None:
             where.append(r.trigger_kind == run_filter.trigger_kind)
         if run_filter.event_id is not None:
-            event = self._find_event(run_filter.event_id)
+            event = self._find_event(conn, run_filter.event_id)
             where.append(r.event_id == (event.internal_id if event else run_filter.event_id))
         if run_filter.created_after is not None:
             where.append(r.created_at >= run_filter.created_after.timestamp())
@@ -1274,23 +1295,25 @@ class SqlStore:
             ).mappings()
             return [LogRecord.from_row(m) for m in rows]
 
-    def _find_event(self, event_id: str) -> EventRecord | None:
+    @staticmethod
+    def _find_event(conn: Connection, event_id: str) -> EventRecord | None:
+        """An event by internal id, else the newest with that sender's id, on `conn`."""
         e = t.events.c
-        with self._read() as conn:
-            row = conn.execute(select(t.events).where(e.internal_id == event_id)).mappings().first()
-            if row is None:
-                row = (
-                    conn.execute(
-                        select(t.events).where(e.id == event_id).order_by(e.received_at.desc())
-                    )
-                    .mappings()
-                    .first()
+        row = conn.execute(select(t.events).where(e.internal_id == event_id)).mappings().first()
+        if row is None:
+            row = (
+                conn.execute(
+                    select(t.events).where(e.id == event_id).order_by(e.received_at.desc())
                 )
+                .mappings()
+                .first()
+            )
         return None if row is None else EventRecord.from_row(row)
 
     def get_event(self, internal_id: str) -> EventRecord:
         """One event by its internal id (or the sender's id); raises `NotFound`."""
-        event = self._find_event(internal_id)
+        with self._read() as conn:
+            event = self._find_event(conn, internal_id)
         if event is None:
             raise errors.NotFound(f"no event with id {internal_id!r}")
         return event
@@ -1317,6 +1340,14 @@ class SqlStore:
             query = query.where(e.received_at < received_before.timestamp())
         with self._read() as conn:
             return [EventRecord.from_row(m) for m in conn.execute(query).mappings()]
+
+
+def _bump_registry_version(conn: Connection) -> None:
+    """Tell every process's routing that the registry changed (first: it orders the changes)."""
+    v = t.registry_version.c
+    conn.execute(
+        update(t.registry_version).where(v.id == REGISTRY_ROW).values(version=v.version + 1)
+    )
 
 
 def _newest_first(query: Select[Any], limit: int) -> Select[Any]:
