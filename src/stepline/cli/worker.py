@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import sys
 import threading
 from types import FrameType
+from typing import NoReturn
 
 import click
 
@@ -14,6 +18,8 @@ from stepline.engine.engine import Engine, EngineSettings
 from stepline.engine.worker import WorkerSettings
 from stepline.sdk.app import App
 from stepline.store import open_store
+
+EXIT_ABANDONED = 3  # all slots held by abandoned steps: the supervisor should restart it
 
 
 @click.command()
@@ -59,11 +65,17 @@ def worker(
 
     Start as many as you like, on any machines. On SIGTERM or SIGINT a worker stops claiming,
     lets running steps finish within the grace period and hands the rest to other workers.
+    When all its slots are held by abandoned steps (still executing although their run was
+    cancelled or timed out), it hands its runs back and exits with status 3, for its
+    supervisor to restart it.
     """
     loaded: list[App] = [app for spec in apps for app in load_app(spec)]
     store = open_store(db)
     store.check_schema()
-    settings = EngineSettings(worker=WorkerSettings(slots=slots, lease_seconds=lease_seconds))
+    settings = EngineSettings(
+        worker=WorkerSettings(slots=slots, lease_seconds=lease_seconds),
+        replace_exhausted_worker=False,
+    )
     engine = Engine(loaded, db=store, settings=settings, upgrade=False)
     configure_logging()
     stop = threading.Event()
@@ -76,6 +88,24 @@ def worker(
     engine.start()
     click.echo(f"Stepline worker {engine.worker.id}: {', '.join(sorted(engine.functions))}")
     while not stop.wait(0.5):
-        pass
+        if engine.worker.exhausted.is_set():
+            _exit_abandoned(engine, slots)
     click.echo(f"stopping: waiting up to {grace_seconds:g}s for running steps")
     engine.stop(grace_seconds)
+
+
+def _exit_abandoned(engine: Engine, slots: int) -> NoReturn:
+    """Exit with EXIT_ABANDONED; the worker has already handed its runs back.
+
+    `os._exit`, because the stuck steps' threads may never return, and a normal exit waits
+    for any that are not daemon threads (e.g. ones started with `asyncio.to_thread`).
+    """
+    click.echo(
+        f"all {slots} slots held by abandoned steps: exiting with status {EXIT_ABANDONED}",
+        err=True,
+    )
+    engine.stop(0)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_ABANDONED)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import random
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +24,25 @@ from stepline.store import open_store
 from stepline.store.base import FunctionRecord, RunFilter, RunRecord, Store
 
 DEFAULT_DB = Path(".stepline") / "stepline.db"
+logger = logging.getLogger("stepline.engine")
 
 
 @dataclass(frozen=True, kw_only=True)
 class EngineSettings:
-    """Tuning for an `Engine`: worker slots and leases, retry backoff, the scheduler."""
+    """Tuning for an `Engine`: worker slots and leases, retry backoff, the scheduler.
+
+    Attributes:
+        replace_exhausted_worker: When all the worker's slots are held by abandoned steps
+            (steps still executing although their run was cancelled or timed out), start a
+            fresh worker in this process; the stuck threads are left behind. `stepline
+            worker` turns this off and exits instead, for its supervisor to restart it.
+    """
 
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     scheduler: bool = True
     scheduler_poll_seconds: float = 1.0
+    replace_exhausted_worker: bool = True
 
 
 def collect_functions(apps: Iterable[App]) -> dict[str, Function]:
@@ -85,7 +97,8 @@ class Engine:
             policy=self.settings.retry,
             rng=random.random,
         )
-        self.worker = Worker(self.store, self.executor, self.clock, self.settings.worker)
+        self._lock = threading.Lock()
+        self.worker = self._new_worker()
         self.scheduler = Scheduler(
             self.store,
             self.functions.values(),
@@ -107,19 +120,53 @@ class Engine:
     def start(self) -> Engine:
         """Register the functions and start the worker and scheduler threads."""
         self.register()
-        self.worker.start()
-        if self.settings.scheduler:
-            self.scheduler.start()
-        self._started = True
+        with self._lock:
+            self.worker.start()
+            if self.settings.scheduler:
+                self.scheduler.start()
+            self._started = True
         return self
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop claiming, let running replays finish (up to the grace period), close the store."""
-        if self._started:
-            self.scheduler.stop()
-            self.worker.stop(grace_seconds)
-            self._started = False
+        with self._lock:
+            if self._started:
+                self.scheduler.stop()
+                self.worker.stop(grace_seconds)
+                self._started = False
         self.store.close()
+
+    def _new_worker(self) -> Worker:
+        return Worker(
+            self.store,
+            self.executor,
+            self.clock,
+            self.settings.worker,
+            on_exhausted=self._worker_exhausted,
+        )
+
+    def _worker_exhausted(self) -> None:
+        """Replace a worker whose slots are all held by abandoned steps, if so configured."""
+        if not self.settings.replace_exhausted_worker:
+            return
+        with self._lock:
+            if not self._started or not self.worker.exhausted.is_set():
+                return
+            old = self.worker.id
+            # The stuck replays keep the old executor; its `draining` flag stays set for them.
+            self.executor = dataclasses.replace(self.executor, draining=threading.Event())
+            self.worker = self._new_worker()
+            try:
+                self.worker.start()
+            except errors.StoreError as exc:
+                logger.error("worker %s gave up and no new worker could start: %s", old, exc)
+                return
+        logger.warning(
+            "worker %s gave up (all slots held by abandoned steps); started worker %s "
+            "(the stuck threads are left running)",
+            old,
+            self.worker.id,
+        )
 
     def __enter__(self) -> Engine:
         return self.start()

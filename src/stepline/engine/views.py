@@ -204,9 +204,13 @@ def function_view(
 
 
 def worker_view(worker: WorkerRecord, now: datetime | None = None) -> dict[str, Any]:
-    """A worker; `alive` means its claim loop reported within three heartbeat periods."""
+    """A worker; `alive` means its claim loop reported within three heartbeat periods.
+
+    `healthy` means alive with no slot held by an abandoned step.
+    """
     now = now or datetime.now(UTC)
     silent = (now - worker.heartbeat_at).total_seconds()
+    alive = silent <= 3 * worker.heartbeat_seconds and not worker.stopping
     return {
         "id": worker.id,
         "hostname": worker.hostname,
@@ -218,6 +222,15 @@ def worker_view(worker: WorkerRecord, now: datetime | None = None) -> dict[str, 
         "heartbeat_at": _iso(worker.heartbeat_at),
         "seconds_since_heartbeat": round(silent, 3),
         "heartbeat_seconds": worker.heartbeat_seconds,
-        "alive": silent <= 3 * worker.heartbeat_seconds and not worker.stopping,
+        "alive": alive,
         "stopping": worker.stopping,
+        "abandoned": worker.abandoned,
+        "healthy": alive and worker.abandoned == 0,
     }
+
+
+def abandoned_text(count: int) -> str:
+    """How many slots abandoned steps hold, in words ("2 slots held by abandoned steps")."""
+    if count == 1:
+        return "1 slot held by an abandoned step"
+    return f"{count} slots held by abandoned steps"

@@ -1,8 +1,15 @@
-"""The worker: claims due runs with a lease, runs them on its slots, and keeps leases alive."""
+"""The worker: claims due runs with a lease, runs them on its slots, and keeps leases alive.
+
+A heartbeat that finds the lease of a run in flight gone cancels the run's `async` replay
+outright; a `def` replay cannot be stopped, so its slot counts as held by an abandoned step
+until the step returns (see `abandonment`). A worker whose slots are all held that way gives
+up: it hands back its runs, deregisters and sets `exhausted`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -16,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from stepline import errors
+from stepline.engine.abandonment import Abandonment
 from stepline.engine.clock import Clock, Wakeup
 from stepline.engine.events import new_id
 from stepline.engine.executor import Executor
@@ -108,10 +116,28 @@ class _DaemonPool:
 
 
 class Worker:
-    """Claims runs of its functions and executes them until stopped."""
+    """Claims runs of its functions and executes them until stopped.
+
+    Args:
+        store: Where runs are claimed and committed.
+        executor: Replays claimed runs.
+        clock: Where time comes from.
+        settings: Slots and leases.
+        on_exhausted: Called (on the worker's heartbeat thread) once the worker gave up
+            because all its slots are held by abandoned steps.
+
+    Attributes:
+        exhausted: Set once the worker gave up that way (it has stopped and deregistered).
+    """
 
     def __init__(
-        self, store: Store, executor: Executor, clock: Clock, settings: WorkerSettings
+        self,
+        store: Store,
+        executor: Executor,
+        clock: Clock,
+        settings: WorkerSettings,
+        *,
+        on_exhausted: Callable[[], None] | None = None,
     ) -> None:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
         self._store = store
@@ -123,7 +149,12 @@ class Worker:
         self._stopping = threading.Event()
         self._inflight: dict[str, ClaimedRun] = {}  # run id → its claim, while executing
         self._renewed: dict[str, ClaimedRun] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # run id → its `async` replay
+        self._abandonment = Abandonment()
         self._lock = threading.Lock()
+        self._stopped = False
+        self._on_exhausted = on_exhausted
+        self.exhausted = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pool = _DaemonPool(settings.slots, "stepline-run")
         self._loop = asyncio.new_event_loop()
@@ -135,6 +166,12 @@ class Worker:
         """Runs being executed right now."""
         with self._lock:
             return len(self._inflight)
+
+    @property
+    def abandoned(self) -> int:
+        """Slots held by abandoned steps (their runs ended or moved on; counted in `inflight`)."""
+        with self._lock:
+            return self._abandonment.abandoned
 
     def start(self) -> None:
         """Register and start claiming (returns at once; work happens on background threads)."""
@@ -167,8 +204,12 @@ class Worker:
 
         Claims nothing more, lets running steps finish within the grace period (a replay
         starts no further step: it hands its run back to the queue), and gives the runs still
-        executing after that back to the queue for other workers.
+        executing after that back to the queue for other workers. Stopping twice is harmless.
         """
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
         self._stopping.set()
         self._executor.draining.set()
         self._wakeup.signal()
@@ -188,7 +229,8 @@ class Worker:
             logger.warning("could not release runs or deregister (leases will expire): %s", exc)
         self._loop.call_soon_threadsafe(self._loop.stop)
         for thread in self._threads:
-            thread.join(timeout=1)
+            if thread is not threading.current_thread():
+                thread.join(timeout=1)
         if not self._loop.is_running():
             self._loop.close()
 
@@ -219,7 +261,9 @@ class Worker:
         """Record liveness from the claim loop itself: a stale heartbeat means "not claiming"."""
         if time.monotonic() - self._reported < self._settings.heartbeat_seconds:
             return
-        self._store.heartbeat_worker(self.id, self._clock.now(), self.inflight)
+        with self._lock:
+            inflight, abandoned = len(self._inflight), self._abandonment.abandoned
+        self._store.heartbeat_worker(self.id, self._clock.now(), inflight, abandoned=abandoned)
         self._reported = time.monotonic()
 
     def _claim(self) -> int:
@@ -262,20 +306,30 @@ class Worker:
             self._inflight[run_id] = claimed
         future: Future[None]
         if self._executor.functions[claimed.run.function_id].is_async:
-            future = asyncio.run_coroutine_threadsafe(
-                self._executor.execute_async(claimed), self._loop
-            )
+            future = asyncio.run_coroutine_threadsafe(self._execute_async(claimed), self._loop)
         else:
             future = self._pool.submit(self._executor.execute, claimed)
         future.add_done_callback(lambda f: self._finished(run_id, f))
+
+    async def _execute_async(self, claimed: ClaimedRun) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        with self._lock:
+            self._tasks[claimed.run.id] = task
+        await self._executor.execute_async(claimed)
 
     def _finished(self, run_id: str, future: Future[None]) -> None:
         with self._lock:
             claimed = self._inflight.pop(run_id, None)
             renewed = self._renewed.pop(run_id, None)
+            self._tasks.pop(run_id, None)
+            lost = self._abandonment.forget(run_id)
         if future.cancelled():
-            # Never started (the pool shut down first): give it back now, not at lease expiry.
-            renewed = renewed or claimed
+            if lost:
+                logger.info("run %s: async replay cancelled (lease lost)", run_id)
+            else:
+                # Never started (the pool shut down first): give it back now, not at expiry.
+                renewed = renewed or claimed
         elif (exc := future.exception()) is not None:
             logger.error("run %s: replay crashed: %r", run_id, exc, exc_info=exc)
         if renewed is not None:
@@ -294,15 +348,41 @@ class Worker:
 
     def _heartbeat_loop(self) -> None:
         while not self._stopping.wait(self._settings.heartbeat_seconds):
-            with self._lock:
-                held = list(self._inflight)
-            if not held:
-                continue
-            until = self._clock.now() + timedelta(seconds=self._settings.lease_seconds)
             try:
-                lost = self._store.extend_leases(self.id, held, until)
+                self._heartbeat()
             except errors.StoreError as exc:
                 logger.warning("heartbeat failed: %s", exc)
                 continue
-            for run_id in lost:
-                logger.info("run %s: lease lost (cancelled or reclaimed)", run_id)
+            if self.abandoned >= self._settings.slots:
+                self._give_up()
+                return
+
+    def _heartbeat(self) -> None:
+        """Extend the leases of the runs in flight; note the lost ones, cancel lost tasks."""
+        with self._lock:
+            held = dict(self._inflight)
+        gone: set[str] = set()
+        if held:
+            until = self._clock.now() + timedelta(seconds=self._settings.lease_seconds)
+            gone = self._store.extend_leases(self.id, list(held), until)
+        with self._lock:
+            fresh = self._abandonment.update(held, gone, self._inflight)
+            lost = self._abandonment.lost
+            tasks = [self._tasks[run_id] for run_id in lost if run_id in self._tasks]
+        for run_id in fresh:
+            logger.info("run %s: lease lost (cancelled, timed out or reclaimed)", run_id)
+        for task in tasks:  # again at each heartbeat, until the task has ended
+            with contextlib.suppress(RuntimeError):  # the loop closed: the worker stopped
+                self._loop.call_soon_threadsafe(task.cancel)
+
+    def _give_up(self) -> None:
+        """All slots are held by abandoned steps: hand back the runs, deregister, report it."""
+        logger.error(
+            "all %d slots are held by abandoned steps (runs cancelled, timed out or taken "
+            "over while a step was still executing); stopping this worker",
+            self._settings.slots,
+        )
+        self.stop(grace_seconds=0)
+        self.exhausted.set()
+        if self._on_exhausted is not None:
+            self._on_exhausted()

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from stepline import errors
+from stepline.engine import views
 from stepline.engine.operations import Operations
 from stepline.server import dashboard_models as models
 from stepline.server import sse
@@ -175,14 +176,25 @@ class Dashboard:
             cards.append(card)
         return cards
 
+    def _worker_notices(self) -> list[str]:
+        """A line for each live worker with slots held by abandoned steps."""
+        found = [views.worker_view(w) for w in self.ops.store.list_workers()]
+        return [
+            f"Worker {w['id']}: {views.abandoned_text(w['abandoned'])}"
+            for w in found
+            if w["alive"] and w["abandoned"]
+        ]
+
     async def functions_page(self, request: Request) -> Response:
         """GET / and /functions: every function, its triggers, last run and "Run now"."""
 
         async def inner(request: Request) -> Response:
             cards = await run_in_threadpool(self._cards)
-            return page(
-                "functions.html", self._context(request, "functions", "Functions", functions=cards)
+            notices = await run_in_threadpool(self._worker_notices)
+            context = self._context(
+                request, "functions", "Functions", functions=cards, worker_notices=notices
             )
+            return page("functions.html", context)
 
         return await self._guard(request, inner)
 

@@ -328,7 +328,7 @@ class Worker(Model):
     hostname: str
     pid: int
     slots: int
-    inflight: int
+    inflight: int = Field(description="runs executing, including abandoned steps")
     functions: list[str]
     started_at: datetime
     heartbeat_at: datetime
@@ -336,6 +336,11 @@ class Worker(Model):
     heartbeat_seconds: float
     alive: bool
     stopping: bool
+    abandoned: int = Field(
+        description="slots held by abandoned steps: steps still executing although their run "
+        "was cancelled, timed out or taken over; a worker whose slots are all held exits"
+    )
+    healthy: bool = Field(description="alive, and no slot is held by an abandoned step")
 
 
 class EventIds(Model):

@@ -290,6 +290,7 @@ class WorkerRecord:
     heartbeat_at: datetime
     heartbeat_seconds: float
     stopping: bool = False
+    abandoned: int = 0  # slots held by abandoned steps (counted in `inflight`)
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> WorkerRecord:
@@ -305,6 +306,7 @@ class WorkerRecord:
             heartbeat_at=_at(row["heartbeat_at"]),
             heartbeat_seconds=row["heartbeat_seconds"],
             stopping=bool(row["stopping"]),
+            abandoned=row["abandoned"],
         )
 
 
@@ -639,9 +641,15 @@ class Store(Protocol):
         ...
 
     def heartbeat_worker(
-        self, worker_id: str, now: datetime, inflight: int, *, stopping: bool = False
+        self,
+        worker_id: str,
+        now: datetime,
+        inflight: int,
+        *,
+        stopping: bool = False,
+        abandoned: int = 0,
     ) -> None:
-        """Record that a worker's claim loop is alive, with its current load."""
+        """Record that a worker's claim loop is alive, with its load and abandoned slots."""
         ...
 
     def deregister_worker(self, worker_id: str) -> None:

@@ -1124,18 +1124,30 @@ class SqlStore:
                     heartbeat_at=worker.heartbeat_at.timestamp(),
                     heartbeat_seconds=worker.heartbeat_seconds,
                     stopping=worker.stopping,
+                    abandoned=worker.abandoned,
                 )
             )
 
     def heartbeat_worker(
-        self, worker_id: str, now: datetime, inflight: int, *, stopping: bool = False
+        self,
+        worker_id: str,
+        now: datetime,
+        inflight: int,
+        *,
+        stopping: bool = False,
+        abandoned: int = 0,
     ) -> None:
-        """Record that a worker's claim loop is alive, with its current load."""
+        """Record that a worker's claim loop is alive, with its load and abandoned slots."""
         with self._write() as conn:
             conn.execute(
                 update(t.workers)
                 .where(t.workers.c.id == worker_id)
-                .values(heartbeat_at=now.timestamp(), inflight=inflight, stopping=stopping)
+                .values(
+                    heartbeat_at=now.timestamp(),
+                    inflight=inflight,
+                    stopping=stopping,
+                    abandoned=abandoned,
+                )
             )
 
     def deregister_worker(self, worker_id: str) -> None:
