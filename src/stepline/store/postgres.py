@@ -12,6 +12,7 @@ import psycopg
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import PoolProxiedConnection
 
 from stepline import errors
 from stepline.store._prepared import Prepared, RawTransaction
@@ -25,6 +26,8 @@ LEADER_LOCK = 0x737465706C696E65
 _UNAVAILABLE_CLASSES = ("08", "57", "53", "58")
 _CONFLICT = {"23505", "23P01"}
 _LISTEN_RECONNECT_SECONDS = 1.0
+# What a connection closed under us raises (e.g. by a server restart).
+_BROKEN = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def classify(error: BaseException, sqlstate: str | None) -> errors.StoreError:
@@ -44,7 +47,9 @@ class PostgresStore(SqlStore):
 
     Workers wake on `NOTIFY stepline_work`, sent inside the transaction that makes work
     available (so delivered at its commit), instead of polling. A connection that breaks is
-    discarded and replaced on the next use, so the store recovers by itself after a restart.
+    discarded and replaced on the next use, so the store recovers by itself after a restart;
+    a hot-path transaction whose connection is found broken at its BEGIN starts again on a
+    fresh one, so the first transactions after a restart succeed.
 
     Args:
         url: `postgresql://user:password@host:port/db`.
@@ -61,10 +66,17 @@ class PostgresStore(SqlStore):
             parsed, pool_size=2, max_overflow=pool_size, pool_pre_ping=True, **options
         )
         super().__init__(engine)
-        # The hot path's own pool, without the ping (a round trip per step): a connection
-        # broken by a restart fails one transaction, which the engine retries, and the whole
-        # pool is renewed (`_raw_connection`).
-        self._hot = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, **options)
+        # The hot path's own pool, without the ping (a round trip per step). Its connections
+        # are in autocommit mode so that `_begun` sends BEGIN itself, where psycopg would send
+        # it implicitly before the first statement (the same round trip): a connection broken
+        # by a restart is found there, before any of the transaction ran, and replaced.
+        self._hot = create_engine(
+            parsed,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            isolation_level="AUTOCOMMIT",
+            **options,
+        )
         self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         self._notify = Prepared(select(func.pg_notify(CHANNEL, "")), engine.dialect)
         self._listener: threading.Thread | None = None
@@ -72,17 +84,47 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _raw_connection(self) -> Iterator[Any]:
-        fairy = self._hot.raw_connection()
+        fairy = self._begun()
         try:
             yield fairy.dbapi_connection
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            # Broken, e.g. by a restart: so are its idle siblings. Drop this one and renew
-            # the pool, so the next transactions get fresh connections.
-            fairy.invalidate()
-            self._hot.dispose(close=False)
+        except _BROKEN:
+            self._discard(fairy)
             raise
         finally:
             fairy.close()
+
+    def _begun(self) -> PoolProxiedConnection:
+        """A hot-pool connection with a transaction begun.
+
+        A restart closes every pooled connection, and the first use of each finds out. When
+        that use is our BEGIN, nothing of the transaction exists yet (not even on the server),
+        so it is begun once more on a fresh connection of the renewed pool: safe, and it
+        spares the caller a `StoreUnavailable` (a 503 at intake, a step run twice on a
+        worker). A failure to connect, or a second broken connection, is raised.
+        """
+        fairy = self._hot.raw_connection()
+        try:
+            self._begin(fairy)
+        except _BROKEN:
+            fairy = self._hot.raw_connection()
+            self._begin(fairy)
+        return fairy
+
+    def _begin(self, fairy: PoolProxiedConnection) -> None:
+        """BEGIN on a checked-out connection; if that fails, give the connection back."""
+        connection: Any = fairy.dbapi_connection
+        try:
+            connection.execute("BEGIN")
+        except BaseException as exc:
+            if isinstance(exc, _BROKEN):
+                self._discard(fairy)
+            fairy.close()
+            raise
+
+    def _discard(self, fairy: PoolProxiedConnection) -> None:
+        """Drop a broken connection and renew the pool: a restart broke its idle siblings too."""
+        fairy.invalidate()
+        self._hot.dispose(close=False)
 
     def _announce(self, tx: RawTransaction) -> None:
         tx.execute(self._notify)

@@ -325,7 +325,7 @@ class _EveryoneLeads:
 class SqlStore:
     """The Store implementation shared by SQLite and PostgreSQL.
 
-    Hooks for subclasses: `_raw_connection` and `_begin` (the hot path's write transaction),
+    Hooks for subclasses: `_raw_connection` (the hot path's write transaction),
     `_write_transaction` and `_read_connection` (SQLAlchemy connections for the rest), and
     `_translate` / `_translate_driver` (driver errors → `Conflict` / `StoreUnavailable`).
     """
@@ -356,15 +356,15 @@ class SqlStore:
 
     @contextmanager
     def _raw_connection(self) -> Iterator[Any]:
-        """A DBAPI connection for one write transaction, checked out of the engine's pool."""
+        """A DBAPI connection of the engine's pool, in a transaction that `_transaction` ends.
+
+        DBAPI drivers outside autocommit open the transaction implicitly.
+        """
         fairy = self.engine.raw_connection()
         try:
             yield fairy.dbapi_connection
         finally:
             fairy.close()
-
-    def _begin(self, dbapi_connection: Any) -> None:
-        """Open a transaction; DBAPI drivers (outside autocommit) open one implicitly."""
 
     def _announce(self, tx: RawTransaction) -> None:
         """Tell other processes, at commit, that work became available (PostgreSQL: NOTIFY)."""
@@ -384,7 +384,6 @@ class SqlStore:
         self._guard.enter()
         try:
             with self._raw_connection() as connection:
-                self._begin(connection)
                 try:
                     yield RawTransaction(connection)
                     connection.commit()

@@ -102,14 +102,14 @@ class SqliteStore(SqlStore):
     def _raw_connection(self) -> Iterator[Any]:
         with self._write_lock:
             fairy = self.engine.raw_connection()
+            connection: Any = fairy.dbapi_connection
             try:
-                yield fairy.dbapi_connection
+                # Take the write lock now, not at the first write: no deadlock-prone lock
+                # upgrade, and the transaction reads the latest commit of every process.
+                connection.execute("BEGIN IMMEDIATE")
+                yield connection
             finally:
                 fairy.close()
-
-    def _begin(self, dbapi_connection: Any) -> None:
-        # Take the write lock now, not at the first write: no deadlock-prone lock upgrade.
-        dbapi_connection.execute("BEGIN IMMEDIATE")
 
     @contextmanager
     def _write_transaction(self) -> Iterator[Connection]:
