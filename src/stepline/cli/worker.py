@@ -101,7 +101,7 @@ def _exit_abandoned(engine: Engine, slots: int) -> NoReturn:
     for any that are not daemon threads (e.g. ones started with `asyncio.to_thread`).
     """
     click.echo(
-        f"all {slots} slots held by abandoned steps: exiting with status {EXIT_ABANDONED}",
+        f"all {slots} slot(s) held by abandoned steps: exiting with status {EXIT_ABANDONED}",
         err=True,
     )
     engine.stop(0)

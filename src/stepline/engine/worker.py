@@ -378,7 +378,7 @@ class Worker:
     def _give_up(self) -> None:
         """All slots are held by abandoned steps: hand back the runs, deregister, report it."""
         logger.error(
-            "all %d slots are held by abandoned steps (runs cancelled, timed out or taken "
+            "all %d slot(s) are held by abandoned steps (runs cancelled, timed out or taken "
             "over while a step was still executing); stopping this worker",
             self._settings.slots,
         )
