@@ -15,8 +15,9 @@ import pytest
 
 import stepline
 from stepline.engine import views
+from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
-from stepline.engine.worker import WorkerSettings
+from stepline.engine.worker import Worker, WorkerSettings
 from stepline.sdk.step import AsyncStep, Step
 from stepline.store.base import Store
 from tests.conftest import FAST_SETTINGS
@@ -27,12 +28,17 @@ FAST_HEARTBEAT = WorkerSettings(slots=2, lease_seconds=0.6, poll_seconds=0.05)
 
 
 class Gates:
-    """What the test app's steps wait on; `release` is set when the test ends, whatever happens."""
+    """What the test app's steps wait on; `release` is set when the test ends, whatever happens.
+
+    Then the test's workers are drained, so no stuck step returns into a closed store.
+    """
 
     def __init__(self) -> None:
+        self.workers: list[Worker] = []
         self.entered = threading.Semaphore(0)
         self.release = threading.Event()
         self.async_cancelled = threading.Event()
+        self.cleaned = threading.Event()
 
 
 @pytest.fixture
@@ -40,6 +46,9 @@ def gates() -> Iterator[Gates]:
     found = Gates()
     yield found
     found.release.set()
+    eventually(
+        lambda: all(w.inflight == 0 for w in found.workers), what="the released steps to return"
+    )
 
 
 def stuck_app(gates: Gates) -> stepline.App:
@@ -65,7 +74,14 @@ def stuck_app(gates: Gates) -> stepline.App:
 
     @app.function(id="stuck-async", triggers=[stepline.event("abandoned/stuck-async")])
     async def stuck_async(ctx: stepline.Context[AsyncStep]) -> str:
-        return await ctx.step.run("block", block_async)
+        try:
+            return await ctx.step.run("block", block_async)
+        finally:  # reached with the cancellation: the run has ended, so no step may start
+            await ctx.step.run("cleanup", gates.cleaned.set)
+
+    @app.function(id="stuck-timeout", triggers=[stepline.event("abandoned/timeout")], timeout="3s")
+    def stuck_timeout(ctx: stepline.Context[Step]) -> str:
+        return ctx.step.run("block", block)
 
     @app.function(id="quick", triggers=[stepline.event("abandoned/quick")])
     def quick(ctx: stepline.Context[Step]) -> str:
@@ -76,7 +92,9 @@ def stuck_app(gates: Gates) -> stepline.App:
 
 def engine_with(make_engine: Callable[..., Engine], gates: Gates, slots: int) -> Engine:
     settings = replace(FAST_SETTINGS, worker=replace(FAST_HEARTBEAT, slots=slots))
-    return make_engine(stuck_app(gates), settings=settings)
+    engine = make_engine(stuck_app(gates), settings=settings)
+    gates.workers.append(engine.worker)
+    return engine
 
 
 def worker_row(engine: Engine, worker_id: str) -> dict[str, Any] | None:
@@ -121,6 +139,24 @@ def test_a_cancelled_stuck_step_is_reported_and_the_other_slots_keep_working(
     assert [step.id for step in engine.get_run(stuck).steps] == []
 
 
+def test_a_run_timing_out_in_a_stuck_step_leaves_an_abandoned_slot(
+    make_engine: Callable[..., Engine], clock: FakeClock, gates: Gates
+) -> None:
+    engine = engine_with(make_engine, gates, slots=2)
+    stuck = start(engine, "abandoned/timeout")
+    entered(gates)
+
+    clock.advance(3)
+
+    assert engine.wait_for_run(stuck, 10).status == "FAILED"
+    eventually(
+        lambda: (row := worker_row(engine, engine.worker.id)) and row["abandoned"] == 1,
+        what="the worker to report 1 abandoned slot",
+    )
+    quick = start(engine, "abandoned/quick")
+    assert engine.wait_for_run(quick, 10).status == "COMPLETED"
+
+
 def test_an_engine_whose_slots_are_all_abandoned_starts_a_fresh_worker(
     make_engine: Callable[..., Engine], store: Store, gates: Gates
 ) -> None:
@@ -153,4 +189,6 @@ def test_an_async_step_is_cancelled_outright_and_frees_its_slot(
     assert engine.worker.abandoned == 0
     row = worker_row(engine, engine.worker.id)
     assert row is not None and row["abandoned"] == 0 and row["healthy"] is True
-    assert engine.get_run(stuck).run.status == "CANCELLED"
+    detail = engine.get_run(stuck)
+    assert detail.run.status == "CANCELLED" and detail.steps == []
+    assert not gates.cleaned.is_set(), "a step started after the run was cancelled"

@@ -41,7 +41,8 @@ class Executor:
     """Replays claimed runs of the given functions and commits their outcome.
 
     Once `draining` is set (the worker is stopping), replays start no new step: each hands its
-    run back to the queue at the next `step.run` instead.
+    run back to the queue at the next `step.run` instead. Once a replay's `lost` flag is set
+    (the worker found its lease gone), it starts no new step either: it ends with `Lost`.
     """
 
     store: Store
@@ -52,7 +53,9 @@ class Executor:
     rng: Callable[[], float] = random.random
     draining: threading.Event = field(default_factory=threading.Event)
 
-    def _session(self, claimed: ClaimedRun) -> tuple[Function, RunSession]:
+    def _session(
+        self, claimed: ClaimedRun, lost: threading.Event | None
+    ) -> tuple[Function, RunSession]:
         fn = self.functions[claimed.run.function_id]
         session = RunSession(
             claimed,
@@ -63,6 +66,7 @@ class Executor:
             policy=self.policy,
             rng=self.rng,
             draining=self.draining,
+            lost=lost,
         )
         return fn, session
 
@@ -75,9 +79,9 @@ class Executor:
             hooks=session,
         )
 
-    def execute(self, claimed: ClaimedRun) -> None:
+    def execute(self, claimed: ClaimedRun, lost: threading.Event | None = None) -> None:
         """Replay a `def` function's run in this thread."""
-        fn, session = self._session(claimed)
+        fn, session = self._session(claimed, lost)
         ctx = self._context(claimed, session, Step(session))
         try:
             outcome = Outcome(value=fn.handler(ctx))
@@ -87,9 +91,13 @@ class Executor:
             outcome = Outcome(error=signal)
         self._settle(fn, session, outcome)
 
-    async def execute_async(self, claimed: ClaimedRun) -> None:
-        """Replay an `async def` function's run on the running event loop."""
-        fn, session = self._session(claimed)
+    async def execute_async(self, claimed: ClaimedRun, lost: threading.Event | None = None) -> None:
+        """Replay an `async def` function's run on the running event loop.
+
+        The worker cancels the task once it found the lease gone (after setting `lost`): the
+        `CancelledError` unwinds user code, and the replay ends without committing anything.
+        """
+        fn, session = self._session(claimed, lost)
         ctx = self._context(claimed, session, AsyncStep(session))
         try:
             outcome = Outcome(value=await fn.handler(ctx))
@@ -115,6 +123,8 @@ class Executor:
     def _commit_outcome(self, fn: Function, session: RunSession, outcome: Outcome) -> None:
         # A signal the user's code swallowed (`except BaseException`) still ends the replay.
         error = outcome.error if session.halted is None else session.halted
+        if session.lost and not isinstance(error, Parked):
+            raise errors.LeaseLost(f"run {session.run.id} is no longer leased by this worker")
         now = self.clock.now()
         lease = session.lease
         if isinstance(error, Parked):

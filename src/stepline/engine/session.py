@@ -74,6 +74,7 @@ class RunSession:
         policy: RetryPolicy,
         rng: Callable[[], float],
         draining: threading.Event | None = None,
+        lost: threading.Event | None = None,
     ) -> None:
         self.run = claimed.run
         self.lease = claimed.lease
@@ -96,6 +97,7 @@ class RunSession:
         self._policy = policy
         self._rng = rng
         self._draining = draining
+        self._lost = lost
 
     # -- StepBackend -------------------------------------------------------------------------
 
@@ -109,6 +111,18 @@ class RunSession:
         return self._halted
 
     @property
+    def lost(self) -> bool:
+        """True once the worker found this run's lease gone (cancelled, timed out, taken over).
+
+        Nothing the replay does can be committed then; it stops at its next step or commit,
+        without touching the store.
+        """
+        return self._lost is not None and self._lost.is_set()
+
+    def _lost_signal(self) -> Lost:
+        return Lost(f"run {self.run.id} is no longer leased by this worker")
+
+    @property
     def replaying(self) -> bool:
         """True while the code running has run before and its counts and logs are stored.
 
@@ -119,6 +133,8 @@ class RunSession:
 
     def key(self, step_id: str) -> StepKey:
         """Hash the next use of `step_id` (`id`, then `id:1`, `id:2`, ...) and place it."""
+        if self._halted is None and self.lost:
+            self._halted = self._lost_signal()
         if self._halted is not None:
             # The replay is over (parked, restarted or lost); a step reached from a `finally`
             # or `except BaseException` block in user code must not start.
@@ -304,6 +320,8 @@ class RunSession:
         run remembers the position, a replay (a retry of that step, say) does not write them
         again. If the store is unreachable they go with the step's commit instead.
         """
+        if self.lost:
+            return
         delta = RunDelta(
             progress=self._delta.progress,
             counters=self._delta.counters,
@@ -321,7 +339,7 @@ class RunSession:
     def _maybe_flush(self) -> None:
         # Inside a long step only: what code between steps reports is saved when the next
         # step starts, together with the position that keeps a replay from repeating it.
-        if self._current_step is None:
+        if self._current_step is None or self.lost:
             return
         if time.monotonic() - self._last_flush < PROGRESS_FLUSH_SECONDS:
             return
@@ -368,6 +386,8 @@ class RunSession:
         consume_wait: bool = False,
         attempt: NewAttempt | None = None,
     ) -> None:
+        if self.lost:
+            self._halt(self._lost_signal())
         try:
             self._store.commit_step(
                 self.lease,
@@ -394,6 +414,8 @@ class RunSession:
         wait: NewWait | None = None,
         attempt: NewAttempt | None = None,
     ) -> NoReturn:
+        if self.lost:
+            self._halt(self._lost_signal())
         try:
             self._store.park_run(
                 self.lease,

@@ -150,6 +150,7 @@ class Worker:
         self._inflight: dict[str, ClaimedRun] = {}  # run id → its claim, while executing
         self._renewed: dict[str, ClaimedRun] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}  # run id → its `async` replay
+        self._lost: dict[str, threading.Event] = {}  # run id → set once its lease is gone
         self._abandonment = Abandonment()
         self._lock = threading.Lock()
         self._stopped = False
@@ -304,25 +305,28 @@ class Worker:
                 self._renewed[run_id] = claimed
                 return
             self._inflight[run_id] = claimed
+            lost = self._lost[run_id] = threading.Event()
         future: Future[None]
         if self._executor.functions[claimed.run.function_id].is_async:
-            future = asyncio.run_coroutine_threadsafe(self._execute_async(claimed), self._loop)
+            coroutine = self._execute_async(claimed, lost)
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         else:
-            future = self._pool.submit(self._executor.execute, claimed)
+            future = self._pool.submit(self._executor.execute, claimed, lost)
         future.add_done_callback(lambda f: self._finished(run_id, f))
 
-    async def _execute_async(self, claimed: ClaimedRun) -> None:
+    async def _execute_async(self, claimed: ClaimedRun, lost: threading.Event) -> None:
         task = asyncio.current_task()
         assert task is not None
         with self._lock:
             self._tasks[claimed.run.id] = task
-        await self._executor.execute_async(claimed)
+        await self._executor.execute_async(claimed, lost)
 
     def _finished(self, run_id: str, future: Future[None]) -> None:
         with self._lock:
             claimed = self._inflight.pop(run_id, None)
             renewed = self._renewed.pop(run_id, None)
             self._tasks.pop(run_id, None)
+            self._lost.pop(run_id, None)
             lost = self._abandonment.forget(run_id)
         if future.cancelled():
             if lost:
@@ -368,6 +372,8 @@ class Worker:
         with self._lock:
             fresh = self._abandonment.update(held, gone, self._inflight)
             lost = self._abandonment.lost
+            for run_id in lost:  # the replay starts no further step
+                self._lost[run_id].set()
             tasks = [self._tasks[run_id] for run_id in lost if run_id in self._tasks]
         for run_id in fresh:
             logger.info("run %s: lease lost (cancelled, timed out or reclaimed)", run_id)
