@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 import uvicorn
 from starlette.applications import Starlette
 
-from stepline import errors
-from stepline.server.auth import AuthSettings
+from stepline.cli._secrets import Secrets
 
+_SECRET_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _OPTIONS = (
     click.option(
         "--host",
@@ -42,47 +42,50 @@ _OPTIONS = (
         help="Accept events only at /e/<this key> (repeatable; env: space-separated).",
     ),
     click.option(
+        "--event-key-file",
+        envvar="STEPLINE_EVENT_KEY_FILE",
+        type=_SECRET_FILE,
+        show_envvar=True,
+        help="Read event keys from this file, one per line (keeps them out of `ps`).",
+    ),
+    click.option(
         "--api-token",
         envvar="STEPLINE_API_TOKEN",
         default=None,
         show_envvar=True,
         help="Require 'Authorization: Bearer <token>' on /v1 and the dashboard.",
     ),
+    click.option(
+        "--api-token-file",
+        envvar="STEPLINE_API_TOKEN_FILE",
+        type=_SECRET_FILE,
+        show_envvar=True,
+        help="Read the API token from this file (keeps it out of `ps`).",
+    ),
 )
 
 
 def serve_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --host, --port, --event-key and --api-token to a command."""
-    return functools.reduce(lambda c, option: option(c), reversed(_OPTIONS), command)
+    """Add --host, --port and the secret options to a command, which receives `secrets`."""
 
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and "localhost"."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def auth_settings(
-    host: str, event_keys: tuple[str, ...], api_token: str | None, *, open_allowed: bool
-) -> AuthSettings:
-    """Keys and token; refuses to run open unless allowed, and never open off loopback."""
-    keys = tuple(key for key in event_keys if key)
-    if keys and api_token:
-        return AuthSettings(event_keys=keys, api_token=api_token)
-    if not is_loopback(host):
-        raise errors.ConfigurationError(
-            f"refusing to listen on {host} without --event-key and --api-token"
+    @functools.wraps(command)
+    def with_secrets(
+        *,
+        event_keys: tuple[str, ...],
+        event_key_file: Path | None,
+        api_token: str | None,
+        api_token_file: Path | None,
+        **options: Any,
+    ) -> Any:
+        secrets = Secrets(
+            event_keys=event_keys,
+            event_key_file=event_key_file,
+            api_token=api_token,
+            api_token_file=api_token_file,
         )
-    if not open_allowed:
-        raise errors.ConfigurationError(
-            "refusing to start without --event-key and --api-token "
-            "(STEPLINE_EVENT_KEY, STEPLINE_API_TOKEN); add --insecure to run open on loopback"
-        )
-    return AuthSettings(event_keys=keys, api_token=api_token)
+        return command(secrets=secrets, **options)
+
+    return functools.reduce(lambda c, option: option(c), reversed(_OPTIONS), with_secrets)
 
 
 def configure_logging() -> None:

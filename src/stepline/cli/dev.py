@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from stepline.cli._serve import auth_settings, configure_logging, serve, serve_options
+from stepline.cli._secrets import Secrets, auth_settings
+from stepline.cli._serve import configure_logging, serve, serve_options
 from stepline.cli.apps import load_app
 from stepline.engine.engine import DEFAULT_DB, Engine, EngineSettings
 from stepline.engine.worker import WorkerSettings
@@ -39,14 +40,13 @@ def dev(
     slots: int,
     host: str,
     port: int,
-    event_keys: tuple[str, ...],
-    api_token: str | None,
+    secrets: Secrets,
 ) -> None:
     """Run APPS (module:attr or file.py) with engine, scheduler and server in one process.
 
     Migrations are applied automatically. Open (no keys) on loopback only.
     """
-    auth = auth_settings(host, event_keys, api_token, open_allowed=True)
+    auth = auth_settings(host, secrets, dev=True, open_allowed=True)
     loaded: list[App] = [app for spec in apps for app in load_app(spec)]
     settings = EngineSettings(worker=WorkerSettings(slots=slots))
     engine = Engine(loaded, db=db, settings=settings)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from stepline.cli._serve import auth_settings, configure_logging, serve, serve_options
+from stepline.cli._secrets import Secrets, auth_settings
+from stepline.cli._serve import configure_logging, serve, serve_options
 from stepline.engine.operations import Operations
 from stepline.server.app import create_app
 from stepline.store import open_store
@@ -31,11 +32,14 @@ def server(
     insecure: bool,
     host: str,
     port: int,
-    event_keys: tuple[str, ...],
-    api_token: str | None,
+    secrets: Secrets,
 ) -> None:
-    """Serve intake, API and dashboard for the workers sharing DB (run `stepline worker`)."""
-    auth = auth_settings(host, event_keys, api_token, open_allowed=insecure)
+    """Serve intake, API and dashboard for the workers sharing DB (run `stepline worker`).
+
+    Event keys and the API token are required (at least 16 characters each, the token unlike
+    every key); give them as files or environment variables to keep them out of `ps`.
+    """
+    auth = auth_settings(host, secrets, dev=False, open_allowed=insecure)
     store = open_store(db)
     store.check_schema()
     configure_logging()

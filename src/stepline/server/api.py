@@ -22,7 +22,7 @@ from stepline.engine.operations import Operations
 from stepline.server.api_runs import RunHandlers
 from stepline.server.auth import AuthSettings, check_token
 from stepline.server.body import read_json
-from stepline.server.intake import intake_endpoint
+from stepline.server.intake import bounded_batch, intake_endpoint
 from stepline.server.models import EventQuery, InvokeBody, parse
 from stepline.server.openapi import Endpoint, document
 
@@ -111,7 +111,7 @@ class Api(RunHandlers):
 
     async def send_events(self, body: Any) -> JSONResponse:
         """POST /v1/events: store one event or a list (all or none); start their runs."""
-        return await self._data(lambda: {"ids": self.ops.send(body)})
+        return await self._data(lambda: {"ids": self.ops.send(bounded_batch(body))})
 
     async def event_runs(self, event_id: str) -> JSONResponse:
         """GET /v1/events/{id}/runs: the runs an event started."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -14,9 +15,9 @@ from stepline.server import models as m
 from stepline.server.api import Api
 from stepline.server.auth import AuthSettings
 from stepline.server.dashboard import Dashboard
-from stepline.server.errors import error_response, handle_stepline_error
+from stepline.server.cross_site import CrossSiteGuard
+from stepline.server.errors import error_response, handle_stepline_error, refusal
 from stepline.server.openapi import Endpoint
-from stepline.server.templating import page
 
 
 async def health(request: Request) -> JSONResponse:
@@ -26,10 +27,7 @@ async def health(request: Request) -> JSONResponse:
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     message = f"no route for {request.method} {request.url.path}"
-    if "text/html" in request.headers.get("accept", ""):
-        context = {"title": "Not found", "nav": "", "signed_in": False, "status": 404}
-        return page("error.html", {**context, "message": message}, status=404)
-    return error_response(404, message)
+    return refusal(request.url.path, request.headers.get("accept", ""), 404, message)
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
@@ -246,7 +244,8 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
 
     Args:
         operations: What the handlers act on.
-        auth: Event keys and API token; open when empty (only `stepline dev` allows that).
+        auth: Event keys and API token; open when empty (only `stepline dev` allows that), and
+            then guarded against requests from web pages (see `server.cross_site`).
     """
     auth = auth or AuthSettings()
     api = Api(operations, auth, API)
@@ -277,6 +276,7 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
     ]
     return Starlette(
         routes=routes,
+        middleware=[Middleware(CrossSiteGuard, open_server=auth.open)],
         exception_handlers={
             errors.SteplineError: handle_stepline_error,
             404: _not_found,

@@ -9,13 +9,13 @@ in `dashboard_auth`; view models in `dashboard_models`; templates hold no logic.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, get_args
 from urllib.parse import urlencode
 
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -25,16 +25,17 @@ from stepline.engine import views
 from stepline.engine.operations import Operations
 from stepline.server import dashboard_models as models
 from stepline.server import sse
+from stepline.server.api import path_value
 from stepline.server.auth import AuthSettings
+from stepline.server.body import parse_json
 from stepline.server.dashboard_auth import COOKIE, DashboardAuth, login_redirect
-from stepline.server.errors import STATUS
+from stepline.server.errors import public_error, retry_headers
 from stepline.server.forms import read_form
+from stepline.server.models import EventQuery, RunQuery, parse
 from stepline.server.templating import page, render
 from stepline.store.base import RunFilter, RunStatus, TriggerKind
 
 PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
-MAX_SEARCH_LENGTH = 200
 STATUSES: tuple[str, ...] = get_args(RunStatus)
 TRIGGER_KINDS: tuple[str, ...] = get_args(TriggerKind)
 RUN_SECTIONS = {
@@ -51,65 +52,67 @@ def parse_payload(text: str, field: str) -> dict[str, Any]:
     """A JSON object typed into a form; blank means `{}`.
 
     Raises:
-        InvalidInput: Not JSON, or not an object.
+        InvalidInput: Not JSON, nested too deeply, or not an object.
     """
     if not text.strip():
         return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise errors.InvalidInput(f"not valid JSON: {exc}", field) from None
+    value = parse_json(text, field)
     if not isinstance(value, dict):
         raise errors.InvalidInput('must be a JSON object, like {"key": "value"}', field)
     return value
 
 
-def _choice(params: dict[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
-    value = params.get(name) or None
-    if value is not None and value not in allowed:
-        raise errors.InvalidInput(f"must be one of {', '.join(allowed)}", name)
-    return value
-
-
-def _moment(params: dict[str, str], name: str) -> datetime | None:
+def _moment(text: str) -> datetime | str:
     """A time typed into the filters: RFC 3339, or a date and time without offset (UTC)."""
-    text = (params.get(name) or "").strip()
-    if not text:
-        return None
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise errors.InvalidInput("must be a date and time, e.g. 2026-05-01T12:00", name) from None
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if not 1970 <= value.year <= 9999:
-        raise errors.InvalidInput("must be between 1970 and 9999", name)
-    return value
+        return text  # the API's parsing says what is wrong with it
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _utc(value: datetime | None, field: str) -> datetime | None:
+    """A filter time in UTC, as the form shows it again."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise errors.InvalidInput("must fall within the years 1 to 9999 in UTC", field) from None
 
 
 def _moment_text(value: datetime | None) -> str | None:
     """A filter time as a `datetime-local` input shows it (UTC)."""
-    return None if value is None else f"{value.astimezone(UTC):%Y-%m-%dT%H:%M:%S}"
+    return None if value is None else value.replace(tzinfo=None).isoformat(timespec="seconds")
 
 
-def run_filter(params: dict[str, str]) -> RunFilter:
-    """The runs page's filters; empty form fields mean "any"."""
-    raw_limit = params.get("limit") or str(PAGE_SIZE)
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
-        raise errors.InvalidInput(f"must be an integer from 1 to {MAX_PAGE_SIZE}", "limit")
-    q = params.get("q") or None
-    if q is not None and (len(q) > MAX_SEARCH_LENGTH or "\x00" in q):
-        raise errors.InvalidInput(f"must be at most {MAX_SEARCH_LENGTH} characters", "q")
-    return RunFilter(
-        function_id=params.get("function_id") or None,
-        status=_choice(params, "status", STATUSES),  # type: ignore[arg-type]  # checked
-        trigger_kind=_choice(params, "trigger_kind", TRIGGER_KINDS),  # type: ignore[arg-type]
-        event_id=params.get("event_id") or None,
-        created_after=_moment(params, "created_after"),
-        created_before=_moment(params, "created_before"),
-        q=q,
-        before=params.get("before") or None,
-        limit=int(raw_limit),
+def _given(params: Mapping[str, str], model: type[BaseModel]) -> dict[str, Any]:
+    """The model's parameters that are filled in (an empty form field means "any")."""
+    return {name: params[name] for name in model.model_fields if params.get(name)}
+
+
+def run_filter(params: Mapping[str, str]) -> RunFilter:
+    """The runs page's filters, checked as `GET /v1/runs` checks them.
+
+    Times may also be typed without an offset (a `datetime-local` input), meaning UTC.
+    """
+    given = _given(params, RunQuery)
+    for name in ("created_after", "created_before"):
+        if name in given:
+            given[name] = _moment(given[name])
+    query = parse(RunQuery, given, where="query")
+    run_filter = query.run_filter(before=query.before, limit=query.limit)
+    return replace(
+        run_filter,
+        created_after=_utc(run_filter.created_after, "created_after"),
+        created_before=_utc(run_filter.created_before, "created_before"),
     )
+
+
+def event_filter(params: Mapping[str, str]) -> EventQuery:
+    """The events page's `name` and `before`, checked as `GET /v1/events` checks them."""
+    given = {name: params[name] for name in ("name", "before") if params.get(name)}
+    return parse(EventQuery, given, where="query")
 
 
 def _filter_params(query: RunFilter) -> dict[str, str]:
@@ -141,23 +144,26 @@ class Dashboard:
 
     async def _guard(self, request: Request, inner: Inner, *, stream: bool = False) -> Response:
         """Sign-in, forgery check for posts, and Stepline errors as HTML pages."""
-        if not self.auth.signed_in(request):
-            if stream or request.method != "GET":
-                return PlainTextResponse("sign in first", status_code=401)
-            return login_redirect(request)
-        if request.method == "POST" and self.auth.forged(request):
-            return self._error(request, 403, "This form was posted from another site; refused.")
         try:
+            if not self.auth.signed_in(request):
+                if stream or request.method != "GET":
+                    return PlainTextResponse("sign in first", status_code=401)
+                return login_redirect(request)
+            if request.method == "POST" and self.auth.forged(request):
+                message = "This form was posted from another site; refused."
+                return self._error(request, 403, message)
             return await inner(request)
         except errors.SteplineError as exc:
-            status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 500)
+            status, message = public_error(exc)
             if stream:
-                return PlainTextResponse(str(exc), status_code=status)
-            return self._error(request, status, str(exc))
+                return PlainTextResponse(message, status_code=status, headers=retry_headers(exc))
+            return self._error(request, status, message, retry_headers(exc))
 
-    def _error(self, request: Request, status: int, message: str) -> Response:
+    def _error(
+        self, request: Request, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
         context = self._context(request, "", f"Error {status}", status=status, message=message)
-        return page("error.html", context, status=status)
+        return page("error.html", context, status=status, headers=headers)
 
     # -- functions ---------------------------------------------------------------------------
 
@@ -202,7 +208,7 @@ class Dashboard:
         """POST /functions/{id}/invoke: start a run with the posted payload; go to it."""
 
         async def inner(request: Request) -> Response:
-            function_id = request.path_params["function_id"]
+            function_id = path_value(request, "function_id")
             await run_in_threadpool(self.ops.function, function_id)  # NotFound → 404
             payload = (await read_form(request)).get("payload", "")
             try:
@@ -223,7 +229,7 @@ class Dashboard:
         """POST /functions/{id}/pause: its events and cron ticks start no runs; back to it."""
 
         async def inner(request: Request) -> Response:
-            fn = await run_in_threadpool(self.ops.pause, request.path_params["function_id"])
+            fn = await run_in_threadpool(self.ops.pause, path_value(request, "function_id"))
             return RedirectResponse(models.function_href(fn.id), status_code=303)
 
         return await self._guard(request, inner)
@@ -232,7 +238,7 @@ class Dashboard:
         """POST /functions/{id}/resume: start runs from its events and ticks again."""
 
         async def inner(request: Request) -> Response:
-            fn = await run_in_threadpool(self.ops.resume, request.path_params["function_id"])
+            fn = await run_in_threadpool(self.ops.resume, path_value(request, "function_id"))
             return RedirectResponse(models.function_href(fn.id), status_code=303)
 
         return await self._guard(request, inner)
@@ -269,7 +275,7 @@ class Dashboard:
         """GET /runs: runs newest first, filtered, keyset-paged with `before`."""
 
         async def inner(request: Request) -> Response:
-            query = run_filter(dict(request.query_params))
+            query = run_filter(request.query_params)
             values = await run_in_threadpool(self._runs_context, query)
             return page("runs.html", self._context(request, "runs", "Runs", **values))
 
@@ -279,7 +285,8 @@ class Dashboard:
         """GET /runs/stream: SSE `runs` events with fresh table rows when the list changes."""
 
         async def inner(request: Request) -> Response:
-            query = run_filter(dict(request.query_params))
+            query = run_filter(request.query_params)
+            await run_in_threadpool(self.ops.list_runs, query)  # a bad cursor → 400, not a stream
 
             def poll() -> sse.Snapshot:
                 runs = self.ops.list_runs(query)
@@ -301,7 +308,7 @@ class Dashboard:
         """GET /runs/{id}: one run, live while it is active."""
 
         async def inner(request: Request) -> Response:
-            run = await run_in_threadpool(self._run_model, request.path_params["run_id"])
+            run = await run_in_threadpool(self._run_model, path_value(request, "run_id"))
             context = self._context(request, "runs", f"Run {run.id}", run=run)
             return page("run.html", context)
 
@@ -311,7 +318,7 @@ class Dashboard:
         """GET /runs/{id}/stream: SSE section updates until the run ends, then `end`."""
 
         async def inner(request: Request) -> Response:
-            run_id = request.path_params["run_id"]
+            run_id = path_value(request, "run_id")
             await run_in_threadpool(self.ops.store.get_run, run_id)  # NotFound → 404
 
             def poll() -> sse.Snapshot:
@@ -334,7 +341,7 @@ class Dashboard:
         """POST /runs/{id}/cancel: cancel the run; back to its page."""
 
         async def inner(request: Request) -> Response:
-            run = await run_in_threadpool(self.ops.cancel, request.path_params["run_id"])
+            run = await run_in_threadpool(self.ops.cancel, path_value(request, "run_id"))
             return RedirectResponse(models.run_href(run.id), status_code=303)
 
         return await self._guard(request, inner)
@@ -343,7 +350,7 @@ class Dashboard:
         """POST /runs/{id}/replay: start a new run with the same trigger; go to it."""
 
         async def inner(request: Request) -> Response:
-            run_id = await run_in_threadpool(self.ops.replay, request.path_params["run_id"])
+            run_id = await run_in_threadpool(self.ops.replay, path_value(request, "run_id"))
             return RedirectResponse(models.run_href(run_id), status_code=303)
 
         return await self._guard(request, inner)
@@ -362,8 +369,8 @@ class Dashboard:
     def _events_page(
         self, request: Request, form: dict[str, str], error: str | None, status: int = 200
     ) -> Response:
-        name = request.query_params.get("name") or None
-        values = self._events_context(name, request.query_params.get("before") or None)
+        query = event_filter(request.query_params)
+        values = self._events_context(query.name, query.before)
         context = self._context(request, "events", "Events", form=form, error=error, **values)
         return page("events.html", context, status=status)
 
@@ -400,7 +407,7 @@ class Dashboard:
         """GET /events/{id}: one event, its payload and the runs it started (live)."""
 
         async def inner(request: Request) -> Response:
-            event = await run_in_threadpool(self._event_model, request.path_params["event_id"])
+            event = await run_in_threadpool(self._event_model, path_value(request, "event_id"))
             stream_url = "/runs/stream?" + urlencode({"event_id": event.row.internal_id})
             context = self._context(
                 request, "events", f"Event {event.row.name}", event=event, stream_url=stream_url

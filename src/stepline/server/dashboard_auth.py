@@ -12,6 +12,10 @@ Browsers send `Origin` on every form post, so a post from another site is refuse
 browser that ignores SameSite. A post with neither header is accepted only with the bearer
 header, which browsers never add by themselves. Without a token (`stepline dev` on loopback)
 the dashboard is open, and a post naming another origin is still refused.
+
+Wrong tokens, whichever way they come (form, cookie, header), count against the client's
+address (`server.throttle`): after too many, it gets 429 until the window passes. A cookie
+that no longer opens the dashboard (the token changed) is deleted on the way to `/login`.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from stepline.server.auth import AuthSettings
+from stepline.server.auth import AuthSettings, bearer
+from stepline.server.errors import retry_headers
 from stepline.server.forms import read_form
 from stepline.server.templating import page
+from stepline.server.throttle import TooManyFailures
 
 COOKIE = "stepline_token"
 
@@ -41,9 +47,12 @@ def safe_next(target: str | None) -> str:
 
 
 def login_redirect(request: Request) -> RedirectResponse:
-    """303 to the login page, coming back to this page afterwards."""
+    """303 to the login page, coming back to this page afterwards; drops a stale cookie."""
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?{urlencode({'next': here})}", status_code=303)
+    response = RedirectResponse(f"/login?{urlencode({'next': here})}", status_code=303)
+    if COOKIE in request.cookies:
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response
 
 
 class DashboardAuth:
@@ -58,16 +67,19 @@ class DashboardAuth:
         return self.settings.api_token is not None
 
     def _bearer(self, request: Request) -> bool:
-        token = self.settings.api_token
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        return token is not None and scheme.lower() == "bearer" and _equal(given.strip(), token)
+        token, given = self.settings.api_token, bearer(request)
+        return token is not None and given is not None and _equal(given, token)
 
     def signed_in(self, request: Request) -> bool:
-        """True when no token is needed, or the request carries it (header or cookie)."""
-        token = self.settings.api_token
-        if token is None or self._bearer(request):
+        """True when no token is needed, or the request carries it (header or cookie).
+
+        Raises:
+            TooManyFailures: The client presented too many wrong tokens lately.
+        """
+        if self.settings.api_token is None:
             return True
-        return _equal(request.cookies.get(COOKIE, ""), token)
+        given = bearer(request) or request.cookies.get(COOKIE)
+        return given is not None and self.settings.token_matches(request, given)
 
     def cross_site(self, request: Request) -> bool:
         """True when the request's `Origin` (or `Referer`) names another host."""
@@ -97,7 +109,11 @@ class DashboardAuth:
             return self._form("/", error="This form was posted from another site.", status=403)
         fields = await read_form(request)
         target = safe_next(fields.get("next"))
-        if not _equal(fields.get("token", ""), token):
+        try:
+            right = self.settings.token_matches(request, fields.get("token", ""))
+        except TooManyFailures as exc:
+            return self._form(target, error=f"{exc}.", status=429, headers=retry_headers(exc))
+        if not right:
             return self._form(target, error="That token is not the API token.", status=401)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
@@ -118,9 +134,17 @@ class DashboardAuth:
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
-    def _form(self, target: str, *, error: str | None, status: int) -> Response:
+    def _form(
+        self,
+        target: str,
+        *,
+        error: str | None,
+        status: int,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         return page(
             "login.html",
             {"title": "Sign in", "nav": "", "next": target, "error": error, "signed_in": False},
             status=status,
+            headers=headers,
         )

@@ -1,11 +1,21 @@
-"""Map Stepline errors to HTTP statuses and one consistent JSON error body."""
+"""Map Stepline errors to HTTP statuses and one consistent JSON error body.
+
+A client sees the message of a 4xx error; a 5xx error's text (which may come from the
+database driver: SQL, constraint names, hosts) goes to the server's log instead.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from stepline import errors
+from stepline.server.templating import page
+from stepline.server.throttle import TooManyFailures
+
+logger = logging.getLogger("stepline.server")
 
 STATUS: dict[type[errors.SteplineError], int] = {
     errors.PayloadTooLarge: 413,
@@ -13,24 +23,61 @@ STATUS: dict[type[errors.SteplineError], int] = {
     errors.Unauthorized: 401,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    TooManyFailures: 429,
     errors.StoreUnavailable: 503,
 }
+UNAVAILABLE = "the database is unavailable; try again shortly"
+INTERNAL = "internal error; details are in the server log"
 
 
-def error_response(status: int, message: str, field: str | None = None) -> JSONResponse:
+def public_error(exc: errors.SteplineError) -> tuple[int, str]:
+    """The HTTP status for `exc` and the message the client may see; logs server errors."""
+    status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 500)
+    if status == 503:
+        logger.warning("%s: %s", type(exc).__name__, exc)
+        return status, UNAVAILABLE
+    if status >= 500:
+        logger.error("%s: %s", type(exc).__name__, exc, exc_info=exc)
+        return status, INTERNAL
+    return status, str(exc)
+
+
+def retry_headers(exc: Exception) -> dict[str, str]:
+    """`Retry-After` for a throttled request; nothing otherwise."""
+    if isinstance(exc, TooManyFailures):
+        return {"retry-after": str(exc.retry_after)}
+    return {}
+
+
+def error_response(
+    status: int,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """`{"error": message, "status": status, "field": field}` with that HTTP status."""
     body: dict[str, object] = {"error": message, "status": status}
     if field is not None:
         body["field"] = field
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def refusal(path: str, accept: str, status: int, message: str) -> Response:
+    """An error answered outside the handlers: intake's shape, JSON, or a page for browsers.
+
+    `/e/` answers in intake's shape, `/v1/` and clients not asking for HTML get JSON.
+    """
+    if path.startswith("/e/"):
+        return JSONResponse({"ids": [], "status": status, "error": message}, status_code=status)
+    if path.startswith("/v1/") or "text/html" not in accept:
+        return error_response(status, message)
+    context = {"title": f"Error {status}", "nav": "", "signed_in": False, "status": status}
+    return page("error.html", {**context, "message": message}, status=status)
 
 
 async def handle_stepline_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette exception handler for every `SteplineError`."""
     assert isinstance(exc, errors.SteplineError)
-    for error_type, status in STATUS.items():
-        if isinstance(exc, error_type):
-            if isinstance(exc, errors.InvalidInput):
-                return error_response(status, str(exc), exc.field)
-            return error_response(status, str(exc))
-    return error_response(500, str(exc))
+    status, message = public_error(exc)
+    field = exc.field if isinstance(exc, errors.InvalidInput) else None
+    return error_response(status, message, field, retry_headers(exc))
