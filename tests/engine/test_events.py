@@ -97,7 +97,8 @@ BAD_EVENTS: list[Any] = [
         "events[1].data",
         id="oversized-data",
     ),
-    pytest.param([], "events", id="empty-list"),
+    pytest.param([GOOD, {"name": "a", "v": 2}], "events[1].v", id="v-not-a-string"),
+    pytest.param([GOOD, {"name": "a", "ts": True}], "events[1].ts", id="ts-a-boolean"),
     pytest.param({"data": {}}, "event.name", id="single-missing-name"),
 ]
 
@@ -115,6 +116,15 @@ def test_invalid_event_is_refused_naming_the_field_and_nothing_is_stored(
     assert str(raised.value).startswith(f"{field}: ")
     assert store.list_events(None, 10, None) == []
     assert engine.list_runs() == []
+
+
+def test_an_empty_list_of_events_is_accepted_and_stores_nothing(
+    make_engine: Callable[..., Engine], store: Store
+) -> None:
+    engine = make_engine(shop())
+
+    assert engine.send([]) == []
+    assert store.list_events(None, 10, None) == []
 
 
 def test_unknown_event_field_is_named_in_the_message(make_engine: Callable[..., Engine]) -> None:

@@ -93,7 +93,10 @@ def test_batch_intake_returns_ids_in_order(served: Served) -> None:
         ({"name": "stepline/internal"}, "event.name"),
         ({"name": "x/y", "ts": 5}, "event.ts"),
         ({"name": "x/y", "color": "red"}, "event"),
-        ([], "events"),
+        ({"name": "x/y", "v": {}}, "event.v"),
+        ({"name": "x/y", "ts": True}, "event.ts"),
+        ({"name": "x/y", "ts": 1.5e12 + 0.5}, "event.ts"),
+        ([{"name": "x/y"}, {"name": "x/y", "v": 2}], "events[1].v"),
         ("just a string", "event"),
     ],
 )
@@ -105,6 +108,24 @@ def test_bad_events_are_rejected_with_the_field_and_nothing_is_stored(
     body = response.json()
     assert body["field"] == field and body["ids"] == [] and body["status"] == 400
     assert _events(store) == 0
+
+
+def test_an_empty_list_of_events_is_accepted_and_stores_nothing(
+    served: Served, store: Store
+) -> None:
+    response = served.http.post("/e/k", json=[])
+    assert response.status_code == 200 and response.json() == {"ids": [], "status": 200}
+    response = served.http.post("/v1/events", json=[])
+    assert response.status_code == 200 and response.json() == {"data": {"ids": []}}
+    assert _events(store) == 0
+
+
+def test_event_ts_and_v_are_taken_as_the_schema_says(served: Served) -> None:
+    ts = 1_750_000_000_000
+    events = [{"name": "x/y", "ts": float(ts), "v": "2024-06-01"}, {"name": "x/y", "ts": 0}]
+    ids = served.http.post("/e/k", json=events).json()["ids"]
+    stored = [served.http.get(f"/v1/events/{i}").json()["data"]["ts"] for i in ids]
+    assert stored[0] == ts and stored[1] > ts
 
 
 def test_malformed_json_is_rejected(served: Served, store: Store) -> None:
@@ -151,12 +172,30 @@ def test_invoke_starts_a_manual_run_with_data(served: Served) -> None:
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"data": [1]}, "data"), ({"payload": {}}, "body"), ([1], "body")],
+    [
+        ({"data": [1]}, "data"),
+        ({"data": None}, "data"),
+        ({"payload": {}}, "body"),
+        ([1], "body"),
+        (None, "body"),
+        ("text", "body"),
+        (7, "body"),
+    ],
 )
 def test_invoke_rejects_bad_bodies(served: Served, body: Any, field: str) -> None:
-    response = served.http.post("/v1/functions/echo/invoke", json=body)
+    response = served.http.post(
+        "/v1/functions/echo/invoke",
+        content=json.dumps(body),
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.json()["field"] == field
+
+
+def test_invoke_without_a_body_runs_with_empty_data(served: Served) -> None:
+    response = served.http.post("/v1/functions/echo/invoke")
+    assert response.status_code == 201
+    assert _wait(served, response.json()["data"]["run_id"])["output"] == {"echo": {}}
 
 
 def test_cancel_and_replay(served: Served, store: Store) -> None:
@@ -191,6 +230,8 @@ def test_list_runs_filters_and_validates(served: Served) -> None:
         ({"status": "DONE"}, "status"),
         ({"limit": "0"}, "limit"),
         ({"limit": "abc"}, "limit"),
+        ({"limit": "5.0"}, "limit"),
+        ({"limit": " 5"}, "limit"),
         ({"colour": "red"}, "colour"),
     ):
         response = served.http.get("/v1/runs", params=params)
@@ -262,10 +303,17 @@ def test_cursor_pages_through_120_runs_with_no_duplicates_or_gaps(
     assert pages == 18  # 17 full pages of 7, then 1
 
 
-def test_unknown_cursor_is_rejected(served: Served) -> None:
+def test_an_unknown_cursor_is_404_and_an_empty_one_is_the_first_page(served: Served) -> None:
     response = served.http.get("/v1/runs", params={"before": "01NOPE"})
-    assert response.status_code == 400
-    assert response.json()["field"] == "before"
+    assert response.status_code == 404
+    assert response.json()["error"] == "before: no run '01NOPE' to page from"
+    assert served.http.get("/v1/runs/stream", params={"before": "01NOPE"}).status_code == 404
+    [event_id] = served.http.post("/e/k", json={"name": "test/echo"}).json()["ids"]
+    [run] = _started(served, event_id)
+    for path in ("/v1/runs", "/v1/events"):
+        first = served.http.get(path, params={"before": ""})
+        assert first.status_code == 200 and len(first.json()["data"]) == 1, path
+    assert served.http.get("/v1/runs", params={"before": ""}).json()["data"][0]["id"] == run["id"]
 
 
 def test_created_window_filters_runs(served: Served, store: Store, clock: FakeClock) -> None:
@@ -278,10 +326,17 @@ def test_created_window_filters_runs(served: Served, store: Store, clock: FakeCl
     assert sorted(r["id"] for r in found) == sorted(early)
     after = served.http.get("/v1/runs", params={"created_after": _rfc3339(t0 + timedelta(hours=1))})
     assert sorted(r["id"] for r in after.json()["data"]) == sorted(late)
-    for value in ("yesterday", "2026-01-01T00:00:00", "0001-01-01T00:00:00Z"):
+    not_rfc3339 = ("yesterday", "2026-01-01T00:00:00", "0.5", "1767225600", "2026-01-01 00:00Z")
+    for value in (*not_rfc3339, "2026-02-30T00:00:00Z"):
         response = served.http.get("/v1/runs", params={"created_after": value})
         assert response.status_code == 400, value
         assert response.json()["field"] == "created_after"
+    for value in ("0001-01-01T00:00:00+14:00", "1969-07-20T20:17:40Z", "1970-01-01t00:00:00z"):
+        response = served.http.get("/v1/runs", params={"created_after": value})
+        assert response.status_code == 200, value
+        assert len(response.json()["data"]) == 6, value
+        response = served.http.get("/v1/runs", params={"created_before": value})
+        assert response.status_code == 200 and response.json()["data"] == [], value
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -362,16 +417,25 @@ def test_bulk_replay_by_filter_starts_one_linked_run_per_match(served: Served) -
     ("body", "field"),
     [
         ({}, "body"),
-        ({"q": None}, "body"),
+        ({"q": None}, "q"),
+        ({"function_id": "echo", "status": None}, "status"),
         ({"colour": "red"}, "body"),
         ({"status": "DONE"}, "status"),
         ({"created_after": "soon"}, "created_after"),
+        ({"created_after": 1767225600}, "created_after"),
         ([1], "body"),
+        (None, "body"),
+        ("function_id=echo", "body"),
+        (1, "body"),
     ],
 )
 def test_bulk_actions_need_a_valid_filter(served: Served, body: Any, field: str) -> None:
     for action in ("cancel", "replay"):
-        response = served.http.post(f"/v1/runs/{action}", json=body)
+        response = served.http.post(
+            f"/v1/runs/{action}",
+            content=json.dumps(body),
+            headers={"content-type": "application/json"},
+        )
         assert response.status_code == 400, (action, body)
         assert response.json()["field"] == field
         assert response.json()["status"] == 400
@@ -494,7 +558,9 @@ def test_events_are_listed_by_name_and_time_and_paged(served: Served, clock: Fak
     first = served.http.get("/v1/events", params={"limit": 2}).json()
     rest = served.http.get("/v1/events", params={"before": first["next_cursor"]}).json()
     assert len(first["data"]) == 2 and len(rest["data"]) == 1 and rest["next_cursor"] is None
-    assert served.http.get("/v1/events", params={"received_after": "x"}).status_code == 400
+    for value in ("x", "0.5", "1767225600"):
+        response = served.http.get("/v1/events", params={"received_before": value})
+        assert response.status_code == 400 and response.json()["field"] == "received_before"
     assert served.http.get("/v1/events", params={"nam": "x"}).json()["field"] == "nam"
 
 
@@ -524,6 +590,36 @@ def test_oversized_api_bodies_are_rejected_with_413(served: Served) -> None:
             "status": 413,
             "field": "body",
         }
+
+
+@pytest.mark.parametrize("body", [None, "text", 7, True])
+def test_events_must_be_an_object_or_a_list(served: Served, store: Store, body: Any) -> None:
+    headers = {"content-type": "application/json"}
+    for path in ("/e/k", "/v1/events"):
+        response = served.http.post(path, content=json.dumps(body), headers=headers)
+        assert response.status_code == 400, path
+        assert response.json()["field"] == "event"
+        assert "must be a JSON object, not " in response.json()["error"]
+    assert _events(store) == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/v1/runs/r1", "DELETE, GET, HEAD"),
+        ("/v1/events", "GET, HEAD, POST"),
+        ("/v1/runs/cancel", "POST"),
+        ("/e/k", "POST"),
+    ],
+)
+def test_a_method_not_allowed_is_405_with_the_allowed_methods(
+    served: Served, path: str, allowed: str
+) -> None:
+    for method in ("PUT", "PATCH", "TRACE", "OPTIONS"):
+        response = served.http.request(method, path)
+        assert response.status_code == 405, (method, path)
+        assert response.headers["allow"] == allowed, (method, path)
+        assert response.json()["status"] == 405
 
 
 def test_nul_in_a_path_is_bad_input(served: Served) -> None:

@@ -15,13 +15,27 @@ MAX_EVENT_BYTES = 512 * 1024
 MAX_NAME_LENGTH = 512
 MAX_ID_LENGTH = 255
 RESERVED_PREFIXES = ("stepline/", "inngest/")
-_MIN_TS = int(datetime(1980, 1, 1, tzinfo=UTC).timestamp() * 1000)
-_MAX_TS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000)
+MIN_TS = int(datetime(1980, 1, 1, tzinfo=UTC).timestamp() * 1000)
+MAX_TS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000)
+_JSON_TYPES = ((bool, "a boolean"), (int, "a number"), (float, "a number"), (str, "a string"))
 
 
 def new_id() -> str:
     """A new sortable id (ULID) for an event or a run."""
     return str(ULID())
+
+
+def json_type(value: Any) -> str:
+    """What a parsed JSON value is, for messages: "null", "a number", "an array"..."""
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return next(
+        (name for kind, name in _JSON_TYPES if isinstance(value, kind)), type(value).__name__
+    )
 
 
 def _object(raw: dict[str, Any], key: str, field: str) -> str:
@@ -30,7 +44,7 @@ def _object(raw: dict[str, Any], key: str, field: str) -> str:
         return "{}"
     if not isinstance(value, dict):
         raise errors.InvalidInput(
-            f"must be a JSON object, not {type(value).__name__}", f"{field}.{key}"
+            f"must be a JSON object, not {json_type(value)}", f"{field}.{key}"
         )
     try:
         return json.dumps(value, separators=(",", ":"), allow_nan=False)
@@ -77,7 +91,7 @@ def build_event(
         PayloadTooLarge: the event's JSON exceeds 512 KiB.
     """
     if not isinstance(raw, dict):
-        raise errors.InvalidInput(f"must be a JSON object, not {type(raw).__name__}", field)
+        raise errors.InvalidInput(f"must be a JSON object, not {json_type(raw)}", field)
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise errors.InvalidInput("is required and must be a non-empty string", f"{field}.name")
@@ -90,6 +104,8 @@ def build_event(
     unknown = set(raw) - {"name", "data", "user", "id", "ts", "v"}
     if unknown:
         raise errors.InvalidInput(f"unknown field(s) {sorted(unknown)}", field)
+    if raw.get("v") is not None and not isinstance(raw["v"], str):
+        raise errors.InvalidInput(f"must be a string, not {json_type(raw['v'])}", f"{field}.v")
     data = _object(raw, "data", field)
     user = _object(raw, "user", field)
     if len(data) + len(user) > MAX_EVENT_BYTES:
@@ -98,30 +114,34 @@ def build_event(
         )
     internal_id = new_id()
     sender_id = _sender_id(raw.get("id"), field) or internal_id
-    ts = raw.get("ts")
-    if ts in (None, 0):
-        ts = int(now.timestamp() * 1000)
-    elif isinstance(ts, bool) or not isinstance(ts, int) or not _MIN_TS <= ts <= _MAX_TS:
-        raise errors.InvalidInput(
-            "must be milliseconds since the epoch between 1980 and 2100", f"{field}.ts"
-        )
     return EventRecord(
         internal_id=internal_id,
         id=sender_id,
         name=name,
         data=data,
         user=user,
-        ts=ts,
+        ts=_timestamp(raw.get("ts"), now, field),
         received_at=now,
         source=source,
     )
 
 
+def _timestamp(value: Any, now: datetime, field: str) -> int:
+    """The event's `ts` in milliseconds: absent, null or 0 is `now`; a whole number in range."""
+    if value is None or (type(value) in (int, float) and value == 0):
+        return int(now.timestamp() * 1000)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1.7e12 is a JSON integer too
+    if type(value) is not int or not MIN_TS <= value <= MAX_TS:
+        raise errors.InvalidInput(
+            "must be milliseconds since the epoch between 1980 and 2100", f"{field}.ts"
+        )
+    return value
+
+
 def build_events(raw: Any, *, now: datetime, source: str = "api") -> list[EventRecord]:
-    """Check one event or a list of them; all are valid or none is accepted."""
+    """Check one event or a list of them (maybe empty); all are valid or none is accepted."""
     if isinstance(raw, list):
-        if not raw:
-            raise errors.InvalidInput("expected at least one event", "events")
         return [
             build_event(item, now=now, field=f"events[{i}]", source=source)
             for i, item in enumerate(raw)

@@ -60,6 +60,8 @@ class Operations:
         """Validate and store one event or a list; returns their ids (all or nothing)."""
         now = self.clock.now()
         records = build_events(events, now=now)
+        if not records:
+            return []
         return self.store.ingest_events(records, self.routing, now)
 
     def function(self, function_id: str) -> FunctionRecord:

@@ -27,6 +27,7 @@ from stepline.server.models import EventQuery, InvokeBody, parse
 from stepline.server.openapi import Endpoint, document
 
 Handler = Callable[[Request], Awaitable[Response]]
+_NO_BODY = object()
 
 
 def path_value(request: Request, name: str) -> str:
@@ -66,8 +67,10 @@ class Api(RunHandlers):
                 name = sorted(params)[0]
                 raise errors.InvalidInput(f"unknown query parameter {name!r}", name)
             if spec.body is not None:
-                body = await read_json(request, required=spec.body_required)
-                if body is not None and not spec.raw_body:
+                body = await read_json(request, required=spec.body_required, absent=_NO_BODY)
+                if body is _NO_BODY:
+                    body = None
+                elif not spec.raw_body:
                     body = parse(spec.body, body, where="body")
                 kwargs["body"] = body
             response: Response = await handler(**kwargs)
@@ -165,8 +168,8 @@ class Api(RunHandlers):
         return await self._data(resume)
 
     async def invoke_function(self, function_id: str, body: InvokeBody | None) -> JSONResponse:
-        """POST /v1/functions/{id}/invoke: start a run now with `{"data": {...}}`."""
-        data = body.data if body is not None else None
+        """POST /v1/functions/{id}/invoke: start a run now with `{"data": {...}}` (or no body)."""
+        data = body.data if body is not None else {}
         return await self._data(
             lambda: {"run_id": self.ops.invoke(function_id, data, by="api")}, status=201
         )

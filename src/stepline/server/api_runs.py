@@ -81,7 +81,7 @@ class RunHandlers:
     async def runs_stream(self, query: RunQuery) -> Response:
         """GET /v1/runs/stream: SSE `runs` with the page (as `GET /v1/runs`) when it changes."""
         run_filter = query.run_filter(before=query.before, limit=query.limit)
-        await run_in_threadpool(self.ops.list_runs, run_filter)  # a bad cursor → 400 here
+        await run_in_threadpool(self.ops.list_runs, run_filter)  # an unknown cursor → 404 here
 
         def poll() -> sse.Snapshot:
             runs, cursor = self.ops.runs_page(run_filter)

@@ -6,7 +6,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from stepline import errors
@@ -14,8 +14,8 @@ from stepline.engine.operations import Operations
 from stepline.server import models as m
 from stepline.server.api import Api
 from stepline.server.auth import AuthSettings
-from stepline.server.dashboard import Dashboard
 from stepline.server.cross_site import CrossSiteGuard
+from stepline.server.dashboard import Dashboard
 from stepline.server.errors import error_response, handle_stepline_error, refusal
 from stepline.server.openapi import Endpoint
 
@@ -31,7 +31,26 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(405, f"{request.method} is not allowed on {request.url.path}")
+    allowed = ", ".join(_methods_at(request))
+    message = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+    return error_response(405, message, headers={"allow": allowed})
+
+
+def _methods_at(request: Request) -> list[str]:
+    """The methods of the first path matching the request (one path may have several routes).
+
+    Literal paths come before `{parameter}` ones, so `/v1/runs/cancel` allows POST alone, as
+    the OpenAPI document, which matches literal paths first, says.
+    """
+    routes = [
+        route
+        for route in request.app.routes
+        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE
+    ]
+    if not routes:
+        return ["GET", "HEAD"]  # not a route: the static files
+    same = [route.methods or set() for route in routes if route.path == routes[0].path]
+    return sorted(set().union(*same))
 
 
 _EVENTS, _RUNS, _FUNCTIONS = "events", "runs", "functions"
@@ -104,6 +123,7 @@ API: tuple[Endpoint, ...] = (
         tag=_RUNS,
         response=m.RunsPage,
         query=m.RunQuery,
+        errors=(404,),
     ),
     Endpoint(
         method="GET",
@@ -113,6 +133,7 @@ API: tuple[Endpoint, ...] = (
         tag=_RUNS,
         query=m.RunQuery,
         stream=True,
+        errors=(404,),
     ),
     Endpoint(
         method="POST",

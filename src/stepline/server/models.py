@@ -8,6 +8,7 @@ and a drift between a view and its model fails the schema tests.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -15,18 +16,32 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     RootModel,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from stepline import errors
+from stepline.engine import events
+from stepline.server.intake import MAX_EVENTS_PER_REQUEST
 from stepline.store.base import RunFilter, RunStatus, TriggerKind
 
 MAX_LIMIT = 500
 MAX_QUERY_LENGTH = 200
+NO_NUL = r"^[^\x00]*$"
+"""The JSON Schema pattern of text the stores take (PostgreSQL refuses NUL)."""
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})",
+    re.IGNORECASE,
+)
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 
 def _storable(value: str) -> str:
@@ -44,18 +59,53 @@ def _encodes(value: str) -> bool:
     return True
 
 
-def _in_range(value: datetime) -> datetime:
-    if not 1970 <= value.year <= 9999:
-        raise ValueError("must be between 1970 and 9999")
+class _NoNul:
+    """Says in the JSON schema what `_storable` enforces (as far as a pattern can)."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["pattern"] = NO_NUL
+        return schema
+
+
+def _rfc3339(value: Any) -> Any:
+    """RFC 3339 text (any year from 0001, any offset) to an aware datetime; nothing else."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-05-01T12:00:00Z")
+    try:
+        return datetime.fromisoformat(value.upper())
+    except ValueError as exc:
+        raise ValueError(f"is not a valid date-time: {exc}") from None
+
+
+def _whole_number(value: Any) -> Any:
+    """Query text of an integer is only digits (pydantic alone takes "5.0", " 5" or "1_0")."""
+    if isinstance(value, str) and not _WHOLE_NUMBER.fullmatch(value):
+        raise ValueError("must be a whole number")
     return value
 
 
-Text = Annotated[str, AfterValidator(_storable)]
+def _empty_is_none(value: Any) -> Any:
+    """An empty query value (`?before=`) means the parameter is absent."""
+    return None if value == "" else value
+
+
+Text = Annotated[str, AfterValidator(_storable), _NoNul()]
 Moment = Annotated[
     AwareDatetime,
-    AfterValidator(_in_range),
+    BeforeValidator(_rfc3339),
     Field(description="RFC 3339 with a time zone offset, e.g. 2026-05-01T12:00:00Z"),
 ]
+Cursor = Annotated[
+    Text | None,
+    BeforeValidator(_empty_is_none),
+    Field(description="the next_cursor of the last page (empty: the first page)"),
+]
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT), BeforeValidator(_whole_number)]
 
 
 class Model(BaseModel):
@@ -117,8 +167,8 @@ class BulkSelection(RunSelection):
 class RunQuery(RunSelection):
     """`GET /v1/runs`: criteria, then a page of `limit` runs after the `before` cursor."""
 
-    before: Text | None = Field(default=None, description="the next_cursor of the last page")
-    limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
+    before: Cursor = None
+    limit: Limit = 50
 
 
 class EventQuery(Model):
@@ -127,29 +177,53 @@ class EventQuery(Model):
     name: Text | None = None
     received_after: Moment | None = None
     received_before: Moment | None = None
-    before: Text | None = Field(default=None, description="the next_cursor of the last page")
-    limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
+    before: Cursor = None
+    limit: Limit = 50
 
 
 class EventIn(Model):
-    """An event to send (Inngest's shape). `id` deduplicates for 24 hours."""
+    """An event to send (Inngest's shape). `id` deduplicates for 24 hours; null is as absent.
 
-    name: str = Field(min_length=1, max_length=512)
+    Only the schema: `engine.events.build_event` checks events, with its own field names.
+    """
+
+    name: str = Field(
+        min_length=1,
+        max_length=events.MAX_NAME_LENGTH,
+        description="not blank; `stepline/` and `inngest/` are reserved",
+        json_schema_extra={
+            "allOf": [{"pattern": r"\S"}, {"pattern": NO_NUL}],
+            "not": {"pattern": "^(stepline|inngest)/"},
+        },
+    )
     data: dict[str, Any] | None = None
     user: dict[str, Any] | None = None
-    id: str | None = Field(default=None, max_length=255)
-    ts: int | None = Field(default=None, description="milliseconds since the epoch")
-    v: str | None = None
+    id: Annotated[str, _NoNul()] | None = Field(default=None, max_length=events.MAX_ID_LENGTH)
+    ts: Annotated[
+        int | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"const": 0},
+                    {"type": "integer", "minimum": events.MIN_TS, "maximum": events.MAX_TS},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ] = Field(default=None, description="milliseconds since the epoch (1980 to 2100; 0: now)")
+    v: str | None = Field(default=None, description="the event's schema version")
 
 
-class EventsIn(RootModel[EventIn | list[EventIn]]):
-    """One event, or a list sent as a whole (all or none)."""
+class EventsIn(
+    RootModel[EventIn | Annotated[list[EventIn], Field(max_length=MAX_EVENTS_PER_REQUEST)]]
+):
+    """One event, or a list sent as a whole (all or none; an empty list stores nothing)."""
 
 
 class InvokeBody(Model):
-    """`POST /v1/functions/{id}/invoke`: the run's event data."""
+    """`POST /v1/functions/{id}/invoke`: the run's event data (absent: `{}`)."""
 
-    data: dict[str, Any] | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
 
 
 # -- responses -----------------------------------------------------------------------------
@@ -444,8 +518,10 @@ def parse(model: type[M], value: Any, *, where: Literal["query", "body"]) -> M:
     """Validate a query string (as a dict) or a JSON body; `InvalidInput` names the field.
 
     An unknown query parameter is named; a body's unknown field or wrong shape names "body"
-    (the message says which field).
+    (the message says which field). A body is a JSON object whose fields are never null.
     """
+    if where == "body":
+        _check_body(model, value)
     try:
         return model.model_validate(value)
     except ValidationError as exc:
@@ -456,3 +532,11 @@ def parse(model: type[M], value: Any, *, where: Literal["query", "body"]) -> M:
             raise errors.InvalidInput(message, path if where == "query" else "body") from None
         message = str(first["msg"]).removeprefix("Value error, ")
         raise errors.InvalidInput(message, path or where) from None
+
+
+def _check_body(model: type[BaseModel], value: Any) -> None:
+    if not isinstance(value, dict):
+        raise errors.InvalidInput(f"must be a JSON object, not {events.json_type(value)}", "body")
+    for name, item in value.items():
+        if item is None and name in model.model_fields:
+            raise errors.InvalidInput("must not be null (leave it out instead)", name)

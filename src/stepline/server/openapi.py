@@ -21,9 +21,10 @@ _PATH_PARAM = re.compile(r"{(\w+)}")
 ERROR_WHEN = {
     400: "Bad input; `field` names it",
     401: "Missing or wrong bearer token (only when the server has one)",
-    404: "No such run, event or function",
+    404: "No such run, event or function (or no run the `before` cursor names)",
     409: "Conflicts with the current state (e.g. the function is paused)",
     413: "Request body or event too large",
+    429: "Too many wrong API tokens from this address lately; see `Retry-After`",
     503: "The database is unreachable; try again",
 }
 
@@ -44,7 +45,7 @@ class Endpoint:
         body: The request-body model (parsed before the handler runs, unless `raw_body`).
         body_required: Whether an empty body is refused.
         raw_body: The handler validates the body itself (event intake's own field names).
-        errors: Error statuses besides 400, 401 and 503 (which every API route may answer).
+        errors: Error statuses besides 400, 503 and, with `auth`, 401 and 429.
         stream: Answers with server-sent events instead of JSON.
         auth: Needs the API token (when the server has one); False for public routes.
         plain: The handler takes the `Request` and does all the above itself (event intake).
@@ -76,7 +77,7 @@ class Endpoint:
     @property
     def error_statuses(self) -> list[int]:
         """Every error status this route may answer."""
-        common = {400, 503} | ({401} if self.auth else set())
+        common = {400, 503} | ({401, 429} if self.auth else set())
         return sorted(common | set(self.errors))
 
 
@@ -127,7 +128,12 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _parameters(endpoint: Endpoint, components: _Components) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": models.NO_NUL},
+        }
         for name in endpoint.path_params
     ]
     if endpoint.query is not None:

@@ -683,7 +683,7 @@ class Store(Protocol):
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
         """Runs matching the filter, newest first.
 
-        Raises `InvalidInput` (field "before") when the `before` cursor names no run.
+        Raises `NotFound` when the `before` cursor names no run.
         """
         ...
 

@@ -1166,11 +1166,13 @@ class SqlStore:
         self, conn: Connection, run_id: str, status: RunStatus, now: datetime, error: str | None
     ) -> bool:
         r = t.runs.c
+        # The queue row first, as workers lock it (claim, hold, finish) before the run's row:
+        # the other order deadlocks with a worker finishing the run (PostgreSQL aborts one).
+        conn.execute(delete(t.queue).where(t.queue.c.run_id == run_id))
         done = conn.execute(
             update(t.runs).where(r.id == run_id, r.status.in_(ACTIVE_STATUSES)),
             {"status": status, "detail": None, "ended_at": now.timestamp(), "error": error},
         )
-        conn.execute(delete(t.queue).where(t.queue.c.run_id == run_id))
         conn.execute(delete(t.waits).where(t.waits.c.run_id == run_id))
         return done.rowcount == 1
 
@@ -1190,13 +1192,13 @@ class SqlStore:
         with self._write() as conn:
             for start in range(0, len(run_ids), CHUNK):
                 chunk = list(run_ids[start : start + CHUNK])
+                conn.execute(delete(t.queue).where(t.queue.c.run_id.in_(chunk)))  # queue first
                 done = conn.execute(
                     update(t.runs)
                     .where(r.id.in_(chunk), r.status.in_(ACTIVE_STATUSES))
                     .values(status="CANCELLED", detail=None, ended_at=now.timestamp())
                 )
                 cancelled += int(done.rowcount)
-                conn.execute(delete(t.queue).where(t.queue.c.run_id.in_(chunk)))
                 conn.execute(delete(t.waits).where(t.waits.c.run_id.in_(chunk)))
         return cancelled
 
@@ -1232,7 +1234,7 @@ class SqlStore:
         return RunRecord.from_row(row)
 
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
-        """Runs matching the filter, newest first; `InvalidInput` for an unknown cursor."""
+        """Runs matching the filter, newest first; `NotFound` for an unknown cursor."""
         with self._read() as conn:
             query = select(t.runs).where(*self._run_conditions(conn, run_filter))
             query = _newest_first(query, run_filter.limit)
@@ -1275,7 +1277,7 @@ class SqlStore:
         if run_filter.before is not None:
             cursor = conn.execute(select(r.created_at).where(r.id == run_filter.before)).scalar()
             if cursor is None:
-                raise errors.InvalidInput("is not the id of a run to page from", "before")
+                raise errors.NotFound(f"before: no run {run_filter.before!r} to page from")
             # The first clause gives the planner an index range (an OR alone gives none; deep
             # pages scanned 400k rows); the row comparison is the exact keyset condition.
             where.append(r.created_at <= cursor)
