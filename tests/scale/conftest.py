@@ -1,58 +1,47 @@
-"""Fixtures for the scale tests: a `Cluster` of real processes, and a PostgreSQL that is always
-brought back up, whatever a test did to it."""
+"""Fixtures for the scale tests: a `Cluster` of real processes, and stores whose PostgreSQL is a
+throwaway server of the test's own, for tests that stop or restart the database (the machine's
+server, and every other test session on it, carry on undisturbed)."""
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stepline.store.base import Store
-from tests.scale.support import Cluster, database_of, is_postgres
-
-PG_VERSION = "15"
-PG_CLUSTER = "main"
-PG_READY_SECONDS = 30.0
-
-
-def pg_ready() -> bool:
-    """True when the machine's PostgreSQL accepts connections."""
-    done = subprocess.run(
-        ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], check=False, timeout=10
-    )
-    return done.returncode == 0
-
-
-def pg_ctl(action: str) -> None:
-    """`pg_ctlcluster 15 main ACTION` (stop is 'fast': sessions are terminated)."""
-    args = ["pg_ctlcluster", "--skip-systemctl-redirect", PG_VERSION, PG_CLUSTER, action]
-    if action in ("stop", "restart"):
-        args += ["-m", "fast"]
-    subprocess.run(args, check=True, timeout=60, capture_output=True)
-
-
-def wait_pg_ready(seconds: float = PG_READY_SECONDS) -> float:
-    """Wait (bounded) until PostgreSQL accepts connections; how long that took."""
-    began = time.monotonic()
-    while not pg_ready():
-        if time.monotonic() - began > seconds:
-            raise AssertionError(f"PostgreSQL not ready after {seconds:g}s")
-        time.sleep(0.1)
-    return time.monotonic() - began
+from stepline.store.postgres import PostgresStore
+from stepline.store.sqlite import SqliteStore
+from tests.conftest import STORES
+from tests.scale.pg_cluster import ThrowawayPostgres, pg_bin
+from tests.scale.support import Cluster, database_of
 
 
 @pytest.fixture
-def postgres_guard(store: Store) -> Iterator[None]:
-    """For tests that stop PostgreSQL: start it again afterwards if the test left it down."""
-    yield
-    if is_postgres(store) and not pg_ready():
-        with contextlib.suppress(subprocess.CalledProcessError):  # already starting
-            pg_ctl("start")
-        wait_pg_ready()
+def own_postgres() -> Iterator[ThrowawayPostgres]:
+    """A PostgreSQL server of the test's own, which it may stop, start and restart."""
+    bin_dir = pg_bin()
+    if bin_dir is None:
+        pytest.fail("no PostgreSQL server binaries under /usr/lib/postgresql")
+    server = ThrowawayPostgres(bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=STORES)
+def restartable_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated, empty store of each kind; PostgreSQL's is on `own_postgres`."""
+    db: Store
+    if request.param == "sqlite":
+        db = SqliteStore(tmp_path / "stepline.db")
+    else:
+        db = PostgresStore(request.getfixturevalue("own_postgres").url)
+    db.upgrade()
+    yield db
+    db.close()
 
 
 @pytest.fixture

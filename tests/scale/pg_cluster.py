@@ -53,6 +53,14 @@ class ThrowawayPostgres:
     def start(self) -> None:
         """Create the cluster and start it, listening on 127.0.0.1 only."""
         self._run("initdb", "-D", str(self._data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self.resume()
+
+    def halt(self) -> None:
+        """Stop the server in fast mode (every session terminated), keeping its data."""
+        self._ctl("stop", "-m", "fast")
+
+    def resume(self) -> None:
+        """Start the (created) server again; accepting connections when this returns."""
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 "
             f"-c unix_socket_directories={self._root} -c fsync=off"

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from stepline.store.base import Store
-from tests.scale.conftest import pg_ctl, wait_pg_ready
 from tests.scale.support import (
     Cluster,
     Effect,
@@ -104,10 +103,16 @@ def unexplained_repeats(
     return suspects
 
 
+@pytest.fixture
+def store(restartable_store: Store) -> Store:
+    """The test stops PostgreSQL: its own server (`own_postgres`), never the machine's."""
+    return restartable_store
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(BOUND_SECONDS + 60)
 def test_chaos_every_run_completes_and_only_interrupted_steps_repeat(
-    store: Store, cluster: Cluster, postgres_guard: None
+    store: Store, cluster: Cluster, request: pytest.FixtureRequest
 ) -> None:
     kind = "postgres" if is_postgres(store) else "sqlite"
     began = time.monotonic()
@@ -125,10 +130,10 @@ def test_chaos_every_run_completes_and_only_interrupted_steps_repeat(
             if is_postgres(store) and outage is None and counts.get("COMPLETED", 0) >= RUNS // 3:
                 running_at_outage = counts.get("RUNNING", 0)
                 stopped_at = time.time()
-                pg_ctl("stop")
+                database = request.getfixturevalue("own_postgres")
+                database.halt()
                 time.sleep(2)
-                pg_ctl("start")
-                wait_pg_ready()
+                database.resume()
                 outage = (stopped_at, time.time())
             if counts == {"COMPLETED": RUNS} and len(sender.accepted) == RUNS:
                 break

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from stepline.store.base import Store
-from tests.scale.conftest import pg_ctl, wait_pg_ready
+from tests.scale.pg_cluster import ThrowawayPostgres
 from tests.scale.support import (
     Cluster,
     Sender,
@@ -29,11 +29,17 @@ SLOTS = 8
 DOWN_SECONDS = 3.0
 
 
+@pytest.fixture
+def store(restartable_store: Store) -> Store:
+    """The test stops PostgreSQL: its own server (`own_postgres`), never the machine's."""
+    return restartable_store
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("store", ["postgres"], indirect=True)
+@pytest.mark.parametrize("restartable_store", ["postgres"], indirect=True)
 def test_postgres_restart_under_load_loses_no_event_and_repeats_only_interrupted_steps(
-    store: Store, cluster: Cluster, postgres_guard: None
+    store: Store, cluster: Cluster, own_postgres: ThrowawayPostgres
 ) -> None:
     workers = start_workers(store, cluster, 2, slots=SLOTS, lease_seconds=3.0)
     cluster.server()
@@ -47,10 +53,9 @@ def test_postgres_restart_under_load_loses_no_event_and_repeats_only_interrupted
 
     stopped_at = time.time()
     running = status_counts(store).get("RUNNING", 0)
-    pg_ctl("stop")
+    own_postgres.halt()
     time.sleep(DOWN_SECONDS)
-    pg_ctl("start")
-    wait_pg_ready()
+    own_postgres.resume()
     back_at = time.time()
 
     sender.finish(60)

@@ -14,7 +14,7 @@ from stepline.engine.events import build_event
 from stepline.engine.routing import Routing
 from stepline.store.base import FunctionRecord, RunDelta, RunFilter, StepRecord
 from stepline.store.postgres import PostgresStore
-from tests.scale.pg_cluster import ThrowawayPostgres, pg_bin
+from tests.scale.pg_cluster import ThrowawayPostgres
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 EVENT = "order.placed"
@@ -28,23 +28,9 @@ FULFIL = FunctionRecord(
 
 
 @pytest.fixture
-def postgres() -> Iterator[ThrowawayPostgres]:
-    """A PostgreSQL server of the test's own, which it may restart."""
-    bin_dir = pg_bin()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL server binaries under /usr/lib/postgresql")
-    server = ThrowawayPostgres(bin_dir)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def stores(postgres: ThrowawayPostgres) -> Iterator[tuple[PostgresStore, PostgresStore]]:
+def stores(own_postgres: ThrowawayPostgres) -> Iterator[tuple[PostgresStore, PostgresStore]]:
     """A server's store and a worker's store on the throwaway database, migrated."""
-    intake, worker = PostgresStore(postgres.url), PostgresStore(postgres.url)
+    intake, worker = PostgresStore(own_postgres.url), PostgresStore(own_postgres.url)
     try:
         intake.upgrade()
         intake.sync_functions("shop", [FULFIL], T0)
@@ -75,13 +61,13 @@ def step(run_id: str) -> StepRecord:
 
 @pytest.mark.slow
 def test_the_first_intake_and_worker_transactions_after_a_restart_succeed(
-    postgres: ThrowawayPostgres, stores: tuple[PostgresStore, PostgresStore]
+    own_postgres: ThrowawayPostgres, stores: tuple[PostgresStore, PostgresStore]
 ) -> None:
     intake, worker = stores
     first = send(intake)  # each store now has a pooled connection the restart will close
     [claimed] = worker.claim_runs("worker", 10, T0, LEASE_SECONDS, ["fulfil"])
 
-    postgres.restart()
+    own_postgres.restart()
     second = send(intake)
     worker.commit_step(claimed.lease, step(claimed.run.id), RunDelta(), T0)
 
@@ -89,6 +75,6 @@ def test_the_first_intake_and_worker_transactions_after_a_restart_succeed(
     assert [s.id for s in intake.get_steps(claimed.run.id)] == ["charge"]
     assert claimed.run.event_ids == (first,)
 
-    postgres.restart()
+    own_postgres.restart()
     [next_claim] = worker.claim_runs("worker", 10, T0, LEASE_SECONDS, ["fulfil"])
     assert next_claim.run.event_ids == (second,)

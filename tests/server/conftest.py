@@ -14,9 +14,21 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
+import stepline
 from stepline.engine.engine import Engine
 from stepline.server.app import create_app
 from stepline.server.auth import AuthSettings
+
+
+def echo_app(event: str) -> stepline.App:
+    """An app whose one function, "echo", returns the data of each event named `event`."""
+    app = stepline.App("echo-test")
+
+    @app.function(id="echo", triggers=[stepline.event(event)], retries=0)
+    def echo(ctx: stepline.Context) -> object:
+        return ctx.event["data"]
+
+    return app
 
 
 def free_port() -> int:

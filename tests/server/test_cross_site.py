@@ -10,7 +10,6 @@ refused.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from starlette.datastructures import Headers
@@ -20,7 +19,7 @@ from stepline.engine.engine import Engine
 from stepline.server.auth import AuthSettings
 from stepline.server.cross_site import check
 from stepline.store.base import RunFilter, Store
-from tests.server.conftest import Served
+from tests.server.conftest import Served, echo_app
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -29,19 +28,9 @@ EVENT = {"name": "xs/echo", "data": {"n": 1}}
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
-def _app() -> stepline.App:
-    app = stepline.App("cross-site-test")
-
-    @app.function(id="echo", triggers=[stepline.event("xs/echo")], retries=0)
-    def echo(ctx: Any) -> Any:
-        return ctx.event["data"]
-
-    return app
-
-
 @pytest.fixture
 def served(make_engine: Callable[..., Engine], serve: Callable[..., Served]) -> Served:
-    return serve(make_engine(_app()))
+    return serve(make_engine(echo_app("xs/echo")))
 
 
 def _port(served: Served) -> str:
@@ -141,7 +130,9 @@ def test_sdks_cli_scripts_and_the_dashboard_keep_working(served: Served, store: 
 def test_a_token_server_answers_to_any_host_but_not_to_other_sites(
     make_engine: Callable[..., Engine], serve: Callable[..., Served]
 ) -> None:
-    served = serve(make_engine(_app()), AuthSettings(event_keys=("k" * 16,), api_token=TOKEN))
+    served = serve(
+        make_engine(echo_app("xs/echo")), AuthSettings(event_keys=("k" * 16,), api_token=TOKEN)
+    )
     bearer = {"authorization": f"Bearer {TOKEN}"}
     public = {"host": "stepline.example.com", **bearer}
     assert served.http.get("/v1/runs", headers=public).status_code == 200

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-import stepline
 from stepline import errors
 from stepline.engine.engine import Engine
 from stepline.server.body import MAX_JSON_DEPTH
@@ -22,7 +21,7 @@ from stepline.server.errors import INTERNAL, UNAVAILABLE, public_error
 from stepline.server.intake import MAX_EVENTS_PER_REQUEST
 from stepline.store.base import RunFilter, Store
 from stepline.store.sql import SqlStore
-from tests.server.conftest import Served
+from tests.server.conftest import Served, echo_app
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -39,19 +38,9 @@ def _nested(levels: int) -> Any:
     return value
 
 
-def _app() -> stepline.App:
-    app = stepline.App("hostile-test")
-
-    @app.function(id="echo", triggers=[stepline.event("hostile/echo")], retries=0)
-    def echo(ctx: Any) -> Any:
-        return ctx.event["data"]
-
-    return app
-
-
 @pytest.fixture
 def served(make_engine: Callable[..., Engine], serve: Callable[..., Served]) -> Served:
-    return serve(make_engine(_app()))
+    return serve(make_engine(echo_app("hostile/echo")))
 
 
 def _stored(store: Store) -> tuple[int, int]:
