@@ -333,3 +333,15 @@ class Sender(threading.Thread):
         assert len(self.accepted) == self._total, (
             f"only {len(self.accepted)} of {self._total} events accepted"
         )
+
+
+def stepline_cli(cluster: Cluster, *args: str) -> str:
+    """Run `stepline ARGS --url <the cluster's server>`; its standard output."""
+    return subprocess.run(
+        [*COMMAND, *args, "--url", cluster.url],
+        env=child_env(cluster.effects),
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    ).stdout

@@ -16,7 +16,13 @@ from sqlalchemy import text
 from stepline.cli.worker import EXIT_ABANDONED
 from stepline.store.base import Store
 from stepline.store.sql import SqlStore
-from tests.scale.support import COMMAND, Cluster, child_env, eventually, read_effects, registered
+from tests.scale.support import (
+    Cluster,
+    eventually,
+    read_effects,
+    registered,
+    stepline_cli,
+)
 
 STUCK_APP = Path(__file__).with_name("stuck_app.py")
 SLOTS = 2
@@ -94,14 +100,7 @@ def test_a_worker_whose_slots_are_all_abandoned_hands_back_its_runs_and_exits_3(
     assert (shown["alive"], shown["healthy"], shown["inflight"]) == (True, False, 2), shown
     notice = f"Worker {shown['id']}: 1 slot held by an abandoned step"
     assert notice in httpx.get(f"{cluster.url}/", timeout=10).text
-    table = subprocess.run(
-        [*COMMAND, "workers", "--url", cluster.url],
-        env=child_env(cluster.effects),
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=True,
-    ).stdout
+    table = stepline_cli(cluster, "workers")
     assert any(shown["id"] in line and " degraded " in line for line in table.splitlines())
     assert f"{shown['id']}: 1 slot held by an abandoned step" in table, table
     assert first.poll() is None, "a worker with a slot left must go on"

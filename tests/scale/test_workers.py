@@ -23,6 +23,7 @@ from tests.scale.support import (
     run_event_ids,
     start_workers,
     status_counts,
+    stepline_cli,
 )
 
 RUNS = 100
@@ -75,27 +76,11 @@ def test_two_worker_processes_complete_every_run_and_both_take_a_share(
         assert worker["seconds_since_heartbeat"] <= 3 * worker["heartbeat_seconds"], worker
         assert worker["alive"] is True
         assert worker["functions"] == ["steps"]
-    shown = subprocess.run(
-        [*COMMAND, "workers", "--url", cluster.url, "--json"],
-        env=child_env(cluster.effects),
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=True,
-    )
-    assert {w["pid"]: w["alive"] for w in json.loads(shown.stdout)} == {
-        w.pid: True for w in workers
-    }
-    table = subprocess.run(
-        [*COMMAND, "workers", "--url", cluster.url],
-        env=child_env(cluster.effects),
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=True,
-    )
-    rows = [line for line in table.stdout.splitlines() if str(workers[0].pid) in line]
-    assert len(rows) == 1 and " alive " in rows[0], table.stdout
+    shown = stepline_cli(cluster, "workers", "--json")
+    assert {w["pid"]: w["alive"] for w in json.loads(shown)} == {w.pid: True for w in workers}
+    table = stepline_cli(cluster, "workers")
+    rows = [line for line in table.splitlines() if str(workers[0].pid) in line]
+    assert len(rows) == 1 and " alive " in rows[0], table
 
 
 @pytest.mark.slow
