@@ -245,6 +245,8 @@ class _Statements:
         )
         self.drop_queue_item = prepare(delete(t.queue).where(held))
         self.make_due = prepare(update(t.queue).where(q.run_id == run_id), ["available_at"])
+        # Another run's queue row, locked before its wait and step (workers' order; `_resume`).
+        self.lock_queue_item = prepare(select(q.run_id).where(q.run_id == run_id).with_for_update())
 
     def _steps(self, prepare: Callable[..., Prepared]) -> None:
         r, s, a, w, c = t.runs.c, t.steps.c, t.attempts.c, t.waits.c, t.cron_state.c
@@ -696,20 +698,31 @@ class SqlStore:
         for row in tx.rows(self._sql.waits_for, name=event.name, now=stamp):
             wait = WaitRecord.from_row(row)
             trigger = self._event_by_internal_id(tx, row["event_id"])
-            if not routing.wait_matches(wait, event, trigger):
-                continue
-            tx.execute(self._sql.delete_wait, run_id=wait.run_id, step_hash=wait.step_hash)
-            tx.execute(
-                self._sql.resolve_wait_step,
-                run_id=wait.run_id,
-                step_hash=wait.step_hash,
-                status="completed",
-                output=json.dumps(event.payload()),
-                ended_at=stamp,
-            )
-            tx.execute(self._sql.make_due, run_id=wait.run_id, available_at=stamp)
-            resumed = True
+            if routing.wait_matches(wait, event, trigger):
+                resumed |= self._resume(tx, wait, event, stamp)
         return resumed
+
+    def _resume(self, tx: RawTransaction, wait: WaitRecord, event: EventRecord, at: float) -> bool:
+        """Resolve the wait with `event` and make its run due; False if it was resolved already.
+
+        The run's queue row is locked first, as a worker holding the run does before touching
+        its wait or steps (the other order deadlocked with a worker committing the wait's
+        timeout: PostgreSQL aborted one of the two).
+        """
+        sql = self._sql
+        tx.first(sql.lock_queue_item, run_id=wait.run_id)
+        if tx.execute(sql.delete_wait, run_id=wait.run_id, step_hash=wait.step_hash) != 1:
+            return False  # timed out, or resumed by another event, meanwhile
+        tx.execute(
+            sql.resolve_wait_step,
+            run_id=wait.run_id,
+            step_hash=wait.step_hash,
+            status="completed",
+            output=json.dumps(event.payload()),
+            ended_at=at,
+        )
+        tx.execute(sql.make_due, run_id=wait.run_id, available_at=at)
+        return True
 
     def _event_by_internal_id(
         self, tx: RawTransaction, internal_id: str | None
