@@ -88,7 +88,10 @@ class PostgresStore(SqlStore):
         try:
             yield fairy.dbapi_connection
         except _BROKEN:
-            self._discard(fairy)
+            # A deadlock or serialization failure is an OperationalError too, on a connection
+            # that still works: only a closed one means a restart broke its siblings as well.
+            if fairy.dbapi_connection is None or fairy.dbapi_connection.closed:
+                self._discard(fairy)
             raise
         finally:
             fairy.close()
