@@ -27,6 +27,10 @@ class AuthSettings:
         """True without an API token: `/v1` and the dashboard need no credentials."""
         return self.api_token is None
 
+    def is_token(self, given: str) -> bool:
+        """Whether `given` is the API token (compared in constant time; not throttled)."""
+        return self.api_token is not None and _equal(given, self.api_token)
+
     def token_matches(self, request: Request, given: str) -> bool:
         """Whether `given` (a token the request presented) is the API token, throttled.
 
@@ -35,7 +39,7 @@ class AuthSettings:
         """
         address = client_address(request)
         self.limiter.check(address)
-        if self.api_token is not None and _equal(given, self.api_token):
+        if self.is_token(given):
             return True
         self.limiter.failed(address)
         return False

@@ -20,7 +20,6 @@ that no longer opens the dashboard (the token changed) is deleted on the way to 
 
 from __future__ import annotations
 
-import hmac
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
@@ -33,10 +32,6 @@ from stepline.server.templating import page
 from stepline.server.throttle import TooManyFailures
 
 COOKIE = "stepline_token"
-
-
-def _equal(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def safe_next(target: str | None) -> str:
@@ -67,8 +62,8 @@ class DashboardAuth:
         return self.settings.api_token is not None
 
     def _bearer(self, request: Request) -> bool:
-        token, given = self.settings.api_token, bearer(request)
-        return token is not None and given is not None and _equal(given, token)
+        given = bearer(request)
+        return given is not None and self.settings.is_token(given)
 
     def signed_in(self, request: Request) -> bool:
         """True when no token is needed, or the request carries it (header or cookie).
