@@ -286,7 +286,8 @@ class Dashboard:
 
         async def inner(request: Request) -> Response:
             query = run_filter(request.query_params)
-            await run_in_threadpool(self.ops.list_runs, query)  # a bad cursor → 400, not a stream
+            if query.before is not None:  # an unknown cursor → 404 now, not a broken stream
+                await run_in_threadpool(self.ops.list_runs, query)
 
             def poll() -> sse.Snapshot:
                 runs = self.ops.list_runs(query)
