@@ -14,6 +14,17 @@ from stepline.errors import (
 )
 from stepline.sdk.app import App, Function
 from stepline.sdk.context import AsyncContext, Context
+from stepline.sdk.options import (
+    Batch,
+    CancelOn,
+    Concurrency,
+    Debounce,
+    Priority,
+    RateLimit,
+    Singleton,
+    Throttle,
+    Timeouts,
+)
 from stepline.sdk.step import AsyncStep, Step
 from stepline.sdk.triggers import cron, event
 
@@ -21,19 +32,28 @@ __all__ = [
     "App",
     "AsyncContext",
     "AsyncStep",
+    "Batch",
+    "CancelOn",
     "Client",
+    "Concurrency",
     "ConfigurationError",
     "Context",
+    "Debounce",
     "Engine",
     "EngineSettings",
     "FakeClock",
     "Function",
     "NonRetriableError",
+    "Priority",
+    "RateLimit",
     "RetryAfterError",
     "RetryPolicy",
+    "Singleton",
     "Step",
     "StepError",
     "SteplineError",
+    "Throttle",
+    "Timeouts",
     "WorkerSettings",
     "cron",
     "event",

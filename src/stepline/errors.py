@@ -102,7 +102,15 @@ class StoreError(SteplineError):
 
 
 class Conflict(StoreError):
-    """A write collided with an existing row (a duplicate step, tick or event)."""
+    """A write collided with an existing row or a limit (a duplicate, a busy singleton key).
+
+    Attributes:
+        run_id: The run in the way, when there is one (e.g. the singleton's active run).
+    """
+
+    def __init__(self, message: str | None = None, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class LeaseLost(StoreError):

@@ -52,7 +52,9 @@ def _wait_step(run_id: str, status: StepStatus, output: str | None) -> StepRecor
 def _waiting_runs(store: Store, prefix: str) -> list[str]:
     """PAIRS runs parked on `wait_for_event(f"{prefix}/{i}")`, expiring at EXPIRES."""
     run_ids = [
-        store.create_run(NewRun(id=new_id(), function_id="fn", trigger_kind="manual"), [], T0)
+        store.create_run(
+            NewRun(id=new_id(), function_id="fn", trigger_kind="manual"), [], T0, Routing()
+        )
         for _ in range(PAIRS)
     ]
     claimed = {c.run.id: c for c in store.claim_runs("w1", PAIRS, T0, LEASE_SECONDS, ["fn"])}

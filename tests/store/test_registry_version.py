@@ -76,7 +76,9 @@ def test_an_event_sent_by_a_step_is_routed_against_the_registry_as_of_its_commit
 ) -> None:
     sender = FunctionRecord(id="sender", app_id="ops", name="sender", config='{"triggers": []}')
     other.sync_functions("ops", [sender], T0)
-    other.create_run(NewRun(id=new_id(), function_id="sender", trigger_kind="manual"), [], T0)
+    other.create_run(
+        NewRun(id=new_id(), function_id="sender", trigger_kind="manual"), [], T0, Routing()
+    )
     [claimed] = other.claim_runs("worker", 1, T0, 30.0, ["sender"])
     assert started(other, send(other)) == [], "the registry read before the app registers"
 

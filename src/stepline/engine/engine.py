@@ -104,6 +104,7 @@ class Engine:
             self.functions.values(),
             self.clock,
             poll_seconds=self.settings.scheduler_poll_seconds,
+            routing=self.operations.routing,
         )
         self._started = False
 

@@ -142,11 +142,20 @@ class Executor:
             except errors.StepOutputError as exc:
                 error = exc
             else:
-                self.store.finish_run(lease, "COMPLETED", session.take_delta(), now, output=output)
+                self.store.finish_run(
+                    lease,
+                    "COMPLETED",
+                    session.take_delta(),
+                    now,
+                    output=output,
+                    routing=self.routing,
+                )
                 return
         described = json.dumps(describe(error))
         if isinstance(error, errors.StepError):
-            self.store.finish_run(lease, "FAILED", session.take_delta(), now, error=described)
+            self.store.finish_run(
+                lease, "FAILED", session.take_delta(), now, error=described, routing=self.routing
+            )
             return
         attempt = session.run.attempt
         retry_at = next_attempt_at(error, attempt, fn.max_attempts, now, self.policy, self.rng)
@@ -162,6 +171,14 @@ class Executor:
             session.forget_retried_work()
         delta = session.take_delta()
         if retry_at is None:
-            self.store.finish_run(lease, "FAILED", delta, now, error=described, attempt=record)
+            self.store.finish_run(
+                lease,
+                "FAILED",
+                delta,
+                now,
+                error=described,
+                attempt=record,
+                routing=self.routing,
+            )
         else:
             self.store.park_run(lease, retry_at, delta, now, detail="RETRYING", attempt=record)

@@ -6,7 +6,6 @@ Needs only a store: routing reads the function registry, so a process without th
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ from typing import Any
 
 from stepline import errors
 from stepline.engine.clock import Clock, SystemClock
-from stepline.engine.events import build_event, build_events, new_id
+from stepline.engine.events import build_event, build_events
 from stepline.engine.routing import Routing
 from stepline.store.base import (
     AttemptRecord,
@@ -118,19 +117,14 @@ class Operations:
             source="manual",
             internal=True,
         )
-        run = NewRun(
-            id=new_id(),
-            function_id=fn.id,
-            trigger_kind="manual",
-            trigger_by=by,
-            event_ids=(event.internal_id,),
-            timeout_seconds=json.loads(fn.config).get("timeout_seconds"),
+        run = self.routing.new_run(
+            fn.id, fn.config, kind="manual", events=(event,), now=now, trigger_by=by
         )
-        return self.store.create_run(run, [event], now)
+        return self.store.create_run(run, [event], now, self.routing)
 
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run: no new step starts; a sleeping or waiting run ends at once."""
-        return self.store.cancel_run(run_id, self.clock.now())
+        return self.store.cancel_run(run_id, self.clock.now(), self.routing)
 
     def replay(self, run_id: str) -> str:
         """Start a new run with the same trigger as `run_id`, linked to it; returns its id.
@@ -139,7 +133,9 @@ class Operations:
         """
         original = self.store.get_run(run_id)
         fn = self.startable(original.function_id)
-        return self.store.create_run(_replay_of(original, fn), [], self.clock.now())
+        return self.store.create_run(
+            self._replay_of(original, fn), [], self.clock.now(), self.routing
+        )
 
     def cancel_matching(self, run_filter: RunFilter) -> int:
         """Cancel every active run matching the filter; returns how many were cancelled.
@@ -148,7 +144,7 @@ class Operations:
         """
         ids = self.store.list_run_ids(_bulk(run_filter), active_only=True)
         _check_bulk(ids)
-        return self.store.cancel_runs(ids, self.clock.now())
+        return self.store.cancel_runs(ids, self.clock.now(), self.routing)
 
     def replay_matching(self, run_filter: RunFilter) -> int:
         """Replay every run matching the filter, all in one transaction; returns how many.
@@ -166,8 +162,12 @@ class Operations:
                 raise errors.Conflict(
                     f"function {function_id!r} is paused; resume it before replaying its runs"
                 )
-        runs = [_replay_of(run, functions[run.function_id]) for run in reversed(originals)]
-        return len(self.store.create_runs(runs, self.clock.now()))
+        # A limit that refuses one of many replays records it as skipped, not the whole call.
+        runs = [
+            self._replay_of(run, functions[run.function_id], refuse="record")
+            for run in reversed(originals)
+        ]
+        return len(self.store.create_runs(runs, self.clock.now(), self.routing))
 
     def wait_for_run(self, run_id: str, timeout_seconds: float = 60.0) -> RunRecord:
         """Block until the run ends; raises `TimeoutError` after `timeout_seconds` (real time)."""
@@ -193,6 +193,24 @@ class Operations:
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
         """Runs matching the filter, newest first."""
         return self.store.list_runs(run_filter)
+
+    def _replay_of(
+        self, original: RunRecord, fn: FunctionRecord, *, refuse: str = "raise"
+    ) -> NewRun:
+        """A new run with `original`'s events, linked to it."""
+        events = self.store.get_events(original.event_ids)
+        run = self.routing.new_run(
+            fn.id,
+            fn.config,
+            kind="replay",
+            events=events,
+            now=self.clock.now(),
+            trigger_by=original.id,
+            replay_of=original.id,
+        )
+        if refuse == "record":
+            run = replace(run, flow=replace(run.flow, refuse="record"))
+        return run
 
     def runs_page(self, run_filter: RunFilter) -> tuple[list[RunRecord], str | None]:
         """A page of runs and the cursor of the next page (None on the last page)."""
@@ -234,18 +252,6 @@ class Operations:
     def list_functions(self) -> Sequence[FunctionRecord]:
         """The function registry."""
         return self.store.list_functions()
-
-
-def _replay_of(original: RunRecord, fn: FunctionRecord) -> NewRun:
-    return NewRun(
-        id=new_id(),
-        function_id=original.function_id,
-        trigger_kind="replay",
-        trigger_by=original.id,
-        event_ids=original.event_ids,
-        replay_of=original.id,
-        timeout_seconds=json.loads(fn.config).get("timeout_seconds"),
-    )
 
 
 def _bulk(run_filter: RunFilter) -> RunFilter:

@@ -1,21 +1,23 @@
-"""Which functions an event starts, and whether it satisfies a wait: asked by the store."""
+"""Which functions an event starts, and what it resumes or cancels: asked by the store."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
 
 from stepline._cel import FailureLog, matches
+from stepline.engine.admission import Admission, function_config
 from stepline.engine.events import new_id
-from stepline.store.base import EventRecord, FunctionRecord, NewRun, WaitRecord
-
-
-@lru_cache(maxsize=512)
-def _config(config: str) -> dict[str, Any]:
-    parsed: dict[str, Any] = json.loads(config)
-    return parsed
+from stepline.engine.lifecycle import lifecycle_events
+from stepline.store.base import (
+    EventRecord,
+    FunctionRecord,
+    NewRun,
+    RunEnd,
+    TriggerKind,
+    WaitRecord,
+)
 
 
 def name_matches(pattern: str, name: str) -> bool:
@@ -30,14 +32,44 @@ class Routing:
 
     def __init__(self) -> None:
         self.failures = FailureLog()
+        self.admission = Admission(self.failures)
+
+    def new_run(
+        self,
+        function_id: str,
+        config: str,
+        *,
+        kind: TriggerKind,
+        events: Sequence[EventRecord],
+        now: datetime,
+        trigger_by: str | None = None,
+        replay_of: str | None = None,
+        idempotency_key: str | None = None,
+        parent: tuple[str, str] | None = None,
+    ) -> NewRun:
+        """A run of the function for `events`, with its flow control planned."""
+        options = function_config(config)
+        payload = events[0].payload() if events else {}
+        return NewRun(
+            id=new_id(),
+            function_id=function_id,
+            trigger_kind=kind,
+            trigger_by=trigger_by,
+            event_ids=tuple(event.internal_id for event in events),
+            replay_of=replay_of,
+            idempotency_key=idempotency_key,
+            timeout_seconds=options.get("timeout_seconds"),
+            flow=self.admission.plan(function_id, options, kind=kind, event=payload, now=now),
+            parent_run_id=parent[0] if parent else None,
+            parent_step=parent[1] if parent else None,
+        )
 
     def runs_for(self, event: EventRecord, functions: Sequence[FunctionRecord]) -> list[NewRun]:
         """One run per function with a matching event trigger (once, however many match)."""
         runs: list[NewRun] = []
         payload: dict[str, Any] | None = None
         for fn in functions:
-            config = _config(fn.config)
-            for trigger in config["triggers"]:
+            for trigger in function_config(fn.config)["triggers"]:
                 pattern = trigger.get("event")
                 if pattern is None or not name_matches(pattern, event.name):
                     continue
@@ -50,26 +82,43 @@ class Routing:
                     ):
                         continue
                 runs.append(
-                    NewRun(
-                        id=new_id(),
-                        function_id=fn.id,
-                        trigger_kind="event",
-                        event_ids=(event.internal_id,),
-                        timeout_seconds=config.get("timeout_seconds"),
+                    self.new_run(
+                        fn.id, fn.config, kind="event", events=(event,), now=event.received_at
                     )
                 )
                 break
         return runs
 
+    def triggers_on(self, name: str, functions: Sequence[FunctionRecord]) -> bool:
+        """Whether any of `functions` has a trigger for events named `name`."""
+        return any(
+            name_matches(trigger["event"], name)
+            for fn in functions
+            for trigger in function_config(fn.config)["triggers"]
+            if "event" in trigger
+        )
+
+    def lifecycle_events(
+        self, ended: RunEnd, events: Sequence[EventRecord], names: Sequence[str], now: datetime
+    ) -> list[EventRecord]:
+        """The system events announcing a run's end (see `lifecycle`)."""
+        return lifecycle_events(ended, events, names, now)
+
     def wait_matches(
         self, wait: WaitRecord, event: EventRecord, trigger: EventRecord | None
     ) -> bool:
         """True if `event` satisfies the wait's CEL condition (`event` = trigger, `async`)."""
-        if not wait.expression:
+        where = f"run {wait.run_id} wait_for_event({wait.event_name!r})"
+        return self.condition_holds(wait.expression, event, trigger, where=where)
+
+    def condition_holds(
+        self, expression: str | None, event: EventRecord, trigger: EventRecord | None, *, where: str
+    ) -> bool:
+        """True if `expression` (none: always) holds with `event` = trigger, `async` = event."""
+        if not expression:
             return True
         variables = {
             "event": trigger.payload() if trigger else {},
             "async": event.payload(),
         }
-        where = f"run {wait.run_id} wait_for_event({wait.event_name!r})"
-        return matches(wait.expression, variables, where=where, failures=self.failures)
+        return matches(expression, variables, where=where, failures=self.failures)

@@ -14,15 +14,17 @@ from datetime import datetime, timedelta
 
 from stepline import errors
 from stepline.engine.clock import Clock, Wakeup
-from stepline.engine.events import build_event, new_id
+from stepline.engine.events import build_event
+from stepline.engine.routing import Routing
 from stepline.sdk.app import Function
 from stepline.sdk.triggers import CronTrigger
-from stepline.store.base import EventRecord, NewRun, Store
+from stepline.store.base import EventRecord, Store
 
 logger = logging.getLogger("stepline.scheduler")
 ON_TIME = timedelta(seconds=60)
 MAX_CATCH_UP_TICKS = 100_000
 CRON_EVENT = "stepline/scheduled.timer"
+SWEEP_EVERY = timedelta(minutes=1)
 
 
 def latest_due_tick(trigger: CronTrigger, after: datetime, now: datetime) -> datetime | None:
@@ -50,9 +52,17 @@ class Scheduler:
     """Fires due cron ticks for a set of functions and fails runs past their timeout."""
 
     def __init__(
-        self, store: Store, functions: Iterable[Function], clock: Clock, *, poll_seconds: float = 1
+        self,
+        store: Store,
+        functions: Iterable[Function],
+        clock: Clock,
+        *,
+        poll_seconds: float = 1,
+        routing: Routing | None = None,
     ) -> None:
         self._store = store
+        self._routing = routing or Routing()
+        self._swept: datetime | None = None
         self._functions = list(functions)
         self._clock = clock
         self._poll_seconds = poll_seconds
@@ -90,8 +100,11 @@ class Scheduler:
         for fn in self._functions:
             for trigger in fn.cron_triggers:
                 self._fire(fn, trigger, now)
-        for run_id in self._store.fail_timed_out_runs(now):
-            logger.info("run %s failed: timeout", run_id)
+        for run_id in self._store.fail_timed_out_runs(now, self._routing):
+            logger.info("run %s ended: timeout", run_id)
+        if self._swept is None or now - self._swept >= SWEEP_EVERY:
+            self._store.sweep(now)
+            self._swept = now
 
     def _fire(self, fn: Function, trigger: CronTrigger, now: datetime) -> None:
         last = self._store.cron_last_tick(fn.id, trigger.schedule)
@@ -108,19 +121,26 @@ class Scheduler:
             self._store.fire_cron_tick(fn.id, trigger.schedule, tick, None, now, missed=passed + 1)
             return
         event = self._tick_event(trigger, tick, now)
-        run = NewRun(
-            id=new_id(),
-            function_id=fn.id,
-            trigger_kind="cron",
+        run = self._routing.new_run(
+            fn.id,
+            fn.config(),
+            kind="cron",
+            events=(event,),
+            now=now,
             trigger_by=trigger.schedule,
-            event_ids=(event.internal_id,),
             idempotency_key=f"cron:{trigger.schedule}:{tick.isoformat()}",
-            timeout_seconds=fn.timeout.total_seconds() if fn.timeout else None,
         )
         if passed:
             logger.info("%s: %d missed tick(s) before %s not run", fn.id, passed, tick.isoformat())
         fired = self._store.fire_cron_tick(
-            fn.id, trigger.schedule, tick, run, now, events=[event], missed=passed
+            fn.id,
+            trigger.schedule,
+            tick,
+            run,
+            now,
+            events=[event],
+            missed=passed,
+            routing=self._routing,
         )
         if fired:
             logger.info("%s: fired tick %s as run %s", fn.id, tick.isoformat(), run.id)

@@ -10,19 +10,17 @@ import asyncio
 import hashlib
 import inspect
 import json
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, Protocol, TypeVar, overload
 
 from stepline import errors
-from stepline._cel import compile_condition
 from stepline._checks import is_text
 from stepline._durations import Duration, parse_duration, require_aware
+from stepline.sdk.options import match_condition
 
 T = TypeVar("T")
-_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,20 +100,10 @@ def encode_output(step_id: str, value: Any) -> str:
 def _wait_spec(event: str, timeout: Duration, match: str | None, if_: str | None) -> WaitSpec:
     if not is_text(event):
         raise errors.InvalidInput("expected an event name", "event")
-    if match is not None and if_ is not None:
-        raise errors.InvalidInput("give either match or if_, not both", "match")
-    expression = if_
-    if match is not None:
-        path = match.removeprefix("event.")
-        if not _PATH.match(path):
-            raise errors.InvalidInput(
-                f"{match!r} is not a field path like 'data.order_id'", "match"
-            )
-        expression = f"event.{path} == async.{path}"
-    if expression is not None:
-        compile_condition(expression, field="if_")
     return WaitSpec(
-        event=event, expression=expression, timeout=parse_duration(timeout, field="timeout")
+        event=event,
+        expression=match_condition(match, if_),
+        timeout=parse_duration(timeout, field="timeout"),
     )
 
 

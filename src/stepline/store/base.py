@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-RunStatus = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
+RunStatus = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED"]
 ACTIVE_STATUSES: tuple[RunStatus, ...] = ("QUEUED", "RUNNING")
-END_STATUSES: tuple[RunStatus, ...] = ("COMPLETED", "FAILED", "CANCELLED")
+END_STATUSES: tuple[RunStatus, ...] = ("COMPLETED", "FAILED", "CANCELLED", "SKIPPED")
 TriggerKind = Literal["event", "cron", "manual", "invoke", "replay"]
-StepKind = Literal["run", "sleep", "wait", "send_event"]
+StepKind = Literal["run", "sleep", "wait", "send_event", "invoke", "parallel"]
 StepStatus = Literal["completed", "failed", "sleeping", "waiting"]
+FAILED_EVENT = "stepline/function.failed"
+FINISHED_EVENT = "stepline/function.finished"
+CANCELLED_EVENT = "stepline/function.cancelled"
 
 
 def to_epoch(value: datetime) -> float:
@@ -91,6 +94,72 @@ class EventRecord:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Slot:
+    """A concurrency slot a run holds while it executes: at most `limit` per `key`."""
+
+    key: str
+    limit: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Bucket:
+    """A throttle, rate limit or idempotency bucket: `limit` starts per period, per `key`."""
+
+    key: str
+    limit: int
+    period_seconds: float
+    burst: int = 1
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Gather:
+    """Debounce or batch: triggers of `key` collect in one queued run until it is due.
+
+    Debounce: the run takes each new event and is due `delay_seconds` after the last, at most
+    `timeout_seconds` after the first. Batch: the run takes up to `max_size` events and is due
+    when full or `delay_seconds` after the first.
+    """
+
+    kind: Literal["debounce", "batch"]
+    key: str
+    delay_seconds: float
+    timeout_seconds: float | None = None
+    max_size: int = 1
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewListener:
+    """A `cancel_on` listener: an event named `event_name` for which `expression` holds."""
+
+    event_name: str
+    expression: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FlowPlan:
+    """A new run's flow control, with every key already evaluated (the store runs no CEL).
+
+    `refuse` says what becomes of a trigger that a limit refuses: "record" stores it as a
+    SKIPPED run (events, cron), "raise" raises `Conflict` (Run now, replays).
+    """
+
+    slots: tuple[Slot, ...] = ()
+    priority: int = 0
+    throttle: Bucket | None = None
+    rate_limit: Bucket | None = None
+    idempotency: Bucket | None = None
+    singleton: tuple[str, Literal["skip", "cancel"]] | None = None
+    gather: Gather | None = None
+    cancel_on: tuple[NewListener, ...] = ()
+    start_by: datetime | None = None
+    refuse: Literal["record", "raise"] = "record"
+
+
+NO_FLOW = FlowPlan()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class NewRun:
     """A run to create. `available_at` is when a worker may first claim it."""
 
@@ -103,6 +172,9 @@ class NewRun:
     idempotency_key: str | None = None
     available_at: datetime | None = None
     timeout_seconds: float | None = None
+    flow: FlowPlan = NO_FLOW
+    parent_run_id: str | None = None
+    parent_step: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -131,6 +203,11 @@ class RunRecord:
     progress_message: str | None
     counters: str
     saved_before_step: int = -1
+    reason: str | None = None
+    cancelled_by: str | None = None
+    parent_run_id: str | None = None
+    parent_step: str | None = None
+    start_by: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> RunRecord:
@@ -158,11 +235,16 @@ class RunRecord:
             progress_message=row["progress_message"],
             counters=row["counters"],
             saved_before_step=row["saved_before_step"],
+            reason=row["reason"],
+            cancelled_by=row["cancelled_by"],
+            parent_run_id=row["parent_run_id"],
+            parent_step=row["parent_step"],
+            start_by=from_epoch(row["start_by"]),
         )
 
     @property
     def ended(self) -> bool:
-        """True once the run is COMPLETED, FAILED or CANCELLED."""
+        """True once the run is COMPLETED, FAILED, CANCELLED or SKIPPED."""
         return self.status in END_STATUSES
 
 
@@ -325,11 +407,15 @@ class CronState:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Lease:
-    """Proof that a worker owns a run; checked (and renewed for `seconds`) at every commit."""
+    """Proof that a worker owns a run; checked (and renewed for `seconds`) at every commit.
+
+    `parent_run_id`: the run that started this one by a step, locked first when this one ends.
+    """
 
     run_id: str
     owner: str
     seconds: float
+    parent_run_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -359,6 +445,36 @@ class RunDelta:
             or bool(self.counters)
             or bool(self.logs)
             or self.saved_before_step is not None
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunEnd:
+    """A run that just ended, as its lifecycle events and its parent need it."""
+
+    run_id: str
+    function_id: str
+    status: RunStatus
+    output: str | None
+    error: str | None
+    event_ids: tuple[str, ...]
+    parent_run_id: str | None
+    parent_step: str | None
+    reason: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> RunEnd:
+        """Build from a database row."""
+        return cls(
+            run_id=row["id"],
+            function_id=row["function_id"],
+            status=row["status"],
+            output=row["output"],
+            error=row["error"],
+            event_ids=tuple(json.loads(row["event_ids"])),
+            parent_run_id=row["parent_run_id"],
+            parent_step=row["parent_step"],
+            reason=row["reason"],
         )
 
 
@@ -431,6 +547,22 @@ class EventRouting(Protocol):
         self, wait: WaitRecord, event: EventRecord, trigger: EventRecord | None
     ) -> bool:
         """Whether `event` satisfies `wait`; `trigger` is the waiting run's first event."""
+        ...
+
+    def condition_holds(
+        self, expression: str | None, event: EventRecord, trigger: EventRecord | None, *, where: str
+    ) -> bool:
+        """Whether a CEL condition (e.g. a `cancel_on`'s) holds: `event` = trigger, `async`."""
+        ...
+
+    def triggers_on(self, name: str, functions: Sequence[FunctionRecord]) -> bool:
+        """Whether any of `functions` has a trigger for events named `name`."""
+        ...
+
+    def lifecycle_events(
+        self, ended: RunEnd, events: Sequence[EventRecord], names: Sequence[str], now: datetime
+    ) -> list[EventRecord]:
+        """The system events named `names` (`stepline/function.*`) announcing a run's end."""
         ...
 
 
@@ -515,11 +647,19 @@ class Store(Protocol):
         """
         ...
 
-    def create_run(self, run: NewRun, events: Sequence[EventRecord], now: datetime) -> str:
-        """Store `events` (if any) and create one run; raises `Conflict` on a repeated key."""
+    def create_run(
+        self, run: NewRun, events: Sequence[EventRecord], now: datetime, routing: EventRouting
+    ) -> str:
+        """Store `events` (if any) and create one run, through its flow control.
+
+        Raises `Conflict` on a repeated key, or when flow control refuses a run whose plan
+        says "raise" ("Run now"); `Conflict.run_id` is then the run in the way.
+        """
         ...
 
-    def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[str]:
+    def create_runs(
+        self, runs: Sequence[NewRun], now: datetime, routing: EventRouting
+    ) -> list[str]:
         """Create several runs in one transaction (all or none); returns their ids.
 
         Raises `Conflict` on a repeated idempotency key, and then creates none.
@@ -536,8 +676,11 @@ class Store(Protocol):
         *,
         events: Sequence[EventRecord] = (),
         missed: int = 0,
+        routing: EventRouting | None = None,
     ) -> bool:
         """Advance a schedule to `tick` and create its run; False if another scheduler did.
+
+        `routing` is required with a `run` (its flow control may end other runs).
 
         If the function is paused the tick is recorded but `run` and `events` are not stored
         (the tick is skipped, not postponed); the result is True all the same.
@@ -623,8 +766,12 @@ class Store(Protocol):
         output: str | None = None,
         error: str | None = None,
         attempt: NewAttempt | None = None,
+        routing: EventRouting,
     ) -> None:
-        """End a run: COMPLETED with output, or FAILED with error; removes its queue item."""
+        """End a run: COMPLETED with output, or FAILED with error; removes its queue item.
+
+        In the same transaction: its lifecycle events, and its parent's step if it has one.
+        """
         ...
 
     def save_progress(self, lease: Lease, delta: RunDelta) -> None:
@@ -660,19 +807,23 @@ class Store(Protocol):
         """Registered workers, most recent heartbeat first."""
         ...
 
-    def cancel_run(self, run_id: str, now: datetime) -> RunRecord:
+    def cancel_run(self, run_id: str, now: datetime, routing: EventRouting) -> RunRecord:
         """Cancel a queued, running, sleeping or waiting run; a no-op on an ended run."""
         ...
 
-    def cancel_runs(self, run_ids: Sequence[str], now: datetime) -> int:
+    def cancel_runs(self, run_ids: Sequence[str], now: datetime, routing: EventRouting) -> int:
         """Cancel every active run among `run_ids` in one transaction; returns how many.
 
         Ended and unknown ids are skipped, so repeating a call cancels nothing more.
         """
         ...
 
-    def fail_timed_out_runs(self, now: datetime) -> list[str]:
-        """FAIL every active run whose timeout has passed; returns their ids."""
+    def fail_timed_out_runs(self, now: datetime, routing: EventRouting) -> list[str]:
+        """End every active run past a deadline: FAILED if it started, else CANCELLED."""
+        ...
+
+    def sweep(self, now: datetime) -> None:
+        """Forget flow-control state that can no longer matter (expired buckets, listeners)."""
         ...
 
     # reading
@@ -705,6 +856,10 @@ class Store(Protocol):
 
     def get_event(self, internal_id: str) -> EventRecord:
         """One event by its internal id (or sender id); raises `NotFound`."""
+        ...
+
+    def get_events(self, internal_ids: Sequence[str]) -> list[EventRecord]:
+        """Events by internal id, in the order given (unknown ids are left out)."""
         ...
 
     def list_events(

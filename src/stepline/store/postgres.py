@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import bindparam, create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
@@ -79,6 +79,8 @@ class PostgresStore(SqlStore):
         )
         self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         self._notify = Prepared(select(func.pg_notify(CHANNEL, "")), engine.dialect)
+        key_hash = func.hashtextextended(bindparam("key"), 0)
+        self._lock_key = Prepared(select(func.pg_advisory_xact_lock(key_hash)), engine.dialect)
         self._listener: threading.Thread | None = None
         self._closing = threading.Event()
 
@@ -131,6 +133,11 @@ class PostgresStore(SqlStore):
 
     def _announce(self, tx: RawTransaction) -> None:
         tx.execute(self._notify)
+
+    def _lock_slot_keys(self, tx: RawTransaction, keys: Sequence[str]) -> None:
+        """Transaction advisory locks on the keys (sorted, so two claims cannot deadlock)."""
+        for key in sorted(keys):
+            tx.scalars(self._lock_key, key=key)
 
     def _translate_driver(self, error: Exception) -> errors.StoreError:
         return classify(error, getattr(error, "sqlstate", None))

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
 )
 
 metadata = MetaData(
@@ -103,6 +104,16 @@ runs = Table(
     # Counters and log lines written before the step at this position are stored: a replay
     # reaching that code again must not write them twice.
     Column("saved_before_step", Integer, nullable=False, default=-1, server_default="-1"),
+    # Why the run was skipped, cancelled or is held back, in words; and the event that
+    # cancelled it (a `cancel_on` match).
+    Column("reason", Text),
+    Column("cancelled_by", String(26)),
+    # A run started by another run's step (`step.invoke`, a `step.parallel` branch): that run
+    # and the hash of its step, settled when this run ends.
+    Column("parent_run_id", String(26)),
+    Column("parent_step", String(40)),
+    # The latest time the run may start (`timeouts.start`); past it, it is cancelled.
+    Column("start_by", Double),
     UniqueConstraint("function_id", "idempotency_key"),
     Index(None, "function_id", "status", "created_at"),
     Index(None, "function_id", "created_at"),
@@ -112,6 +123,7 @@ runs = Table(
     # Success rates count the runs that ended in a window (`function_stats`): a range scan of
     # this covering index, never of the table.
     Index(None, "ended_at", "function_id", "status"),
+    Index(None, "parent_run_id"),
 )
 
 steps = Table(
@@ -169,17 +181,23 @@ queue = Table(
     Column("available_at", Double, nullable=False),
     Column("lease_owner", String(64)),
     Column("lease_expires_at", Double),
+    # Seconds of head start (`priority`): items are claimed in order of available_at - priority.
     Column("priority", Integer, nullable=False, default=0),
     Column("timeout_at", Double),
+    # Concurrency keys (up to two) and their limits: a leased item holds a slot of each.
+    Column("slot_key_1", String(512)),
+    Column("slot_limit_1", Integer),
+    Column("slot_key_2", String(512)),
+    Column("slot_limit_2", Integer),
     Index(None, "available_at"),
     Index(None, "timeout_at"),
 )
 # The claim's two lookups, each an index range scan in claim order instead of a scan and sort of
-# the whole queue: unleased items by priority then age, and leases by expiry.
+# the whole queue: unleased items by (available_at - priority), and leases by expiry.
+CLAIM_ORDER = queue.c.available_at - queue.c.priority
 Index(
     "ix_queue_ready",
-    queue.c.priority.desc(),
-    queue.c.available_at,
+    CLAIM_ORDER,
     sqlite_where=queue.c.lease_owner.is_(None),
     postgresql_where=queue.c.lease_owner.is_(None),
 )
@@ -189,6 +207,15 @@ Index(
     sqlite_where=queue.c.lease_owner.is_not(None),
     postgresql_where=queue.c.lease_owner.is_not(None),
 )
+
+# The slots held per concurrency key: leased items, counted by key.
+for _column in ("slot_key_1", "slot_key_2"):
+    Index(
+        f"ix_queue_held_{_column}",
+        queue.c[_column],
+        sqlite_where=and_(queue.c[_column].is_not(None), queue.c.lease_owner.is_not(None)),
+        postgresql_where=and_(queue.c[_column].is_not(None), queue.c.lease_owner.is_not(None)),
+    )
 
 waits = Table(
     "waits",
@@ -232,4 +259,56 @@ workers = Table(
     Column("stopping", Boolean, nullable=False, default=False),
     # Slots held by steps the worker gave up on (run cancelled or timed out mid-step).
     Column("abandoned", Integer, nullable=False, default=0, server_default="0"),
+)
+
+# Flow control: throttle, rate limit and idempotency state per key (GCRA's theoretical arrival
+# time); a row is useless after `expires_at` and removed by the scheduler.
+flow_buckets = Table(
+    "flow_buckets",
+    metadata,
+    Column("key", String(600), primary_key=True),
+    Column("tat", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Index(None, "expires_at"),
+)
+
+# The run holding each singleton key (it may have ended since: then the key is free).
+singletons = Table(
+    "singletons",
+    metadata,
+    Column("key", String(600), primary_key=True),
+    Column("run_id", String(26), nullable=False),
+)
+
+# Debounce and batch buffers: the queued run that collects a key's triggers until it starts.
+pending_runs = Table(
+    "pending_runs",
+    metadata,
+    Column("key", String(600), primary_key=True),
+    Column("run_id", String(26), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("first_at", Double, nullable=False),
+)
+
+# Events of a batch after its first (a run's `event_id`), so each event finds its run.
+batch_members = Table(
+    "batch_members",
+    metadata,
+    Column("event_id", String(26), nullable=False),
+    Column("run_id", String(26), nullable=False),
+    PrimaryKeyConstraint("event_id", "run_id"),
+)
+
+# `cancel_on` listeners of active runs, found by event name.
+cancel_listeners = Table(
+    "cancel_listeners",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(26), nullable=False),
+    Column("event_name", String(512), nullable=False),
+    Column("expression", Text),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Index(None, "event_name"),
+    Index(None, "run_id"),
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,9 +29,11 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.engine import Dialect
@@ -46,6 +49,7 @@ from stepline import errors
 from stepline.store import schema as t
 from stepline.store._nesting import ConnectionGuard
 from stepline.store._prepared import Prepared, RawTransaction
+from stepline.store.admission import Admission, AdmissionStatements, Refusal, refuse
 from stepline.store.base import (
     ACTIVE_STATUSES,
     AttemptRecord,
@@ -62,6 +66,7 @@ from stepline.store.base import (
     NewRun,
     NewWait,
     RunDelta,
+    RunEnd,
     RunFilter,
     RunRecord,
     RunStatus,
@@ -70,6 +75,9 @@ from stepline.store.base import (
     WorkerRecord,
     from_epoch,
 )
+from stepline.store.cancellation import CancellationMixin, CancellationStatements
+from stepline.store.endings import ENDED_COLUMNS, EndingsMixin, EndingStatements
+from stepline.store.slots import SLOT_COLUMNS, SlotsMixin, SlotStatements
 
 EVENT_ID_TTL = timedelta(hours=24)
 TIMEOUT_ERROR = "RunTimeout"
@@ -96,6 +104,12 @@ _RUN_COLUMNS = (
     "timeout_seconds",
     "counters",
     "saved_before_step",
+    "detail",
+    "reason",
+    "ended_at",
+    "parent_run_id",
+    "parent_step",
+    "start_by",
 )
 _STEP_UPDATE_COLUMNS = (
     "id",
@@ -152,7 +166,8 @@ class _Statements:
         )
         self.insert_run = prepare(insert(t.runs), _RUN_COLUMNS)
         self.insert_queue_item = prepare(
-            insert(t.queue), ["run_id", "function_id", "available_at", "priority"]
+            insert(t.queue),
+            ["run_id", "function_id", "available_at", "priority", "timeout_at", *SLOT_COLUMNS],
         )
         # The constructs Core's own `begin_nested()` executes (untyped in SQLAlchemy).
         self.savepoint = prepare(SavepointClause("new_run"))  # type: ignore[no-untyped-call]
@@ -162,8 +177,20 @@ class _Statements:
         self.rollback_to_savepoint = prepare(
             RollbackToSavepointClause("new_run")  # type: ignore[no-untyped-call]
         )
+        listeners = t.cancel_listeners.c
         self.waited_names = prepare(
             select(w.event_name).distinct().where(w.event_name.in_(_ids("names")))
+        )
+        # The names among an intake's events that runs wait for ("wait") or that cancel runs.
+        self.awaited_names = prepare(
+            union_all(
+                select(literal("wait").label("kind"), w.event_name.label("name"))
+                .distinct()
+                .where(w.event_name.in_(_ids("names"))),
+                select(literal("cancel").label("kind"), listeners.event_name.label("name"))
+                .distinct()
+                .where(listeners.event_name.in_(_ids("cancel_names"))),
+            )
         )
         self.waits_for = prepare(
             select(t.waits, r.event_id)
@@ -198,14 +225,20 @@ class _Statements:
                 update(t.queue)
                 .where(q.run_id.in_(candidates))
                 .values(lease_owner=owner, lease_expires_at=bindparam("until"))
-                .returning(q.run_id)
+                .returning(q.run_id, t.CLAIM_ORDER.label("claim_order"), *t.queue.c[SLOT_COLUMNS])
             )
 
-        # Each lookup matches a partial index (schema.py), so neither scans the queue.
+        # Each lookup matches a partial index (schema.py), so neither scans the queue. Items
+        # of a concurrency key with no free slot (`full`) are left for later (`slots`).
+        full = _ids("full")
         self.claim_ready = claim(
-            and_(q.lease_owner.is_(None), q.available_at <= bindparam("now")),
-            q.priority.desc(),
-            q.available_at,
+            and_(
+                q.lease_owner.is_(None),
+                q.available_at <= bindparam("now"),
+                or_(q.slot_key_1.is_(None), q.slot_key_1.not_in(full)),
+                or_(q.slot_key_2.is_(None), q.slot_key_2.not_in(full)),
+            ),
+            t.CLAIM_ORDER,
         )
         self.claim_expired = claim(
             and_(q.lease_owner.is_not(None), q.lease_expires_at <= bindparam("now")),
@@ -224,10 +257,9 @@ class _Statements:
             )
             .returning(*t.runs.c)
         )
+        # A started run's deadline replaces its start deadline (`start_by`), if any.
         self.queue_timeout = prepare(
-            update(t.queue)
-            .where(q.run_id == run_id, q.timeout_at.is_(None))
-            .values(timeout_at=bindparam("at"))
+            update(t.queue).where(q.run_id == run_id).values(timeout_at=bindparam("at"))
         )
         self.extend_leases = prepare(
             update(t.queue)
@@ -242,9 +274,16 @@ class _Statements:
             update(t.queue)
             .where(held)
             .values(available_at=bindparam("at"), lease_owner=None, lease_expires_at=None)
+            .returning(q.slot_key_1)
         )
-        self.drop_queue_item = prepare(delete(t.queue).where(held))
+        self.drop_queue_item = prepare(delete(t.queue).where(held).returning(q.slot_key_1))
         self.make_due = prepare(update(t.queue).where(q.run_id == run_id), ["available_at"])
+        self.run = prepare(select(t.runs).where(r.id == run_id))
+        self.timed_out = prepare(
+            select(r.id, r.started_at, r.start_by, r.created_at, r.timeout_seconds)
+            .join(t.runs, r.id == q.run_id)
+            .where(q.timeout_at <= bindparam("now"))
+        )
         # Another run's queue row, locked before its wait and step (workers' order; `_resume`).
         self.lock_queue_item = prepare(select(q.run_id).where(q.run_id == run_id).with_for_update())
 
@@ -289,7 +328,7 @@ class _Statements:
             ["detail"],
         )
         self.finish = prepare(
-            update(t.runs).where(run).values(failures=failed),
+            update(t.runs).where(run).values(failures=failed).returning(*ENDED_COLUMNS),
             ["status", "detail", "output", "error", "ended_at"],
         )
         self.counters = prepare(select(r.counters).where(run))
@@ -324,7 +363,7 @@ class _EveryoneLeads:
         pass
 
 
-class SqlStore:
+class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
     """The Store implementation shared by SQLite and PostgreSQL.
 
     Hooks for subclasses: `_raw_connection` (the hot path's write transaction),
@@ -336,6 +375,14 @@ class SqlStore:
         self.engine = engine
         self._wakeups: list[Callable[[], None]] = []
         self._sql = _Statements(engine.dialect)
+
+        def prepare(statement: ClauseElement, columns: Sequence[str] | None = None) -> Prepared:
+            return Prepared(statement, engine.dialect, columns)
+
+        self._admission = Admission(AdmissionStatements(engine.dialect, prepare))
+        self._endings = EndingStatements(prepare)
+        self._cancellation = CancellationStatements(prepare)
+        self._slots = SlotStatements(prepare)
         dbapi = engine.dialect.loaded_dbapi
         self._driver_error: type[Exception] = dbapi.Error
         self._integrity_error: type[Exception] = dbapi.IntegrityError
@@ -589,8 +636,12 @@ class SqlStore:
         routing: EventRouting,
         now: datetime,
     ) -> tuple[list[str], bool]:
+        """Store events; cancel the runs they cancel, start the runs they start, resume waits.
+
+        Cancellations come before new runs: an event never cancels a run it starts itself.
+        """
         functions = self._routable_functions(tx)
-        waited = self._waited_names(tx, events)
+        waited, cancelling = self._awaited_names(tx, events)
         ids: list[str] = []
         woke = False
         for event in events:
@@ -600,16 +651,29 @@ class SqlStore:
                 continue
             tx.execute(self._sql.insert_event, **_event_row(event))
             ids.append(event.internal_id)
+            if event.name in cancelling:
+                self._cancel_listening(tx, event, routing, now)
             for run in routing.runs_for(event, functions):
-                woke |= self._insert_run(tx, run, now, quiet_conflict=True)
+                woke |= self._insert_run(tx, run, now, routing, quiet_conflict=True)
             if event.name in waited:
                 woke |= self._resume_waits(tx, event, routing, now)
         return ids, woke
 
-    def _waited_names(self, tx: RawTransaction, events: Sequence[EventRecord]) -> set[str]:
-        """The names among `events` that some run waits for; only those need `_resume_waits`."""
+    def _awaited_names(
+        self, tx: RawTransaction, events: Sequence[EventRecord]
+    ) -> tuple[set[str], set[str]]:
+        """The names among `events` that runs wait for, and those that cancel runs."""
         names = sorted({event.name for event in events})
-        return set(tx.scalars(self._sql.waited_names, names=names)) if names else set()
+        if not names:
+            return set(), set()
+        found: dict[str, set[str]] = {"wait": set(), "cancel": set()}
+        for row in tx.rows(self._sql.awaited_names, names=names, cancel_names=names):
+            found[row["kind"]].add(row["name"])
+        return found["wait"], found["cancel"]
+
+    def _waited_names(self, tx: RawTransaction, names: Sequence[str]) -> set[str]:
+        """The names among `names` that some run waits for."""
+        return set(tx.scalars(self._sql.waited_names, names=sorted(names))) if names else set()
 
     def _claim_event_id(self, tx: RawTransaction, event: EventRecord, now: datetime) -> str | None:
         """Hold the sender's event id for 24 h; return the holder's internal id if taken."""
@@ -636,28 +700,126 @@ class SqlStore:
         return None
 
     def _insert_run(
-        self, tx: RawTransaction, run: NewRun, now: datetime, *, quiet_conflict: bool = False
+        self,
+        tx: RawTransaction,
+        run: NewRun,
+        now: datetime,
+        routing: EventRouting,
+        *,
+        quiet_conflict: bool = False,
     ) -> bool:
+        """Admit and store a run; True if it made work available.
+
+        A run with an idempotency key (a cron tick) that exists already is refused with
+        `Conflict`, or ignored with `quiet_conflict`; its flow control is undone with it.
+        """
         if run.idempotency_key is None:
-            self._insert_run_rows(tx, run, now)
-            return True
+            return self._admit(tx, run, now, routing)
         try:
             with self._savepoint(tx):
-                self._insert_run_rows(tx, run, now)
+                return self._admit(tx, run, now, routing)
         except self._integrity_error:
             if quiet_conflict:
                 return False
             raise errors.Conflict(
                 f"function {run.function_id!r} already has a run with key {run.idempotency_key!r}"
             ) from None
+
+    def _admit(self, tx: RawTransaction, run: NewRun, now: datetime, routing: EventRouting) -> bool:
+        """Apply the run's flow control (`admission`), then store what it decided."""
+        admission, flow, stamp = self._admission, run.flow, now.timestamp()
+        refusal = admission.refusal(tx, run, stamp)
+        gather = flow.gather if flow.gather is None or flow.gather.max_size != 1 else None
+        if refusal is None and gather is not None and run.event_ids:
+            gathering, event_ids, pending = admission.gathering_run(tx, gather)
+            if gathering:
+                new_event = run.event_ids[0]
+                superseded = admission.join(
+                    tx, gather, gathering, event_ids, pending, new_event, stamp
+                )
+                if superseded is not None:
+                    reason = f"debounced: superseded by event {new_event}"
+                    skipped = replace(run, event_ids=(superseded,))
+                    self._insert_skipped(tx, skipped, Refusal("DEBOUNCED", reason), now, routing)
+                return True
+        if refusal is None and flow.singleton is not None:
+            refusal = self._singleton(tx, run, now, routing)
+        if refusal is not None:
+            if flow.refuse == "raise":
+                raise refuse(run, refusal)
+            self._insert_skipped(tx, run, refusal, now, routing)
+            return False
+        available, detail = (run.available_at or now).timestamp(), None
+        if gather is not None:
+            available, detail = stamp + gather.delay_seconds, gather.kind.upper() + "ING"
+            admission.start_gathering(tx, gather, run.id, stamp)
+        if flow.throttle is not None:
+            start = admission.throttled_start(tx, flow.throttle, stamp)
+            if start > available:
+                available, detail = start, detail or "THROTTLED"
+        self._insert_run_rows(tx, run, now, available_at=available, detail=detail)
+        admission.listen(tx, run, stamp)
         return True
 
-    def _insert_run_rows(self, tx: RawTransaction, run: NewRun, now: datetime) -> None:
+    def _singleton(
+        self, tx: RawTransaction, run: NewRun, now: datetime, routing: EventRouting
+    ) -> Refusal | None:
+        """Hold the run's singleton key: refuse it ("skip") or cancel the active run ("cancel")."""
+        assert run.flow.singleton is not None
+        key, mode = run.flow.singleton
+        holder = self._admission.singleton_holder(tx, key)
+        if holder is not None and mode == "skip":
+            return Refusal("SINGLETON", f"singleton: run {holder} is still active", holder)
+        if holder is not None:
+            reason = f"cancelled by singleton: replaced by run {run.id}"
+            self._end_run(tx, holder, "CANCELLED", now, routing, reason=reason)
+        self._admission.hold_singleton(tx, key, run.id)
+        return None
+
+    def _insert_skipped(
+        self,
+        tx: RawTransaction,
+        run: NewRun,
+        refusal: Refusal,
+        now: datetime,
+        routing: EventRouting,
+    ) -> None:
+        """Store a refused trigger as a SKIPPED run saying why; settle a waiting parent."""
+        self._insert_run_rows(
+            tx, run, now, status="SKIPPED", detail=refusal.detail, reason=refusal.reason
+        )
+        if run.parent_run_id is not None:
+            ended = RunEnd(
+                run_id=run.id,
+                function_id=run.function_id,
+                status="SKIPPED",
+                output=None,
+                error=None,
+                event_ids=tuple(run.event_ids),
+                parent_run_id=run.parent_run_id,
+                parent_step=run.parent_step,
+                reason=refusal.reason,
+            )
+            self._after_end(tx, ended, now, routing)
+
+    def _insert_run_rows(
+        self,
+        tx: RawTransaction,
+        run: NewRun,
+        now: datetime,
+        *,
+        available_at: float | None = None,
+        status: RunStatus = "QUEUED",
+        detail: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """The run's row and, unless it is SKIPPED, its queue item with its slots."""
+        start_by = run.flow.start_by.timestamp() if run.flow.start_by else None
         tx.execute(
             self._sql.insert_run,
             id=run.id,
             function_id=run.function_id,
-            status="QUEUED",
+            status=status,
             trigger_kind=run.trigger_kind,
             trigger_by=run.trigger_by,
             event_id=run.event_ids[0] if run.event_ids else None,
@@ -670,13 +832,27 @@ class SqlStore:
             timeout_seconds=run.timeout_seconds,
             counters="{}",
             saved_before_step=-1,
+            detail=detail,
+            reason=reason,
+            ended_at=now.timestamp() if status == "SKIPPED" else None,
+            parent_run_id=run.parent_run_id,
+            parent_step=run.parent_step,
+            start_by=start_by,
         )
+        if status == "SKIPPED":
+            return
+        slots = [*list(run.flow.slots), None, None]
         tx.execute(
             self._sql.insert_queue_item,
             run_id=run.id,
             function_id=run.function_id,
-            available_at=(run.available_at or now).timestamp(),
-            priority=0,
+            available_at=available_at if available_at is not None else now.timestamp(),
+            priority=run.flow.priority,
+            timeout_at=start_by,
+            slot_key_1=slots[0].key if slots[0] else None,
+            slot_limit_1=slots[0].limit if slots[0] else None,
+            slot_key_2=slots[1].key if slots[1] else None,
+            slot_limit_2=slots[1].limit if slots[1] else None,
         )
 
     @contextmanager
@@ -732,23 +908,35 @@ class SqlStore:
         row = tx.first(self._sql.event, internal_id=internal_id)
         return None if row is None else EventRecord.from_row(row)
 
-    def create_run(self, run: NewRun, events: Sequence[EventRecord], now: datetime) -> str:
-        """Store `events` and create one run; raises `Conflict` on a repeated idempotency key."""
+    def create_run(
+        self,
+        run: NewRun,
+        events: Sequence[EventRecord],
+        now: datetime,
+        routing: EventRouting,
+    ) -> str:
+        """Store `events` and create one run.
+
+        Raises `Conflict` on a repeated idempotency key, or when flow control refuses a run
+        that must not be skipped silently ("Run now"), with the run in the way as `run_id`.
+        """
         with self._transaction() as tx:
             for event in events:
                 tx.execute(self._sql.insert_event, **_event_row(event))
-            self._insert_run(tx, run, now)
+            self._insert_run(tx, run, now, routing)
             self._announce(tx)
         self._wake()
         return run.id
 
-    def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[str]:
+    def create_runs(
+        self, runs: Sequence[NewRun], now: datetime, routing: EventRouting
+    ) -> list[str]:
         """Create several runs in one transaction (all or none); returns their ids."""
         if not runs:
             return []
         with self._transaction() as tx:
             for run in runs:
-                self._insert_run(tx, run, now)
+                self._insert_run(tx, run, now, routing)
             self._announce(tx)
         self._wake()
         return [run.id for run in runs]
@@ -763,6 +951,7 @@ class SqlStore:
         *,
         events: Sequence[EventRecord] = (),
         missed: int = 0,
+        routing: EventRouting | None = None,
     ) -> bool:
         """Advance a schedule to `tick` and create its run; False if another scheduler did.
 
@@ -796,7 +985,9 @@ class SqlStore:
                 for event in events:
                     tx.execute(sql.insert_event, **_event_row(event))
                 if run is not None:
-                    self._insert_run(tx, run, now)
+                    if routing is None:
+                        raise ValueError("routing is required to start a run")
+                    self._insert_run(tx, run, now, routing)
                     self._announce(tx)
         except errors.Conflict:
             return False
@@ -843,16 +1034,28 @@ class SqlStore:
         }
         with self._transaction() as tx:
             # Expired leases first: their runs were due before anything still unclaimed.
-            run_ids = tx.scalars(self._sql.claim_expired, limit=limit, **lease)
+            run_ids = [r["run_id"] for r in tx.rows(self._sql.claim_expired, limit=limit, **lease)]
             if len(run_ids) < limit:
-                run_ids += tx.scalars(self._sql.claim_ready, limit=limit - len(run_ids), **lease)
+                leased = tx.rows(
+                    self._sql.claim_ready,
+                    limit=limit - len(run_ids),
+                    full=self._full_keys(tx),
+                    **lease,
+                )
+                leased.sort(key=lambda row: row["claim_order"])
+                run_ids += self._within_limits(tx, leased)
             if not run_ids:
                 return []
             rows = tx.rows(self._sql.start_runs, run_ids=run_ids, now=stamp)
-            # The queue keeps a copy of the deadline, so timeouts are found without a join.
+            # The queue keeps a copy of the deadline, so timeouts are found without a join;
+            # it replaces the deadline to start, if there was one.
             tx.execute_many(
                 self._sql.queue_timeout,
-                [{"run_id": r["id"], "at": r["timeout_at"]} for r in rows if r["timeout_at"]],
+                [
+                    {"run_id": r["id"], "at": r["timeout_at"]}
+                    for r in rows
+                    if r["timeout_at"] or r["start_by"]
+                ],
             )
             runs = [RunRecord.from_row(row) for row in rows]
             return self._load_claimed(tx, runs, owner, lease_seconds)
@@ -877,7 +1080,12 @@ class SqlStore:
         return [
             ClaimedRun(
                 run=run,
-                lease=Lease(run_id=run.id, owner=owner, seconds=lease_seconds),
+                lease=Lease(
+                    run_id=run.id,
+                    owner=owner,
+                    seconds=lease_seconds,
+                    parent_run_id=run.parent_run_id,
+                ),
                 events=tuple(events[e] for e in run.event_ids if e in events),
                 steps=tuple(steps[run.id]),
                 step_failures=failures[run.id],
@@ -1017,11 +1225,14 @@ class SqlStore:
         """Release a run until `available_at`, recording why (sleep, wait or failed attempt)."""
         sql = self._sql
         with self._transaction() as tx:
-            released = tx.execute(
+            released = tx.rows(
                 sql.release, run_id=lease.run_id, owner=lease.owner, at=available_at.timestamp()
             )
-            if released != 1:
+            if len(released) != 1:
                 raise errors.LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
+            freed = released[0]["slot_key_1"] is not None
+            if freed:
+                self._announce(tx)  # a concurrency slot is free: other workers may claim
             next_attempt = None
             if attempt is not None:
                 self._insert_attempt(tx, lease.run_id, attempt, now)
@@ -1073,15 +1284,25 @@ class SqlStore:
         output: str | None = None,
         error: str | None = None,
         attempt: NewAttempt | None = None,
+        routing: EventRouting,
     ) -> None:
-        """End a run: COMPLETED with output, or FAILED with error; removes its queue item."""
+        """End a run: COMPLETED with output, or FAILED with error; removes its queue item.
+
+        What follows from the end (lifecycle events, the parent's step) is in the same
+        transaction (`endings`).
+        """
         sql = self._sql
         with self._transaction() as tx:
-            if tx.execute(sql.drop_queue_item, run_id=lease.run_id, owner=lease.owner) != 1:
+            if lease.parent_run_id is not None:  # the parent's queue row first (lock order)
+                tx.first(sql.lock_queue_item, run_id=lease.parent_run_id)
+            dropped = tx.rows(sql.drop_queue_item, run_id=lease.run_id, owner=lease.owner)
+            if len(dropped) != 1:
                 raise errors.LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
+            if dropped[0]["slot_key_1"] is not None:
+                self._announce(tx)  # a concurrency slot is free: other workers may claim
             if attempt is not None:
                 self._insert_attempt(tx, lease.run_id, attempt, now)
-            tx.execute(
+            ended = tx.rows(
                 sql.finish,
                 run_id=lease.run_id,
                 status=status,
@@ -1093,6 +1314,7 @@ class SqlStore:
             )
             tx.execute(sql.delete_waits, run_id=lease.run_id)
             self._apply_delta(tx, lease.run_id, delta)
+            self._after_end(tx, RunEnd.from_row(ended[0]), now, routing)
 
     def save_progress(self, lease: Lease, delta: RunDelta) -> None:
         """Save progress and log lines between commits; silently skipped if the lease is gone."""
@@ -1175,66 +1397,52 @@ class SqlStore:
             ).mappings()
             return [WorkerRecord.from_row(row) for row in rows]
 
-    def _end_active_run(
-        self, conn: Connection, run_id: str, status: RunStatus, now: datetime, error: str | None
-    ) -> bool:
-        r = t.runs.c
-        # The queue row first, as workers lock it (claim, hold, finish) before the run's row:
-        # the other order deadlocks with a worker finishing the run (PostgreSQL aborts one).
-        conn.execute(delete(t.queue).where(t.queue.c.run_id == run_id))
-        done = conn.execute(
-            update(t.runs).where(r.id == run_id, r.status.in_(ACTIVE_STATUSES)),
-            {"status": status, "detail": None, "ended_at": now.timestamp(), "error": error},
-        )
-        conn.execute(delete(t.waits).where(t.waits.c.run_id == run_id))
-        return done.rowcount == 1
-
-    def cancel_run(self, run_id: str, now: datetime) -> RunRecord:
+    def cancel_run(self, run_id: str, now: datetime, routing: EventRouting) -> RunRecord:
         """Cancel a queued, running, sleeping or waiting run; a no-op on an ended run."""
-        with self._write() as conn:
-            self._end_active_run(conn, run_id, "CANCELLED", now, None)
-            row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).mappings().first()
+        with self._transaction() as tx:
+            self._end_run(tx, run_id, "CANCELLED", now, routing, reason="cancelled by request")
+            row = tx.first(self._sql.run, run_id=run_id)
         if row is None:
             raise errors.NotFound(f"no run with id {run_id!r}")
         return RunRecord.from_row(row)
 
-    def cancel_runs(self, run_ids: Sequence[str], now: datetime) -> int:
+    def cancel_runs(self, run_ids: Sequence[str], now: datetime, routing: EventRouting) -> int:
         """Cancel every active run among `run_ids` in one transaction; returns how many."""
-        r = t.runs.c
-        cancelled = 0
-        with self._write() as conn:
-            for start in range(0, len(run_ids), CHUNK):
-                chunk = list(run_ids[start : start + CHUNK])
-                conn.execute(delete(t.queue).where(t.queue.c.run_id.in_(chunk)))  # queue first
-                done = conn.execute(
-                    update(t.runs)
-                    .where(r.id.in_(chunk), r.status.in_(ACTIVE_STATUSES))
-                    .values(status="CANCELLED", detail=None, ended_at=now.timestamp())
-                )
-                cancelled += int(done.rowcount)
-                conn.execute(delete(t.waits).where(t.waits.c.run_id.in_(chunk)))
-        return cancelled
-
-    def fail_timed_out_runs(self, now: datetime) -> list[str]:
-        """FAIL every active run whose timeout has passed; returns their ids."""
-        q = t.queue.c
-        with self._write() as conn:
-            ids = list(
-                conn.execute(select(q.run_id).where(q.timeout_at <= now.timestamp())).scalars()
+        with self._transaction() as tx:
+            return sum(
+                self._end_run(tx, run_id, "CANCELLED", now, routing, reason="cancelled by request")
+                for run_id in run_ids
             )
-            for run_id in ids:
-                timeout = conn.execute(
-                    select(t.runs.c.timeout_seconds).where(t.runs.c.id == run_id)
-                ).scalar()
+
+    def fail_timed_out_runs(self, now: datetime, routing: EventRouting) -> list[str]:
+        """End every active run past a deadline; returns their ids.
+
+        A run that never started by its `start_by` is CANCELLED; a started run past its
+        timeout is FAILED with a `RunTimeout` error.
+        """
+        with self._transaction() as tx:
+            rows = tx.rows(self._sql.timed_out, now=now.timestamp())
+            for row in rows:
+                if row["started_at"] is None:
+                    waited = row["start_by"] - row["created_at"]
+                    reason = f"did not start within {waited:g}s (timeouts.start)"
+                    self._end_run(tx, row["id"], "CANCELLED", now, routing, reason=reason)
+                    continue
                 error = json.dumps(
                     {
                         "name": TIMEOUT_ERROR,
-                        "message": f"run exceeded its timeout of {timeout:g}s",
+                        "message": f"run exceeded its timeout of {row['timeout_seconds']:g}s",
                         "traceback": "",
                     }
                 )
-                self._end_active_run(conn, run_id, "FAILED", now, error)
-        return ids
+                self._end_run(tx, row["id"], "FAILED", now, routing, error=error)
+        return [row["id"] for row in rows]
+
+    def sweep(self, now: datetime) -> None:
+        """Forget flow-control state that can no longer matter (expired buckets, listeners)."""
+        with self._transaction() as tx:
+            self._admission.sweep(tx, now.timestamp())
+            tx.execute(self._cancellation.sweep, now=now.timestamp())
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -1335,6 +1543,13 @@ class SqlStore:
                 .first()
             )
         return None if row is None else EventRecord.from_row(row)
+
+    def get_events(self, internal_ids: Sequence[str]) -> list[EventRecord]:
+        """Events by internal id, in the order given (unknown ids are left out)."""
+        if not internal_ids:
+            return []
+        with self._transaction() as tx:
+            return self._events_by_id(tx, internal_ids)
 
     def get_event(self, internal_id: str) -> EventRecord:
         """One event by its internal id (or the sender's id); raises `NotFound`."""

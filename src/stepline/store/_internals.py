@@ -1,0 +1,75 @@
+"""What the store's domain modules (`endings`, `cancellation`, `slots`) use of `SqlStore`.
+
+They are mixins of `SqlStore`; this protocol is their `self` type, so that each module reads
+as a unit yet is type-checked against the parts of the store it relies on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from stepline.store._prepared import RawTransaction
+from stepline.store.base import (
+    EventRecord,
+    EventRouting,
+    FunctionRecord,
+    RunEnd,
+    RunStatus,
+)
+
+if TYPE_CHECKING:
+    from stepline.store.cancellation import CancellationStatements
+    from stepline.store.endings import EndingStatements
+    from stepline.store.slots import SlotStatements
+
+
+class StoreInternals(Protocol):
+    """The parts of `SqlStore` its domain mixins call."""
+
+    _sql: Any
+    _endings: EndingStatements
+    _cancellation: CancellationStatements
+    _slots: SlotStatements
+
+    def _ingest(
+        self,
+        tx: RawTransaction,
+        events: Sequence[EventRecord],
+        routing: EventRouting,
+        now: datetime,
+    ) -> tuple[list[str], bool]: ...
+
+    def _routable_functions(self, tx: RawTransaction) -> list[FunctionRecord]: ...
+
+    def _waited_names(self, tx: RawTransaction, names: Sequence[str]) -> set[str]: ...
+
+    def _event_by_internal_id(
+        self, tx: RawTransaction, internal_id: str | None
+    ) -> EventRecord | None: ...
+
+    def _events_by_id(self, tx: RawTransaction, ids: Any) -> list[EventRecord]: ...
+
+    def _end_run(
+        self,
+        tx: RawTransaction,
+        run_id: str,
+        status: RunStatus,
+        now: datetime,
+        routing: EventRouting,
+        *,
+        reason: str | None = None,
+        cancelled_by: str | None = None,
+        error: str | None = None,
+    ) -> bool: ...
+
+    def _after_end(
+        self, tx: RawTransaction, ended: RunEnd, now: datetime, routing: EventRouting
+    ) -> None: ...
+
+    def _settle_parent(self, tx: RawTransaction, ended: RunEnd, now: datetime) -> None: ...
+
+    def _listened(self, tx: RawTransaction, name: str, routing: EventRouting) -> bool: ...
+
+    def _lock_slot_keys(self, tx: RawTransaction, keys: Sequence[str]) -> None: ...

@@ -1,0 +1,260 @@
+"""Flow control when a run is created: limits that skip, merge, cancel or delay triggers.
+
+Applied inside the transaction that stores the trigger, in this order:
+
+1. rate limit and idempotency: over the limit, the trigger is refused (skipped);
+2. debounce and batch: the trigger joins the key's queued run while it has not started;
+3. singleton: a trigger whose key has an active run is skipped, or cancels that run;
+4. throttle: the run is delayed to its turn (GCRA: starts spread evenly over the period).
+
+A refused trigger is stored as a SKIPPED run that says why (or, for "Run now", raises
+`Conflict`). Every row of limit state is created if absent, then locked, so that concurrent
+transactions on PostgreSQL serialize per key instead of double-counting.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Double, String, bindparam, delete, insert, select, update
+
+from stepline import errors
+from stepline._flow_keys import key_value
+from stepline.store import schema as t
+from stepline.store._prepared import Prepared, RawTransaction
+from stepline.store._upsert import insert_if_absent
+from stepline.store.base import Bucket, Gather, NewRun
+
+_STARTABLE = ("QUEUED", "RUNNING")
+
+
+class AdmissionStatements:
+    """The statements of run admission, compiled once per store."""
+
+    def __init__(self, dialect: Any, prepare: Callable[..., Prepared]) -> None:
+        b, s, p = t.flow_buckets.c, t.singletons.c, t.pending_runs.c
+        q, r = t.queue.c, t.runs.c
+        key = bindparam("key", type_=String)
+        run_id = bindparam("run_id", type_=String)
+        self.ensure_bucket = prepare(
+            insert_if_absent(dialect, t.flow_buckets), ["key", "tat", "expires_at"]
+        )
+        self.bucket = prepare(select(b.tat).where(b.key == key).with_for_update())
+        self.set_bucket = prepare(
+            update(t.flow_buckets)
+            .where(b.key == key)
+            .values(tat=bindparam("tat", type_=Double), expires_at=bindparam("expires"))
+        )
+        self.ensure_singleton = prepare(insert_if_absent(dialect, t.singletons), ["key", "run_id"])
+        self.singleton = prepare(select(s.run_id).where(s.key == key).with_for_update())
+        self.set_singleton = prepare(
+            update(t.singletons).where(s.key == key).values(run_id=bindparam("holder"))
+        )
+        self.run_status = prepare(select(r.status).where(r.id == run_id))
+        self.ensure_pending = prepare(
+            insert_if_absent(dialect, t.pending_runs), ["key", "run_id", "size", "first_at"]
+        )
+        self.pending = prepare(
+            select(p.run_id, p.size, p.first_at).where(p.key == key).with_for_update()
+        )
+        self.set_pending = prepare(
+            update(t.pending_runs)
+            .where(p.key == key)
+            .values(
+                run_id=bindparam("holder"),
+                size=bindparam("size"),
+                first_at=bindparam("first_at"),
+            )
+        )
+        # The gathering run's queue row, if no worker has taken it yet (locked, like a claim).
+        self.unclaimed = prepare(
+            select(q.run_id, r.event_ids)
+            .join(t.runs, r.id == q.run_id)
+            .where(q.run_id == run_id, q.lease_owner.is_(None), r.started_at.is_(None))
+            .with_for_update(of=t.queue)
+        )
+        self.set_run_events = prepare(
+            update(t.runs).where(r.id == run_id), ["event_id", "event_ids"]
+        )
+        self.set_available = prepare(
+            update(t.queue).where(q.run_id == run_id).values(available_at=bindparam("at"))
+        )
+        self.insert_member = prepare(insert(t.batch_members), ["event_id", "run_id"])
+        self.insert_listener = prepare(
+            insert(t.cancel_listeners),
+            ["run_id", "event_name", "expression", "created_at", "expires_at"],
+        )
+        self.forget_expired_buckets = prepare(
+            delete(t.flow_buckets).where(b.expires_at < bindparam("now"))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a trigger starts no run: a detail code, the reason in words, the run in the way."""
+
+    detail: str
+    reason: str
+    holder: str | None = None
+
+
+def gcra(tat: float, now: float, bucket: Bucket, *, tolerance: float) -> tuple[float, float]:
+    """(earliest start, new theoretical arrival time) of one more start in `bucket`."""
+    interval = bucket.period_seconds / bucket.limit
+    arrival = max(tat, now)
+    return max(now, arrival - tolerance), arrival + interval
+
+
+def _period(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _for_key(key: str) -> str:
+    value = key_value(key)
+    return f" for key {value}" if value else ""
+
+
+class Admission:
+    """Applies a `FlowPlan`'s limits in a transaction (see the module docstring)."""
+
+    def __init__(self, sql: AdmissionStatements) -> None:
+        self._sql = sql
+
+    def refusal(self, tx: RawTransaction, run: NewRun, now: float) -> Refusal | None:
+        """Rate limit and idempotency: a `Refusal` if the trigger is over either."""
+        flow = run.flow
+        if flow.idempotency is not None and self._over(tx, flow.idempotency, now):
+            return Refusal(
+                "IDEMPOTENCY",
+                f"idempotency: a run with key {key_value(flow.idempotency.key)} "
+                "started in the last 24h",
+            )
+        if flow.rate_limit is not None:
+            bucket = flow.rate_limit
+            if self._over(tx, bucket, now):
+                return Refusal(
+                    "RATE_LIMITED",
+                    f"rate limit: {bucket.limit} per {_period(bucket.period_seconds)}"
+                    f"{_for_key(bucket.key)} reached",
+                )
+        return None
+
+    def _locked_tat(self, tx: RawTransaction, key: str, now: float) -> float:
+        tx.execute(self._sql.ensure_bucket, key=key, tat=now, expires_at=now)
+        [tat] = tx.scalars(self._sql.bucket, key=key)
+        return float(tat)
+
+    def _over(self, tx: RawTransaction, bucket: Bucket, now: float) -> bool:
+        """Count one start against a skip-type bucket; True (counting nothing) if it is full."""
+        tat = self._locked_tat(tx, bucket.key, now)
+        tolerance = bucket.period_seconds - bucket.period_seconds / bucket.limit
+        start, new_tat = gcra(tat, now, bucket, tolerance=tolerance)
+        if start > now:
+            return True
+        tx.execute(self._sql.set_bucket, key=bucket.key, tat=new_tat, expires=new_tat)
+        return False
+
+    def throttled_start(self, tx: RawTransaction, bucket: Bucket, now: float) -> float:
+        """Count one start against a throttle; returns when the run may start."""
+        tat = self._locked_tat(tx, bucket.key, now)
+        tolerance = (bucket.burst - 1) * bucket.period_seconds / bucket.limit
+        start, new_tat = gcra(tat, now, bucket, tolerance=tolerance)
+        tx.execute(self._sql.set_bucket, key=bucket.key, tat=new_tat, expires=new_tat)
+        return start
+
+    def singleton_holder(self, tx: RawTransaction, key: str) -> str | None:
+        """The active run holding a singleton key (the key's row is locked), or None."""
+        tx.execute(self._sql.ensure_singleton, key=key, run_id="")
+        [holder] = tx.scalars(self._sql.singleton, key=key)
+        if not holder:
+            return None
+        status = tx.scalars(self._sql.run_status, run_id=holder)
+        return str(holder) if status and status[0] in _STARTABLE else None
+
+    def hold_singleton(self, tx: RawTransaction, key: str, run_id: str) -> None:
+        """Record `run_id` as the key's holder (its row is locked by `singleton_holder`)."""
+        tx.execute(self._sql.set_singleton, key=key, holder=run_id)
+
+    def gathering_run(self, tx: RawTransaction, gather: Gather) -> tuple[str, list[str], Any]:
+        """(run id, its event ids, the pending row) of the key's unstarted run, or ("", ...)."""
+        tx.execute(self._sql.ensure_pending, key=gather.key, run_id="", size=0, first_at=0.0)
+        pending = tx.first(self._sql.pending, key=gather.key)
+        assert pending is not None  # ensured just above
+        if pending["run_id"]:
+            row = tx.first(self._sql.unclaimed, run_id=pending["run_id"])
+            if row is not None:
+                return str(row["run_id"]), json.loads(row["event_ids"]), pending
+        return "", [], pending
+
+    def join(
+        self,
+        tx: RawTransaction,
+        gather: Gather,
+        run_id: str,
+        event_ids: list[str],
+        pending: Any,
+        new_event: str,
+        now: float,
+    ) -> str | None:
+        """Add `new_event` to the gathering run; returns the event it supersedes (debounce)."""
+        sql = self._sql
+        size = int(pending["size"]) + 1
+        due: float | None
+        if gather.kind == "debounce":
+            due = now + gather.delay_seconds
+            if gather.timeout_seconds is not None:
+                due = min(due, float(pending["first_at"]) + gather.timeout_seconds)
+            ids = [new_event]
+        else:
+            due = now if size >= gather.max_size else None
+            ids = [*event_ids, new_event]
+            tx.execute(sql.insert_member, event_id=new_event, run_id=run_id)
+        tx.execute(sql.set_run_events, run_id=run_id, event_id=ids[0], event_ids=json.dumps(ids))
+        if due is not None:
+            tx.execute(sql.set_available, run_id=run_id, at=due)
+        full = gather.kind == "batch" and size >= gather.max_size
+        tx.execute(
+            sql.set_pending,
+            key=gather.key,
+            holder="" if full else run_id,
+            size=0 if full else size,
+            first_at=pending["first_at"],
+        )
+        return event_ids[0] if gather.kind == "debounce" and event_ids else None
+
+    def start_gathering(self, tx: RawTransaction, gather: Gather, run_id: str, now: float) -> None:
+        """Make `run_id` the key's gathering run, holding its first trigger."""
+        tx.execute(self._sql.set_pending, key=gather.key, holder=run_id, size=1, first_at=now)
+
+    def sweep(self, tx: RawTransaction, now: float) -> None:
+        """Forget buckets whose state is back to "fresh" (their key has been quiet long enough)."""
+        tx.execute(self._sql.forget_expired_buckets, now=now)
+
+    def listen(self, tx: RawTransaction, run: NewRun, now: float) -> None:
+        """Register the run's `cancel_on` listeners."""
+        tx.execute_many(
+            self._sql.insert_listener,
+            [
+                {
+                    "run_id": run.id,
+                    "event_name": listener.event_name,
+                    "expression": listener.expression,
+                    "created_at": now,
+                    "expires_at": listener.expires_at.timestamp(),
+                }
+                for listener in run.flow.cancel_on
+            ],
+        )
+
+
+def refuse(run: NewRun, refusal: Refusal) -> errors.Conflict:
+    """The error for a refused "Run now": names the reason and the run in the way."""
+    return errors.Conflict(
+        f"function {run.function_id!r} started no run: {refusal.reason}", run_id=refusal.holder
+    )

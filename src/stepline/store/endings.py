@@ -1,0 +1,196 @@
+"""How a run ends, whoever ends it: in one transaction with everything that follows from it.
+
+A worker finishing it, a cancel (API, `cancel_on`, singleton), a timeout: each goes through
+`_after_end`, in the transaction that ends the run, so each of these happens exactly once:
+
+- the run that started it by a step (`step.invoke`) has that step settled and is made due;
+- the lifecycle events are stored and routed: `stepline/function.failed` or
+  `stepline/function.cancelled`, and `stepline/function.finished` when a function or a wait
+  listens for it (stored for every run it would double the event table's writes). A run
+  started by a failed or finished event emits no failed or finished event (no loops).
+
+Lock order: the parent's queue row, then the run's own (workers hold theirs already).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import String, bindparam, delete, select, update
+
+from stepline.store import schema as t
+from stepline.store._prepared import Prepared, RawTransaction
+from stepline.store.base import (
+    ACTIVE_STATUSES,
+    CANCELLED_EVENT,
+    FAILED_EVENT,
+    FINISHED_EVENT,
+    EventRecord,
+    EventRouting,
+    RunEnd,
+    RunStatus,
+)
+
+if TYPE_CHECKING:
+    from stepline.store._internals import StoreInternals
+
+_LIFECYCLE: dict[str, tuple[str, ...]] = {
+    "COMPLETED": (FINISHED_EVENT,),
+    "FAILED": (FAILED_EVENT, FINISHED_EVENT),
+    "CANCELLED": (CANCELLED_EVENT, FINISHED_EVENT),
+}
+_NO_LOOPS = (FAILED_EVENT, FINISHED_EVENT)
+ENDED_COLUMNS = (
+    t.runs.c.id,
+    t.runs.c.function_id,
+    t.runs.c.status,
+    t.runs.c.output,
+    t.runs.c.error,
+    t.runs.c.event_ids,
+    t.runs.c.parent_run_id,
+    t.runs.c.parent_step,
+    t.runs.c.reason,
+)
+
+
+class EndingStatements:
+    """The statements of ending runs, compiled once per store."""
+
+    def __init__(self, prepare: Callable[..., Prepared]) -> None:
+        r, q, s = t.runs.c, t.queue.c, t.steps.c
+        run_id = bindparam("run_id", type_=String)
+        self.parent_of = prepare(select(r.parent_run_id).where(r.id == run_id))
+        self.drop_queue = prepare(delete(t.queue).where(q.run_id == run_id))
+        self.end_active = prepare(
+            update(t.runs)
+            .where(r.id == run_id, r.status.in_(ACTIVE_STATUSES))
+            .values(detail=None)
+            .returning(*ENDED_COLUMNS),
+            ["status", "ended_at", "error", "reason", "cancelled_by"],
+        )
+        self.delete_listeners = prepare(
+            delete(t.cancel_listeners).where(t.cancel_listeners.c.run_id == run_id)
+        )
+        self.settle_parent_step = prepare(
+            update(t.steps).where(
+                s.run_id == run_id, s.hash == bindparam("step_hash"), s.status == "waiting"
+            ),
+            ["status", "output", "error", "ended_at"],
+        )
+
+
+def _child_outcome(ended: RunEnd) -> tuple[str, str | None, str | None]:
+    """(step status, output, error) for the parent's step from how its child run ended."""
+    if ended.status == "COMPLETED":
+        return "completed", ended.output or "null", None
+    if ended.status == "FAILED":
+        error = json.loads(ended.error or "{}")
+        message = f"invoked run {ended.run_id} failed: {error.get('message', '')}"
+        name = error.get("name", "Error")
+    else:
+        name = "Cancelled" if ended.status == "CANCELLED" else "Skipped"
+        message = f"invoked run {ended.run_id} was {ended.status.lower()}"
+        if ended.reason:
+            message += f" ({ended.reason})"
+    failure = {"name": name, "message": message, "traceback": ""}
+    return "failed", None, json.dumps(failure)
+
+
+class EndingsMixin:
+    """`SqlStore`'s run endings (see the module docstring)."""
+
+    def _end_run(
+        self: StoreInternals,
+        tx: RawTransaction,
+        run_id: str,
+        status: RunStatus,
+        now: datetime,
+        routing: EventRouting,
+        *,
+        reason: str | None = None,
+        cancelled_by: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """End an active run not held by this caller (cancel, timeout); False if it had ended."""
+        ends = self._endings
+        parent = tx.scalars(ends.parent_of, run_id=run_id)
+        if parent and parent[0]:
+            tx.first(self._sql.lock_queue_item, run_id=parent[0])
+        tx.first(self._sql.lock_queue_item, run_id=run_id)
+        tx.execute(ends.drop_queue, run_id=run_id)
+        row = tx.first(
+            ends.end_active,
+            run_id=run_id,
+            status=status,
+            ended_at=now.timestamp(),
+            error=error,
+            reason=reason,
+            cancelled_by=cancelled_by,
+        )
+        if row is None:
+            return False
+        tx.execute(self._sql.delete_waits, run_id=run_id)
+        tx.execute(ends.delete_listeners, run_id=run_id)
+        self._after_end(tx, RunEnd.from_row(row), now, routing)
+        return True
+
+    def _after_end(
+        self: StoreInternals,
+        tx: RawTransaction,
+        ended: RunEnd,
+        now: datetime,
+        routing: EventRouting,
+    ) -> None:
+        """Settle the parent's step and emit the lifecycle events (see the module docstring)."""
+        if ended.parent_run_id is not None and ended.parent_step is not None:
+            self._settle_parent(tx, ended, now)
+        names = [
+            name
+            for name in _LIFECYCLE.get(ended.status, ())
+            if name != FINISHED_EVENT or self._listened(tx, name, routing)
+        ]
+        if not names:
+            return
+        events = self._events_by_id(tx, ended.event_ids)
+        if events and events[0].name in _NO_LOOPS:
+            names = [name for name in names if name not in _NO_LOOPS]
+        if names:
+            self._ingest(tx, routing.lifecycle_events(ended, events, names, now), routing, now)
+
+    def _listened(
+        self: StoreInternals, tx: RawTransaction, name: str, routing: EventRouting
+    ) -> bool:
+        """Whether a function triggers on events named `name` or a run waits for one."""
+        if routing.triggers_on(name, self._routable_functions(tx)):
+            return True
+        return bool(self._waited_names(tx, [name]))
+
+    def _events_by_id(self: StoreInternals, tx: RawTransaction, ids: Any) -> list[EventRecord]:
+        if not ids:
+            return []
+        rows = {r["internal_id"]: r for r in tx.rows(self._sql.events, internal_ids=list(ids))}
+        return [EventRecord.from_row(rows[i]) for i in ids if i in rows]
+
+    def _settle_parent(
+        self: StoreInternals, tx: RawTransaction, ended: RunEnd, now: datetime
+    ) -> None:
+        """Give the parent's waiting step this run's outcome and make the parent due.
+
+        The parent's queue row is locked already (it is locked first); if the parent has
+        ended, or its step timed out meanwhile, there is nothing to settle.
+        """
+        status, output, error = _child_outcome(ended)
+        settled = tx.execute(
+            self._endings.settle_parent_step,
+            run_id=ended.parent_run_id,
+            step_hash=ended.parent_step,
+            status=status,
+            output=output,
+            error=error,
+            ended_at=now.timestamp(),
+        )
+        if settled:
+            tx.execute(self._sql.make_due, run_id=ended.parent_run_id, available_at=now.timestamp())
