@@ -4,7 +4,8 @@ Run it with `stepline dev examples/base_stations/app.py` (or `scripts/dev`, whic
 stations page of `web.py`), then press "Sync now" on that page or "Run now" in the dashboard, or
 send `stations/sync.requested` (optionally with `{"dry_run": true}`, `{"delete_stale": true}` or
 `{"per_page": 50}`). At the end the function sends `stations/sync.completed` with its summary, or
-`stations/sync.failed` with the error. See README.md next to this file.
+`stations/sync.failed` with the error. Only one sync runs at a time (a singleton), and the
+event `stations/sync.cancel` cancels it. See README.md next to this file.
 
 The durable-function rules this function follows:
 
@@ -29,6 +30,7 @@ from stepline.sdk.step import Step
 
 MAX_PER_PAGE = 500
 REQUESTED = "stations/sync.requested"
+CANCEL = "stations/sync.cancel"
 COMPLETED = "stations/sync.completed"
 FAILED = "stations/sync.failed"
 
@@ -93,6 +95,10 @@ app = stepline.App("base-stations")
     ],
     retries=4,
     timeout="10m",
+    # One sync at a time: "Sync now" while one is active is refused (HTTP 409 with its run id),
+    # a second event is recorded as skipped, and `stations/sync.cancel` stops the active one.
+    singleton=stepline.Singleton(mode="skip"),
+    cancel_on=[stepline.CancelOn(CANCEL)],
 )
 def stations_sync(ctx: stepline.Context[Step]) -> Summary:
     """Sync, then announce the outcome: `stations/sync.completed` or `stations/sync.failed`.

@@ -8,10 +8,10 @@ This is an ordinary web app of the team's, not part of Stepline. It reads its ow
   dashboard. It is plain HTML (readable without JavaScript); a few lines of script poll
   `/status` every second to keep the sync panel live.
 * `GET /status` is that latest sync as JSON.
-* `POST /sync` ("Sync now"; form fields or JSON `dry_run`, `delete_stale`) sends
-  `stations/sync.requested` and answers with the new run's id (JSON 202, or a redirect to the
-  page). If a sync is already queued or running it sends nothing and answers 409 with that
-  run's id.
+* `POST /sync` ("Sync now"; form fields or JSON `dry_run`, `delete_stale`) starts a run of
+  `stations-sync` (`Client.invoke`) and answers with the new run's id (JSON 202, or a redirect
+  to the page). The function is a singleton: while a sync is queued or running, Stepline
+  refuses the run (409 with that run's id), and so does this page.
 
 Run it next to `stepline dev` (`scripts/dev` starts both):
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -42,7 +41,6 @@ from starlette.routing import Route
 
 import stepline
 from examples.base_stations import db
-from examples.base_stations.app import REQUESTED
 
 FUNCTION_ID = "stations-sync"
 ACTIVE = ("QUEUED", "RUNNING")
@@ -74,29 +72,17 @@ class Syncs:
     def __init__(self, client: stepline.Client, stepline_url: str) -> None:
         self.client = client
         self.stepline_url = stepline_url.rstrip("/")
-        # One "Sync now" at a time in this process, so two quick presses cannot both pass the
-        # check below before either event has started its run.
-        self._lock = threading.Lock()
 
     def start(self, *, dry_run: bool, delete_stale: bool) -> Started | Busy:
-        """Send `stations/sync.requested`, unless a sync is queued or running already."""
-        with self._lock:
-            active = self.active()
-            if active is not None:
-                return Busy(active["id"])
-            data = {"dry_run": dry_run, "delete_stale": delete_stale}
-            event_id = self.client.send_event(REQUESTED, data)
-            runs = self.client.runs_for_event(event_id)
-        if not runs:
-            raise stepline.SteplineError(f"{REQUESTED} started no run: is {FUNCTION_ID} served?")
-        return Started(run_id=runs[0]["id"], event_id=event_id)
-
-    def active(self) -> dict[str, Any] | None:
-        """The sync that is queued or running, if any."""
-        # QUEUED first: a run that starts between the two calls is then found as RUNNING.
-        runs = self.client.list_runs(function_id=FUNCTION_ID, status="QUEUED", limit=1)
-        runs = runs or self.client.list_runs(function_id=FUNCTION_ID, status="RUNNING", limit=1)
-        return runs[0] if runs else None
+        """Start a sync now; the function's singleton refuses it while one is active."""
+        data = {"dry_run": dry_run, "delete_stale": delete_stale}
+        try:
+            run_id = self.client.invoke(FUNCTION_ID, data)
+        except stepline.errors.Conflict as exc:
+            if exc.run_id is None:
+                raise  # refused for another reason (the function is paused)
+            return Busy(exc.run_id)
+        return Started(run_id=run_id, event_id=self.client.get_run(run_id)["trigger"]["event_id"])
 
     def latest(self) -> dict[str, Any] | None:
         """The newest sync, as shown on the page and by `/status` (None if there is none)."""

@@ -151,6 +151,8 @@ class _Http:
             message = body.get("error") or f"HTTP {response.status_code}"
             if response.status_code in (400, 413):
                 raise errors.InvalidInput(str(message))
+            if response.status_code == 409:
+                raise errors.Conflict(str(message), run_id=body.get("run_id"))
             error_type = _ERRORS.get(response.status_code)
             if error_type is not None:
                 raise error_type(str(message))
@@ -268,7 +270,13 @@ class Client:
         return self._backend.send(event)[0]
 
     def invoke(self, function_id: str, data: dict[str, Any] | None = None) -> str:
-        """Start a run of a function now (trigger kind "manual"); returns the run id."""
+        """Start a run of a function now (trigger kind "manual"); returns the run id.
+
+        Raises:
+            NotFound: No such function.
+            Conflict: The function is paused, or its flow control refuses the run (e.g. a
+                `skip` singleton whose key is busy: `run_id` is then the active run's id).
+        """
         return self._backend.invoke(function_id, data)
 
     def get_run(self, run_id: str) -> dict[str, Any]:

@@ -407,3 +407,16 @@ def test_failed_write_does_not_repeat_the_pages_log_lines(
     assert attempts(detail)["upsert-page-2"] == 2
     assert counters(detail)["invalid"] == INVALID
     assert len([log for log in detail.logs if log.level == "error"]) == INVALID
+
+
+def test_one_sync_at_a_time_and_the_cancel_event_stops_it(engine: Engine) -> None:
+    requested, again, cancel = engine.send(
+        [{"name": EVENT}, {"name": EVENT}, {"name": "stations/sync.cancel"}]
+    )
+
+    [first] = engine.operations.runs_for_event(requested)
+    [skipped] = engine.operations.runs_for_event(again)
+    assert (skipped.status, skipped.detail) == ("SKIPPED", "SINGLETON")
+    assert skipped.reason is not None and first.id in skipped.reason
+    cancelled = engine.operations.store.get_run(first.id)
+    assert (cancelled.status, cancelled.cancelled_by) == ("CANCELLED", cancel)

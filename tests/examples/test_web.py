@@ -158,7 +158,7 @@ def test_sync_now_starts_a_run_and_the_page_lists_the_stations(demo: Demo) -> No
     assert [run["id"] for run in demo.client.runs_for_event(started["event_id"])] == [run_id]
     event = demo.client.get_event(started["event_id"])
     assert (event["name"], event["data"]) == (
-        "stations/sync.requested",
+        "stepline/function.invoked",
         {"dry_run": False, "delete_stale": False},
     )
     assert demo.client.wait_for_run(run_id, timeout=10)["status"] == "COMPLETED"

@@ -54,11 +54,17 @@ def error_response(
     message: str,
     field: str | None = None,
     headers: dict[str, str] | None = None,
+    run_id: str | None = None,
 ) -> JSONResponse:
-    """`{"error": message, "status": status, "field": field}` with that HTTP status."""
+    """`{"error": message, "status": status, "field": field, "run_id": ...}` with that status.
+
+    `run_id` names the run in the way of a 409 (a busy singleton's active run).
+    """
     body: dict[str, object] = {"error": message, "status": status}
     if field is not None:
         body["field"] = field
+    if run_id is not None:
+        body["run_id"] = run_id
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -80,4 +86,5 @@ async def handle_stepline_error(request: Request, exc: Exception) -> JSONRespons
     assert isinstance(exc, errors.SteplineError)
     status, message = public_error(exc)
     field = exc.field if isinstance(exc, errors.InvalidInput) else None
-    return error_response(status, message, field, retry_headers(exc))
+    run_id = exc.run_id if isinstance(exc, errors.Conflict) else None
+    return error_response(status, message, field, retry_headers(exc), run_id)

@@ -41,12 +41,15 @@ def _held(where: Callable[[Any], Any]) -> Any:
     return union_all(*parts)
 
 
+HELD_SLOTS = _held(lambda key: literal(True))
+
+
 class SlotStatements:
     """The statements of concurrency limits, compiled once per store."""
 
     def __init__(self, prepare: Callable[..., Prepared]) -> None:
         q = t.queue.c
-        self.held_all = prepare(_held(lambda key: literal(True)))
+        self.held_all = prepare(HELD_SLOTS)
         self.held_of = prepare(_held(lambda key: key.in_(bindparam("keys", expanding=True))))
         self.unlease = prepare(
             update(t.queue)

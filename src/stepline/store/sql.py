@@ -77,7 +77,7 @@ from stepline.store.base import (
 )
 from stepline.store.cancellation import CancellationMixin, CancellationStatements
 from stepline.store.endings import ENDED_COLUMNS, EndingsMixin, EndingStatements
-from stepline.store.slots import SLOT_COLUMNS, SlotsMixin, SlotStatements
+from stepline.store.slots import HELD_SLOTS, SLOT_COLUMNS, SlotsMixin, SlotStatements, full_keys
 
 EVENT_ID_TTL = timedelta(hours=24)
 TIMEOUT_ERROR = "RunTimeout"
@@ -655,6 +655,7 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
                 self._cancel_listening(tx, event, routing, now)
             for run in routing.runs_for(event, functions):
                 woke |= self._insert_run(tx, run, now, routing, quiet_conflict=True)
+                cancelling.update(listener.event_name for listener in run.flow.cancel_on)
             if event.name in waited:
                 woke |= self._resume_waits(tx, event, routing, now)
         return ids, woke
@@ -1099,14 +1100,21 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
         With `function_ids`, only queue items of those functions count.
         """
         q = t.queue.c
-        query = select(
-            func.min(q.available_at).filter(q.lease_owner.is_(None)),
-            func.min(q.lease_expires_at),
-            func.min(q.timeout_at),
-        )
-        if function_ids is not None:
-            query = query.where(q.function_id.in_(function_ids))
         with self._read() as conn:
+            # Items of a full concurrency key are not due: a slot freed wakes the workers.
+            full = full_keys(dict(row) for row in conn.execute(HELD_SLOTS).mappings())
+            waiting = and_(
+                q.lease_owner.is_(None),
+                or_(q.slot_key_1.is_(None), q.slot_key_1.not_in(full)),
+                or_(q.slot_key_2.is_(None), q.slot_key_2.not_in(full)),
+            )
+            query = select(
+                func.min(q.available_at).filter(waiting),
+                func.min(q.lease_expires_at),
+                func.min(q.timeout_at),
+            )
+            if function_ids is not None:
+                query = query.where(q.function_id.in_(function_ids))
             row = conn.execute(query).one()
         times = [v for v in row if v is not None]
         return from_epoch(min(times)) if times else None
