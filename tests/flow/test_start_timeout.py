@@ -172,11 +172,6 @@ def test_run_started_in_time_is_not_cancelled_and_its_finish_timeout_still_appli
 
 
 @BUILDERS
-@pytest.mark.xfail(
-    strict=True,
-    reason="claim_ready (store/sql.py) does not skip queue items past their start deadline: a "
-    "slot freed between the deadline and the scheduler's next pass starts the late run",
-)
 def test_run_past_its_start_deadline_is_not_started_when_a_slot_frees_before_the_pass(
     build: Callable[[Gate], stepline.App], make_engine: Callable[..., Engine], clock: FakeClock
 ) -> None:

@@ -235,6 +235,8 @@ class _Statements:
             and_(
                 q.lease_owner.is_(None),
                 q.available_at <= bindparam("now"),
+                # Past its deadline (to start, or to finish), it is the scheduler's to end.
+                or_(q.timeout_at.is_(None), q.timeout_at > bindparam("now")),
                 or_(q.slot_key_1.is_(None), q.slot_key_1.not_in(full)),
                 or_(q.slot_key_2.is_(None), q.slot_key_2.not_in(full)),
             ),
