@@ -15,6 +15,7 @@ from stepline.engine import operations
 from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
 from stepline.engine.events import new_id
+from stepline.engine.routing import Routing
 from stepline.server.app import API
 from stepline.server.auth import AuthSettings
 from stepline.store.base import FunctionRecord, NewRun, RunFilter, Store
@@ -275,7 +276,7 @@ def _ghost_runs(store: Store, clock: FakeClock, count: int) -> list[str]:
         if i % 3 == 0:
             clock.advance(timedelta(seconds=1))
         run = NewRun(id=new_id(), function_id="ghost", trigger_kind="manual")
-        ids.append(store.create_run(run, [], clock.now()))
+        ids.append(store.create_run(run, [], clock.now(), Routing()))
     return ids
 
 
@@ -355,6 +356,7 @@ def test_q_finds_runs_by_text_inside_their_event_data(served: Served) -> None:
             NewRun(id=new_id(), function_id="ghost", trigger_kind="event", event_ids=(event_id,)),
             [],
             served.engine.clock.now(),
+            Routing(),
         )
 
     def found(q: str) -> list[str | None]:
@@ -491,7 +493,9 @@ def test_a_paused_functions_cron_ticks_start_no_runs(store: Store, clock: FakeCl
     assert store.cron_last_tick("nightly", "* * * * *") == tick, "the tick passed, skipped"
     store.set_function_paused("nightly", False)
     later = tick + timedelta(minutes=1)
-    assert store.fire_cron_tick("nightly", "* * * * *", later, run(), clock.now())
+    assert store.fire_cron_tick(
+        "nightly", "* * * * *", later, run(), clock.now(), routing=Routing()
+    )
     assert len(store.list_runs(RunFilter(function_id="nightly"))) == 1
 
 
