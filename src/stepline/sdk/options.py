@@ -41,12 +41,13 @@ def _seconds(
     """A duration within [low, high], in seconds."""
     span = parse_duration(value, field=field)
     if not low <= span <= high:
-        raise errors.InvalidInput(
-            f"must be from {low.total_seconds():g}s to {high.total_seconds():g}s, "
-            f"not {span.total_seconds():g}s",
-            field,
-        )
+        raise errors.InvalidInput(f"must be from {_s(low)} to {_s(high)}, not {_s(span)}", field)
     return span.total_seconds()
+
+
+def _s(span: timedelta) -> str:
+    """Seconds as written in messages: "31536000s", "0.5s" (never in exponent notation)."""
+    return f"{span.total_seconds():.15g}s"
 
 
 def _key(value: str | None, field: str = "key") -> str | None:
@@ -93,7 +94,9 @@ class Throttle:
         """The checked option as stored in the registry."""
         limit = _limit(self.limit, "limit")
         if not is_int(self.burst) or not 1 <= self.burst <= limit:
-            raise errors.InvalidInput(f"must be an integer from 1 to limit ({limit})", "burst")
+            raise errors.InvalidInput(
+                f"must be an integer from 1 to limit ({limit}), not {self.burst!r}", "burst"
+            )
         return {
             "limit": limit,
             "period_seconds": _seconds(self.period, "period", high=timedelta(days=7)),
@@ -238,8 +241,10 @@ class Timeouts:
     def seconds(self) -> tuple[float | None, float | None]:
         """(start, finish) in seconds, checked."""
         year = timedelta(days=365)
-        start = None if self.start is None else _seconds(self.start, "start", high=year)
-        finish = None if self.finish is None else _seconds(self.finish, "finish", high=year)
+        start = None if self.start is None else _seconds(self.start, "timeouts.start", high=year)
+        finish = (
+            None if self.finish is None else _seconds(self.finish, "timeouts.finish", high=year)
+        )
         return start, finish
 
 
