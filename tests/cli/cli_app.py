@@ -1,4 +1,5 @@
-"""The app `stepline dev` serves in the CLI tests: echo, a flaky step, progress, a long sleep."""
+"""The app `stepline dev` serves in the CLI tests: echo, a flaky step, progress, a long sleep,
+and flow-control options."""
 
 from __future__ import annotations
 
@@ -67,3 +68,17 @@ def sleeper(ctx: stepline.Context[Step]) -> str:
     ctx.step.run("before", lambda: None)
     ctx.step.sleep("nap", "1h")
     return "woke"
+
+
+# No keys or conditions: they are CEL, whose library would slow this server's start by 0.5 s.
+@app.function(
+    id="limited",
+    triggers=[stepline.event("cli/limited")],
+    concurrency=2,
+    throttle=stepline.Throttle(limit=10, period="1m", burst=2),
+    singleton=stepline.Singleton(mode="skip"),
+    cancel_on=stepline.CancelOn("cli/limited.cancelled", timeout="1d"),
+    timeouts=stepline.Timeouts(start="5m"),
+)
+def limited(ctx: stepline.Context[Step]) -> None:
+    """Do nothing, within flow-control limits (never triggered)."""

@@ -168,3 +168,21 @@ def test_functions_lists_each_function_with_its_triggers(dev_server: DevServer) 
     assert "invoke only" in rows["broken"]
     assert "cron 0 0 * * * (Africa/Johannesburg)" in rows["nightly"]
     assert "event cli/night" in result.stdout
+
+
+def test_functions_lists_the_options_of_each_function_below_the_table(
+    dev_server: DevServer,
+) -> None:
+    result = run_cli(dev_server.url, "functions")
+
+    assert result.returncode == 0, result.stderr
+    table, options = result.stdout.split(" options", 1)
+    assert "limited" in table and "event cli/limited" in table
+    lines = [" ".join(line.split()) for line in options.splitlines() if line.strip()]
+    assert lines[1:] == [
+        "limited concurrency 2",
+        "throttle 10 per 1m (burst 2)",
+        "singleton: skip",
+        "cancel on cli/limited.cancelled (1d)",
+        "start within 5m",
+    ]

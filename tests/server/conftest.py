@@ -31,6 +31,63 @@ def echo_app(event: str) -> stepline.App:
     return app
 
 
+def options_app() -> stepline.App:
+    """An app whose function "sync-script" sets most flow-control options, and "batched" one.
+
+    "sync-script" also has a failure handler, registered as "sync-script-failure".
+    """
+    app = stepline.App("options-test")
+
+    def report(ctx: stepline.Context) -> None:
+        return None
+
+    @app.function(
+        id="sync-script",
+        triggers=[stepline.event("sync/script.requested")],
+        concurrency=[stepline.Concurrency(limit=2, key="event.data.customer")],
+        throttle=stepline.Throttle(limit=10, period="1m"),
+        rate_limit=stepline.RateLimit(limit=1, period="1h", key="event.data.customer"),
+        debounce=stepline.Debounce(period="30s", key="event.data.sku", timeout="5m"),
+        priority=stepline.Priority(run="event.data.plan == 'enterprise' ? 120 : 0"),
+        idempotency="event.data.order_id",
+        singleton=stepline.Singleton(key="event.data.script", mode="skip"),
+        cancel_on=stepline.CancelOn("sync/cancelled", match="data.id", timeout="1d"),
+        timeouts=stepline.Timeouts(start="5m", finish="1h"),
+        on_failure=report,
+    )
+    def sync_script(ctx: stepline.Context) -> None:
+        return None
+
+    @app.function(
+        id="batched",
+        triggers=[stepline.event("stock/changed")],
+        batch_events=stepline.Batch(max_size=100, timeout="5s", key="event.data.warehouse"),
+    )
+    def batched(ctx: stepline.Context) -> None:
+        return None
+
+    return app
+
+
+OPTION_SUMMARIES = {
+    "sync-script": [
+        "concurrency 2 per event.data.customer",
+        "throttle 10 per 1m (burst 1)",
+        "rate limit 1 per 1h per event.data.customer",
+        "debounce 30s per event.data.sku (max 5m)",
+        "priority event.data.plan == 'enterprise' ? 120 : 0",
+        "idempotency event.data.order_id (24h)",
+        "singleton: skip per event.data.script",
+        "cancel on sync/cancelled if event.data.id == async.data.id (1d)",
+        "start within 5m",
+        "on failure: sync-script-failure",
+    ],
+    "batched": ["batch up to 100 events or 5s per event.data.warehouse"],
+    "sync-script-failure": [],
+}
+"""What the API says of each function of `options_app`, in words."""
+
+
 def free_port() -> int:
     """A port nothing listens on right now."""
     with socket.socket() as sock:

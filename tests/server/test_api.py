@@ -16,10 +16,11 @@ from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
 from stepline.engine.events import new_id
 from stepline.engine.routing import Routing
+from stepline.server import models
 from stepline.server.app import API
 from stepline.server.auth import AuthSettings
 from stepline.store.base import FunctionRecord, NewRun, RunFilter, Store
-from tests.server.conftest import Served
+from tests.server.conftest import OPTION_SUMMARIES, Served, options_app
 
 
 def _app() -> stepline.App:
@@ -541,6 +542,42 @@ def test_functions_show_next_tick_last_run_and_success_rate(
     echo = served.http.get("/v1/functions/echo").json()["data"]
     assert echo["success_rate_24h"] is None, "nothing ended in the last 24 h"
     assert echo["last_run"] is not None
+
+
+def test_functions_show_their_options_as_registered_and_in_words(
+    make_engine: Callable[..., Engine], serve: Callable[..., Served]
+) -> None:
+    served = serve(make_engine(options_app()))
+
+    listed = served.http.get("/v1/functions").json()
+    models.FunctionList.model_validate(listed)
+    functions = {f["id"]: f for f in listed["data"]}
+    assert {fn: f["option_summaries"] for fn, f in functions.items()} == OPTION_SUMMARIES
+    one = served.http.get("/v1/functions/sync-script").json()
+    models.FunctionResponse.model_validate(one)
+    assert one["data"]["options"] == {
+        "concurrency": [{"limit": 2, "key": "event.data.customer", "scope": "function"}],
+        "throttle": {"limit": 10, "period_seconds": 60.0, "burst": 1, "key": None},
+        "rate_limit": {"limit": 1, "period_seconds": 3600.0, "key": "event.data.customer"},
+        "debounce": {"period_seconds": 30.0, "key": "event.data.sku", "timeout_seconds": 300.0},
+        "priority": {"run": "event.data.plan == 'enterprise' ? 120 : 0"},
+        "idempotency": "event.data.order_id",
+        "singleton": {"key": "event.data.script", "mode": "skip"},
+        "cancel_on": [
+            {
+                "event": "sync/cancelled",
+                "if": "event.data.id == async.data.id",
+                "timeout_seconds": 86400.0,
+            }
+        ],
+        "start_timeout_seconds": 300.0,
+        "on_failure": "sync-script-failure",
+    }
+    assert one["data"]["timeout_seconds"] == 3600.0
+    assert functions["batched"]["options"] == {
+        "batch_events": {"max_size": 100, "timeout_seconds": 5.0, "key": "event.data.warehouse"}
+    }
+    assert functions["sync-script-failure"]["options"] == {}
 
 
 def test_events_are_listed_by_name_and_time_and_paged(served: Served, clock: FakeClock) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -19,7 +20,7 @@ from stepline.server.auth import AuthSettings
 from stepline.server.dashboard_auth import safe_next
 from stepline.server.dashboard_models import json_block, moment
 from stepline.store.base import Store
-from tests.server.conftest import Served
+from tests.server.conftest import Served, options_app
 
 pytestmark = pytest.mark.timeout(15)
 
@@ -119,6 +120,50 @@ def test_functions_page_shows_the_last_and_missed_cron_fires(
     functions = _html(served.http.get("/"))
     assert "3 missed" in functions
     assert '<time datetime="2026-01-04T17:30:00.000Z">' in functions
+
+
+def _options_listed(page: str, function_id: str) -> list[tuple[str, str]]:
+    """The (chip, setting) of each option on the function's card, as a reader sees them."""
+    listed = re.search(
+        rf'<ul class="options" aria-labelledby="function-{function_id}-options">(.*?)</ul>',
+        page,
+        re.S,
+    )
+    assert listed, function_id
+    items = []
+    for item in re.findall(r"<li>(.*?)</li>", listed.group(1), re.S):
+        parts = re.fullmatch(r'\s*<span class="tag">(.*?)</span>(.*)', item, re.S)
+        assert parts, item
+        chip, rest = parts.groups()
+        setting = " ".join(re.sub(r"<[^>]+>", "", rest).split())
+        items.append((html.unescape(chip), html.unescape(setting)))
+    return items
+
+
+def test_functions_page_shows_each_functions_options(
+    make_engine: Callable[..., Engine], serve: Callable[..., Served]
+) -> None:
+    served = serve(make_engine(options_app()))
+    page = _html(served.http.get("/functions"))
+    assert _options_listed(page, "sync-script") == [
+        ("concurrency", "2 per event.data.customer"),
+        ("throttle", "10 per 1m (burst 1)"),
+        ("rate limit", "1 per 1h per event.data.customer"),
+        ("debounce", "30s per event.data.sku (max 5m)"),
+        ("priority", "event.data.plan == 'enterprise' ? 120 : 0"),
+        ("idempotency", "event.data.order_id (24h)"),
+        ("singleton", "skip per event.data.script"),
+        ("cancel on", "sync/cancelled if event.data.id == async.data.id (1d)"),
+        ("start within", "5m"),
+        ("on failure", "sync-script-failure"),
+    ]
+    assert '<h3 id="function-sync-script-options">Options</h3>' in page
+    assert '<a href="/functions#function-sync-script-failure"><code>sync-script-failure' in page
+    assert _options_listed(page, "batched") == [
+        ("batch", "up to 100 events or 5s per event.data.warehouse")
+    ]
+    assert 'id="function-sync-script-failure"' in page
+    assert 'id="function-sync-script-failure-options"' not in page, "no options, no list"
 
 
 def test_run_now_starts_a_manual_run_and_redirects_to_it(served: Served) -> None:

@@ -29,11 +29,23 @@ def _trigger_text(trigger: dict[str, Any]) -> str:
 @json_option
 @with_client
 def functions(client: Client, as_json: bool) -> None:
-    """List the registered functions with their triggers."""
+    """List the registered functions with their triggers, then the options each one sets."""
     found = client.functions()
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
+    out = console()
+    out.print(_functions_table(found))
+    # A table of its own: an options column would squeeze the triggers at 80 columns.
+    with_options = [fn for fn in found if fn.get("option_summaries")]
+    if with_options:
+        options = Table("function", "options", box=box.SIMPLE_HEAD)
+        for fn in with_options:
+            options.add_row(fn["id"], Text("\n".join(fn["option_summaries"])))
+        out.print(options)
+
+
+def _functions_table(found: list[dict[str, Any]]) -> Table:
     table = Table(
         "function", "app", "triggers", "retries", "timeout", "paused", box=box.SIMPLE_HEAD
     )
@@ -48,7 +60,7 @@ def functions(client: Client, as_json: bool) -> None:
             _format.duration(fn["timeout_seconds"]),
             "yes" if fn["paused"] else "",
         )
-    console().print(table)
+    return table
 
 
 _TRIGGER_HELP = """Run FUNCTION now with data from --key=value flags; prints the run id.

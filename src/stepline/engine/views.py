@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stepline.engine.operations import RunDetail
+from stepline.engine.option_views import option_summaries, options_view
 from stepline.sdk.triggers import CronTrigger, trigger_from_config
 from stepline.store.base import (
     AttemptRecord,
@@ -179,7 +180,8 @@ def function_view(
     """A function: triggers (with next cron ticks), options, newest run, the last 24 hours.
 
     `stats` is the function's entry from `Store.function_stats` over the last 24 hours (None:
-    it never ran); `cron` its schedules' states from `Store.cron_states`.
+    it never ran); `cron` its schedules' states from `Store.cron_states`. "options" holds the
+    flow-control options set, as stored; "option_summaries" says each in words.
     """
     now = now or datetime.now(UTC)
     config = json.loads(fn.config)
@@ -193,6 +195,8 @@ def function_view(
         "triggers": [trigger_view(t, now, cron) for t in config["triggers"]],
         "retries": config["retries"],
         "timeout_seconds": config.get("timeout_seconds"),
+        "options": options_view(config),
+        "option_summaries": option_summaries(config),
         "last_run": (
             None
             if last is None

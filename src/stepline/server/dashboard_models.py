@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 
 from stepline._durations import format_duration
 from stepline.engine.operations import RunDetail
+from stepline.engine.option_views import option_lines
 from stepline.engine.views import progress_view, success_rate
 from stepline.sdk.triggers import CronTrigger
 from stepline.store.base import (
@@ -104,6 +105,15 @@ class TriggerView:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class OptionView:
+    """A flow-control option: its name and setting in words, and a link (the failure handler)."""
+
+    label: str
+    detail: str
+    href: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RunNowForm:
     """The "Run now" form: where it posts, what the textarea holds, and why it was refused."""
 
@@ -127,6 +137,7 @@ class FunctionCard:
     retries: int
     timeout: str | None
     triggers: list[TriggerView]
+    options: list[OptionView]
     last_run: RunRow | None
     success: str
     runs_href: str
@@ -361,6 +372,17 @@ def _trigger_view(
     )
 
 
+def _option_views(config: dict[str, Any]) -> list[OptionView]:
+    return [
+        OptionView(
+            label=line.label,
+            detail=line.detail,
+            href=function_href(line.detail) if line.key == "on_failure" else None,
+        )
+        for line in option_lines(config)
+    ]
+
+
 def success_text(ended: dict[str, int] | None) -> str:
     """The last 24 hours as text: "95% (19 of 20 ended)", or "no runs ended"."""
     ended = ended or {}
@@ -396,6 +418,7 @@ def function_card(
         retries=int(config.get("retries", 0)),
         timeout=format_duration(timeout) if timeout else None,
         triggers=[_trigger_view(t, now, cron or {}) for t in config.get("triggers", [])],
+        options=_option_views(config),
         last_run=run_row(last_run, now) if last_run else None,
         success=success_text(dict(stats.ended) if stats is not None else None),
         runs_href=runs_href(function_id=fn.id),

@@ -370,6 +370,98 @@ class CronTrigger(Model):
     missed_fires: int
 
 
+class ConcurrencyOption(Model):
+    """At most `limit` runs executing at once per value of the CEL `key` (null: one key).
+
+    Scope "all" shares the key, and so its slots, with every function using it.
+    """
+
+    limit: int
+    key: str | None
+    scope: Literal["function", "all"]
+
+
+class ThrottleOption(Model):
+    """At most `limit` run starts per period per key, `burst` at once; excess triggers wait."""
+
+    limit: int
+    period_seconds: float
+    burst: int
+    key: str | None
+
+
+class RateLimitOption(Model):
+    """At most `limit` runs per period per key; excess triggers start nothing (skipped)."""
+
+    limit: int
+    period_seconds: float
+    key: str | None
+
+
+class DebounceOption(Model):
+    """One run a period after the last trigger per key; `timeout_seconds` bounds the delay."""
+
+    period_seconds: float
+    key: str | None
+    timeout_seconds: float | None
+
+
+class PriorityOption(Model):
+    """`run`: a CEL expression giving a run's head start in seconds (-600 to 600)."""
+
+    run: str
+
+
+class BatchOption(Model):
+    """One run per batch of up to `max_size` events per key, at most `timeout_seconds` late."""
+
+    max_size: int
+    timeout_seconds: float
+    key: str | None
+
+
+class SingletonOption(Model):
+    """At most one active run per key: a new trigger is skipped, or cancels the active run."""
+
+    mode: Literal["skip", "cancel"]
+    key: str | None
+
+
+class CancelOnOption(Model):
+    """An event named `event` cancels the run when the CEL condition `if` holds.
+
+    The run listens for `timeout_seconds` (null: as long as it is active).
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    event: str
+    if_: str | None = Field(alias="if")
+    timeout_seconds: float | None
+
+
+class FunctionOptions(Model):
+    """A function's flow-control options, as registered; only the options set are present."""
+
+    concurrency: list[ConcurrencyOption] | None = Field(default=None, min_length=1, max_length=2)
+    throttle: ThrottleOption | None = None
+    rate_limit: RateLimitOption | None = None
+    debounce: DebounceOption | None = None
+    priority: PriorityOption | None = None
+    batch_events: BatchOption | None = None
+    idempotency: str | None = Field(
+        default=None, description="CEL key: one run per value in 24 hours, later ones skipped"
+    )
+    singleton: SingletonOption | None = None
+    cancel_on: list[CancelOnOption] | None = None
+    start_timeout_seconds: float | None = Field(
+        default=None, description="longest time queued before the run starts (else cancelled)"
+    )
+    on_failure: str | None = Field(
+        default=None, description="the id of the function run when a run fails for good"
+    )
+
+
 class LastRun(Model):
     """A function's newest run."""
 
@@ -388,6 +480,10 @@ class Function(Model):
     triggers: list[EventTrigger | CronTrigger]
     retries: int
     timeout_seconds: float | None
+    options: FunctionOptions
+    option_summaries: list[str] = Field(
+        description='each option in words, e.g. "throttle 10 per 1m (burst 1)"'
+    )
     last_run: LastRun | None
     ended_24h: dict[str, int] = Field(description="runs ended in the last 24 h, by status")
     success_rate_24h: float | None = Field(
