@@ -1,8 +1,10 @@
 """The worker: claims due runs with a lease, runs them on its slots, and keeps leases alive.
 
-A heartbeat that finds the lease of a run in flight gone cancels the run's `async` replay
-outright; a `def` replay cannot be stopped, so its slot counts as held by an abandoned step
-until the step returns (see `abandonment`). A worker whose slots are all held that way gives
+A lease check that finds the lease of a run in flight gone cancels the run's `async` replay
+outright; a `def` replay cannot be stopped, but sees `ctx.cancelled` set, and its slot counts
+as held by an abandoned step until the step returns (see `abandonment`). Leases are checked at
+each heartbeat, and at once for the runs the store reports ended by a cancel or timeout (in
+this process; on PostgreSQL in any process). A worker whose slots are all held that way gives
 up: it hands back its runs, deregisters and sets `exhausted`.
 """
 
@@ -151,6 +153,8 @@ class Worker:
         self._renewed: dict[str, ClaimedRun] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}  # run id → its `async` replay
         self._lost: dict[str, threading.Event] = {}  # run id → set once its lease is gone
+        self._ending: set[str] = set()  # runs in flight reported ended: check their leases now
+        self._check = threading.Event()  # wakes the heartbeat thread early
         self._abandonment = Abandonment()
         self._lock = threading.Lock()
         self._stopped = False
@@ -160,6 +164,7 @@ class Worker:
         self._pool = _DaemonPool(settings.slots, "stepline-run")
         self._loop = asyncio.new_event_loop()
         store.add_wakeup(self._wakeup.signal)
+        store.add_end_listener(self._runs_ended)
         clock.on_advance(self._wakeup.signal)
 
     @property
@@ -212,6 +217,7 @@ class Worker:
                 return
             self._stopped = True
         self._stopping.set()
+        self._check.set()
         self._executor.draining.set()
         self._wakeup.signal()
         self._pool.shutdown()
@@ -238,6 +244,14 @@ class Worker:
     def notify(self) -> None:
         """Tell the worker that work may be available."""
         self._wakeup.signal()
+
+    def _runs_ended(self, run_ids: list[str]) -> None:
+        """The store ended these runs (cancel, timeout): check at once those executing here."""
+        with self._lock:
+            found = [run_id for run_id in run_ids if run_id in self._inflight]
+            self._ending.update(found)
+        if found:
+            self._check.set()
 
     def _claim_loop(self) -> None:
         failures = 0
@@ -351,12 +365,25 @@ class Worker:
             logger.warning("run %s: could not release its lease: %s", claimed.run.id, exc)
 
     def _heartbeat_loop(self) -> None:
-        while not self._stopping.wait(self._settings.heartbeat_seconds):
+        due = time.monotonic() + self._settings.heartbeat_seconds
+        while True:
+            self._check.wait(max(0.0, due - time.monotonic()))
+            self._check.clear()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() < due:  # woken early: runs in flight here were ended
+                try:
+                    self._check_ended()
+                except errors.StoreError as exc:
+                    logger.warning("lease check failed (the heartbeat checks again): %s", exc)
+                continue
             try:
                 self._heartbeat()
             except errors.StoreError as exc:
                 logger.warning("heartbeat failed: %s", exc)
                 continue
+            finally:
+                due = time.monotonic() + self._settings.heartbeat_seconds
             if self.abandoned >= self._settings.slots:
                 self._give_up()
                 return
@@ -365,14 +392,35 @@ class Worker:
         """Extend the leases of the runs in flight; note the lost ones, cancel lost tasks."""
         with self._lock:
             held = dict(self._inflight)
+            self._ending.clear()  # checked with the others
+        self._check_leases(held, heartbeat=True)
+
+    def _check_ended(self) -> None:
+        """Check the leases of the runs reported ended (extending them if still held)."""
+        with self._lock:
+            held = {
+                run_id: self._inflight[run_id]
+                for run_id in self._ending
+                if run_id in self._inflight
+            }
+            self._ending.clear()
+        if held:
+            self._check_leases(held, heartbeat=False)
+
+    def _check_leases(self, held: dict[str, ClaimedRun], *, heartbeat: bool) -> None:
+        """Extend the leases of `held`; flag the lost runs' replays and cancel their tasks.
+
+        A heartbeat (which checks every run in flight) cancels every lost task again, until
+        it has ended; a check between heartbeats acts on the runs it found lost.
+        """
         gone: set[str] = set()
         if held:
             until = self._clock.now() + timedelta(seconds=self._settings.lease_seconds)
             gone = self._store.extend_leases(self.id, list(held), until)
         with self._lock:
-            fresh = self._abandonment.update(held, gone, self._inflight)
-            lost = self._abandonment.lost
-            for run_id in lost:  # the replay starts no further step
+            fresh = self._abandonment.update(held, gone, self._inflight, heartbeat=heartbeat)
+            lost = self._abandonment.lost if heartbeat else fresh
+            for run_id in lost:  # the replay starts no further step; `ctx.cancelled` is set
                 self._lost[run_id].set()
             tasks = [self._tasks[run_id] for run_id in lost if run_id in self._tasks]
         for run_id in fresh:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any, Generic, Protocol
 
@@ -56,6 +57,45 @@ class RunLog:
         self._hooks.log("error", message % args if args else message)
 
 
+class CancelFlag:
+    """`ctx.cancelled`: set once the run stopped being this replay's to finish.
+
+    That is, the run was cancelled (API, `cancel_on`, singleton), timed out, or was taken
+    over after this worker lost its lease. It is set at once when the run was ended in this
+    process or on PostgreSQL, else (SQLite, another process) at the worker's next heartbeat.
+    A `def` function cannot be interrupted, so long-running code checks the flag and returns
+    early; whatever it returns is discarded and no further step starts::
+
+        def poll() -> None:
+            while not ctx.cancelled.wait(5):  # sleeps 5 s, or returns True once cancelled
+                if job_done():
+                    return
+
+    An `async def` function is cancelled at its next `await` instead (`CancelledError`); it
+    may check `is_set()`, but must not block the event loop in `wait`. Read-only.
+
+    Args:
+        event: The engine's flag for this replay; by default one never set (a context built
+            outside the engine, e.g. in a unit test).
+    """
+
+    __slots__ = ("_event",)
+
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self._event = event if event is not None else threading.Event()
+
+    def is_set(self) -> bool:
+        """True once the run was cancelled or timed out (or taken over)."""
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the flag is set or `timeout` seconds passed; True if it is set."""
+        return self._event.wait(timeout)
+
+    def __repr__(self) -> str:
+        return f"<CancelFlag {'set' if self.is_set() else 'clear'}>"
+
+
 class Context(Generic[S]):
     """What a function receives.
 
@@ -66,6 +106,8 @@ class Context(Generic[S]):
         attempt: The function-level attempt, 0 for the first.
         step: The step API (`Step` for `def` functions, `AsyncStep` for `async def`).
         log: Log lines stored on the run.
+        cancelled: Set once the run was cancelled or timed out while this code executes
+            (see `CancelFlag`); never set for a context built outside the engine.
     """
 
     def __init__(
@@ -76,6 +118,7 @@ class Context(Generic[S]):
         attempt: int,
         step: S,
         hooks: RunHooks,
+        cancelled: CancelFlag | None = None,
     ) -> None:
         self.events = list(events)
         self.event: dict[str, Any] = self.events[0] if self.events else {}
@@ -84,6 +127,12 @@ class Context(Generic[S]):
         self.step: S = step
         self.log = RunLog(hooks)
         self._hooks = hooks
+        self._cancelled = cancelled if cancelled is not None else CancelFlag()
+
+    @property
+    def cancelled(self) -> CancelFlag:
+        """Set once the run was cancelled or timed out (see `CancelFlag`)."""
+        return self._cancelled
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Report progress, e.g. `ctx.progress(40, 120, "page 4 of 12")`; gives the run an ETA."""

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import bindparam, create_engine, func, select
+from sqlalchemy import String, bindparam, create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
@@ -20,6 +20,8 @@ from stepline.store.sql import SqlStore
 
 logger = logging.getLogger("stepline.store.postgres")
 CHANNEL = "stepline_work"
+# Runs ended by a cancel or timeout; the payload is the run id.
+ENDED_CHANNEL = "stepline_ended"
 # The scheduler leader's advisory lock (an arbitrary constant: "stepline" in ASCII, truncated).
 LEADER_LOCK = 0x737465706C696E65
 # SQLSTATE classes meaning the server is unreachable, restarting or out of resources.
@@ -46,7 +48,8 @@ class PostgresStore(SqlStore):
     """Store on PostgreSQL (psycopg 3, pooled).
 
     Workers wake on `NOTIFY stepline_work`, sent inside the transaction that makes work
-    available (so delivered at its commit), instead of polling. A connection that breaks is
+    available (so delivered at its commit), instead of polling; `NOTIFY stepline_ended` tells
+    every process's workers which runs a cancel or timeout ended. A connection that breaks is
     discarded and replaced on the next use, so the store recovers by itself after a restart;
     a hot-path transaction whose connection is found broken at its BEGIN starts again on a
     fresh one, so the first transactions after a restart succeed.
@@ -79,6 +82,8 @@ class PostgresStore(SqlStore):
         )
         self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         self._notify = Prepared(select(func.pg_notify(CHANNEL, "")), engine.dialect)
+        ended = func.pg_notify(ENDED_CHANNEL, bindparam("run_id", type_=String))
+        self._notify_ended = Prepared(select(ended), engine.dialect)
         key_hash = func.hashtextextended(bindparam("key"), 0)
         self._lock_key = Prepared(select(func.pg_advisory_xact_lock(key_hash)), engine.dialect)
         self._listener: threading.Thread | None = None
@@ -134,6 +139,10 @@ class PostgresStore(SqlStore):
     def _announce(self, tx: RawTransaction) -> None:
         tx.execute(self._notify)
 
+    def _ended(self, tx: RawTransaction, run_id: str) -> None:
+        super()._ended(tx, run_id)
+        tx.execute(self._notify_ended, run_id=run_id)
+
     def _lock_slot_keys(self, tx: RawTransaction, keys: Sequence[str]) -> None:
         """Transaction advisory locks on the keys (sorted, so two claims cannot deadlock)."""
         for key in sorted(keys):
@@ -150,6 +159,14 @@ class PostgresStore(SqlStore):
     def add_wakeup(self, callback: Callable[[], None]) -> None:
         """Call `callback` when any process makes work available (LISTEN on a connection)."""
         super().add_wakeup(callback)
+        self._start_listening()
+
+    def add_end_listener(self, callback: Callable[[list[str]], None]) -> None:
+        """Call `callback(run_ids)` when any process ended runs by a cancel or timeout."""
+        super().add_end_listener(callback)
+        self._start_listening()
+
+    def _start_listening(self) -> None:
         if self._listener is None:
             self._listener = threading.Thread(
                 target=self._listen, name="stepline-listen", daemon=True
@@ -161,11 +178,14 @@ class PostgresStore(SqlStore):
             try:
                 with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(f"LISTEN {ENDED_CHANNEL}")
                     self._wake()  # work may have appeared while nobody listened
                     while not self._closing.is_set():
-                        for _ in conn.notifies(timeout=0.25, stop_after=64):
-                            self._wake()
-                            break
+                        for note in conn.notifies(timeout=0.25, stop_after=64):
+                            if note.channel == ENDED_CHANNEL:
+                                self._tell_ended([note.payload])
+                            else:
+                                self._wake()
             except psycopg.Error as exc:
                 logger.warning("LISTEN connection lost, reconnecting: %s", exc)
                 self._closing.wait(_LISTEN_RECONNECT_SECONDS)
