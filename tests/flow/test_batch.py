@@ -127,10 +127,6 @@ def test_each_key_is_batched_on_its_own(
     assert completed(engine, south.id).output == '{"first":2,"parcels":[2]}'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store/sql.py lists an event's runs by runs.event_id, the batch's first event only",
-)
 def test_every_event_of_a_batch_lists_the_batch_run(make_engine: Callable[..., Engine]) -> None:
     engine = make_engine(sync_app(BATCH))
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 import stepline
 from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
@@ -17,11 +15,6 @@ from tests.engine.support import after, only_run
 from tests.flow.support import completed, queued, runs_of, skipped
 
 EVENT = "flow/stock.changed"
-
-# Remove once fixed: SqlStore._admit (store/sql.py) drops every debounce, taking its Gather
-# (max_size defaults to 1) for a batch of one, so each trigger runs at once; and it would
-# write the detail "DEBOUNCEING" (gather.kind.upper() + "ING").
-pytestmark = pytest.mark.xfail(strict=True, reason="store/sql.py ignores debounce")
 
 
 def settling_app(debounce: stepline.Debounce) -> stepline.App:

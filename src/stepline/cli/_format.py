@@ -14,6 +14,7 @@ STATUS_STYLES = {
     "COMPLETED": "green",
     "FAILED": "bold red",
     "CANCELLED": "magenta",
+    "SKIPPED": "dim",
     "completed": "green",
     "failed": "red",
     "running": "yellow",

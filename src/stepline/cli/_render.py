@@ -43,6 +43,16 @@ def _header(run: dict[str, Any], verbose: bool) -> Table:
     grid.add_row("run", run["id"])
     grid.add_row("function", run["function_id"])
     grid.add_row("status", _format.status(run))
+    for label, key in (
+        ("waiting", "waiting_for"),
+        ("reason", "reason"),
+        ("parent", "parent_run_id"),
+    ):
+        if run.get(key):
+            grid.add_row(label, Text(str(run[key])))
+    if run.get("children"):
+        started = [f"{c['id']} {c['function_id']} {c['status']}" for c in run["children"]]
+        grid.add_row("started", Text("\n".join(started)))
     grid.add_row("trigger", _format.trigger(run))
     if run["trigger"].get("event_id"):
         grid.add_row("event", ", ".join(run["trigger"]["event_ids"]) or run["trigger"]["event_id"])

@@ -73,10 +73,14 @@ class Admission:
     ) -> FlowPlan:
         """The flow control of a new run of `function_id` triggered by `event`."""
         keys = _Keys(function_id, event, self._failures)
+        slots = tuple(keys.slot(limit) for limit in config.get("concurrency", ()))
+        priority = self._priority(function_id, config.get("priority"), event)
+        if kind == "parallel":  # a branch of an admitted run: it only needs slots to execute
+            return FlowPlan(slots=slots, priority=priority)
         refuse: Literal["record", "raise"] = "raise" if kind in ("manual", "replay") else "record"
         return FlowPlan(
-            slots=tuple(keys.slot(limit) for limit in config.get("concurrency", ())),
-            priority=self._priority(function_id, config.get("priority"), event),
+            slots=slots,
+            priority=priority,
             throttle=keys.bucket("throttle", config.get("throttle")),
             rate_limit=keys.bucket("rate_limit", config.get("rate_limit")),
             idempotency=keys.idempotency(config.get("idempotency")),

@@ -14,16 +14,18 @@ import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from stepline import errors
 from stepline.engine.clock import Clock
 from stepline.engine.retry import RetryPolicy, describe, next_attempt_at
-from stepline.engine.session import Lost, Parked, Restart, RunSession
+from stepline.engine.routing import Routing
+from stepline.engine.session import BranchDone, Lost, Parked, Restart, RunSession
 from stepline.sdk.app import Function
-from stepline.sdk.context import Context
+from stepline.sdk.context import CancelFlag, Context
 from stepline.sdk.step import AsyncStep, Step, encode_output
-from stepline.store.base import ClaimedRun, EventRouting, NewAttempt, Store
+from stepline.store.base import ClaimedRun, NewAttempt, Store
 
 logger = logging.getLogger("stepline.executor")
 
@@ -48,7 +50,7 @@ class Executor:
     store: Store
     functions: Mapping[str, Function]
     clock: Clock
-    routing: EventRouting
+    routing: Routing
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: Callable[[], float] = random.random
     draining: threading.Event = field(default_factory=threading.Event)
@@ -67,16 +69,18 @@ class Executor:
             rng=self.rng,
             draining=self.draining,
             lost=lost,
+            function_config=fn.config,
         )
         return fn, session
 
     def _context(self, claimed: ClaimedRun, session: RunSession, step: Any) -> Context[Any]:
         return Context(
             events=[event.payload() for event in claimed.events],
-            run_id=claimed.run.id,
+            run_id=session.steps_run_id,  # a parallel branch is part of its parent's run
             attempt=claimed.run.attempt,
             step=step,
             hooks=session,
+            cancelled=CancelFlag(session.lost_flag),  # the worker sets it once the lease is gone
         )
 
     def execute(self, claimed: ClaimedRun, lost: threading.Event | None = None) -> None:
@@ -87,7 +91,7 @@ class Executor:
             outcome = Outcome(value=fn.handler(ctx))
         except Exception as exc:
             outcome = Outcome(error=exc)
-        except (Parked, Restart, Lost) as signal:
+        except (Parked, Restart, Lost, BranchDone) as signal:
             outcome = Outcome(error=signal)
         self._settle(fn, session, outcome)
 
@@ -103,7 +107,7 @@ class Executor:
             outcome = Outcome(value=await fn.handler(ctx))
         except Exception as exc:
             outcome = Outcome(error=exc)
-        except (Parked, Restart, Lost) as signal:
+        except (Parked, Restart, Lost, BranchDone) as signal:
             outcome = Outcome(error=signal)
         await asyncio.to_thread(self._settle, fn, session, outcome)
 
@@ -126,16 +130,11 @@ class Executor:
         if session.lost and not isinstance(error, Parked):
             raise errors.LeaseLost(f"run {session.run.id} is no longer leased by this worker")
         now = self.clock.now()
-        lease = session.lease
-        if isinstance(error, Parked):
+        if self._signalled(session, error, now):
             return
-        if isinstance(error, Restart):
-            self.store.park_run(lease, now, session.take_delta(), now, detail=None)
-            return
-        if isinstance(error, Lost):
-            raise errors.LeaseLost(str(error))
-        if isinstance(error, errors.LeaseLost):
-            raise error
+        if isinstance(error, BranchDone):  # a parallel branch ends with its branch's result
+            outcome = Outcome(value=error.value)
+            error = None
         if error is None:
             try:
                 output = encode_output("(function result)", outcome.value)
@@ -143,7 +142,7 @@ class Executor:
                 error = exc
             else:
                 self.store.finish_run(
-                    lease,
+                    session.lease,
                     "COMPLETED",
                     session.take_delta(),
                     now,
@@ -151,6 +150,26 @@ class Executor:
                     routing=self.routing,
                 )
                 return
+        self._failed(fn, session, error, now)
+
+    def _signalled(self, session: RunSession, error: BaseException | None, now: datetime) -> bool:
+        """Handle an engine signal that ended the replay; False if there was none."""
+        if isinstance(error, Parked):
+            return True
+        if isinstance(error, Restart):
+            self.store.park_run(session.lease, now, session.take_delta(), now, detail=None)
+            return True
+        if isinstance(error, Lost):
+            raise errors.LeaseLost(str(error))
+        if isinstance(error, errors.LeaseLost):
+            raise error
+        return False
+
+    def _failed(
+        self, fn: Function, session: RunSession, error: BaseException, now: datetime
+    ) -> None:
+        """Fail the run (a step failed for good, attempts ran out) or park it for a retry."""
+        lease = session.lease
         described = json.dumps(describe(error))
         if isinstance(error, errors.StepError):
             self.store.finish_run(

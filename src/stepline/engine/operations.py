@@ -9,14 +9,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from stepline import errors
 from stepline.engine.clock import Clock, SystemClock
-from stepline.engine.events import build_event, build_events
+from stepline.engine.events import INVOKED_EVENT, build_event, build_events
 from stepline.engine.routing import Routing
+from stepline.engine.waiting import waiting_reasons
 from stepline.store.base import (
     AttemptRecord,
     CronState,
@@ -31,7 +32,6 @@ from stepline.store.base import (
     Store,
 )
 
-INVOKED_EVENT = "stepline/function.invoked"
 # The most runs one bulk cancel or replay may select; a wider filter is refused whole.
 MAX_BULK_RUNS = 10_000
 STATS_WINDOW = timedelta(hours=24)
@@ -39,12 +39,18 @@ STATS_WINDOW = timedelta(hours=24)
 
 @dataclass(frozen=True, kw_only=True)
 class RunDetail:
-    """A run with its steps, failed attempts and log lines."""
+    """A run with its steps, failed attempts and log lines.
+
+    `waiting_for`: why it is not executing, if it is active; `children`: the runs it started
+    by a step (invoked runs, parallel branches).
+    """
 
     run: RunRecord
     steps: list[StepRecord]
     attempts: list[AttemptRecord]
     logs: list[LogRecord]
+    waiting_for: str | None = None
+    children: list[RunRecord] = field(default_factory=list)
 
 
 class Operations:
@@ -183,12 +189,19 @@ class Operations:
 
     def run_detail(self, run_id: str) -> RunDetail:
         """A run with its steps, failed attempts and logs; raises `NotFound`."""
+        run = self.store.get_run(run_id)
         return RunDetail(
-            run=self.store.get_run(run_id),
+            run=run,
             steps=self.store.get_steps(run_id),
             attempts=self.store.get_attempts(run_id),
             logs=self.store.get_logs(run_id),
+            waiting_for=self.waiting([run]).get(run.id),
+            children=self.store.list_runs(RunFilter(parent_run_id=run_id, limit=1000)),
         )
+
+    def waiting(self, runs: Sequence[RunRecord]) -> dict[str, str]:
+        """Per active run, why it is not executing (see `waiting`)."""
+        return waiting_reasons(self.store, runs, self.clock.now())
 
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
         """Runs matching the filter, newest first."""

@@ -11,21 +11,25 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from stepline import errors
 from stepline._checks import is_number, is_text
 from stepline.engine.clock import Clock
-from stepline.engine.events import build_event
+from stepline.engine.events import INVOKED_EVENT, build_event
 from stepline.engine.retry import RetryPolicy, describe, next_attempt_at
-from stepline.sdk.step import StepKey, WaitSpec, hash_step_id
+from stepline.engine.routing import Routing
+from stepline.sdk.step import InvokeSpec, StepKey, WaitSpec, hash_step_id
 from stepline.store.base import (
     ClaimedRun,
-    EventRouting,
+    EventRecord,
+    FunctionRecord,
     LogRecord,
     NewAttempt,
+    NewRun,
     NewWait,
     RunDelta,
     StepKind,
@@ -56,6 +60,23 @@ class Restart(BaseException):
     """The run's stored state changed under it (an event resolved a wait); replay it afresh."""
 
 
+class BranchDone(BaseException):
+    """A parallel branch's replay reached the end of its branch: the run ends with `value`."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__("branch done")
+        self.value = value
+
+
+# How long an invoke without a timeout, or a parallel group, may keep its run parked.
+PARKED_AT_MOST = timedelta(days=365)
+_NOT_IN_BRANCH = ("wait_for_event", "invoke", "parallel")
+
+
+def _branch_id(key: StepKey, index: int) -> str:
+    return f"{key.id}[{index}]"
+
+
 def _decode(step: StepRecord) -> Any:
     return None if step.output is None else json.loads(step.output)
 
@@ -70,14 +91,23 @@ class RunSession:
         max_attempts: int,
         store: Store,
         clock: Clock,
-        routing: EventRouting,
+        routing: Routing,
         policy: RetryPolicy,
         rng: Callable[[], float],
         draining: threading.Event | None = None,
         lost: threading.Event | None = None,
+        function_config: Callable[[], str] | None = None,
     ) -> None:
         self.run = claimed.run
         self.lease = claimed.lease
+        self._events = claimed.events
+        # A parallel branch replays its parent's function: its steps are the parent's.
+        self._branch = claimed.run.parent_step if claimed.run.trigger_kind == "parallel" else None
+        self.steps_run_id = (
+            (claimed.run.parent_run_id or self.run.id) if self._branch else self.run.id
+        )
+        self._scope: str | None = None  # "group[i]" while a parallel branch's code runs
+        self._function_config = function_config
         self._memo = {step.hash: step for step in claimed.steps}
         self._failures = dict(claimed.step_failures)
         self._to_replay = sum(s.status in ("completed", "failed") for s in claimed.steps)
@@ -119,6 +149,11 @@ class RunSession:
         """
         return self._lost is not None and self._lost.is_set()
 
+    @property
+    def lost_flag(self) -> threading.Event | None:
+        """The worker's flag for this replay, set once the run's lease is gone (`ctx.cancelled`)."""
+        return self._lost
+
     def _lost_signal(self) -> Lost:
         return Lost(f"run {self.run.id} is no longer leased by this worker")
 
@@ -141,9 +176,10 @@ class RunSession:
             raise type(self._halted)(*self._halted.args)
         if not is_text(step_id):
             raise errors.InvalidInput("a step id must be a non-empty string", "step_id")
-        repeat = self._seen.get(step_id, 0)
-        self._seen[step_id] = repeat + 1
-        unhashed = step_id if repeat == 0 else f"{step_id}:{repeat}"
+        base = step_id if self._scope is None else f"{self._scope}/{step_id}"
+        repeat = self._seen.get(base, 0)
+        self._seen[base] = repeat + 1
+        unhashed = base if repeat == 0 else f"{base}:{repeat}"
         key = StepKey(id=unhashed, hash=hash_step_id(unhashed), position=self._position)
         self._position += 1
         return key
@@ -225,6 +261,7 @@ class RunSession:
 
     def wait(self, key: StepKey, spec: WaitSpec) -> dict[str, Any] | None:
         """None if the wait timed out (committing that), else park until an event or timeout."""
+        self._refuse_in_branch("wait_for_event")
         pending = self._memo.get(key.hash)
         now = self._clock.now()
         if pending is not None and pending.wake_at is not None:
@@ -258,16 +295,133 @@ class RunSession:
         self._commit(self._record(key, "send_event", now, output=json.dumps(ids)), events=records)
         return ids
 
+    def invoke(self, key: StepKey, spec: InvokeSpec) -> Any:
+        """Start the invoked run and park; on a later replay, fail the step if it timed out."""
+        self._refuse_in_branch("invoke")
+        pending = self._memo.get(key.hash)
+        now = self._clock.now()
+        if pending is not None and pending.wake_at is not None:
+            if now < pending.wake_at:
+                self._park(pending.wake_at, "INVOKING")
+            message = f"the invoked function {spec.function_id!r} did not end in time"
+            return self._fail_settled(key, pending, "InvokeTimeout", message)
+        target = self._registered(spec.function_id)
+        if isinstance(target, str):
+            return self._fail_settled(key, None, "InvokeError", target)
+        event = build_event(
+            {"name": INVOKED_EVENT, "data": spec.data},
+            now=now,
+            field="data",
+            source="invoke",
+            internal=True,
+        )
+        child = self._routing.new_run(
+            target.id,
+            target.config,
+            kind="invoke",
+            events=(event,),
+            now=now,
+            trigger_by=self.run.id,
+            parent=(self.steps_run_id, key.hash),
+        )
+        expires = now + (spec.timeout or PARKED_AT_MOST)
+        step = self._record(key, "invoke", now, status="waiting", wake_at=expires)
+        self._delta.saved_before_step = key.position
+        self._park(expires, "INVOKING", step=step, runs=[child], events=[event])
+
+    def _registered(self, function_id: str) -> FunctionRecord | str:
+        """The function to invoke, or why it cannot be."""
+        try:
+            functions = {fn.id: fn for fn in self._store.list_functions()}
+        except errors.StoreUnavailable as exc:
+            self._halt(Lost(str(exc)), cause=exc)
+        fn = functions.get(function_id)
+        if fn is None:
+            return f"could not find function with id {function_id!r}"
+        if fn.paused:
+            return f"function {function_id!r} is paused"
+        return fn
+
+    def _fail_settled(
+        self, key: StepKey, pending: StepRecord | None, name: str, message: str
+    ) -> NoReturn:
+        """Commit the step as failed and raise its `StepError` (`Restart` if settled meanwhile)."""
+        error = json.dumps({"name": name, "message": message, "traceback": ""})
+        started = pending.started_at if pending else self._clock.now()
+        step = self._record(key, "invoke", started, error=error, status="failed")
+        try:
+            self._commit(step)
+        except errors.Conflict:
+            self._halt(Restart())
+        raise errors.StepError(key.id, name, message)
+
+    def parallel(self, key: StepKey, count: int) -> int | None:
+        """Plan the group's branches and park, until all are done (None); in a branch, its index."""
+        if self._scope is not None:
+            raise errors.NonRetriableError("step.parallel cannot be nested inside a branch")
+        if self._branch is not None:
+            for index in range(count):
+                if hash_step_id(_branch_id(key, index)) == self._branch:
+                    return index
+        group = self._memo.get(key.hash)
+        if group is not None and group.status == "completed":
+            return None
+        if group is not None:  # branches still running: nothing to do until they end
+            self._park(self._clock.now() + PARKED_AT_MOST, "PARALLEL")
+        self._plan_branches(key, count)
+
+    def _plan_branches(self, key: StepKey, count: int) -> NoReturn:
+        now = self._clock.now()
+        config = self._function_config() if self._function_config else '{"triggers": []}'
+        children, runs = [], []
+        for index in range(count):
+            branch = StepKey(id=_branch_id(key, index), hash="", position=key.position)
+            branch = StepKey(id=branch.id, hash=hash_step_id(branch.id), position=key.position)
+            children.append(self._record(branch, "branch", now, status="waiting"))
+            runs.append(
+                self._routing.new_run(
+                    self.run.function_id,
+                    config,
+                    kind="parallel",
+                    events=self._events,
+                    now=now,
+                    trigger_by=self.steps_run_id,
+                    parent=(self.steps_run_id, branch.hash),
+                )
+            )
+        group = self._record(key, "parallel", now, status="waiting")
+        self._delta.saved_before_step = key.position
+        self._park(now + PARKED_AT_MOST, "PARALLEL", step=group, children=children, runs=runs)
+
+    @contextmanager
+    def branch(self, key: StepKey, index: int) -> Iterator[None]:
+        """Steps reached inside are scoped to branch `index` of the group (their own ids)."""
+        outer, self._scope = self._scope, _branch_id(key, index)
+        try:
+            yield
+        finally:
+            self._scope = outer
+
+    def branch_done(self, key: StepKey, value: Any) -> NoReturn:
+        """End this branch's replay with its result."""
+        self._halt(BranchDone(value))
+
+    def _refuse_in_branch(self, step: str) -> None:
+        if self._scope is not None:
+            raise errors.NonRetriableError(
+                f"step.{step} is not supported inside a step.parallel branch"
+            )
+
     # -- RunHooks ------------------------------------------------------------------------------
 
     def log(self, level: str, message: str) -> None:
         """Record a log line (dropped while replaying, so each is stored once)."""
         if self.replaying:
             return
-        logger.log(logging.getLevelName(level.upper()), "[%s] %s", self.run.id, message)
+        logger.log(logging.getLevelName(level.upper()), "[%s] %s", self.steps_run_id, message)
         self._delta.logs.append(
             LogRecord(
-                run_id=self.run.id,
+                run_id=self.steps_run_id,
                 ts=self._clock.now(),
                 level=level,
                 message=str(message),
@@ -364,7 +518,7 @@ class RunSession:
     ) -> StepRecord:
         pending = status in ("sleeping", "waiting")
         return StepRecord(
-            run_id=self.run.id,
+            run_id=self.steps_run_id,
             hash=key.hash,
             id=key.id,
             kind=kind,
@@ -413,6 +567,9 @@ class RunSession:
         step: StepRecord | None = None,
         wait: NewWait | None = None,
         attempt: NewAttempt | None = None,
+        children: Sequence[StepRecord] = (),
+        runs: Sequence[NewRun] = (),
+        events: Sequence[EventRecord] = (),
     ) -> NoReturn:
         if self.lost:
             self._halt(self._lost_signal())
@@ -426,6 +583,10 @@ class RunSession:
                 step=step,
                 wait=wait,
                 attempt=attempt,
+                children=children,
+                runs=runs,
+                events=events,
+                routing=self._routing,
             )
         except (errors.LeaseLost, errors.StoreUnavailable) as exc:
             self._halt(Lost(str(exc)), cause=exc)

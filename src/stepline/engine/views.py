@@ -9,6 +9,7 @@ from typing import Any
 
 from stepline.engine.operations import RunDetail
 from stepline.engine.option_views import option_summaries, options_view
+from stepline.engine.waiting import DETAILS
 from stepline.sdk.triggers import CronTrigger, trigger_from_config
 from stepline.store.base import (
     AttemptRecord,
@@ -57,14 +58,26 @@ def progress_view(run: RunRecord, now: datetime) -> dict[str, Any] | None:
     }
 
 
-def run_view(run: RunRecord, now: datetime | None = None) -> dict[str, Any]:
-    """A run's summary."""
+def run_view(
+    run: RunRecord, now: datetime | None = None, waiting_for: str | None = None
+) -> dict[str, Any]:
+    """A run's summary; `waiting_for` says why an active run is not executing.
+
+    Without it, a parked run's detail code is put in words.
+    """
     now = now or datetime.now(UTC)
+    if waiting_for is None and not run.ended and run.detail in DETAILS:
+        waiting_for = DETAILS[run.detail]
     return {
         "id": run.id,
         "function_id": run.function_id,
         "status": run.status,
         "detail": run.detail,
+        "waiting_for": waiting_for,
+        "reason": run.reason,
+        "cancelled_by": run.cancelled_by,
+        "parent_run_id": run.parent_run_id,
+        "start_by": _iso(run.start_by),
         "trigger": {
             "kind": run.trigger_kind,
             "by": run.trigger_by,
@@ -121,10 +134,22 @@ def log_view(log: LogRecord) -> dict[str, Any]:
     return {"ts": _iso(log.ts), "level": log.level, "message": log.message, "step_id": log.step_id}
 
 
+def child_view(run: RunRecord) -> dict[str, Any]:
+    """A run started by another run's step: which step (its hash), and how it stands."""
+    return {
+        "id": run.id,
+        "function_id": run.function_id,
+        "kind": run.trigger_kind,
+        "parent_step": run.parent_step,
+        "status": run.status,
+    }
+
+
 def run_detail_view(detail: RunDetail, now: datetime | None = None) -> dict[str, Any]:
     """A run with its steps, failed attempts and logs."""
     return {
-        **run_view(detail.run, now),
+        **run_view(detail.run, now, detail.waiting_for),
+        "children": [child_view(child) for child in detail.children],
         "steps": [step_view(s) for s in detail.steps],
         "attempts": [attempt_view(a) for a in detail.attempts],
         "logs": [log_view(log) for log in detail.logs],

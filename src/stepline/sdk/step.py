@@ -11,6 +11,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, Protocol, TypeVar, overload
@@ -39,6 +40,15 @@ class WaitSpec:
     event: str
     expression: str | None
     timeout: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeSpec:
+    """What a `step.invoke` starts: a function by id, its event data, how long to wait."""
+
+    function_id: str
+    data: dict[str, Any]
+    timeout: timedelta | None
 
 
 class StepBackend(Protocol):
@@ -76,6 +86,25 @@ class StepBackend(Protocol):
         """Commit the step and store its events in one transaction; returns their ids."""
         ...
 
+    def invoke(self, key: StepKey, spec: InvokeSpec) -> Any:
+        """Start the function's run and park until it ends; its output, or raise `StepError`."""
+        ...
+
+    def parallel(self, key: StepKey, count: int) -> int | None:
+        """Plan a parallel group (parking the run) until its branches are done: then None.
+
+        In a branch's own replay, the index of the branch to execute.
+        """
+        ...
+
+    def branch(self, key: StepKey, index: int) -> AbstractContextManager[None]:
+        """Steps reached inside get ids of their own for branch `index` of group `key`."""
+        ...
+
+    def branch_done(self, key: StepKey, value: Any) -> NoReturn:
+        """End a branch's replay with the branch's result."""
+        ...
+
     def now(self) -> datetime:
         """The engine clock's current time."""
         ...
@@ -105,6 +134,28 @@ def _wait_spec(event: str, timeout: Duration, match: str | None, if_: str | None
         expression=match_condition(match, if_),
         timeout=parse_duration(timeout, field="timeout"),
     )
+
+
+def _invoke_spec(
+    function: Any, data: Mapping[str, Any] | None, timeout: Duration | None
+) -> InvokeSpec:
+    function_id = getattr(function, "id", function)
+    if not is_text(function_id):
+        raise errors.InvalidInput("expected a function or a function id", "function")
+    if data is not None and not isinstance(data, Mapping):
+        raise errors.InvalidInput("must be a JSON object", "data")
+    return InvokeSpec(
+        function_id=function_id,
+        data=dict(data or {}),
+        timeout=None if timeout is None else parse_duration(timeout, field="timeout"),
+    )
+
+
+def _branches(branches: Sequence[Callable[[], Any]]) -> list[Callable[[], Any]]:
+    listed = list(branches)
+    if not listed or not all(callable(branch) for branch in listed):
+        raise errors.InvalidInput("expected a non-empty list of functions", "branches")
+    return listed
 
 
 def _events(events: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -190,6 +241,49 @@ class Step(_Base):
             return value  # type: ignore[no-any-return]
         return self._backend.send(key, _events(events))
 
+    def invoke(
+        self,
+        step_id: str,
+        *,
+        function: Any,
+        data: Mapping[str, Any] | None = None,
+        timeout: Duration | None = None,
+    ) -> Any:
+        """Run another function (a `Function` or its id) with `data`; returns its output.
+
+        The run parks until the invoked run ends; its parent and it link to each other.
+
+        Raises:
+            StepError: The invoked run failed, was cancelled or skipped, or did not end
+                within `timeout`.
+        """
+        spec = _invoke_spec(function, data, timeout)
+        key = self._backend.key(step_id)
+        done, value = self._backend.replayed(key)
+        if done:
+            return value
+        return self._backend.invoke(key, spec)
+
+    def parallel(self, step_id: str, branches: Sequence[Callable[[], T]]) -> list[T]:
+        """Run the branches (each a function of no arguments calling steps) at the same time.
+
+        Each branch is a queue item of its own that any worker may execute; a failed step
+        in a branch is retried on its own. Returns the branches' results in order; raises
+        the `StepError` of the first branch that failed for good.
+        """
+        listed = _branches(branches)
+        key = self._backend.key(step_id)
+        target = self._backend.parallel(key, len(listed))
+        if target is not None:
+            with self._backend.branch(key, target):
+                value = listed[target]()
+            self._backend.branch_done(key, value)
+        results = []
+        for index, branch in enumerate(listed):
+            with self._backend.branch(key, index):
+                results.append(branch())
+        return results
+
 
 class AsyncStep(_Base):
     """Steps for `async def` functions: the same API, awaited."""
@@ -260,3 +354,42 @@ class AsyncStep(_Base):
         if done:
             return value  # type: ignore[no-any-return]
         return await asyncio.to_thread(self._backend.send, key, _events(events))
+
+    async def invoke(
+        self,
+        step_id: str,
+        *,
+        function: Any,
+        data: Mapping[str, Any] | None = None,
+        timeout: Duration | None = None,  # noqa: ASYNC109  (a durable wait, not an I/O timeout)
+    ) -> Any:
+        """Run another function and return its output; see `Step.invoke`."""
+        spec = _invoke_spec(function, data, timeout)
+        key = self._backend.key(step_id)
+        done, value = self._backend.replayed(key)
+        if done:
+            return value
+        return await asyncio.to_thread(self._backend.invoke, key, spec)
+
+    async def parallel(self, step_id: str, branches: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run the branches at the same time; see `Step.parallel`.
+
+        Each branch is a function of no arguments returning an awaitable (e.g.
+        `lambda: ctx.step.run("a", fetch_a)`) or a value.
+        """
+        listed = _branches(branches)
+        key = self._backend.key(step_id)
+        target = await asyncio.to_thread(self._backend.parallel, key, len(listed))
+        if target is not None:
+            with self._backend.branch(key, target):
+                value = await _awaited(listed[target]())
+            self._backend.branch_done(key, value)
+        results = []
+        for index, branch in enumerate(listed):
+            with self._backend.branch(key, index):
+                results.append(await _awaited(branch()))
+        return results
+
+
+async def _awaited(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value

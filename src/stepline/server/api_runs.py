@@ -35,8 +35,9 @@ class RunHandlers:
 
     def _page(self, query: RunQuery) -> dict[str, Any]:
         runs, cursor = self.ops.runs_page(query.run_filter(before=query.before, limit=query.limit))
-        now = self.ops.clock.now()
-        return {"data": [views.run_view(r, now) for r in runs], "next_cursor": cursor}
+        now, waiting = self.ops.clock.now(), self.ops.waiting(runs)
+        data = [views.run_view(r, now, waiting.get(r.id)) for r in runs]
+        return {"data": data, "next_cursor": cursor}
 
     async def list_runs(self, query: RunQuery) -> JSONResponse:
         """GET /v1/runs: runs newest first, filtered, keyset-paged by `before`."""

@@ -212,6 +212,12 @@ class RunPage:
     status_class: str
     detail: str
     active: bool
+    waiting_for: str | None
+    reason: str | None
+    cancelled_by_href: str | None
+    parent_href: str | None
+    parent_run_id: str | None
+    children: list[tuple[str, str, str, str]]  # (run id, href, function id, status)
     trigger: str
     trigger_href: str | None
     replay_of: str | None
@@ -520,6 +526,12 @@ def run_page(detail: RunDetail, now: datetime) -> RunPage:
         status_class=_status_class(run.status),
         detail=run.detail or "",
         active=not run.ended,
+        waiting_for=detail.waiting_for,
+        reason=run.reason,
+        cancelled_by_href=event_href(run.cancelled_by) if run.cancelled_by else None,
+        parent_href=run_href(run.parent_run_id) if run.parent_run_id else None,
+        parent_run_id=run.parent_run_id,
+        children=[(c.id, run_href(c.id), c.function_id, c.status) for c in detail.children],
         trigger=_trigger_text(run),
         trigger_href=event_href(run.event_id) if run.event_id else None,
         replay_of=run.replay_of,

@@ -272,6 +272,16 @@ class Run(Model):
     function_id: str
     status: RunStatus
     detail: str | None
+    waiting_for: str | None = Field(
+        description="Why an active run is not executing, e.g. "
+        '"waiting for concurrency slot: key="acme"" (null when it is executing or ended)'
+    )
+    reason: str | None = Field(description="Why it was skipped or cancelled, in words")
+    cancelled_by: str | None = Field(description="The event that cancelled it (`cancel_on`)")
+    parent_run_id: str | None = Field(
+        description="The run whose step started it (`step.invoke`, a `step.parallel` branch)"
+    )
+    start_by: datetime | None
     trigger: TriggerInfo
     replay_of: str | None
     attempt: int
@@ -324,9 +334,20 @@ class Log(Model):
     step_id: str | None
 
 
+class ChildRun(Model):
+    """A run started by one of this run's steps."""
+
+    id: str
+    function_id: str
+    kind: TriggerKind
+    parent_step: str | None
+    status: RunStatus
+
+
 class RunDetail(Run):
     """A run with its steps, failed attempts and log lines."""
 
+    children: list[ChildRun]
     steps: list[Step]
     attempts: list[Attempt]
     logs: list[Log]

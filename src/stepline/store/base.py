@@ -11,8 +11,8 @@ from typing import Any, Literal, Protocol
 RunStatus = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED"]
 ACTIVE_STATUSES: tuple[RunStatus, ...] = ("QUEUED", "RUNNING")
 END_STATUSES: tuple[RunStatus, ...] = ("COMPLETED", "FAILED", "CANCELLED", "SKIPPED")
-TriggerKind = Literal["event", "cron", "manual", "invoke", "replay"]
-StepKind = Literal["run", "sleep", "wait", "send_event", "invoke", "parallel"]
+TriggerKind = Literal["event", "cron", "manual", "invoke", "replay", "parallel"]
+StepKind = Literal["run", "sleep", "wait", "send_event", "invoke", "parallel", "branch"]
 StepStatus = Literal["completed", "failed", "sleeping", "waiting"]
 FAILED_EVENT = "stepline/function.failed"
 FINISHED_EVENT = "stepline/function.finished"
@@ -514,6 +514,7 @@ class RunFilter:
     function_id: str | None = None
     status: RunStatus | None = None
     event_id: str | None = None
+    parent_run_id: str | None = None
     trigger_kind: TriggerKind | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
@@ -604,6 +605,15 @@ class Store(Protocol):
 
     def add_wakeup(self, callback: Callable[[], None]) -> None:
         """Call `callback` (from any thread) whenever this process makes work available."""
+        ...
+
+    def add_end_listener(self, callback: Callable[[list[str]], None]) -> None:
+        """Call `callback(run_ids)` (from any thread) after runs were ended by a cancel or timeout.
+
+        Runs ended in this process are reported after the ending transaction commits; on
+        PostgreSQL those ended by other processes too (NOTIFY). A worker executing one of them
+        checks its lease at once instead of at its next heartbeat.
+        """
         ...
 
     # functions
@@ -718,6 +728,10 @@ class Store(Protocol):
         """
         ...
 
+    def slot_waits(self, run_ids: Sequence[str], now: datetime) -> dict[str, str]:
+        """Per run among `run_ids` that is due but held back by a full concurrency key: the key."""
+        ...
+
     def extend_leases(self, owner: str, run_ids: Sequence[str], until: datetime) -> set[str]:
         """Extend leases; returns the ids whose lease this owner no longer holds."""
         ...
@@ -752,8 +766,16 @@ class Store(Protocol):
         step: StepRecord | None = None,
         attempt: NewAttempt | None = None,
         wait: NewWait | None = None,
+        children: Sequence[StepRecord] = (),
+        runs: Sequence[NewRun] = (),
+        events: Sequence[EventRecord] = (),
+        routing: EventRouting | None = None,
     ) -> None:
-        """Release a run until `available_at`, recording why (sleep, wait or failed attempt)."""
+        """Release a run until `available_at`, recording why (sleep, wait or failed attempt).
+
+        `runs` (with their `events`) start in the same transaction: an invoked run or the
+        branches of a `step.parallel`; `children` are the parent's steps that wait for them.
+        """
         ...
 
     def finish_run(

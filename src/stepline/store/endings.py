@@ -9,6 +9,10 @@ A worker finishing it, a cancel (API, `cancel_on`, singleton), a timeout: each g
   listens for it (stored for every run it would double the event table's writes). A run
   started by a failed or finished event emits no failed or finished event (no loops).
 
+A run ended by anyone but its worker (`_end_run`) is reported to the end listeners once the
+transaction commits, and on PostgreSQL to other processes (NOTIFY): a worker still executing
+it stops it then, not at its next heartbeat.
+
 Lock order: the parent's queue row, then the run's own (workers hold theirs already).
 """
 
@@ -19,7 +23,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, bindparam, delete, select, update
+from sqlalchemy import String, bindparam, delete, func, select, update
 
 from stepline.store import schema as t
 from stepline.store._prepared import Prepared, RawTransaction
@@ -74,6 +78,23 @@ class EndingStatements:
         self.delete_listeners = prepare(
             delete(t.cancel_listeners).where(t.cancel_listeners.c.run_id == run_id)
         )
+        self.waiting_branches = prepare(
+            select(func.count()).where(
+                s.run_id == run_id, s.kind == "branch", s.status == "waiting"
+            )
+        )
+        self.settle_group = prepare(
+            update(t.steps)
+            .where(s.run_id == run_id, s.kind == "parallel", s.status == "waiting")
+            .values(status="completed", ended_at=bindparam("ended_at"))
+        )
+        self.active_branches = prepare(
+            select(r.id).where(
+                r.parent_run_id == run_id,
+                r.trigger_kind == "parallel",
+                r.status.in_(ACTIVE_STATUSES),
+            )
+        )
         self.settle_parent_step = prepare(
             update(t.steps).where(
                 s.run_id == run_id, s.hash == bindparam("step_hash"), s.status == "waiting"
@@ -88,11 +109,11 @@ def _child_outcome(ended: RunEnd) -> tuple[str, str | None, str | None]:
         return "completed", ended.output or "null", None
     if ended.status == "FAILED":
         error = json.loads(ended.error or "{}")
-        message = f"invoked run {ended.run_id} failed: {error.get('message', '')}"
+        message = f"run {ended.run_id} failed: {error.get('message', '')}"
         name = error.get("name", "Error")
     else:
         name = "Cancelled" if ended.status == "CANCELLED" else "Skipped"
-        message = f"invoked run {ended.run_id} was {ended.status.lower()}"
+        message = f"run {ended.run_id} was {ended.status.lower()}"
         if ended.reason:
             message += f" ({ended.reason})"
     failure = {"name": name, "message": message, "traceback": ""}
@@ -132,9 +153,13 @@ class EndingsMixin:
         )
         if row is None:
             return False
+        self._ended(tx, run_id)  # a worker executing it stops it at commit
         tx.execute(self._sql.delete_waits, run_id=run_id)
         tx.execute(ends.delete_listeners, run_id=run_id)
         self._after_end(tx, RunEnd.from_row(row), now, routing)
+        for branch in tx.scalars(ends.active_branches, run_id=run_id):
+            reason = f"its run {run_id} ended ({status.lower()})"
+            self._end_run(tx, branch, "CANCELLED", now, routing, reason=reason)
         return True
 
     def _after_end(
@@ -179,8 +204,9 @@ class EndingsMixin:
     ) -> None:
         """Give the parent's waiting step this run's outcome and make the parent due.
 
-        The parent's queue row is locked already (it is locked first); if the parent has
-        ended, or its step timed out meanwhile, there is nothing to settle.
+        A parallel branch makes its parent due only once no branch is left waiting (the group's
+        step is then completed). The parent's queue row is locked already (it is locked
+        first); if the parent has ended, or its step timed out meanwhile, nothing is settled.
         """
         status, output, error = _child_outcome(ended)
         settled = tx.execute(
@@ -192,5 +218,7 @@ class EndingsMixin:
             error=error,
             ended_at=now.timestamp(),
         )
-        if settled:
-            tx.execute(self._sql.make_due, run_id=ended.parent_run_id, available_at=now.timestamp())
+        if not settled or tx.scalars(self._endings.waiting_branches, run_id=ended.parent_run_id)[0]:
+            return
+        tx.execute(self._endings.settle_group, run_id=ended.parent_run_id, ended_at=now.timestamp())
+        tx.execute(self._sql.make_due, run_id=ended.parent_run_id, available_at=now.timestamp())

@@ -10,6 +10,7 @@ through SQLAlchemy `Connection`s as usual.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
@@ -80,6 +81,9 @@ from stepline.store.endings import ENDED_COLUMNS, EndingsMixin, EndingStatements
 from stepline.store.slots import HELD_SLOTS, SLOT_COLUMNS, SlotsMixin, SlotStatements, full_keys
 
 EVENT_ID_TTL = timedelta(hours=24)
+# Steps a run parks on, completed later by their own commit (or, for an invoke, by its run).
+_SETTLED_KINDS = ("sleep", "wait", "invoke")
+_GATHERING = {"debounce": "DEBOUNCING", "batch": "BATCHING"}
 TIMEOUT_ERROR = "RunTimeout"
 # The id of `registry_version`'s single row.
 REGISTRY_ROW = 1
@@ -376,6 +380,8 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._wakeups: list[Callable[[], None]] = []
+        self._end_listeners: list[Callable[[list[str]], None]] = []
+        self._ended_here = threading.local()  # runs ended by this thread's open transaction
         self._sql = _Statements(engine.dialect)
 
         def prepare(statement: ClauseElement, columns: Sequence[str] | None = None) -> Prepared:
@@ -433,6 +439,7 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
         Driver errors leave as `Conflict` or `StoreUnavailable` (`__cause__` kept).
         """
         self._guard.enter()
+        self._ended_here.ids = []
         try:
             with self._raw_connection() as connection:
                 try:
@@ -446,6 +453,7 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
             raise self._translate_driver(exc) from exc
         finally:
             self._guard.leave()
+        self._report_ended()
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -508,6 +516,28 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
     def _wake(self) -> None:
         for callback in self._wakeups:
             callback()
+
+    def add_end_listener(self, callback: Callable[[list[str]], None]) -> None:
+        """Call `callback(run_ids)` once a transaction of this process ended runs (cancel, timeout).
+
+        The workers executing them stop them at once, not at their next heartbeat.
+        """
+        self._end_listeners.append(callback)
+
+    def _ended(self, tx: RawTransaction, run_id: str) -> None:
+        """Note a run ended by `_end_run`; its listeners hear of it once `tx` commits."""
+        self._ended_here.ids.append(run_id)
+
+    def _report_ended(self) -> None:
+        """After a commit: tell the end listeners which runs that transaction ended."""
+        ended: list[str] = self._ended_here.ids
+        if ended:
+            self._ended_here.ids = []
+            self._tell_ended(ended)
+
+    def _tell_ended(self, run_ids: list[str]) -> None:
+        for callback in self._end_listeners:
+            callback(run_ids)
 
     # -- functions ---------------------------------------------------------------------------
 
@@ -732,7 +762,9 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
         """Apply the run's flow control (`admission`), then store what it decided."""
         admission, flow, stamp = self._admission, run.flow, now.timestamp()
         refusal = admission.refusal(tx, run, stamp)
-        gather = flow.gather if flow.gather is None or flow.gather.max_size != 1 else None
+        gather = flow.gather
+        if gather is not None and gather.kind == "batch" and gather.max_size == 1:
+            gather = None  # a batch of one is a run per event
         if refusal is None and gather is not None and run.event_ids:
             gathering, event_ids, pending = admission.gathering_run(tx, gather)
             if gathering:
@@ -754,7 +786,7 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
             return False
         available, detail = (run.available_at or now).timestamp(), None
         if gather is not None:
-            available, detail = stamp + gather.delay_seconds, gather.kind.upper() + "ING"
+            available, detail = stamp + gather.delay_seconds, _GATHERING[gather.kind]
             admission.start_gathering(tx, gather, run.id, stamp)
         if flow.throttle is not None:
             start = admission.throttled_start(tx, flow.throttle, stamp)
@@ -1072,8 +1104,15 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
             row["internal_id"]: EventRecord.from_row(row)
             for row in (tx.rows(self._sql.events, internal_ids=event_ids) if event_ids else ())
         }
-        steps: dict[str, list[StepRecord]] = {run_id: [] for run_id in run_ids}
-        for row in tx.rows(self._sql.steps_of_runs, run_ids=run_ids):
+        # A parallel branch replays its parent's function, over its parent's steps.
+        sources = {
+            run.id: run.parent_run_id
+            if run.trigger_kind == "parallel" and run.parent_run_id
+            else run.id
+            for run in runs
+        }
+        steps: dict[str, list[StepRecord]] = {source: [] for source in sources.values()}
+        for row in tx.rows(self._sql.steps_of_runs, run_ids=sorted(steps)):
             steps[row["run_id"]].append(StepRecord.from_row(row))
         failures: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
         failed = [run.id for run in runs if run.failures]
@@ -1090,7 +1129,7 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
                     parent_run_id=run.parent_run_id,
                 ),
                 events=tuple(events[e] for e in run.event_ids if e in events),
-                steps=tuple(steps[run.id]),
+                steps=tuple(steps[sources[run.id]]),
                 step_failures=failures[run.id],
             )
             for run in runs
@@ -1120,6 +1159,29 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
             row = conn.execute(query).one()
         times = [v for v in row if v is not None]
         return from_epoch(min(times)) if times else None
+
+    def slot_waits(self, run_ids: Sequence[str], now: datetime) -> dict[str, str]:
+        """Per run among `run_ids` that is due but held back by a full concurrency key: the key."""
+        if not run_ids:
+            return {}
+        q = t.queue.c
+        with self._read() as conn:
+            full = set(full_keys(dict(row) for row in conn.execute(HELD_SLOTS).mappings()))
+            if not full:
+                return {}
+            rows = conn.execute(
+                select(q.run_id, q.slot_key_1, q.slot_key_2).where(
+                    q.run_id.in_(list(run_ids)),
+                    q.lease_owner.is_(None),
+                    q.available_at <= now.timestamp(),
+                )
+            ).all()
+        waits = {}
+        for run_id, *keys in rows:
+            blocking = [key for key in keys if key in full]
+            if blocking:
+                waits[run_id] = blocking[0]
+        return waits
 
     def extend_leases(self, owner: str, run_ids: Sequence[str], until: datetime) -> set[str]:
         """Extend leases; returns the ids whose lease this owner no longer holds."""
@@ -1214,9 +1276,13 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
             self._wake()
 
     def _save_step(self, tx: RawTransaction, step: StepRecord) -> None:
-        """Insert the step, or complete the sleep or wait it was parked on."""
+        """Insert the step, or complete the sleep, wait or invoke it was parked on.
+
+        A step settled meanwhile (an invoke whose run ended first) exists already: inserting
+        it raises `Conflict`.
+        """
         row = _step_row(step)
-        if step.kind in ("sleep", "wait") and tx.execute(self._sql.settle_step, **row) == 1:
+        if step.kind in _SETTLED_KINDS and tx.execute(self._sql.settle_step, **row) == 1:
             return
         tx.execute(self._sql.insert_step, **row)
 
@@ -1231,9 +1297,19 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
         step: StepRecord | None = None,
         attempt: NewAttempt | None = None,
         wait: NewWait | None = None,
+        children: Sequence[StepRecord] = (),
+        runs: Sequence[NewRun] = (),
+        events: Sequence[EventRecord] = (),
+        routing: EventRouting | None = None,
     ) -> None:
-        """Release a run until `available_at`, recording why (sleep, wait or failed attempt)."""
+        """Release a run until `available_at`, recording why (sleep, wait or failed attempt).
+
+        `runs` (with their `events`) are started in the same transaction: an invoked run, or
+        the branches of a `step.parallel`, whose steps wait in `children`.
+        """
         sql = self._sql
+        if runs and routing is None:
+            raise ValueError("routing is required to start runs")
         with self._transaction() as tx:
             released = tx.rows(
                 sql.release, run_id=lease.run_id, owner=lease.owner, at=available_at.timestamp()
@@ -1268,6 +1344,28 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
                     expires_at=wait.expires_at.timestamp(),
                 )
             self._apply_delta(tx, lease.run_id, delta)
+            if runs and routing is not None:
+                self._start_children(tx, children, runs, events, routing, now)
+        if runs:
+            self._wake()
+
+    def _start_children(
+        self,
+        tx: RawTransaction,
+        children: Sequence[StepRecord],
+        runs: Sequence[NewRun],
+        events: Sequence[EventRecord],
+        routing: EventRouting,
+        now: datetime,
+    ) -> None:
+        """Start a parked run's invoked run or parallel branches, and their waiting steps."""
+        for child in children:
+            tx.execute(self._sql.insert_step, **_step_row(child))
+        for event in events:
+            tx.execute(self._sql.insert_event, **_event_row(event))
+        for run in runs:
+            self._insert_run(tx, run, now, routing)
+        self._announce(tx)
 
     def _insert_attempt(
         self, tx: RawTransaction, run_id: str, attempt: NewAttempt, now: datetime
@@ -1490,9 +1588,13 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
             where.append(r.status == run_filter.status)
         if run_filter.trigger_kind is not None:
             where.append(r.trigger_kind == run_filter.trigger_kind)
+        if run_filter.parent_run_id is not None:
+            where.append(r.parent_run_id == run_filter.parent_run_id)
         if run_filter.event_id is not None:
             event = self._find_event(conn, run_filter.event_id)
-            where.append(r.event_id == (event.internal_id if event else run_filter.event_id))
+            event_id = event.internal_id if event else run_filter.event_id
+            members = select(t.batch_members.c.run_id).where(t.batch_members.c.event_id == event_id)
+            where.append(or_(r.event_id == event_id, r.id.in_(members)))
         if run_filter.created_after is not None:
             where.append(r.created_at >= run_filter.created_after.timestamp())
         if run_filter.created_before is not None:
