@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from stepline import errors
-from stepline._cel_result import non_boolean_reason
+from stepline._cel_result import non_boolean_reason, unknown_variables
 from stepline._checks import is_text
 
 log = logging.getLogger("stepline.cel")
@@ -40,6 +40,18 @@ def compile_condition(source: str, *, field: str = "if") -> Any:
             field,
         )
     return program
+
+
+def check_variables(source: str, known: tuple[str, ...], *, field: str) -> None:
+    """Raise `InvalidInput` naming `field` if `source` uses a variable other than `known`."""
+    unknown = unknown_variables(source, known)
+    if unknown:
+        names = " and ".join(repr(name) for name in known)
+        raise errors.InvalidInput(
+            f"CEL expression {source!r} uses {unknown[0]!r}, which is not defined: it can use "
+            f"{names} (e.g. event.data.customer)",
+            field,
+        )
 
 
 class FailureLog:

@@ -127,3 +127,34 @@ def _opening(tokens: list[str], end: int) -> int:
         if depth == 0:
             return index
     return 0
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MACROS = {"all", "exists", "exists_one", "map", "filter"}
+_NOT_VARIABLES = {
+    "true", "false", "null", "in",
+    "int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "dyn",
+}  # fmt: skip
+
+
+def unknown_variables(source: str, known: tuple[str, ...]) -> list[str]:
+    """The top-level names in `source` that are not among `known` (nor a macro's own variable).
+
+    `data.customer` instead of `event.data.customer` is the mistake this catches: the library
+    accepts it, and every evaluation then fails for want of a variable `data`.
+    """
+    tokens = [m.group("token") for m in _TOKEN.finditer(source)]
+    bound = {
+        tokens[i + 2]
+        for i, token in enumerate(tokens[:-2])
+        if token in _MACROS and i > 0 and tokens[i - 1] == "." and tokens[i + 1] == "("
+    }
+    unknown: list[str] = []
+    for i, token in enumerate(tokens):
+        if not _NAME.fullmatch(token) or token in _NOT_VARIABLES | bound or token in known:
+            continue
+        if (i > 0 and tokens[i - 1] == ".") or (i + 1 < len(tokens) and tokens[i + 1] == "("):
+            continue  # a field, a method or a function
+        if token not in unknown:
+            unknown.append(token)
+    return unknown

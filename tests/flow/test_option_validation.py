@@ -30,6 +30,21 @@ BAD_OPTIONS: dict[str, tuple[dict[str, Any], str]] = {
         {"throttle": stepline.Throttle(limit=2, period="1m", burst=3)},
         "throttle.burst: must be an integer from 1 to limit (2), not 3",
     ),
+    "concurrency key without event.": (
+        {"concurrency": stepline.Concurrency(limit=1, key="data.customer")},
+        "concurrency[0].key: CEL expression 'data.customer' uses 'data', which is not defined: "
+        "it can use 'event' (e.g. event.data.customer)",
+    ),
+    "cancel_on condition with an unknown variable": (
+        {"cancel_on": stepline.CancelOn("x/y", if_="evt.data.id == async.data.id")},
+        "cancel_on[0].if_: CEL expression 'evt.data.id == async.data.id' uses 'evt', which is "
+        "not defined: it can use 'event' and 'async' (e.g. event.data.customer)",
+    ),
+    "priority with an unknown variable": (
+        {"priority": stepline.Priority(run="plan == 'vip' ? 60 : 0")},
+        "priority.run: CEL expression \"plan == 'vip' ? 60 : 0\" uses 'plan', which is not "
+        "defined: it can use 'event' (e.g. event.data.customer)",
+    ),
     "throttle empty key": (
         {"throttle": stepline.Throttle(limit=1, period="1m", key=" ")},
         "throttle.key: expected a non-empty CEL expression",

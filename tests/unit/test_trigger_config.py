@@ -39,6 +39,10 @@ def declare(*triggers: Trigger) -> None:
         (stepline.event("shop/order", if_="event.data.items.size()"), "result of size()"),
         (stepline.event("shop/order", if_="'north'"), "it is the literal 'north'"),
         (stepline.event("shop/order", if_="event.data.x ? 1 : 2"), "neither branch"),
+        (
+            stepline.event("shop/order", if_="data.region == 'north'"),
+            "if_: CEL expression \"data.region == 'north'\" uses 'data', which is not defined",
+        ),
     ],
 )
 def test_invalid_trigger_names_the_function_trigger_and_option(trigger: Any, expected: str) -> None:

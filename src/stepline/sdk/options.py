@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from stepline import errors
-from stepline._cel import compile_condition, compile_expression
+from stepline._cel import check_variables, compile_condition, compile_expression
 from stepline._checks import is_int, is_text
 from stepline._durations import Duration, parse_duration
 
@@ -54,6 +54,7 @@ def _key(value: str | None, field: str = "key") -> str | None:
     """A CEL key expression (any value type), compiled to check it; None means one key."""
     if value is not None:
         compile_expression(value, field=field)
+        check_variables(value, ("event",), field=field)
     return value
 
 
@@ -158,6 +159,7 @@ class Priority:
         if self.run is None:
             raise errors.InvalidInput("expected a CEL expression", "run")
         compile_expression(self.run, field="run")
+        check_variables(self.run, ("event",), field="run")
         return {"run": self.run}
 
 
@@ -261,6 +263,7 @@ def match_condition(match: str | None, if_: str | None) -> str | None:
         return f"event.{path} == async.{path}"
     if if_ is not None:
         compile_condition(if_, field="if_")
+        check_variables(if_, ("event", "async"), field="if_")
     return if_
 
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 from stepline import errors
-from stepline._cel import compile_condition
+from stepline._cel import check_variables, compile_condition
 from stepline._checks import is_text
 
 _EVENT_NAME = re.compile(r"^[^\s]{1,512}$")
@@ -35,6 +35,7 @@ class EventTrigger:
             raise errors.InvalidInput("must be 1-512 characters without spaces", "name")
         if self.if_ is not None:
             compile_condition(self.if_, field="if_")
+            check_variables(self.if_, ("event",), field="if_")
 
     def to_config(self) -> dict[str, Any]:
         """The trigger as stored in the function registry."""
