@@ -67,6 +67,7 @@ def test_a_run_held_back_by_a_full_key_says_so(
         id="other",
         triggers=[stepline.event("other/go")],
         concurrency=stepline.Concurrency(limit=1, key="event.data.customer", scope="all"),
+        timeouts=stepline.Timeouts(start="1h"),
     )
     def other(ctx: stepline.Context) -> str:
         return ctx.step.run("work", lambda: "done" if gate.wait(10) else "late")
@@ -86,6 +87,7 @@ def test_a_run_held_back_by_a_full_key_says_so(
     assert run_json(served, first)["waiting_for"] is None
     page = served.http.get(f"/runs/{second}").text
     assert "waiting for concurrency slot: key=&#34;acme&#34;" in page
+    assert "Start by" in page and "timeouts.start" in page
 
 
 def test_run_now_on_a_busy_singleton_is_409_with_the_active_run(

@@ -226,6 +226,7 @@ class RunPage:
     started: Moment | None
     ended: Moment | None
     timeout_at: Moment | None
+    start_by: Moment | None
     duration: str
     attempt: int
     progress: ProgressView | None
@@ -540,6 +541,7 @@ def run_page(detail: RunDetail, now: datetime) -> RunPage:
         started=maybe_moment(run.started_at),
         ended=maybe_moment(run.ended_at),
         timeout_at=maybe_moment(run.timeout_at),
+        start_by=maybe_moment(run.start_by) if run.started_at is None and not run.ended else None,
         duration=_duration(run.started_at, end if run.started_at else None),
         attempt=run.attempt + 1,
         progress=_progress(run, now),
