@@ -235,20 +235,22 @@ def raw_suite(admin_url: str, seconds: float, *, reference: bool) -> dict[str, A
 # -- W1: worker processes --------------------------------------------------------------------
 
 
-def _worker_cmd(url: str, slots: int) -> list[str]:
-    app = str(Path(workload.__file__).resolve()) + ":app"
+W1_APP = str(Path(workload.__file__).resolve()) + ":app"
+
+
+def _worker_cmd(url: str, slots: int, app: str) -> list[str]:
     return [str(STEPLINE), "worker", app, "--db", url, "--slots", str(slots)]
 
 
-def start_workers(url: str, n: int, slots: int, logs: Path) -> list[Child]:
-    """`n` `stepline worker` children, each ready (functions registered, claiming)."""
+def start_workers(url: str, n: int, slots: int, logs: Path, app: str = W1_APP) -> list[Child]:
+    """`n` `stepline worker APP` children, each ready (functions registered, claiming)."""
     children: list[Child] = []
     try:
         # One after another: workers starting at the same moment race in registering the
         # functions (`sync_functions` is UPDATE-then-INSERT, so both INSERT and one fails).
         for i in range(n):
             child = Child(
-                [*_worker_cmd(url, slots), "--grace-seconds", "5"], logs / f"worker{i}.log"
+                [*_worker_cmd(url, slots, app), "--grace-seconds", "5"], logs / f"worker{i}.log"
             )
             children.append(child)
             child.wait_line("Stepline worker", timeout_s=60)
@@ -263,13 +265,26 @@ def _count_completed(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
-def w1_postgres(admin_url: str, runs: int, workers: int, slots: int) -> dict[str, Any]:
-    """`runs` W1 runs on `workers` `stepline worker` processes; events via Client.local."""
-    events = [{"name": workload.W1_EVENT, "data": {"i": i}} for i in range(runs)]
-    batches = [events[i : i + BATCH] for i in range(0, runs, BATCH)]
+def w1_postgres(
+    admin_url: str,
+    runs: int,
+    workers: int,
+    slots: int,
+    app: str = W1_APP,
+    batches: list[list[dict[str, Any]]] | None = None,
+    checks: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """`runs` W1 runs on `workers` `stepline worker` processes; events via Client.local.
+
+    `app` (`file.py:attr`), `batches` and `checks` (SQL counts read once all runs completed)
+    are for variants of W1 (the flow part).
+    """
+    if batches is None:
+        events = [{"name": workload.W1_EVENT, "data": {"i": i}} for i in range(runs)]
+        batches = [events[i : i + BATCH] for i in range(0, runs, BATCH)]
     with bench_database(admin_url, f"w1_{workers}") as url, scratch_dir() as tmp:
         _upgrade(url)
-        children = start_workers(url, workers, slots, tmp)
+        children = start_workers(url, workers, slots, tmp, app)
         try:
             client = stepline.Client.local(url)
             poll = psycopg.connect(url, autocommit=True)
@@ -301,6 +316,10 @@ def w1_postgres(admin_url: str, runs: int, workers: int, slots: int) -> dict[str
             ).fetchone()
             assert row is not None
             last_end, steps = float(row[0]), int(row[1])
+            counted = {}
+            for name, query in (checks or {}).items():
+                found = poll.execute(query).fetchone()
+                counted[name] = int(found[0]) if found else 0
             poll.close()
             client.close()
         finally:
@@ -329,6 +348,7 @@ def w1_postgres(admin_url: str, runs: int, workers: int, slots: int) -> dict[str
         "wal_flushes_per_step": round((after["wal_syncs"] - before["wal_syncs"]) / n_steps, 2),
         "system_cpu_busy_pct": busy,
         "worker_peak_rss_mb": [c.peak_rss_mb for c in children],
+        **counted,
     }
 
 

@@ -44,6 +44,7 @@ from harness import (
     wait_until,
 )
 
+import stepline
 from stepline.engine.engine import Engine, EngineSettings
 from stepline.engine.worker import WorkerSettings
 
@@ -60,7 +61,7 @@ PEERS = {
     "w2_p50_push_dispatched_ms": "4.5-7 (Celery 4.5, DBOS direct 5.8-7.0, procrastinate 7.1)",
 }
 BATCH = 100
-PARTS = ("raw", "w1", "w2", "w4")
+PARTS = ("raw", "w1", "w2", "w4", "flow")
 
 
 class EngineProcess:
@@ -146,6 +147,9 @@ def _w1_events(runs: int) -> list[list[dict[str, Any]]]:
     return [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
 
 
+Batches = list[list[dict[str, Any]]]
+
+
 def _count_completed(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM runs WHERE status = 'COMPLETED'").fetchone()[0])
 
@@ -155,9 +159,14 @@ def _drive_w1(
     runs: int,
     send: Callable[[list[dict[str, Any]]], object],
     cpu: Callable[[], float],
+    batches: Batches | None = None,
+    checks: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Send every event in batches, poll until all runs completed; time and CPU the lot."""
-    batches = _w1_events(runs)
+    """Send every event in batches, poll until all runs completed; time and CPU the lot.
+
+    `batches` default to W1's events; `checks` name SQL counts read once all runs completed.
+    """
+    batches = batches or _w1_events(runs)
     poll = sqlite3.connect(db, isolation_level=None)
     psutil.cpu_percent(interval=None)
     cpu0 = cpu()
@@ -177,6 +186,7 @@ def _drive_w1(
     busy = psutil.cpu_percent(interval=None)
     last_end = poll.execute("SELECT max(ended_at) FROM runs").fetchone()[0]
     steps = poll.execute("SELECT count(*) FROM steps WHERE status = 'completed'").fetchone()[0]
+    counted = {name: poll.execute(query).fetchone()[0] for name, query in (checks or {}).items()}
     poll.close()
     elapsed = min(polled_s, float(last_end) - wall0)
     return {
@@ -190,17 +200,27 @@ def _drive_w1(
         "steps_per_s": round(3 * runs / elapsed, 1),
         "cpu_ms_per_step": round(1000 * cpu_s / (3 * runs), 3),
         "system_cpu_busy_pct": busy,
+        **counted,
     }
 
 
-def w1_inprocess(runs: int, slots: int) -> dict[str, Any]:
-    """W1 with the engine in this process; events sent with `Engine.send`."""
+def w1_inprocess(
+    runs: int,
+    slots: int,
+    app: stepline.App = workload.app,
+    batches: Batches | None = None,
+    checks: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """W1 with the engine in this process; events sent with `Engine.send`.
+
+    `app`, `batches` and `checks` are for variants of W1 (the flow part); see `_drive_w1`.
+    """
     with scratch_dir() as tmp:
         db = tmp / "w1.db"
         settings = EngineSettings(worker=WorkerSettings(slots=slots))
-        engine = Engine(workload.app, db=db, settings=settings).start()
+        engine = Engine(app, db=db, settings=settings).start()
         try:
-            result = _drive_w1(db, runs, engine.send, cpu_seconds_self)
+            result = _drive_w1(db, runs, engine.send, cpu_seconds_self, batches, checks)
         finally:
             engine.stop(grace_seconds=5)
     return {"engine": "in-process", "sender": "Engine.send", "slots": slots, **result}
@@ -208,8 +228,6 @@ def w1_inprocess(runs: int, slots: int) -> dict[str, Any]:
 
 def w1_child(runs: int, slots: int) -> dict[str, Any]:
     """W1 with the engine in a child process; events sent with `Client.local` on the file."""
-    import stepline
-
     with scratch_dir() as tmp:
         db = tmp / "w1.db"
         child = EngineProcess(db, slots, tmp / "stats.json")
@@ -436,7 +454,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument(
-        "--parts", default=",".join(PARTS), help="comma-separated: raw,w1,w2,w4 (default all)"
+        "--parts", default=",".join(PARTS), help="comma-separated: raw,w1,w2,w4,flow (default all)"
     )
     parser.add_argument("--runs", type=int, default=2000, help="W1 runs (3 steps each)")
     parser.add_argument("--latency-runs", type=int, default=200, help="W2 runs")
@@ -450,6 +468,14 @@ def main() -> None:
     parser.add_argument("--w4-runs", type=int, default=1_000_000)
     parser.add_argument("--w4-step-fraction", type=float, default=0.3)
     parser.add_argument("--w4-queries", type=int, default=300, help="timed queries per kind")
+    parser.add_argument("--flow-rounds", type=int, default=5, help="rounds of the flow variants")
+    parser.add_argument(
+        "--flow-listeners", default="0,100,500", help="listening runs in the cancel_on probe"
+    )
+    parser.add_argument(
+        "--flow-events", type=int, default=50, help="events of each kind in the cancel_on probe"
+    )
+    parser.add_argument("--flow-pg-workers", type=int, default=1, help="flow W1 worker processes")
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
     parser.add_argument(
@@ -474,8 +500,16 @@ def main() -> None:
             errors[name] = repr(exc)
             return {}
 
+    listeners = [int(n) for n in args.flow_listeners.split(",") if n]
+    flow = (args.runs, args.flow_rounds, args.raw_seconds)
     if "sqlite" in stores:
         report["sqlite"] = attempt("sqlite", lambda: run_sqlite(args, parts, skip))
+        if "flow" in parts:
+            from flow_parts import flow_sqlite
+
+            report["sqlite"]["flow"] = attempt(
+                "sqlite.flow", lambda: flow_sqlite(*flow, listeners, args.flow_events)
+            )
     if "postgres" in stores:
         from postgres_parts import run_postgres
 
@@ -486,6 +520,15 @@ def main() -> None:
                 args.pg_url, parts, args.runs, args.latency_runs, args.raw_seconds, counts
             ),
         )
+        if "flow" in parts:
+            from flow_parts import flow_postgres
+
+            report["postgres"]["flow"] = attempt(
+                "postgres.flow",
+                lambda: flow_postgres(
+                    args.pg_url, *flow, args.flow_pg_workers, listeners, args.flow_events
+                ),
+            )
     if "w4" in parts:
         from w4_history import w4_postgres, w4_sqlite
 
@@ -499,6 +542,7 @@ def main() -> None:
                 "postgres.W4",
                 lambda: retrying(args.pg_url, "W4", lambda: w4_postgres(args.pg_url, *w4)),
             )
+    report["machine"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     if errors:
         report["errors"] = errors
     report["peak_rss_mb"] = _peak_rss(report)
