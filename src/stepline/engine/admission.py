@@ -20,6 +20,7 @@ from typing import Any, Literal
 from stepline._cel import FailureLog, compile_expression
 from stepline._flow_keys import key_text
 from stepline.store.base import (
+    NO_FLOW,
     Bucket,
     FlowPlan,
     Gather,
@@ -32,6 +33,20 @@ MAX_PRIORITY = 600
 IDEMPOTENCY_SECONDS = 24 * 3600.0
 LISTEN_AT_MOST = timedelta(days=365)
 _MISSING = object()
+_FLOW_OPTIONS = frozenset(
+    (
+        "concurrency",
+        "priority",
+        "throttle",
+        "rate_limit",
+        "idempotency",
+        "singleton",
+        "debounce",
+        "batch_events",
+        "cancel_on",
+        "start_timeout_seconds",
+    )
+)
 # Run now, replays and invokes carry their own event: they are never debounced or batched.
 _GATHERED_KINDS = ("event", "cron")
 
@@ -72,6 +87,8 @@ class Admission:
         now: datetime,
     ) -> FlowPlan:
         """The flow control of a new run of `function_id` triggered by `event`."""
+        if not _FLOW_OPTIONS.intersection(config):
+            return NO_FLOW
         keys = _Keys(function_id, event, self._failures)
         slots = tuple(keys.slot(limit) for limit in config.get("concurrency", ()))
         priority = self._priority(function_id, config.get("priority"), event)

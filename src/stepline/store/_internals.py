@@ -67,7 +67,13 @@ class StoreInternals(Protocol):
     def _ended(self, tx: RawTransaction, run_id: str) -> None: ...
 
     def _after_end(
-        self, tx: RawTransaction, ended: RunEnd, now: datetime, routing: EventRouting
+        self,
+        tx: RawTransaction,
+        ended: RunEnd,
+        now: datetime,
+        routing: EventRouting,
+        *,
+        finished_listened: bool | None = None,
     ) -> None: ...
 
     def _settle_parent(self, tx: RawTransaction, ended: RunEnd, now: datetime) -> None: ...
@@ -75,3 +81,9 @@ class StoreInternals(Protocol):
     def _listened(self, tx: RawTransaction, name: str, routing: EventRouting) -> bool: ...
 
     def _lock_slot_keys(self, tx: RawTransaction, keys: Sequence[str]) -> None: ...
+
+    def _full_keys(self, tx: RawTransaction) -> list[str]: ...
+
+    def _within_limits(
+        self, tx: RawTransaction, leased: list[dict[str, Any]]
+    ) -> tuple[list[str], set[str]]: ...

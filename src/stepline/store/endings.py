@@ -168,14 +168,25 @@ class EndingsMixin:
         ended: RunEnd,
         now: datetime,
         routing: EventRouting,
+        *,
+        finished_listened: bool | None = None,
     ) -> None:
-        """Settle the parent's step and emit the lifecycle events (see the module docstring)."""
+        """Settle the parent's step and emit the lifecycle events (see the module docstring).
+
+        `finished_listened`: whether `stepline/function.finished` has a listener, when the
+        caller knows already (a worker's finish reads it with the run's end, in one trip).
+        """
         if ended.parent_run_id is not None and ended.parent_step is not None:
             self._settle_parent(tx, ended, now)
         names = [
             name
             for name in _LIFECYCLE.get(ended.status, ())
-            if name != FINISHED_EVENT or self._listened(tx, name, routing)
+            if name != FINISHED_EVENT
+            or (
+                finished_listened
+                if finished_listened is not None
+                else self._listened(tx, name, routing)
+            )
         ]
         if not names:
             return

@@ -1,11 +1,12 @@
 """Concurrency limits at claim time: a leased queue item holds a slot of each of its keys.
 
 The slots held per key are counted, never stored: they are the leased items carrying the key
-(an index on leased, keyed items makes that a range count). A claim leaves out items whose key
-is full, leases the rest in claim order, then checks the keys it leased under a per-key lock
-(PostgreSQL: transaction advisory locks, taken in key order; SQLite has one writer), and hands
-back what went over a limit. Two workers claiming items of one key thus serialize on that key
-only, and the second sees the first's committed leases when it counts.
+(an index on leased, keyed items makes that a range count). A claim leases due items in claim
+order, then checks the keys it leased under a per-key lock (PostgreSQL: transaction advisory
+locks, taken in key order; SQLite has one writer) and hands back what went over a limit; if it
+handed any back, a second pass leaves out every full key, so items of free keys behind them
+start at once. Unkeyed items cost the claim nothing more. Two workers claiming items of one key
+serialize on that key only, and the second sees the first's committed leases when it counts.
 
 A full key's items stay queued (never failed, never polled for): `next_due_at` ignores them,
 and a worker that frees a slot wakes the others (NOTIFY on PostgreSQL).
@@ -79,6 +80,24 @@ def full_keys(held: Iterable[Row]) -> list[str]:
 class SlotsMixin:
     """`SqlStore`'s concurrency limits (see the module docstring)."""
 
+    def _claim_ready(
+        self: StoreInternals, tx: RawTransaction, limit: int, lease: dict[str, Any]
+    ) -> list[str]:
+        """Lease up to `limit` due items, in claim order, within their keys' limits.
+
+        The first pass excludes nothing, so claims cost nothing extra while no key is full.
+        If it had to hand items back, a second pass leaves out every full key.
+        """
+        leased = tx.rows(self._sql.claim_ready, limit=limit, full=[NO_KEY], **lease)
+        leased.sort(key=lambda row: row["claim_order"])
+        kept, full = self._within_limits(tx, leased)
+        if not full or len(kept) >= limit:
+            return kept
+        exclude = sorted(full | set(self._full_keys(tx)) - {NO_KEY})
+        more = tx.rows(self._sql.claim_ready, limit=limit - len(kept), full=exclude, **lease)
+        more.sort(key=lambda row: row["claim_order"])
+        return kept + self._within_limits(tx, more)[0]
+
     def _full_keys(self: StoreInternals, tx: RawTransaction) -> list[str]:
         """The keys with no free slot: their items are not claimed (`NO_KEY` if none)."""
         return full_keys(tx.rows(self._slots.held_all)) or [NO_KEY]
@@ -86,14 +105,16 @@ class SlotsMixin:
     def _lock_slot_keys(self, tx: RawTransaction, keys: Sequence[str]) -> None:
         """Serialize claims of these keys across processes (PostgreSQL); nothing on SQLite."""
 
-    def _within_limits(self: StoreInternals, tx: RawTransaction, leased: list[Row]) -> list[str]:
-        """The leased items' ids that fit their keys' limits; the others are handed back.
+    def _within_limits(
+        self: StoreInternals, tx: RawTransaction, leased: list[Row]
+    ) -> tuple[list[str], set[str]]:
+        """The leased items' ids that fit their keys' limits, and the keys found full.
 
-        `leased` is in claim order, so the items handed back are the last ones.
+        The others are handed back; `leased` is in claim order, so those are the last ones.
         """
         keys = sorted({key for row in leased for key, _ in _keys(row)})
         if not keys:
-            return [row["run_id"] for row in leased]
+            return [row["run_id"] for row in leased], set()
         self._lock_slot_keys(tx, keys)
         held: Counter[str] = Counter()
         for row in tx.rows(self._slots.held_of, keys=keys):
@@ -101,14 +122,16 @@ class SlotsMixin:
         for row in leased:
             for key, _ in _keys(row):
                 held[key] -= 1  # now: slots held by others
-        kept, dropped = [], []
+        kept, dropped, full = [], [], set()
         for row in leased:
-            if all(held[key] < limit for key, limit in _keys(row)):
+            over = {key for key, limit in _keys(row) if held[key] >= limit}
+            if not over:
                 kept.append(row["run_id"])
                 for key, _ in _keys(row):
                     held[key] += 1
             else:
                 dropped.append(row["run_id"])
+                full |= over
         if dropped:
             tx.execute(self._slots.unlease, run_ids=dropped)
-        return kept
+        return kept, full

@@ -53,6 +53,8 @@ from stepline.store._prepared import Prepared, RawTransaction
 from stepline.store.admission import Admission, AdmissionStatements, Refusal, refuse
 from stepline.store.base import (
     ACTIVE_STATUSES,
+    FINISHED_EVENT,
+    NO_FLOW,
     AttemptRecord,
     ClaimedRun,
     CronState,
@@ -333,8 +335,20 @@ class _Statements:
             ),
             ["detail"],
         )
+        # With what `endings` needs to decide on `stepline/function.finished`, in one trip.
+        version = select(t.registry_version.c.version).where(
+            t.registry_version.c.id == REGISTRY_ROW
+        )
+        finished_waited = select(w.run_id).where(w.event_name == FINISHED_EVENT).exists()
         self.finish = prepare(
-            update(t.runs).where(run).values(failures=failed).returning(*ENDED_COLUMNS),
+            update(t.runs)
+            .where(run)
+            .values(failures=failed)
+            .returning(
+                *ENDED_COLUMNS,
+                version.scalar_subquery().label("registry_version"),
+                finished_waited.label("finished_waited"),
+            ),
             ["status", "detail", "output", "error", "ended_at"],
         )
         self.counters = prepare(select(r.counters).where(run))
@@ -397,6 +411,7 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
         self._guard = ConnectionGuard()
         # (registry version, unpaused functions): routing's copy of the registry.
         self._functions: tuple[int, list[FunctionRecord]] | None = None
+        self._triggered: dict[str, bool] = {}  # event name → a function triggers on it
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -640,12 +655,26 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
           acknowledged reads its version, hence its registry.
         """
         [version] = tx.scalars(self._sql.registry_version)
+        return self._functions_at(tx, version)
+
+    def _functions_at(self, tx: RawTransaction, version: int) -> list[FunctionRecord]:
+        """The unpaused functions filed under registry `version`, read again if it moved."""
         cached = self._functions
         if cached is not None and cached[0] == version:
             return cached[1]
         functions = [FunctionRecord.from_row(r) for r in tx.rows(self._sql.routable_functions)]
         self._functions = (version, functions)
+        self._triggered = {}
         return functions
+
+    def _triggers_on(
+        self, tx: RawTransaction, version: int, name: str, routing: EventRouting
+    ) -> bool:
+        """Whether a function of registry `version` triggers on `name` (cached per version)."""
+        functions = self._functions_at(tx, version)
+        if name not in self._triggered:
+            self._triggered[name] = routing.triggers_on(name, functions)
+        return self._triggered[name]
 
     # -- events and runs ---------------------------------------------------------------------
 
@@ -760,6 +789,9 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
 
     def _admit(self, tx: RawTransaction, run: NewRun, now: datetime, routing: EventRouting) -> bool:
         """Apply the run's flow control (`admission`), then store what it decided."""
+        if run.flow is NO_FLOW:
+            self._insert_run_rows(tx, run, now, available_at=(run.available_at or now).timestamp())
+            return True
         admission, flow, stamp = self._admission, run.flow, now.timestamp()
         refusal = admission.refusal(tx, run, stamp)
         gather = flow.gather
@@ -1071,14 +1103,7 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
             # Expired leases first: their runs were due before anything still unclaimed.
             run_ids = [r["run_id"] for r in tx.rows(self._sql.claim_expired, limit=limit, **lease)]
             if len(run_ids) < limit:
-                leased = tx.rows(
-                    self._sql.claim_ready,
-                    limit=limit - len(run_ids),
-                    full=self._full_keys(tx),
-                    **lease,
-                )
-                leased.sort(key=lambda row: row["claim_order"])
-                run_ids += self._within_limits(tx, leased)
+                run_ids += self._claim_ready(tx, limit - len(run_ids), lease)
             if not run_ids:
                 return []
             rows = tx.rows(self._sql.start_runs, run_ids=run_ids, now=stamp)
@@ -1422,7 +1447,11 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
             )
             tx.execute(sql.delete_waits, run_id=lease.run_id)
             self._apply_delta(tx, lease.run_id, delta)
-            self._after_end(tx, RunEnd.from_row(ended[0]), now, routing)
+            row = ended[0]
+            listened = bool(row["finished_waited"]) or self._triggers_on(
+                tx, row["registry_version"], FINISHED_EVENT, routing
+            )
+            self._after_end(tx, RunEnd.from_row(row), now, routing, finished_listened=listened)
 
     def save_progress(self, lease: Lease, delta: RunDelta) -> None:
         """Save progress and log lines between commits; silently skipped if the lease is gone."""
