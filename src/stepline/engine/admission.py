@@ -22,6 +22,7 @@ from stepline._flow_keys import key_text
 from stepline.store.base import (
     NO_FLOW,
     Bucket,
+    EventRecord,
     FlowPlan,
     Gather,
     NewListener,
@@ -83,12 +84,22 @@ class Admission:
         config: Mapping[str, Any],
         *,
         kind: TriggerKind,
-        event: Mapping[str, Any],
+        event: EventRecord | None,
         now: datetime,
     ) -> FlowPlan:
         """The flow control of a new run of `function_id` triggered by `event`."""
         if not _FLOW_OPTIONS.intersection(config):
-            return NO_FLOW
+            return NO_FLOW  # the event is not even decoded
+        return self._plan(function_id, config, kind, event.payload() if event else {}, now)
+
+    def _plan(
+        self,
+        function_id: str,
+        config: Mapping[str, Any],
+        kind: TriggerKind,
+        event: Mapping[str, Any],
+        now: datetime,
+    ) -> FlowPlan:
         keys = _Keys(function_id, event, self._failures)
         slots = tuple(keys.slot(limit) for limit in config.get("concurrency", ()))
         priority = self._priority(function_id, config.get("priority"), event)

@@ -49,7 +49,6 @@ class Routing:
     ) -> NewRun:
         """A run of the function for `events`, with its flow control planned."""
         options = function_config(config)
-        payload = events[0].payload() if events else {}
         return NewRun(
             id=new_id(),
             function_id=function_id,
@@ -59,7 +58,9 @@ class Routing:
             replay_of=replay_of,
             idempotency_key=idempotency_key,
             timeout_seconds=options.get("timeout_seconds"),
-            flow=self.admission.plan(function_id, options, kind=kind, event=payload, now=now),
+            flow=self.admission.plan(
+                function_id, options, kind=kind, event=events[0] if events else None, now=now
+            ),
             parent_run_id=parent[0] if parent else None,
             parent_step=parent[1] if parent else None,
         )

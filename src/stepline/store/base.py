@@ -409,13 +409,15 @@ class CronState:
 class Lease:
     """Proof that a worker owns a run; checked (and renewed for `seconds`) at every commit.
 
-    `parent_run_id`: the run that started this one by a step, locked first when this one ends.
+    `parent_run_id`: the run that started this one by a step, locked first when this one ends;
+    `keyed`: the run holds concurrency slots (freeing them wakes other workers).
     """
 
     run_id: str
     owner: str
     seconds: float
     parent_run_id: str | None = None
+    keyed: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

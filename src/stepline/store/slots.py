@@ -59,6 +59,11 @@ class SlotStatements:
         )
 
 
+def is_keyed(row: Row) -> bool:
+    """Whether a claimed queue item holds concurrency slots."""
+    return row["slot_key_1"] is not None or row["slot_key_2"] is not None
+
+
 def _keys(row: Row) -> list[tuple[str, int]]:
     return [
         (row[key], row[limit])
@@ -82,7 +87,7 @@ class SlotsMixin:
 
     def _claim_ready(
         self: StoreInternals, tx: RawTransaction, limit: int, lease: dict[str, Any]
-    ) -> list[str]:
+    ) -> list[Row]:
         """Lease up to `limit` due items, in claim order, within their keys' limits.
 
         The first pass excludes nothing, so claims cost nothing extra while no key is full.
@@ -107,14 +112,14 @@ class SlotsMixin:
 
     def _within_limits(
         self: StoreInternals, tx: RawTransaction, leased: list[Row]
-    ) -> tuple[list[str], set[str]]:
-        """The leased items' ids that fit their keys' limits, and the keys found full.
+    ) -> tuple[list[Row], set[str]]:
+        """The leased items that fit their keys' limits, and the keys found full.
 
         The others are handed back; `leased` is in claim order, so those are the last ones.
         """
         keys = sorted({key for row in leased for key, _ in _keys(row)})
         if not keys:
-            return [row["run_id"] for row in leased], set()
+            return leased, set()
         self._lock_slot_keys(tx, keys)
         held: Counter[str] = Counter()
         for row in tx.rows(self._slots.held_of, keys=keys):
@@ -122,11 +127,13 @@ class SlotsMixin:
         for row in leased:
             for key, _ in _keys(row):
                 held[key] -= 1  # now: slots held by others
-        kept, dropped, full = [], [], set()
+        kept: list[Row] = []
+        dropped: list[str] = []
+        full: set[str] = set()
         for row in leased:
             over = {key for key, limit in _keys(row) if held[key] >= limit}
             if not over:
-                kept.append(row["run_id"])
+                kept.append(row)
                 for key, _ in _keys(row):
                     held[key] += 1
             else:

@@ -79,8 +79,15 @@ from stepline.store.base import (
     from_epoch,
 )
 from stepline.store.cancellation import CancellationMixin, CancellationStatements
-from stepline.store.endings import ENDED_COLUMNS, EndingsMixin, EndingStatements
-from stepline.store.slots import HELD_SLOTS, SLOT_COLUMNS, SlotsMixin, SlotStatements, full_keys
+from stepline.store.endings import EndingsMixin, EndingStatements
+from stepline.store.slots import (
+    HELD_SLOTS,
+    SLOT_COLUMNS,
+    SlotsMixin,
+    SlotStatements,
+    full_keys,
+    is_keyed,
+)
 
 EVENT_ID_TTL = timedelta(hours=24)
 # Steps a run parks on, completed later by their own commit (or, for an invoke, by its run).
@@ -110,6 +117,7 @@ _RUN_COLUMNS = (
     "timeout_seconds",
     "counters",
     "saved_before_step",
+    # Flow control and composition (left out for a plain run: `_PLAIN_RUN_COLUMNS`).
     "detail",
     "reason",
     "ended_at",
@@ -117,6 +125,7 @@ _RUN_COLUMNS = (
     "parent_step",
     "start_by",
 )
+_PLAIN_RUN_COLUMNS = _RUN_COLUMNS.index("detail")
 _STEP_UPDATE_COLUMNS = (
     "id",
     "kind",
@@ -170,10 +179,15 @@ class _Statements:
         self.take_event_id = prepare(
             update(t.event_ids).where(ids.id == bindparam("key")), ["internal_id", "expires_at"]
         )
+        # A run without flow control needs none of the flow columns (they default to null).
         self.insert_run = prepare(insert(t.runs), _RUN_COLUMNS)
+        self.insert_plain_run = prepare(insert(t.runs), _RUN_COLUMNS[:_PLAIN_RUN_COLUMNS])
         self.insert_queue_item = prepare(
             insert(t.queue),
             ["run_id", "function_id", "available_at", "priority", "timeout_at", *SLOT_COLUMNS],
+        )
+        self.insert_plain_queue_item = prepare(
+            insert(t.queue), ["run_id", "function_id", "available_at", "priority"]
         )
         # The constructs Core's own `begin_nested()` executes (untyped in SQLAlchemy).
         self.savepoint = prepare(SavepointClause("new_run"))  # type: ignore[no-untyped-call]
@@ -282,9 +296,8 @@ class _Statements:
             update(t.queue)
             .where(held)
             .values(available_at=bindparam("at"), lease_owner=None, lease_expires_at=None)
-            .returning(q.slot_key_1)
         )
-        self.drop_queue_item = prepare(delete(t.queue).where(held).returning(q.slot_key_1))
+        self.drop_queue_item = prepare(delete(t.queue).where(held))
         self.make_due = prepare(update(t.queue).where(q.run_id == run_id), ["available_at"])
         self.run = prepare(select(t.runs).where(r.id == run_id))
         self.timed_out = prepare(
@@ -345,7 +358,6 @@ class _Statements:
             .where(run)
             .values(failures=failed)
             .returning(
-                *ENDED_COLUMNS,
                 version.scalar_subquery().label("registry_version"),
                 finished_waited.label("finished_waited"),
             ),
@@ -789,8 +801,8 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
 
     def _admit(self, tx: RawTransaction, run: NewRun, now: datetime, routing: EventRouting) -> bool:
         """Apply the run's flow control (`admission`), then store what it decided."""
-        if run.flow is NO_FLOW:
-            self._insert_run_rows(tx, run, now, available_at=(run.available_at or now).timestamp())
+        if run.flow is NO_FLOW and run.parent_run_id is None:
+            self._insert_plain_run(tx, run, now)
             return True
         admission, flow, stamp = self._admission, run.flow, now.timestamp()
         refusal = admission.refusal(tx, run, stamp)
@@ -868,6 +880,34 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
                 reason=refusal.reason,
             )
             self._after_end(tx, ended, now, routing)
+
+    def _insert_plain_run(self, tx: RawTransaction, run: NewRun, now: datetime) -> None:
+        """A run without flow control or parent, and its queue item (the hot path)."""
+        tx.execute(
+            self._sql.insert_plain_run,
+            id=run.id,
+            function_id=run.function_id,
+            status="QUEUED",
+            trigger_kind=run.trigger_kind,
+            trigger_by=run.trigger_by,
+            event_id=run.event_ids[0] if run.event_ids else None,
+            event_ids=json.dumps(list(run.event_ids)),
+            replay_of=run.replay_of,
+            idempotency_key=run.idempotency_key,
+            attempt=0,
+            failures=0,
+            created_at=now.timestamp(),
+            timeout_seconds=run.timeout_seconds,
+            counters="{}",
+            saved_before_step=-1,
+        )
+        tx.execute(
+            self._sql.insert_plain_queue_item,
+            run_id=run.id,
+            function_id=run.function_id,
+            available_at=(run.available_at or now).timestamp(),
+            priority=0,
+        )
 
     def _insert_run_rows(
         self,
@@ -1101,11 +1141,12 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
         }
         with self._transaction() as tx:
             # Expired leases first: their runs were due before anything still unclaimed.
-            run_ids = [r["run_id"] for r in tx.rows(self._sql.claim_expired, limit=limit, **lease)]
-            if len(run_ids) < limit:
-                run_ids += self._claim_ready(tx, limit - len(run_ids), lease)
-            if not run_ids:
+            claimed = tx.rows(self._sql.claim_expired, limit=limit, **lease)
+            if len(claimed) < limit:
+                claimed += self._claim_ready(tx, limit - len(claimed), lease)
+            if not claimed:
                 return []
+            run_ids = [row["run_id"] for row in claimed]
             rows = tx.rows(self._sql.start_runs, run_ids=run_ids, now=stamp)
             # The queue keeps a copy of the deadline, so timeouts are found without a join;
             # it replaces the deadline to start, if there was one.
@@ -1118,10 +1159,16 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
                 ],
             )
             runs = [RunRecord.from_row(row) for row in rows]
-            return self._load_claimed(tx, runs, owner, lease_seconds)
+            keyed = {row["run_id"] for row in claimed if is_keyed(row)}
+            return self._load_claimed(tx, runs, owner, lease_seconds, keyed)
 
     def _load_claimed(
-        self, tx: RawTransaction, runs: list[RunRecord], owner: str, lease_seconds: float
+        self,
+        tx: RawTransaction,
+        runs: list[RunRecord],
+        owner: str,
+        lease_seconds: float,
+        keyed: set[str],
     ) -> list[ClaimedRun]:
         run_ids = [run.id for run in runs]
         event_ids = sorted({e for run in runs for e in run.event_ids})
@@ -1152,6 +1199,7 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
                     owner=owner,
                     seconds=lease_seconds,
                     parent_run_id=run.parent_run_id,
+                    keyed=run.id in keyed,
                 ),
                 events=tuple(events[e] for e in run.event_ids if e in events),
                 steps=tuple(steps[sources[run.id]]),
@@ -1336,13 +1384,12 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
         if runs and routing is None:
             raise ValueError("routing is required to start runs")
         with self._transaction() as tx:
-            released = tx.rows(
+            released = tx.execute(
                 sql.release, run_id=lease.run_id, owner=lease.owner, at=available_at.timestamp()
             )
-            if len(released) != 1:
+            if released != 1:
                 raise errors.LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
-            freed = released[0]["slot_key_1"] is not None
-            if freed:
+            if lease.keyed:
                 self._announce(tx)  # a concurrency slot is free: other workers may claim
             next_attempt = None
             if attempt is not None:
@@ -1428,10 +1475,9 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
         with self._transaction() as tx:
             if lease.parent_run_id is not None:  # the parent's queue row first (lock order)
                 tx.first(sql.lock_queue_item, run_id=lease.parent_run_id)
-            dropped = tx.rows(sql.drop_queue_item, run_id=lease.run_id, owner=lease.owner)
-            if len(dropped) != 1:
+            if tx.execute(sql.drop_queue_item, run_id=lease.run_id, owner=lease.owner) != 1:
                 raise errors.LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
-            if dropped[0]["slot_key_1"] is not None:
+            if lease.keyed:
                 self._announce(tx)  # a concurrency slot is free: other workers may claim
             if attempt is not None:
                 self._insert_attempt(tx, lease.run_id, attempt, now)
@@ -1447,11 +1493,15 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
             )
             tx.execute(sql.delete_waits, run_id=lease.run_id)
             self._apply_delta(tx, lease.run_id, delta)
-            row = ended[0]
-            listened = bool(row["finished_waited"]) or self._triggers_on(
-                tx, row["registry_version"], FINISHED_EVENT, routing
+            [checks] = ended
+            listened = bool(checks["finished_waited"]) or self._triggers_on(
+                tx, checks["registry_version"], FINISHED_EVENT, routing
             )
-            self._after_end(tx, RunEnd.from_row(row), now, routing, finished_listened=listened)
+            # Most runs end with nothing to follow: no parent, no event listened for.
+            if listened or status != "COMPLETED" or lease.parent_run_id is not None:
+                [row] = tx.rows(sql.run, run_id=lease.run_id)
+                end = RunEnd.from_row(row)
+                self._after_end(tx, end, now, routing, finished_listened=listened)
 
     def save_progress(self, lease: Lease, delta: RunDelta) -> None:
         """Save progress and log lines between commits; silently skipped if the lease is gone."""
