@@ -24,6 +24,19 @@ def key_text(value: Any) -> str:
     return text
 
 
+MISSING = object()
+
+
+def field_at(payload: Any, path: str) -> Any:
+    """The value at a dotted path such as "data.order.id", or `MISSING`."""
+    value = payload
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return MISSING
+        value = value[part]
+    return value
+
+
 def key_value(key: str) -> str:
     """The value part of a stored key ("" for a function-wide key), for messages."""
     if key.startswith("all:"):

@@ -12,13 +12,14 @@ for `idempotency` it means no check at all, since one shared key would refuse ev
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
 from stepline._cel import FailureLog, compile_expression
-from stepline._flow_keys import key_text
+from stepline._flow_keys import MISSING, field_at, key_text
 from stepline.store.base import (
     NO_FLOW,
     Bucket,
@@ -48,6 +49,8 @@ _FLOW_OPTIONS = frozenset(
         "start_timeout_seconds",
     )
 )
+_PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_MATCH = re.compile(rf"\s*event\.(?P<run>{_PATH})\s*==\s*async\.(?P<incoming>{_PATH})\s*")
 # Run now, replays and invokes carry their own event: they are never debounced or batched.
 _GATHERED_KINDS = ("event", "cron")
 
@@ -114,7 +117,11 @@ class Admission:
             idempotency=keys.idempotency(config.get("idempotency")),
             singleton=keys.singleton(config.get("singleton")),
             gather=keys.gather(config) if kind in _GATHERED_KINDS else None,
-            cancel_on=tuple(_listener(c, now) for c in config.get("cancel_on", ())),
+            cancel_on=tuple(
+                listener
+                for listener in (_listener(c, event, now) for c in config.get("cancel_on", ()))
+                if listener is not None
+            ),
             start_by=_after(now, config.get("start_timeout_seconds")),
             refuse=refuse,
         )
@@ -198,11 +205,28 @@ class _Keys:
         return None
 
 
-def _listener(config: Mapping[str, Any], now: datetime) -> NewListener:
+def _listener(
+    config: Mapping[str, Any], event: Mapping[str, Any], now: datetime
+) -> NewListener | None:
+    """The run's listener; a `match` (`event.x == async.x`) becomes an indexed value.
+
+    None if the run's event lacks the matched field: no event can match it then.
+    """
     seconds = config.get("timeout_seconds")
-    span = LISTEN_AT_MOST if seconds is None else timedelta(seconds=seconds)
+    expires = now + (LISTEN_AT_MOST if seconds is None else timedelta(seconds=seconds))
+    expression = config.get("if")
+    same = _MATCH.fullmatch(expression or "")
+    if same is None or same["run"] != same["incoming"]:
+        return NewListener(event_name=config["event"], expression=expression, expires_at=expires)
+    value = field_at(event, same["run"])
+    if value is MISSING:
+        return None
     return NewListener(
-        event_name=config["event"], expression=config.get("if"), expires_at=now + span
+        event_name=config["event"],
+        expression=None,
+        expires_at=expires,
+        match_path=same["run"],
+        match_value=key_text(value),
     )
 
 

@@ -85,7 +85,15 @@ class AdmissionStatements:
         self.insert_member = prepare(insert(t.batch_members), ["event_id", "run_id"])
         self.insert_listener = prepare(
             insert(t.cancel_listeners),
-            ["run_id", "event_name", "expression", "created_at", "expires_at"],
+            [
+                "run_id",
+                "event_name",
+                "expression",
+                "match_path",
+                "match_value",
+                "created_at",
+                "expires_at",
+            ],
         )
         self.forget_expired_buckets = prepare(
             delete(t.flow_buckets).where(b.expires_at < bindparam("now"))
@@ -245,6 +253,8 @@ class Admission:
                     "run_id": run.id,
                     "event_name": listener.event_name,
                     "expression": listener.expression,
+                    "match_path": listener.match_path,
+                    "match_value": listener.match_value,
                     "created_at": now,
                     "expires_at": listener.expires_at.timestamp(),
                 }

@@ -129,11 +129,17 @@ class Gather:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NewListener:
-    """A `cancel_on` listener: an event named `event_name` for which `expression` holds."""
+    """A `cancel_on` listener: an event named `event_name` for which `expression` holds.
+
+    A `match` listener has no expression: the incoming event's value at `match_path` must
+    equal `match_value` (the run's own value there, as JSON text), found by index.
+    """
 
     event_name: str
     expression: str | None
     expires_at: datetime
+    match_path: str | None = None
+    match_value: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -307,8 +307,12 @@ cancel_listeners = Table(
     Column("run_id", String(26), nullable=False),
     Column("event_name", String(512), nullable=False),
     Column("expression", Text),
+    # A `match` listener: the run's value at `match_path`, which the incoming event's value
+    # at the same path must equal (JSON text, as `_flow_keys.key_text` writes it).
+    Column("match_path", String(255)),
+    Column("match_value", String(600)),
     Column("created_at", Double, nullable=False),
     Column("expires_at", Double, nullable=False),
-    Index(None, "event_name"),
+    Index(None, "event_name", "match_path", "match_value"),
     Index(None, "run_id"),
 )

@@ -76,11 +76,17 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(length=26), nullable=False),
         sa.Column("event_name", sa.String(length=512), nullable=False),
         sa.Column("expression", sa.Text(), nullable=True),
+        sa.Column("match_path", sa.String(length=255), nullable=True),
+        sa.Column("match_value", sa.String(length=600), nullable=True),
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.Column("expires_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_cancel_listeners")),
     )
-    op.create_index(op.f("ix_cancel_listeners_event_name"), "cancel_listeners", ["event_name"])
+    op.create_index(
+        op.f("ix_cancel_listeners_event_name_match_path_match_value"),
+        "cancel_listeners",
+        ["event_name", "match_path", "match_value"],
+    )
     op.create_index(op.f("ix_cancel_listeners_run_id"), "cancel_listeners", ["run_id"])
 
 
