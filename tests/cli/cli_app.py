@@ -81,4 +81,5 @@ def sleeper(ctx: stepline.Context[Step]) -> str:
     timeouts=stepline.Timeouts(start="5m"),
 )
 def limited(ctx: stepline.Context[Step]) -> None:
-    """Do nothing, within flow-control limits (never triggered)."""
+    """Sleep for an hour, within flow-control limits: one at a time, cancelled by an event."""
+    ctx.step.sleep("nap", "1h")

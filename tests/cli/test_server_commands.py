@@ -186,3 +186,22 @@ def test_functions_lists_the_options_of_each_function_below_the_table(
         "cancel on cli/limited.cancelled (1d)",
         "start within 5m",
     ]
+
+
+def test_trigger_of_a_busy_singleton_exits_2_naming_the_running_run(
+    dev_server: DevServer, wait_until: Wait
+) -> None:
+    run_id = _only_run(dev_server, dev_server.client.send_event("cli/limited"))
+    wait_until(
+        lambda: dev_server.client.get_run(run_id)["detail"] == "SLEEPING", what="run sleeping"
+    )
+
+    refused = run_cli(dev_server.url, "trigger", "limited")
+
+    assert refused.returncode == 2
+    [line] = refused.stderr.splitlines()
+    assert line.startswith("error: ") and f"run {run_id} is still active" in line
+    dev_server.client.send_event("cli/limited.cancelled")
+    assert dev_server.client.get_run(run_id)["status"] == "CANCELLED"
+    shown = run_cli(dev_server.url, "runs", "show", run_id)
+    assert "cancelled by event 'cli/limited.cancelled'" in shown.stdout
