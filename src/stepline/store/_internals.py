@@ -15,11 +15,13 @@ from stepline.store.base import (
     EventRecord,
     EventRouting,
     FunctionRecord,
+    NewRun,
     RunEnd,
     RunStatus,
 )
 
 if TYPE_CHECKING:
+    from stepline.store.admission import Admission, Refusal
     from stepline.store.cancellation import CancellationStatements
     from stepline.store.endings import EndingStatements
     from stepline.store.slots import SlotStatements
@@ -29,6 +31,7 @@ class StoreInternals(Protocol):
     """The parts of `SqlStore` its domain mixins call."""
 
     _sql: Any
+    _admission: Admission
     _endings: EndingStatements
     _cancellation: CancellationStatements
     _slots: SlotStatements
@@ -42,6 +45,33 @@ class StoreInternals(Protocol):
     ) -> tuple[list[str], bool]: ...
 
     def _routable_functions(self, tx: RawTransaction) -> list[FunctionRecord]: ...
+
+    def _singleton(
+        self, tx: RawTransaction, run: NewRun, now: datetime, routing: EventRouting
+    ) -> Refusal | None: ...
+
+    def _insert_skipped(
+        self,
+        tx: RawTransaction,
+        run: NewRun,
+        refusal: Refusal,
+        now: datetime,
+        routing: EventRouting,
+    ) -> None: ...
+
+    def _insert_plain_run(self, tx: RawTransaction, run: NewRun, now: datetime) -> None: ...
+
+    def _insert_run_rows(
+        self,
+        tx: RawTransaction,
+        run: NewRun,
+        now: datetime,
+        *,
+        available_at: float | None = None,
+        status: RunStatus = "QUEUED",
+        detail: str | None = None,
+        reason: str | None = None,
+    ) -> None: ...
 
     def _waited_names(self, tx: RawTransaction, names: Sequence[str]) -> set[str]: ...
 

@@ -13,7 +13,6 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,11 +49,10 @@ from stepline import errors
 from stepline.store import schema as t
 from stepline.store._nesting import ConnectionGuard
 from stepline.store._prepared import Prepared, RawTransaction
-from stepline.store.admission import Admission, AdmissionStatements, Refusal, refuse
+from stepline.store.admission import Admission, AdmissionStatements, AdmittingMixin
 from stepline.store.base import (
     ACTIVE_STATUSES,
     FINISHED_EVENT,
-    NO_FLOW,
     AttemptRecord,
     ClaimedRun,
     CronState,
@@ -92,7 +90,6 @@ from stepline.store.slots import (
 EVENT_ID_TTL = timedelta(hours=24)
 # Steps a run parks on, completed later by their own commit (or, for an invoke, by its run).
 _SETTLED_KINDS = ("sleep", "wait", "invoke")
-_GATHERING = {"debounce": "DEBOUNCING", "batch": "BATCHING"}
 TIMEOUT_ERROR = "RunTimeout"
 # The id of `registry_version`'s single row.
 REGISTRY_ROW = 1
@@ -395,7 +392,7 @@ class _EveryoneLeads:
         pass
 
 
-class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
+class SqlStore(AdmittingMixin, EndingsMixin, CancellationMixin, SlotsMixin):
     """The Store implementation shared by SQLite and PostgreSQL.
 
     Hooks for subclasses: `_raw_connection` (the hot path's write transaction),
@@ -798,169 +795,6 @@ class SqlStore(EndingsMixin, CancellationMixin, SlotsMixin):
             raise errors.Conflict(
                 f"function {run.function_id!r} already has a run with key {run.idempotency_key!r}"
             ) from None
-
-    def _admit(self, tx: RawTransaction, run: NewRun, now: datetime, routing: EventRouting) -> bool:
-        """Apply the run's flow control (`admission`), then store what it decided."""
-        if run.flow is NO_FLOW and run.parent_run_id is None:
-            self._insert_plain_run(tx, run, now)
-            return True
-        admission, flow, stamp = self._admission, run.flow, now.timestamp()
-        refusal = admission.refusal(tx, run, stamp)
-        gather = flow.gather
-        if gather is not None and gather.kind == "batch" and gather.max_size == 1:
-            gather = None  # a batch of one is a run per event
-        if refusal is None and gather is not None and run.event_ids:
-            gathering, event_ids, pending = admission.gathering_run(tx, gather)
-            if gathering:
-                new_event = run.event_ids[0]
-                superseded = admission.join(
-                    tx, gather, gathering, event_ids, pending, new_event, stamp
-                )
-                if superseded is not None:
-                    reason = f"debounced: superseded by event {new_event}"
-                    skipped = replace(run, event_ids=(superseded,))
-                    self._insert_skipped(tx, skipped, Refusal("DEBOUNCED", reason), now, routing)
-                return True
-        if refusal is None and flow.singleton is not None:
-            refusal = self._singleton(tx, run, now, routing)
-        if refusal is not None:
-            if flow.refuse == "raise":
-                raise refuse(run, refusal)
-            self._insert_skipped(tx, run, refusal, now, routing)
-            return False
-        available, detail = (run.available_at or now).timestamp(), None
-        if gather is not None:
-            available, detail = stamp + gather.delay_seconds, _GATHERING[gather.kind]
-            admission.start_gathering(tx, gather, run.id, stamp)
-        if flow.throttle is not None:
-            start = admission.throttled_start(tx, flow.throttle, stamp)
-            if start > available:
-                available, detail = start, detail or "THROTTLED"
-        self._insert_run_rows(tx, run, now, available_at=available, detail=detail)
-        admission.listen(tx, run, stamp)
-        return True
-
-    def _singleton(
-        self, tx: RawTransaction, run: NewRun, now: datetime, routing: EventRouting
-    ) -> Refusal | None:
-        """Hold the run's singleton key: refuse it ("skip") or cancel the active run ("cancel")."""
-        assert run.flow.singleton is not None
-        key, mode = run.flow.singleton
-        holder = self._admission.singleton_holder(tx, key)
-        if holder is not None and mode == "skip":
-            return Refusal("SINGLETON", f"singleton: run {holder} is still active", holder)
-        if holder is not None:
-            reason = f"cancelled by singleton: replaced by run {run.id}"
-            self._end_run(tx, holder, "CANCELLED", now, routing, reason=reason)
-        self._admission.hold_singleton(tx, key, run.id)
-        return None
-
-    def _insert_skipped(
-        self,
-        tx: RawTransaction,
-        run: NewRun,
-        refusal: Refusal,
-        now: datetime,
-        routing: EventRouting,
-    ) -> None:
-        """Store a refused trigger as a SKIPPED run saying why; settle a waiting parent."""
-        self._insert_run_rows(
-            tx, run, now, status="SKIPPED", detail=refusal.detail, reason=refusal.reason
-        )
-        if run.parent_run_id is not None:
-            ended = RunEnd(
-                run_id=run.id,
-                function_id=run.function_id,
-                status="SKIPPED",
-                output=None,
-                error=None,
-                event_ids=tuple(run.event_ids),
-                parent_run_id=run.parent_run_id,
-                parent_step=run.parent_step,
-                reason=refusal.reason,
-            )
-            self._after_end(tx, ended, now, routing)
-
-    def _insert_plain_run(self, tx: RawTransaction, run: NewRun, now: datetime) -> None:
-        """A run without flow control or parent, and its queue item (the hot path)."""
-        tx.execute(
-            self._sql.insert_plain_run,
-            id=run.id,
-            function_id=run.function_id,
-            status="QUEUED",
-            trigger_kind=run.trigger_kind,
-            trigger_by=run.trigger_by,
-            event_id=run.event_ids[0] if run.event_ids else None,
-            event_ids=json.dumps(list(run.event_ids)),
-            replay_of=run.replay_of,
-            idempotency_key=run.idempotency_key,
-            attempt=0,
-            failures=0,
-            created_at=now.timestamp(),
-            timeout_seconds=run.timeout_seconds,
-            counters="{}",
-            saved_before_step=-1,
-        )
-        tx.execute(
-            self._sql.insert_plain_queue_item,
-            run_id=run.id,
-            function_id=run.function_id,
-            available_at=(run.available_at or now).timestamp(),
-            priority=0,
-        )
-
-    def _insert_run_rows(
-        self,
-        tx: RawTransaction,
-        run: NewRun,
-        now: datetime,
-        *,
-        available_at: float | None = None,
-        status: RunStatus = "QUEUED",
-        detail: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """The run's row and, unless it is SKIPPED, its queue item with its slots."""
-        start_by = run.flow.start_by.timestamp() if run.flow.start_by else None
-        tx.execute(
-            self._sql.insert_run,
-            id=run.id,
-            function_id=run.function_id,
-            status=status,
-            trigger_kind=run.trigger_kind,
-            trigger_by=run.trigger_by,
-            event_id=run.event_ids[0] if run.event_ids else None,
-            event_ids=json.dumps(list(run.event_ids)),
-            replay_of=run.replay_of,
-            idempotency_key=run.idempotency_key,
-            attempt=0,
-            failures=0,
-            created_at=now.timestamp(),
-            timeout_seconds=run.timeout_seconds,
-            counters="{}",
-            saved_before_step=-1,
-            detail=detail,
-            reason=reason,
-            ended_at=now.timestamp() if status == "SKIPPED" else None,
-            parent_run_id=run.parent_run_id,
-            parent_step=run.parent_step,
-            start_by=start_by,
-        )
-        if status == "SKIPPED":
-            return
-        slots = [*list(run.flow.slots), None, None]
-        tx.execute(
-            self._sql.insert_queue_item,
-            run_id=run.id,
-            function_id=run.function_id,
-            available_at=available_at if available_at is not None else now.timestamp(),
-            priority=run.flow.priority,
-            timeout_at=start_by,
-            slot_key_1=slots[0].key if slots[0] else None,
-            slot_limit_1=slots[0].limit if slots[0] else None,
-            slot_key_2=slots[1].key if slots[1] else None,
-            slot_limit_2=slots[1].limit if slots[1] else None,
-        )
 
     @contextmanager
     def _savepoint(self, tx: RawTransaction) -> Iterator[None]:
