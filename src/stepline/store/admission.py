@@ -268,6 +268,27 @@ class Admission:
         )
 
 
+def _run_row(run: NewRun, status: RunStatus, now: datetime) -> dict[str, Any]:
+    """A new run's columns, but for those of flow control and composition."""
+    return {
+        "id": run.id,
+        "function_id": run.function_id,
+        "status": status,
+        "trigger_kind": run.trigger_kind,
+        "trigger_by": run.trigger_by,
+        "event_id": run.event_ids[0] if run.event_ids else None,
+        "event_ids": json.dumps(list(run.event_ids)),
+        "replay_of": run.replay_of,
+        "idempotency_key": run.idempotency_key,
+        "attempt": 0,
+        "failures": 0,
+        "created_at": now.timestamp(),
+        "timeout_seconds": run.timeout_seconds,
+        "counters": "{}",
+        "saved_before_step": -1,
+    }
+
+
 def refuse(run: NewRun, refusal: Refusal) -> errors.Conflict:
     """The error for a refused "Run now": names the reason and the run in the way."""
     return errors.Conflict(
@@ -366,24 +387,7 @@ class AdmittingMixin:
         self: StoreInternals, tx: RawTransaction, run: NewRun, now: datetime
     ) -> None:
         """A run without flow control or parent, and its queue item (the hot path)."""
-        tx.execute(
-            self._sql.insert_plain_run,
-            id=run.id,
-            function_id=run.function_id,
-            status="QUEUED",
-            trigger_kind=run.trigger_kind,
-            trigger_by=run.trigger_by,
-            event_id=run.event_ids[0] if run.event_ids else None,
-            event_ids=json.dumps(list(run.event_ids)),
-            replay_of=run.replay_of,
-            idempotency_key=run.idempotency_key,
-            attempt=0,
-            failures=0,
-            created_at=now.timestamp(),
-            timeout_seconds=run.timeout_seconds,
-            counters="{}",
-            saved_before_step=-1,
-        )
+        tx.execute(self._sql.insert_plain_run, **_run_row(run, "QUEUED", now))
         tx.execute(
             self._sql.insert_plain_queue_item,
             run_id=run.id,
@@ -407,21 +411,7 @@ class AdmittingMixin:
         start_by = run.flow.start_by.timestamp() if run.flow.start_by else None
         tx.execute(
             self._sql.insert_run,
-            id=run.id,
-            function_id=run.function_id,
-            status=status,
-            trigger_kind=run.trigger_kind,
-            trigger_by=run.trigger_by,
-            event_id=run.event_ids[0] if run.event_ids else None,
-            event_ids=json.dumps(list(run.event_ids)),
-            replay_of=run.replay_of,
-            idempotency_key=run.idempotency_key,
-            attempt=0,
-            failures=0,
-            created_at=now.timestamp(),
-            timeout_seconds=run.timeout_seconds,
-            counters="{}",
-            saved_before_step=-1,
+            **_run_row(run, status, now),
             detail=detail,
             reason=reason,
             ended_at=now.timestamp() if status == "SKIPPED" else None,
