@@ -69,3 +69,21 @@ def format_duration(seconds: float) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+_PERIOD_UNITS = (("d", 86400), ("h", 3600), ("m", 60))
+
+
+def period_text(seconds: float) -> str:
+    """A period as written in options: 1m, 1h30m, 1d, 2.5s, 500ms."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    whole, parts = int(seconds), []
+    for unit, size in _PERIOD_UNITS:
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    rest = whole + seconds % 1
+    if rest:
+        parts.append(f"{rest:g}s")
+    return "".join(parts)

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 import stepline
-from stepline._durations import parse_duration
-from stepline.engine.option_views import option_summaries, options_view, period_text
+from stepline._durations import parse_duration, period_text
+from stepline.engine.option_views import option_summaries, options_view
 
 
 @pytest.mark.parametrize(

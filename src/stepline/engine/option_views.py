@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stepline._durations import period_text
+
 LABELS = {
     "concurrency": "concurrency",
     "throttle": "throttle",
@@ -26,7 +28,6 @@ LABELS = {
 """The registry config's option keys, in the order they are shown, with their labels."""
 IDEMPOTENCY_PERIOD = "24h"
 """How long an idempotency key holds: Inngest's fixed 24 hours."""
-_UNITS = (("d", 86400), ("h", 3600), ("m", 60))
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,21 +55,6 @@ class OptionLine:
 def options_view(config: Mapping[str, Any]) -> dict[str, Any]:
     """The options a function sets, in their stored shapes (unset ones left out)."""
     return {key: config[key] for key in LABELS if config.get(key) is not None}
-
-
-def period_text(seconds: float) -> str:
-    """A period as written in options: 1m, 1h30m, 1d, 2.5s, 500ms."""
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    whole, parts = int(seconds), []
-    for unit, size in _UNITS:
-        count, whole = divmod(whole, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    rest = whole + seconds % 1
-    if rest:
-        parts.append(f"{rest:g}s")
-    return "".join(parts)
 
 
 def _per(option: Mapping[str, Any]) -> str:

@@ -375,8 +375,8 @@ class RunSession:
         config = self._function_config() if self._function_config else '{"triggers": []}'
         children, runs = [], []
         for index in range(count):
-            branch = StepKey(id=_branch_id(key, index), hash="", position=key.position)
-            branch = StepKey(id=branch.id, hash=hash_step_id(branch.id), position=key.position)
+            branch_id = _branch_id(key, index)
+            branch = StepKey(id=branch_id, hash=hash_step_id(branch_id), position=key.position)
             children.append(self._record(branch, "branch", now, status="waiting"))
             runs.append(
                 self._routing.new_run(

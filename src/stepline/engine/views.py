@@ -239,7 +239,7 @@ def worker_view(worker: WorkerRecord, now: datetime | None = None) -> dict[str, 
     """
     now = now or datetime.now(UTC)
     silent = (now - worker.heartbeat_at).total_seconds()
-    alive = silent <= 3 * worker.heartbeat_seconds and not worker.stopping
+    alive = worker.alive(now)
     return {
         "id": worker.id,
         "hostname": worker.hostname,

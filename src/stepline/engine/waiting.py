@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from stepline._flow_keys import key_value
-from stepline.store.base import ACTIVE_STATUSES, RunRecord, Store, WorkerRecord
+from stepline.store.base import ACTIVE_STATUSES, RunRecord, Store
 
 # A run queued this long with no live worker serving its function is flagged.
 UNSERVED_AFTER = timedelta(seconds=10)
@@ -27,11 +27,6 @@ DETAILS = {
 }
 
 
-def _alive(worker: WorkerRecord, now: datetime) -> bool:
-    silent = (now - worker.heartbeat_at).total_seconds()
-    return silent <= 3 * worker.heartbeat_seconds and not worker.stopping
-
-
 def waiting_reasons(store: Store, runs: Sequence[RunRecord], now: datetime) -> dict[str, str]:
     """Per active run id, why it is not executing (runs executing have no entry)."""
     active = [run for run in runs if run.status in ACTIVE_STATUSES]
@@ -41,7 +36,7 @@ def waiting_reasons(store: Store, runs: Sequence[RunRecord], now: datetime) -> d
         run_id: f"waiting for concurrency slot: key={key_value(key) or '(function-wide)'}"
         for run_id, key in store.slot_waits([run.id for run in active], now).items()
     }
-    workers = [w for w in store.list_workers() if _alive(w, now)]
+    workers = [w for w in store.list_workers() if w.alive(now)]
     served = {fn for worker in workers for fn in worker.functions}
     lease = max((3 * w.heartbeat_seconds for w in workers), default=UNSERVED_AFTER.total_seconds())
     for run in active:

@@ -46,6 +46,10 @@ class StoreInternals(Protocol):
 
     def _routable_functions(self, tx: RawTransaction) -> list[FunctionRecord]: ...
 
+    def _triggers_on(
+        self, tx: RawTransaction, version: int, name: str, routing: EventRouting
+    ) -> bool: ...
+
     def _singleton(
         self, tx: RawTransaction, run: NewRun, now: datetime, routing: EventRouting
     ) -> Refusal | None: ...

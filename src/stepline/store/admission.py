@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Double, String, bindparam, delete, insert, select, update
 
 from stepline import errors
+from stepline._durations import period_text
 from stepline._flow_keys import key_value
 from stepline.store import schema as t
 from stepline.store._prepared import Prepared, RawTransaction
@@ -121,13 +122,6 @@ def gcra(tat: float, now: float, bucket: Bucket, *, tolerance: float) -> tuple[f
     return max(now, arrival - tolerance), arrival + interval
 
 
-def _period(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
-
-
 def _for_key(key: str) -> str:
     value = key_value(key)
     return f" for key {value}" if value else ""
@@ -153,7 +147,7 @@ class Admission:
             if self._over(tx, bucket, now):
                 return Refusal(
                     "RATE_LIMITED",
-                    f"rate limit: {bucket.limit} per {_period(bucket.period_seconds)}"
+                    f"rate limit: {bucket.limit} per {period_text(bucket.period_seconds)}"
                     f"{_for_key(bucket.key)} reached",
                 )
         return None

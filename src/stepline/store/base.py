@@ -397,6 +397,11 @@ class WorkerRecord:
             abandoned=row["abandoned"],
         )
 
+    def alive(self, now: datetime) -> bool:
+        """Its claim loop reported within three heartbeat periods, and it is not stopping."""
+        silent = (now - self.heartbeat_at).total_seconds()
+        return silent <= 3 * self.heartbeat_seconds and not self.stopping
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CronState:

@@ -200,7 +200,8 @@ class EndingsMixin:
         self: StoreInternals, tx: RawTransaction, name: str, routing: EventRouting
     ) -> bool:
         """Whether a function triggers on events named `name` or a run waits for one."""
-        if routing.triggers_on(name, self._routable_functions(tx)):
+        [version] = tx.scalars(self._sql.registry_version)
+        if self._triggers_on(tx, version, name, routing):
             return True
         return bool(self._waited_names(tx, [name]))
 

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, literal, select, union_all, update
+from sqlalchemy import Connection, bindparam, func, literal, select, union_all, update
 
 from stepline.store import schema as t
 from stepline.store._prepared import Prepared, RawTransaction, Row
@@ -80,6 +80,11 @@ def full_keys(held: Iterable[Row]) -> list[str]:
         counts[row["key"]] += row["n"]
         limits[row["key"]] = max(limits.get(row["key"], 0), row["slot_limit"])
     return sorted(key for key, n in counts.items() if n >= limits[key])
+
+
+def full_keys_read(conn: Connection) -> list[str]:
+    """`full_keys` on a SQLAlchemy connection (reads: idle workers, API answers)."""
+    return full_keys(dict(row) for row in conn.execute(HELD_SLOTS).mappings())
 
 
 class SlotsMixin:

@@ -79,11 +79,10 @@ from stepline.store.base import (
 from stepline.store.cancellation import CancellationMixin, CancellationStatements
 from stepline.store.endings import EndingsMixin, EndingStatements
 from stepline.store.slots import (
-    HELD_SLOTS,
     SLOT_COLUMNS,
     SlotsMixin,
     SlotStatements,
-    full_keys,
+    full_keys_read,
     is_keyed,
 )
 
@@ -1050,7 +1049,7 @@ class SqlStore(AdmittingMixin, EndingsMixin, CancellationMixin, SlotsMixin):
         q = t.queue.c
         with self._read() as conn:
             # Items of a full concurrency key are not due: a slot freed wakes the workers.
-            full = full_keys(dict(row) for row in conn.execute(HELD_SLOTS).mappings())
+            full = full_keys_read(conn)
             waiting = and_(
                 q.lease_owner.is_(None),
                 or_(q.slot_key_1.is_(None), q.slot_key_1.not_in(full)),
@@ -1073,7 +1072,7 @@ class SqlStore(AdmittingMixin, EndingsMixin, CancellationMixin, SlotsMixin):
             return {}
         q = t.queue.c
         with self._read() as conn:
-            full = set(full_keys(dict(row) for row in conn.execute(HELD_SLOTS).mappings()))
+            full = set(full_keys_read(conn))
             if not full:
                 return {}
             rows = conn.execute(
