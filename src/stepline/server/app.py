@@ -17,6 +17,7 @@ from stepline.server.auth import AuthSettings
 from stepline.server.cross_site import CrossSiteGuard
 from stepline.server.dashboard import Dashboard
 from stepline.server.errors import error_response, handle_stepline_error, refusal
+from stepline.server.inngest.routes import inngest_routes
 from stepline.server.openapi import Endpoint
 
 
@@ -294,6 +295,8 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
         Route("/health", health, methods=["GET"]),
         # intake and REST: one table, also the OpenAPI document's source
         *(Route(e.path, api.endpoint(e), methods=[e.method]) for e in API),
+        # what the Inngest SDKs and their test tooling read runs through (protocol §7.3, §12)
+        *inngest_routes(operations, auth),
     ]
     return Starlette(
         routes=routes,
