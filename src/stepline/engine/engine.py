@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 import threading
@@ -15,6 +14,9 @@ from typing import Any
 from stepline import errors
 from stepline.engine.clock import Clock, SystemClock
 from stepline.engine.executor import Executor
+from stepline.engine.inngest.driver import HttpDriver, HttpSettings
+from stepline.engine.inngest.functions import SdkFunctions
+from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.operations import Operations, RunDetail
 from stepline.engine.retry import RetryPolicy
 from stepline.engine.scheduler import Scheduler
@@ -36,6 +38,9 @@ class EngineSettings:
             (steps still executing although their run was cancelled or timed out), start a
             fresh worker in this process; the stuck threads are left behind. `stepline
             worker` turns this off and exits instead, for its supervisor to restart it.
+        signing_keys: Sign the calls to SDK apps (and verify their signed answers); None
+            for apps in dev mode, as with the Inngest dev server.
+        http: Limits of the calls to SDK apps.
     """
 
     worker: WorkerSettings = field(default_factory=WorkerSettings)
@@ -43,6 +48,8 @@ class EngineSettings:
     scheduler: bool = True
     scheduler_poll_seconds: float = 1.0
     replace_exhausted_worker: bool = True
+    signing_keys: SigningKeys | None = None
+    http: HttpSettings = field(default_factory=HttpSettings)
 
 
 def collect_functions(apps: Iterable[App]) -> dict[str, Function]:
@@ -89,14 +96,9 @@ class Engine:
         self.clock = clock or SystemClock()
         self.settings = settings or EngineSettings()
         self.operations = Operations(self.store, self.clock)
-        self.executor = Executor(
-            store=self.store,
-            functions=self.functions,
-            clock=self.clock,
-            routing=self.operations.routing,
-            policy=self.settings.retry,
-            rng=random.random,
-        )
+        self.sdk_functions = SdkFunctions(self.store)
+        self.operations.registry_listeners.append(self.sdk_functions.invalidate)
+        self.executor = self._new_executor()
         self._lock = threading.Lock()
         self.worker = self._new_worker()
         self.scheduler = Scheduler(
@@ -105,6 +107,7 @@ class Engine:
             self.clock,
             poll_seconds=self.settings.scheduler_poll_seconds,
             routing=self.operations.routing,
+            sdk_functions=self.sdk_functions,
         )
         self._started = False
 
@@ -137,6 +140,30 @@ class Engine:
                 self._started = False
         self.store.close()
 
+    def _new_executor(self) -> Executor:
+        """An executor for the apps' functions and SDK apps' ones (over HTTP)."""
+        draining = threading.Event()
+        http = HttpDriver(
+            store=self.store,
+            clock=self.clock,
+            routing=self.operations.routing,
+            functions=self.sdk_functions,
+            policy=self.settings.retry,
+            draining=draining,
+            keys=self.settings.signing_keys,
+            settings=self.settings.http,
+        )
+        return Executor(
+            store=self.store,
+            functions=self.functions,
+            clock=self.clock,
+            routing=self.operations.routing,
+            policy=self.settings.retry,
+            rng=random.random,
+            draining=draining,
+            http=http,
+        )
+
     def _new_worker(self) -> Worker:
         return Worker(
             self.store,
@@ -155,7 +182,7 @@ class Engine:
                 return
             old = self.worker.id
             # The stuck replays keep the old executor; its `draining` flag stays set for them.
-            self.executor = dataclasses.replace(self.executor, draining=threading.Event())
+            self.executor = self._new_executor()
             self.worker = self._new_worker()
             try:
                 self.worker.start()

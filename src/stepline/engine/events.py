@@ -16,6 +16,7 @@ MAX_NAME_LENGTH = 512
 MAX_ID_LENGTH = 255
 RESERVED_PREFIXES = ("stepline/", "inngest/")
 INVOKED_EVENT = "stepline/function.invoked"  # the event of a run started by Run now or invoke
+CRON_EVENT = "stepline/scheduled.timer"  # the event of a run started by a cron tick
 MIN_TS = int(datetime(1980, 1, 1, tzinfo=UTC).timestamp() * 1000)
 MAX_TS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000)
 _JSON_TYPES = ((bool, "a boolean"), (int, "a number"), (float, "a number"), (str, "a string"))

@@ -19,6 +19,7 @@ from typing import Any
 
 from stepline import errors
 from stepline.engine.clock import Clock
+from stepline.engine.inngest.driver import HttpDriver
 from stepline.engine.retry import RetryPolicy, describe, next_attempt_at
 from stepline.engine.routing import Routing
 from stepline.engine.session import BranchDone, Lost, Parked, Restart, RunSession
@@ -54,6 +55,15 @@ class Executor:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: Callable[[], float] = random.random
     draining: threading.Event = field(default_factory=threading.Event)
+    http: HttpDriver | None = None
+
+    def function_ids(self) -> list[str]:
+        """The functions whose runs this executor takes: its Python ones and SDK apps' ones.
+
+        Reads the registry for SDK functions when its copy is stale (may raise `StoreError`).
+        """
+        sdk = self.http.functions.current() if self.http is not None else {}
+        return sorted({*self.functions, *sdk})
 
     def _session(
         self, claimed: ClaimedRun, lost: threading.Event | None
@@ -101,6 +111,9 @@ class Executor:
         The worker cancels the task once it found the lease gone (after setting `lost`): the
         `CancelledError` unwinds user code, and the replay ends without committing anything.
         """
+        if claimed.run.function_id not in self.functions and self.http is not None:
+            await self.http.execute(claimed, lost)  # an SDK app's function, over HTTP
+            return
         fn, session = self._session(claimed, lost)
         ctx = self._context(claimed, session, AsyncStep(session))
         try:

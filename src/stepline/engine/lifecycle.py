@@ -26,7 +26,7 @@ def _error(stored: str | None) -> dict[str, Any]:
         "error": f"{name}: {message}" if message else name,
         "name": name,
         "message": message,
-        "stack": error.get("traceback", ""),
+        "stack": error.get("stack") or error.get("traceback", ""),  # an SDK app's, or ours
     }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +60,8 @@ class Operations:
         self.store = store
         self.clock = clock or SystemClock()
         self.routing = Routing()
+        # Called after an SDK app's sync changed the registry (workers here read it again).
+        self.registry_listeners: list[Callable[[], None]] = []
 
     def send(self, events: Any) -> list[str]:
         """Validate and store one event or a list; returns their ids (all or nothing)."""

@@ -7,6 +7,7 @@ as missed when it is older than `ON_TIME` at the moment a scheduler sees it.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterable
@@ -14,16 +15,16 @@ from datetime import datetime, timedelta
 
 from stepline import errors
 from stepline.engine.clock import Clock, Wakeup
-from stepline.engine.events import build_event
+from stepline.engine.events import CRON_EVENT, build_event
+from stepline.engine.inngest.functions import SdkFunctions
 from stepline.engine.routing import Routing
 from stepline.sdk.app import Function
-from stepline.sdk.triggers import CronTrigger
+from stepline.sdk.triggers import CronTrigger, trigger_from_config
 from stepline.store.base import EventRecord, Store
 
 logger = logging.getLogger("stepline.scheduler")
 ON_TIME = timedelta(seconds=60)
 MAX_CATCH_UP_TICKS = 100_000
-CRON_EVENT = "stepline/scheduled.timer"
 SWEEP_EVERY = timedelta(minutes=1)
 
 
@@ -59,8 +60,10 @@ class Scheduler:
         *,
         poll_seconds: float = 1,
         routing: Routing | None = None,
+        sdk_functions: SdkFunctions | None = None,
     ) -> None:
         self._store = store
+        self._sdk_functions = sdk_functions
         self._routing = routing or Routing()
         self._swept: datetime | None = None
         self._functions = list(functions)
@@ -99,31 +102,47 @@ class Scheduler:
         now = self._clock.now()
         for fn in self._functions:
             for trigger in fn.cron_triggers:
-                self._fire(fn, trigger, now)
+                self._fire(fn.id, fn.config(), trigger, now)
+        for function_id, config, trigger in self._sdk_crons():
+            self._fire(function_id, config, trigger, now)
         for run_id in self._store.fail_timed_out_runs(now, self._routing):
             logger.info("run %s ended: timeout", run_id)
         if self._swept is None or now - self._swept >= SWEEP_EVERY:
             self._store.sweep(now)
             self._swept = now
 
-    def _fire(self, fn: Function, trigger: CronTrigger, now: datetime) -> None:
-        last = self._store.cron_last_tick(fn.id, trigger.schedule)
+    def _sdk_crons(self) -> list[tuple[str, str, CronTrigger]]:
+        """The cron triggers of SDK apps' functions, as the registry has them now."""
+        if self._sdk_functions is None:
+            return []
+        crons = []
+        for target in self._sdk_functions.current().values():
+            for raw in json.loads(target.config)["triggers"]:
+                trigger = trigger_from_config(raw)
+                if isinstance(trigger, CronTrigger):
+                    crons.append((target.id, target.config, trigger))
+        return crons
+
+    def _fire(self, function_id: str, config: str, trigger: CronTrigger, now: datetime) -> None:
+        last = self._store.cron_last_tick(function_id, trigger.schedule)
         if last is None:
             # First sight of this schedule: start counting from now, never run the past.
-            self._store.fire_cron_tick(fn.id, trigger.schedule, now, None, now)
+            self._store.fire_cron_tick(function_id, trigger.schedule, now, None, now)
             return
         due = due_ticks(trigger, last, now)
         if due is None:
             return
         tick, passed = due
         if trigger.missed == "skip" and now - tick > ON_TIME:
-            logger.info("%s: skipping missed tick %s", fn.id, tick.isoformat())
-            self._store.fire_cron_tick(fn.id, trigger.schedule, tick, None, now, missed=passed + 1)
+            logger.info("%s: skipping missed tick %s", function_id, tick.isoformat())
+            self._store.fire_cron_tick(
+                function_id, trigger.schedule, tick, None, now, missed=passed + 1
+            )
             return
         event = self._tick_event(trigger, tick, now)
         run = self._routing.new_run(
-            fn.id,
-            fn.config(),
+            function_id,
+            config,
             kind="cron",
             events=(event,),
             now=now,
@@ -131,9 +150,11 @@ class Scheduler:
             idempotency_key=f"cron:{trigger.schedule}:{tick.isoformat()}",
         )
         if passed:
-            logger.info("%s: %d missed tick(s) before %s not run", fn.id, passed, tick.isoformat())
+            logger.info(
+                "%s: %d missed tick(s) before %s not run", function_id, passed, tick.isoformat()
+            )
         fired = self._store.fire_cron_tick(
-            fn.id,
+            function_id,
             trigger.schedule,
             tick,
             run,
@@ -143,7 +164,7 @@ class Scheduler:
             routing=self._routing,
         )
         if fired:
-            logger.info("%s: fired tick %s as run %s", fn.id, tick.isoformat(), run.id)
+            logger.info("%s: fired tick %s as run %s", function_id, tick.isoformat(), run.id)
 
     @staticmethod
     def _tick_event(trigger: CronTrigger, tick: datetime, now: datetime) -> EventRecord:

@@ -146,7 +146,7 @@ class Worker:
         self._executor = executor
         self._clock = clock
         self._settings = settings
-        self._function_ids = sorted(executor.functions)
+        self._function_ids = executor.function_ids()
         self._wakeup = Wakeup()
         self._stopping = threading.Event()
         self._inflight: dict[str, ClaimedRun] = {}  # run id → its claim, while executing
@@ -234,12 +234,24 @@ class Worker:
             self._store.deregister_worker(self.id)
         except errors.StoreError as exc:
             logger.warning("could not release runs or deregister (leases will expire): %s", exc)
+        self._close_connections()
         self._loop.call_soon_threadsafe(self._loop.stop)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=1)
         if not self._loop.is_running():
             self._loop.close()
+
+    def _close_connections(self) -> None:
+        """Close the HTTP driver's connections to SDK apps (they belong to this loop)."""
+        http = self._executor.http
+        if http is None or not self._loop.is_running():
+            return
+        closing = asyncio.run_coroutine_threadsafe(http.aclose(), self._loop)
+        try:
+            closing.result(timeout=2)
+        except Exception as exc:  # a stuck close must not keep the worker from stopping
+            logger.warning("could not close connections to SDK apps: %r", exc)
 
     def notify(self) -> None:
         """Tell the worker that work may be available."""
@@ -282,6 +294,7 @@ class Worker:
         self._reported = time.monotonic()
 
     def _claim(self) -> int:
+        self._function_ids = self._executor.function_ids()  # SDK apps sync at any time
         free = self._settings.slots - self.inflight
         if free <= 0 or not self._function_ids:
             return 0
@@ -321,7 +334,8 @@ class Worker:
             self._inflight[run_id] = claimed
             lost = self._lost[run_id] = threading.Event()
         future: Future[None]
-        if self._executor.functions[claimed.run.function_id].is_async:
+        fn = self._executor.functions.get(claimed.run.function_id)
+        if fn is None or fn.is_async:  # an SDK app's function runs on the loop as well
             coroutine = self._execute_async(claimed, lost)
             future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         else:

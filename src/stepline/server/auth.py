@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from stepline import errors
+from stepline.engine.inngest.signing import SigningKeys
 from stepline.server.throttle import FailureLimiter, client_address
 
 
@@ -15,11 +16,15 @@ from stepline.server.throttle import FailureLimiter, client_address
 class AuthSettings:
     """Who may send events and call the API. Empty means open (only allowed in `dev`).
 
+    `signing_keys`: SDK apps present the hash of their signing key (protocol §4.4) on the
+    endpoints they call (`/fn/register`, `/v0/...`).
+
     `limiter` counts wrong API tokens per client address (see `server.throttle`).
     """
 
     event_keys: tuple[str, ...] = ()
     api_token: str | None = None
+    signing_keys: SigningKeys | None = None
     limiter: FailureLimiter = field(default_factory=FailureLimiter, compare=False, repr=False)
 
     @property

@@ -7,6 +7,7 @@ as a unit yet is type-checked against the parts of the store it relies on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +23,7 @@ from stepline.store.base import (
 
 if TYPE_CHECKING:
     from stepline.store.admission import Admission, Refusal
+    from stepline.store.apps import AppStatements
     from stepline.store.cancellation import CancellationStatements
     from stepline.store.endings import EndingStatements
     from stepline.store.slots import SlotStatements
@@ -35,6 +37,9 @@ class StoreInternals(Protocol):
     _endings: EndingStatements
     _cancellation: CancellationStatements
     _slots: SlotStatements
+    _apps: AppStatements
+
+    def _transaction(self) -> AbstractContextManager[RawTransaction]: ...
 
     def _ingest(
         self,

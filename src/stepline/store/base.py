@@ -56,6 +56,46 @@ class FunctionRecord:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class AppRecord:
+    """An app: functions registered together, in process ("python") or over HTTP ("sdk").
+
+    An SDK app is served at `url` by an official Inngest SDK (`sdk`, e.g. "py:v0.5.19");
+    `checksum` identifies its last sync, so that an identical re-sync changes nothing.
+    """
+
+    id: str
+    kind: Literal["python", "sdk"]
+    synced_at: datetime
+    url: str | None = None
+    sdk: str | None = None
+    framework: str | None = None
+    app_version: str | None = None
+    checksum: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> AppRecord:
+        """Build from a database row."""
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            synced_at=_at(row["synced_at"]),
+            url=row["url"],
+            sdk=row["sdk"],
+            framework=row["framework"],
+            app_version=row["app_version"],
+            checksum=row["checksum"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AppSync:
+    """What a sync changed: whether anything did, and the functions it removed."""
+
+    modified: bool
+    removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class EventRecord:
     """A stored event. `internal_id` is the server's ULID; `id` is the sender's id (or the same)."""
 
@@ -474,6 +514,7 @@ class RunEnd:
     parent_run_id: str | None
     parent_step: str | None
     reason: str | None = None
+    trigger_kind: TriggerKind = "event"
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> RunEnd:
@@ -488,6 +529,7 @@ class RunEnd:
             parent_run_id=row["parent_run_id"],
             parent_step=row["parent_step"],
             reason=row["reason"],
+            trigger_kind=row["trigger_kind"],
         )
 
 
@@ -638,6 +680,26 @@ class Store(Protocol):
 
     def list_functions(self) -> list[FunctionRecord]:
         """All registered functions."""
+        ...
+
+    def sync_app(
+        self,
+        app: AppRecord,
+        functions: Sequence[FunctionRecord],
+        now: datetime,
+        routing: EventRouting,
+    ) -> AppSync:
+        """Replace an SDK app's function set with `functions`, all or nothing.
+
+        Functions the app no longer has are removed (their triggers and cron ticks stop) and
+        their active runs cancelled. Nothing changes when `app.checksum` equals the stored
+        one. Raises `Conflict` when a function id belongs to another app, or the app id to a
+        Python app.
+        """
+        ...
+
+    def list_apps(self) -> list[AppRecord]:
+        """Every app, by id."""
         ...
 
     def set_function_paused(self, function_id: str, paused: bool) -> FunctionRecord:

@@ -57,6 +57,7 @@ ENDED_COLUMNS = (
     t.runs.c.parent_run_id,
     t.runs.c.parent_step,
     t.runs.c.reason,
+    t.runs.c.trigger_kind,
 )
 
 
@@ -78,9 +79,13 @@ class EndingStatements:
         self.delete_listeners = prepare(
             delete(t.cancel_listeners).where(t.cancel_listeners.c.run_id == run_id)
         )
+        # The steps a parent still waits for, besides the group step of a `step.parallel`:
+        # its branches, or an SDK app's planned steps, sleeps, waits and invokes.
         self.waiting_branches = prepare(
             select(func.count()).where(
-                s.run_id == run_id, s.kind == "branch", s.status == "waiting"
+                s.run_id == run_id,
+                s.kind != "parallel",
+                s.status.in_(("waiting", "sleeping")),
             )
         )
         self.settle_group = prepare(
@@ -107,6 +112,8 @@ def _child_outcome(ended: RunEnd) -> tuple[str, str | None, str | None]:
     """(step status, output, error) for the parent's step from how its child run ended."""
     if ended.status == "COMPLETED":
         return "completed", ended.output or "null", None
+    if ended.status == "FAILED" and ended.trigger_kind == "parallel":
+        return "failed", None, ended.error  # a branch fails as its step failed
     if ended.status == "FAILED":
         error = json.loads(ended.error or "{}")
         message = f"run {ended.run_id} failed: {error.get('message', '')}"

@@ -42,8 +42,25 @@ functions = Table(
     Column("updated_at", Double, nullable=False),
 )
 
+# An app: a set of functions registered together. Python apps register from the processes that
+# load them; SDK apps (served over HTTP by an official Inngest SDK) sync from their serve URL,
+# and a sync replaces their function set. `checksum` makes an identical re-sync a no-op.
+apps = Table(
+    "apps",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("url", Text),
+    Column("sdk", String(64)),
+    Column("framework", String(64)),
+    Column("app_version", String(255)),
+    Column("checksum", String(64)),
+    Column("synced_at", Double, nullable=False),
+)
+
 # One row whose version grows with every change to the registry (sync, pause, resume): event
 # intake reads it in its own transaction to know whether its cached copy of the registry is stale.
+REGISTRY_ROW = 1  # the id of its single row
 registry_version = Table(
     "registry_version",
     metadata,

@@ -50,6 +50,7 @@ from stepline.store import schema as t
 from stepline.store._nesting import ConnectionGuard
 from stepline.store._prepared import Prepared, RawTransaction
 from stepline.store.admission import Admission, AdmissionStatements, AdmittingMixin
+from stepline.store.apps import AppsMixin, AppStatements
 from stepline.store.base import (
     ACTIVE_STATUSES,
     FINISHED_EVENT,
@@ -78,6 +79,7 @@ from stepline.store.base import (
 )
 from stepline.store.cancellation import CancellationMixin, CancellationStatements
 from stepline.store.endings import EndingsMixin, EndingStatements
+from stepline.store.schema import REGISTRY_ROW
 from stepline.store.slots import (
     SLOT_COLUMNS,
     SlotsMixin,
@@ -90,8 +92,6 @@ EVENT_ID_TTL = timedelta(hours=24)
 # Steps a run parks on, completed later by their own commit (or, for an invoke, by its run).
 _SETTLED_KINDS = ("sleep", "wait", "invoke")
 TIMEOUT_ERROR = "RunTimeout"
-# The id of `registry_version`'s single row.
-REGISTRY_ROW = 1
 # A worker silent for this long is forgotten when another registers.
 FORGET_WORKERS_SECONDS = 24 * 3600.0
 # Ids per statement when acting on many runs at once (well under every driver's parameter cap).
@@ -391,7 +391,7 @@ class _EveryoneLeads:
         pass
 
 
-class SqlStore(AdmittingMixin, EndingsMixin, CancellationMixin, SlotsMixin):
+class SqlStore(AdmittingMixin, AppsMixin, EndingsMixin, CancellationMixin, SlotsMixin):
     """The Store implementation shared by SQLite and PostgreSQL.
 
     Hooks for subclasses: `_raw_connection` (the hot path's write transaction),
@@ -413,6 +413,7 @@ class SqlStore(AdmittingMixin, EndingsMixin, CancellationMixin, SlotsMixin):
         self._endings = EndingStatements(prepare)
         self._cancellation = CancellationStatements(prepare)
         self._slots = SlotStatements(prepare)
+        self._apps = AppStatements(prepare)
         dbapi = engine.dialect.loaded_dbapi
         self._driver_error: type[Exception] = dbapi.Error
         self._integrity_error: type[Exception] = dbapi.IntegrityError
@@ -567,9 +568,10 @@ class SqlStore(AdmittingMixin, EndingsMixin, CancellationMixin, SlotsMixin):
     def sync_functions(
         self, app_id: str, functions: Sequence[FunctionRecord], now: datetime
     ) -> None:
-        """Register an app's functions, replacing their previous configuration."""
+        """Register a Python app's functions, replacing their previous configuration."""
         with self._write() as conn:
             _bump_registry_version(conn)
+            _record_python_app(conn, app_id, functions, now)
             for fn in functions:
                 values = {
                     "app_id": app_id,
@@ -1203,6 +1205,7 @@ class SqlStore(AdmittingMixin, EndingsMixin, CancellationMixin, SlotsMixin):
         step: StepRecord | None = None,
         attempt: NewAttempt | None = None,
         wait: NewWait | None = None,
+        waits: Sequence[NewWait] = (),
         children: Sequence[StepRecord] = (),
         runs: Sequence[NewRun] = (),
         events: Sequence[EventRecord] = (),
@@ -1211,7 +1214,8 @@ class SqlStore(AdmittingMixin, EndingsMixin, CancellationMixin, SlotsMixin):
         """Release a run until `available_at`, recording why (sleep, wait or failed attempt).
 
         `runs` (with their `events`) are started in the same transaction: an invoked run, or
-        the branches of a `step.parallel`, whose steps wait in `children`.
+        the branches of a `step.parallel`, whose steps wait in `children`. An SDK app's run
+        may wait on several steps at once: more `waits`, and `children` without runs.
         """
         sql = self._sql
         if runs and routing is None:
@@ -1238,18 +1242,18 @@ class SqlStore(AdmittingMixin, EndingsMixin, CancellationMixin, SlotsMixin):
             )
             if step is not None:
                 self._save_step(tx, step)
-            if wait is not None:
+            for new_wait in (wait, *waits) if wait is not None else waits:
                 tx.execute(
                     sql.insert_wait,
                     run_id=lease.run_id,
-                    step_hash=wait.step_hash,
-                    event_name=wait.event_name,
-                    expression=wait.expression,
+                    step_hash=new_wait.step_hash,
+                    event_name=new_wait.event_name,
+                    expression=new_wait.expression,
                     created_at=now.timestamp(),
-                    expires_at=wait.expires_at.timestamp(),
+                    expires_at=new_wait.expires_at.timestamp(),
                 )
             self._apply_delta(tx, lease.run_id, delta)
-            if runs and routing is not None:
+            if (runs or children) and routing is not None:
                 self._start_children(tx, children, runs, events, routing, now)
         if runs:
             self._wake()
@@ -1270,7 +1274,8 @@ class SqlStore(AdmittingMixin, EndingsMixin, CancellationMixin, SlotsMixin):
             tx.execute(self._sql.insert_event, **_event_row(event))
         for run in runs:
             self._insert_run(tx, run, now, routing)
-        self._announce(tx)
+        if runs:
+            self._announce(tx)
 
     def _insert_attempt(
         self, tx: RawTransaction, run_id: str, attempt: NewAttempt, now: datetime
@@ -1605,6 +1610,31 @@ class SqlStore(AdmittingMixin, EndingsMixin, CancellationMixin, SlotsMixin):
             query = query.where(e.received_at < received_before.timestamp())
         with self._read() as conn:
             return [EventRecord.from_row(m) for m in conn.execute(query).mappings()]
+
+
+def _record_python_app(
+    conn: Connection, app_id: str, functions: Sequence[FunctionRecord], now: datetime
+) -> None:
+    """Record the app; refuse an id, or function ids, that an SDK app holds."""
+    a, f = t.apps.c, t.functions.c
+    sdk_apps = select(a.id).where(a.kind == "sdk")
+    taken = conn.execute(
+        select(f.id, f.app_id).where(
+            f.id.in_([fn.id for fn in functions]), f.app_id.in_(sdk_apps), f.app_id != app_id
+        )
+    ).first()
+    if taken is not None:
+        raise errors.Conflict(
+            f"function id {taken.id!r} belongs to SDK app {taken.app_id!r}; "
+            "function ids must be unique across apps"
+        )
+    kind = conn.execute(select(a.kind).where(a.id == app_id)).scalar()
+    if kind == "sdk":
+        raise errors.Conflict(f"app id {app_id!r} belongs to an SDK app")
+    if kind is None:
+        conn.execute(insert(t.apps), {"id": app_id, "kind": "python", "synced_at": now.timestamp()})
+    else:
+        conn.execute(update(t.apps).where(a.id == app_id).values(synced_at=now.timestamp()))
 
 
 def _bump_registry_version(conn: Connection) -> None:

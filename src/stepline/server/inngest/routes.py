@@ -8,25 +8,34 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from stepline import errors
+from stepline.engine.inngest.sync import AppSyncer
 from stepline.engine.operations import Operations
 from stepline.server.auth import AuthSettings, check_token
 from stepline.server.inngest.discovery import connect_start, dev_info_endpoint
 from stepline.server.inngest.gql import graphql_endpoint
 from stepline.server.inngest.large_state import LargeState
+from stepline.server.inngest.register import register_endpoint
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 def check_sdk_auth(auth: AuthSettings, request: Request) -> None:
-    """Raise `Unauthorized` unless the request may read runs (open servers let everyone).
+    """Raise `Unauthorized` unless the request may call the SDK endpoints.
 
-    Accepts `Authorization: Bearer <API token>`. The SDKs send the hash of their signing key
-    instead (protocol §4.4): its check (`SigningKeys.accepts_bearer`) belongs here.
+    SDK apps send the hash of their signing key as a bearer token (protocol §4.4); people and
+    tools may send the API token. An open server (`stepline dev` without a signing key)
+    accepts everyone: the SDKs in dev mode send junk such as `Bearer undefined`.
 
     Raises:
         Unauthorized: No token, or a wrong one.
         TooManyFailures: This client presented too many wrong tokens lately.
     """
+    keys = auth.signing_keys
+    if keys is not None and keys.accepts_bearer(request.headers.get("authorization")):
+        return
+    if keys is not None and auth.api_token is None:
+        raise errors.Unauthorized("Authentication failed")
     check_token(auth, request)
 
 
@@ -38,10 +47,23 @@ def _guarded(auth: AuthSettings, handler: Handler) -> Handler:
     return endpoint
 
 
+def _notify(operations: Operations) -> None:
+    for listener in operations.registry_listeners:
+        listener()
+
+
 def inngest_routes(operations: Operations, auth: AuthSettings) -> list[Route]:
-    """`POST /v0/gql`, `GET /v0/runs/{run_id}/batch` and `/actions`, readiness and `GET /dev`."""
+    """The SDK endpoints: sync, GraphQL, large state (`/v0/runs/...`), readiness, `/dev`."""
     state = LargeState(operations)
+    syncer = AppSyncer(
+        operations.store,
+        operations.clock,
+        operations.routing,
+        keys=auth.signing_keys,
+        on_change=lambda: _notify(operations),
+    )
     handlers: list[tuple[str, str, Handler]] = [
+        ("POST", "/fn/register", register_endpoint(syncer)),
         ("POST", "/v0/gql", graphql_endpoint(operations)),
         ("GET", "/v0/runs/{run_id}/batch", state.batch),
         ("GET", "/v0/runs/{run_id}/actions", state.actions),

@@ -1,0 +1,181 @@
+"""Stepline serving Inngest SDK apps: a real server on loopback, real SDK apps beside it.
+
+`stepline` starts an engine (worker, scheduler) with no Python apps on the test's store and
+serves it on a free loopback port; `py_app` serves functions of the official Python SDK with
+FastAPI on another port, their client pointed at that server, as a user configures an app.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from stepline.engine.clock import SystemClock
+from stepline.engine.engine import Engine, EngineSettings
+from stepline.engine.inngest.signing import SigningKeys
+from stepline.engine.retry import RetryPolicy
+from stepline.engine.worker import WorkerSettings
+from stepline.server.app import create_app
+from stepline.server.auth import AuthSettings
+from stepline.store.base import RunRecord, Store
+
+with warnings.catch_warnings():  # the SDK imports pydantic APIs deprecated in pydantic 2
+    warnings.simplefilter("ignore")
+    import fastapi
+    import inngest.fast_api
+
+    import inngest
+
+SETTINGS = EngineSettings(
+    worker=WorkerSettings(slots=8, lease_seconds=5.0, poll_seconds=0.05),
+    retry=RetryPolicy(base_seconds=0.2, factor=2.0, cap_seconds=2.0, jitter=0.0),
+    scheduler_poll_seconds=0.05,
+)
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Servers:
+    """uvicorn servers in threads, stopped (and joined) together."""
+
+    def __init__(self) -> None:
+        self._running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(self, app: Any) -> str:
+        """Serve `app` on a free loopback port; its base URL."""
+        port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not start")
+            time.sleep(0.01)
+        self._running.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        """Stop every server."""
+        for server, _ in self._running:
+            server.should_exit = True
+        for _, thread in self._running:
+            thread.join(timeout=10)
+
+
+@dataclass
+class Stepline:
+    """A running Stepline server and engine."""
+
+    url: str
+    engine: Engine
+    http: httpx.Client
+
+    def client(self, app_id: str, **kwargs: Any) -> inngest.Inngest:
+        """An SDK client of app `app_id` pointed at this server (dev mode unless told)."""
+        kwargs.setdefault("is_production", False)
+        return inngest.Inngest(
+            app_id=app_id, api_base_url=self.url, event_api_base_url=self.url, **kwargs
+        )
+
+    def sync(self, app_url: str) -> None:
+        """Ask the app to sync, as a deploy hook does: a plain PUT to its serve URL."""
+        response = httpx.put(app_url, timeout=30)
+        assert response.status_code == 200, response.text
+
+    def send(self, name: str, data: dict[str, Any] | None = None) -> str:
+        """Send one event through the Inngest intake; its id."""
+        response = self.http.post("/e/test-key", json={"name": name, "data": data or {}})
+        assert response.status_code == 200, response.text
+        ids: list[str] = response.json()["ids"]
+        return ids[0]
+
+    def runs_of(self, event_id: str, count: int = 1, timeout: float = 20) -> list[RunRecord]:
+        """The runs the event started, once there are `count` of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.engine.operations.runs_for_event(event_id)
+            if len(runs) >= count or time.monotonic() > deadline:
+                return runs
+            time.sleep(0.05)
+
+    def ended(self, run_id: str, timeout: float = 30) -> RunRecord:
+        """The run once it has ended."""
+        return self.engine.wait_for_run(run_id, timeout_seconds=timeout)
+
+    def run_of(self, event_id: str, timeout: float = 30) -> RunRecord:
+        """The one run the event started, once it has ended."""
+        runs = self.runs_of(event_id, timeout=timeout)
+        assert len(runs) == 1, runs
+        return self.ended(runs[0].id, timeout=timeout)
+
+
+@pytest.fixture
+def servers() -> Iterator[Servers]:
+    """Start loopback servers; all stopped after the test."""
+    running = Servers()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def make_stepline(store: Store, servers: Servers) -> Iterator[Callable[..., Stepline]]:
+    """Start a Stepline engine and server on the test's store (optionally with signing keys)."""
+    engines: list[Engine] = []
+    clients: list[httpx.Client] = []
+
+    def start(signing_key: str | None = None) -> Stepline:
+        keys = SigningKeys(signing_key) if signing_key else None
+        settings = EngineSettings(
+            worker=SETTINGS.worker,
+            retry=SETTINGS.retry,
+            scheduler_poll_seconds=SETTINGS.scheduler_poll_seconds,
+            signing_keys=keys,
+        )
+        engine = Engine([], db=store, upgrade=False, clock=SystemClock(), settings=settings)
+        engines.append(engine.start())
+        url = servers.start(create_app(engine.operations, AuthSettings(signing_keys=keys)))
+        http = httpx.Client(base_url=url, timeout=30)
+        clients.append(http)
+        return Stepline(url=url, engine=engine, http=http)
+
+    yield start
+    for engine in engines:
+        engine.worker.stop(grace_seconds=2)
+        engine.scheduler.stop()
+    for http in clients:
+        http.close()
+
+
+@pytest.fixture
+def stepline(make_stepline: Callable[..., Stepline]) -> Stepline:
+    """A Stepline server in dev mode (no keys)."""
+    return make_stepline()
+
+
+@pytest.fixture
+def py_app(servers: Servers) -> Callable[[inngest.Inngest, Sequence[Any]], str]:
+    """Serve SDK functions with FastAPI on loopback; the serve URL (…/api/inngest)."""
+
+    def serve(client: inngest.Inngest, functions: Sequence[Any]) -> str:
+        app = fastapi.FastAPI()
+        inngest.fast_api.serve(app, client, list(functions))
+        return servers.start(app) + "/api/inngest"
+
+    return serve
