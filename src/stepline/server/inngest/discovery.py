@@ -28,20 +28,22 @@ def dev_info_endpoint(
 ) -> Callable[[Request], Awaitable[JSONResponse]]:
     """The handler for GET /dev: what the Inngest dev server says of itself, for Stepline.
 
-    JS SDKs in inferred dev mode take any JSON answer for "a dev server is here".
+    JS SDKs in inferred dev mode take any JSON answer for "a dev server is here". Keys are
+    required once the server has an API token or a signing key, as Go's `--require-keys`.
     """
+    require_keys = not auth.open or auth.signing_keys is not None
 
     async def dev_info(request: Request) -> JSONResponse:
         functions = await run_in_threadpool(operations.list_functions)
         body: dict[str, Any] = {
             "version": metadata.version("stepline"),
             "authed": False,
-            "startOpts": {"autodiscover": False, "poll": False, "requireKeys": not auth.open},
+            "startOpts": {"autodiscover": False, "poll": False, "requireKeys": require_keys},
             "functions": [{"id": f.id, "name": f.name, "slug": f.id} for f in functions],
             "handlers": [],
             "isSingleNodeService": True,
-            "isMissingSigningKey": False,
-            "isMissingEventKeys": not auth.open and not auth.event_keys,
+            "isMissingSigningKey": require_keys and auth.signing_keys is None,
+            "isMissingEventKeys": require_keys and not auth.event_keys,
             "features": {},
         }
         return JSONResponse(body)

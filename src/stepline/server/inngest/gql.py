@@ -42,6 +42,7 @@ T = TypeVar("T")
 MAX_REQUEST_BYTES = 64 * 1024
 _BOOKKEEPING = ("parallel", "branch")  # in-process step kinds that are no step of their own
 _FINISHED = ("completed", "failed")
+_RUN_OUTPUTS = ("COMPLETED", "FAILED")  # a run's output is its result or its error
 
 SDL = """
 scalar Bytes
@@ -76,38 +77,41 @@ type FunctionRun { id: ID! }
 # -- output ids: "<run id>" for the run's own output, "<run id>:<step hash>" for a step's ----
 
 
-def _output_id(run: RunRecord, step: StepRecord | None = None) -> str:
-    return run.id if step is None else f"{run.id}:{step.hash}"
-
-
-def _step_span(run: RunRecord, step: StepRecord) -> dict[str, Any]:
-    finished = step.status in _FINISHED
-    output_id = _output_id(run, step) if finished else None
-    return {"name": step.id, "outputID": output_id, "childrenSpans": []}
+def _output_id(run: RunRecord, step: StepRecord | None = None) -> str | None:
+    """The id of the run's (or the step's) output; None until it has one."""
+    if step is None:
+        return run.id if run.status in _RUN_OUTPUTS else None
+    return f"{run.id}:{step.hash}" if step.status in _FINISHED else None
 
 
 def _trace(run: RunRecord, steps: list[StepRecord]) -> dict[str, Any]:
     """The run's span, its steps' spans as children in the order the run reached them."""
-    spans = [_step_span(run, s) for s in steps if s.kind not in _BOOKKEEPING]
-    finished = run.status in ("COMPLETED", "FAILED")
-    output_id = _output_id(run) if finished else None
-    return {"name": run.function_id, "outputID": output_id, "childrenSpans": spans}
+    spans: list[dict[str, Any]] = [
+        {"name": step.id, "outputID": _output_id(run, step), "childrenSpans": []}
+        for step in steps
+        if step.kind not in _BOOKKEEPING
+    ]
+    return {"name": run.function_id, "outputID": _output_id(run), "childrenSpans": spans}
+
+
+def _result(failed: bool, output: str | None, error: str | None) -> dict[str, Any]:
+    """A span output: the JSON text of a result, or an error as `{message, name, stack}`."""
+    return {"data": None, "error": sdk_error(error)} if failed else {"data": output, "error": None}
 
 
 def _span_output(store: Store, output_id: str) -> dict[str, Any]:
-    """What `_output_id` names: `{data, error}`; `NotFound` if it names nothing."""
-    run_part, colon, step_hash = output_id.partition(":")
+    """The output `output_id` names; `NotFound` if it names none."""
+    run_part, _, step_hash = output_id.partition(":")
     run = store.get_run(parse_run_id(run_part, "outputID"))
-    if not colon:
-        if run.status == "FAILED":
-            return {"data": None, "error": sdk_error(run.error)}
-        return {"data": run.output, "error": None}
+    missing = errors.NotFound(f"no output {output_id!r}")
+    if not step_hash:
+        if _output_id(run) is None:
+            raise missing
+        return _result(run.status == "FAILED", run.output, run.error)
     step = next((s for s in run_steps(store, run) if s.hash == step_hash), None)
-    if step is None or step.status not in _FINISHED:
-        raise errors.NotFound(f"no output {output_id!r}")
-    if step.status == "failed":
-        return {"data": None, "error": sdk_error(step.error)}
-    return {"data": step.output, "error": None}
+    if step is None or _output_id(run, step) is None:
+        raise missing
+    return _result(step.status == "failed", step.output, step.error)
 
 
 # -- resolvers ------------------------------------------------------------------------------
@@ -144,8 +148,9 @@ async def _output(_: None, info: GraphQLResolveInfo[Operations], **args: Any) ->
 
 
 async def _event(_: None, info: GraphQLResolveInfo[Operations], **args: Any) -> dict[str, Any]:
+    """The runs the event started; parallel branches are parts of a run, not runs of their own."""
     runs = await run_in_threadpool(info.context.runs_for_event, args["query"]["eventId"])
-    return {"functionRuns": runs}
+    return {"functionRuns": [run for run in runs if run.trigger_kind != "parallel"]}
 
 
 _RESOLVERS: dict[tuple[str, str], Callable[..., Any]] = {
