@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
-from stepline.engine.clock import SystemClock
+from stepline.engine.clock import Clock, SystemClock
 from stepline.engine.engine import Engine, EngineSettings
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.retry import RetryPolicy
@@ -79,6 +79,12 @@ class Servers:
             thread.join(timeout=10)
 
 
+def sync(app_url: str) -> None:
+    """Ask the app to sync, as a deploy hook does: a plain PUT to its serve URL."""
+    response = httpx.put(app_url, timeout=30)
+    assert response.status_code == 200, response.text
+
+
 @dataclass
 class Stepline:
     """A running Stepline server and engine."""
@@ -96,8 +102,7 @@ class Stepline:
 
     def sync(self, app_url: str) -> None:
         """Ask the app to sync, as a deploy hook does: a plain PUT to its serve URL."""
-        response = httpx.put(app_url, timeout=30)
-        assert response.status_code == 200, response.text
+        sync(app_url)
 
     def send(self, name: str, data: dict[str, Any] | None = None) -> str:
         """Send one event through the Inngest intake; its id."""
@@ -136,11 +141,11 @@ def servers() -> Iterator[Servers]:
 
 @pytest.fixture
 def make_stepline(store: Store, servers: Servers) -> Iterator[Callable[..., Stepline]]:
-    """Start a Stepline engine and server on the test's store (optionally with signing keys)."""
+    """Start a Stepline engine and server on the test's store (optional signing keys, clock)."""
     engines: list[Engine] = []
     clients: list[httpx.Client] = []
 
-    def start(signing_key: str | None = None) -> Stepline:
+    def start(signing_key: str | None = None, clock: Clock | None = None) -> Stepline:
         keys = SigningKeys(signing_key) if signing_key else None
         settings = EngineSettings(
             worker=SETTINGS.worker,
@@ -148,7 +153,8 @@ def make_stepline(store: Store, servers: Servers) -> Iterator[Callable[..., Step
             scheduler_poll_seconds=SETTINGS.scheduler_poll_seconds,
             signing_keys=keys,
         )
-        engine = Engine([], db=store, upgrade=False, clock=SystemClock(), settings=settings)
+        clock = clock or SystemClock()
+        engine = Engine([], db=store, upgrade=False, clock=clock, settings=settings)
         engines.append(engine.start())
         url = servers.start(create_app(engine.operations, AuthSettings(signing_keys=keys)))
         http = httpx.Client(base_url=url, timeout=30)

@@ -54,6 +54,9 @@ SIMPLE_POSTS = [
     ("/v1/functions/echo/invoke", "text/plain", b'{"data": {}}'),
     ("/v1/functions/echo/pause", "text/plain", b""),
     ("/v1/runs/cancel", "text/plain;charset=UTF-8", b'{"function_id": "echo"}'),
+    # an SDK app's registration: a page must not register an app for the server to call
+    ("/fn/register", "text/plain", b'{"appName": "evil", "url": "http://evil.example/x"}'),
+    ("/v0/gql", "text/plain", b'{"query": "{ __typename }"}'),
 ]
 
 
@@ -99,7 +102,15 @@ def test_open_server_answers_only_to_loopback_names(served: Served, store: Store
     page = served.http.get("/runs", headers={"host": f"evil.example:{port}", "accept": "text/html"})
     assert page.headers["content-type"].startswith("text/html")
     _nothing_happened(store)
-    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LOCALHOST"):
+    # 0.0.0.0 reaches this machine only (the Inngest SDKs' test tooling calls it so).
+    for host in (
+        f"localhost:{port}",
+        f"127.0.0.1:{port}",
+        f"[::1]:{port}",
+        "LOCALHOST",
+        f"0.0.0.0:{port}",
+        f"[::]:{port}",
+    ):
         assert served.http.get("/v1/runs", headers={"host": host}).status_code == 200, host
 
 

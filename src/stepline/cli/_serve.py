@@ -88,6 +88,14 @@ def serve_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return functools.reduce(lambda c, option: option(c), reversed(_OPTIONS), with_secrets)
 
 
+def local_url(host: str, port: int) -> str:
+    """The URL this process reaches its own server at (a wildcard host is reached on loopback)."""
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    if ":" in reachable:
+        reachable = f"[{reachable}]"
+    return f"http://{reachable}:{port}"
+
+
 def configure_logging() -> None:
     """Timestamped INFO logs on stderr, without the chatter of libraries."""
     logging.basicConfig(

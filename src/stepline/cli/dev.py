@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
 from stepline.cli._secrets import Secrets, auth_settings
-from stepline.cli._serve import configure_logging, serve, serve_options
+from stepline.cli._serve import configure_logging, local_url, serve, serve_options
+from stepline.cli._signing import signing_options
 from stepline.cli.apps import load_app
 from stepline.engine.engine import DEFAULT_DB, Engine, EngineSettings
+from stepline.engine.inngest.poller import AppPoller
+from stepline.engine.inngest.signing import SigningKeys
+from stepline.engine.inngest.sync import syncer_for
 from stepline.engine.worker import WorkerSettings
 from stepline.sdk.app import App
 from stepline.server.app import create_app
@@ -33,28 +39,48 @@ from stepline.server.app import create_app
     show_envvar=True,
     help="Runs executed at once.",
 )
+@click.option(
+    "--sdk-url",
+    "sdk_urls",
+    envvar="STEPLINE_SDK_URL",
+    multiple=True,
+    show_envvar=True,
+    help="Serve URL of an Inngest SDK app to sync, now and every 5s (repeatable).",
+)
 @serve_options
+@signing_options
 def dev(
     apps: tuple[str, ...],
     db: str,
     slots: int,
+    sdk_urls: tuple[str, ...],
     host: str,
     port: int,
     secrets: Secrets,
+    signing_keys: SigningKeys | None,
 ) -> None:
     """Run APPS (module:attr or file.py) with engine, scheduler and server in one process.
 
-    Migrations are applied automatically. Open (no keys) on loopback only.
+    Migrations are applied automatically. Open (no keys) on loopback only. Inngest SDK apps
+    use it as their dev server: point them at it (INNGEST_DEV=http://127.0.0.1:8288) and give
+    their serve URLs with --sdk-url, or sync them from the Apps page.
     """
-    auth = auth_settings(host, secrets, dev=True, open_allowed=True)
+    auth = replace(
+        auth_settings(host, secrets, dev=True, open_allowed=True), signing_keys=signing_keys
+    )
     loaded: list[App] = [app for spec in apps for app in load_app(spec)]
-    settings = EngineSettings(worker=WorkerSettings(slots=slots))
+    settings = EngineSettings(worker=WorkerSettings(slots=slots), signing_keys=signing_keys)
     engine = Engine(loaded, db=db, settings=settings)
     functions = ", ".join(sorted(engine.functions)) or "none"
     click.echo(f"Stepline dev: http://{host}:{port}  db={db}  functions: {functions}")
     configure_logging()
     engine.start()
+    poller = AppPoller(
+        syncer_for(engine.operations, signing_keys), sdk_urls, server_url=local_url(host, port)
+    )
+    poller.start()
     try:
         serve(create_app(engine.operations, auth), host, port)
     finally:
+        poller.stop()
         engine.stop()

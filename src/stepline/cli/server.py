@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
 from stepline.cli._secrets import Secrets, auth_settings
-from stepline.cli._serve import configure_logging, serve, serve_options
+from stepline.cli._serve import configure_logging, local_url, serve, serve_options
+from stepline.cli._signing import signing_options
+from stepline.engine.inngest.poller import AppPoller
+from stepline.engine.inngest.signing import SigningKeys
+from stepline.engine.inngest.sync import syncer_for
 from stepline.engine.operations import Operations
 from stepline.server.app import create_app
 from stepline.store import open_store
@@ -26,25 +32,45 @@ from stepline.store import open_store
     show_envvar=True,
     help="Run without event keys and API token (loopback only).",
 )
+@click.option(
+    "--sdk-url",
+    "sdk_urls",
+    envvar="STEPLINE_SDK_URL",
+    multiple=True,
+    show_envvar=True,
+    help="Serve URL of an Inngest SDK app to sync, now and every 5s (repeatable).",
+)
 @serve_options
+@signing_options
 def server(
     db: str,
     insecure: bool,
+    sdk_urls: tuple[str, ...],
     host: str,
     port: int,
     secrets: Secrets,
+    signing_keys: SigningKeys | None,
 ) -> None:
     """Serve intake, API and dashboard for the workers sharing DB (run `stepline worker`).
 
     Event keys and the API token are required (at least 16 characters each, the token unlike
-    every key); give them as files or environment variables to keep them out of `ps`.
+    every key); give them as files or environment variables to keep them out of `ps`. Inngest
+    SDK apps sync here and authenticate with the signing key (`--signing-key`).
     """
-    auth = auth_settings(host, secrets, dev=False, open_allowed=insecure)
+    auth = replace(
+        auth_settings(host, secrets, dev=False, open_allowed=insecure), signing_keys=signing_keys
+    )
     store = open_store(db)
     store.check_schema()
     configure_logging()
     click.echo(f"Stepline server: http://{host}:{port}")
+    operations = Operations(store)
+    poller = AppPoller(
+        syncer_for(operations, signing_keys), sdk_urls, server_url=local_url(host, port)
+    )
+    poller.start()
     try:
-        serve(create_app(Operations(store), auth), host, port)
+        serve(create_app(operations, auth), host, port)
     finally:
+        poller.stop()
         store.close()

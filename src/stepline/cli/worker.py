@@ -13,8 +13,10 @@ from typing import NoReturn
 import click
 
 from stepline.cli._serve import configure_logging
+from stepline.cli._signing import signing_options
 from stepline.cli.apps import load_app
 from stepline.engine.engine import Engine, EngineSettings
+from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.worker import WorkerSettings
 from stepline.sdk.app import App
 from stepline.store import open_store
@@ -23,7 +25,7 @@ EXIT_ABANDONED = 3  # all slots held by abandoned steps: the supervisor should r
 
 
 @click.command()
-@click.argument("apps", nargs=-1, required=True)
+@click.argument("apps", nargs=-1)
 @click.option(
     "--db",
     envvar="STEPLINE_DB",
@@ -58,12 +60,20 @@ EXIT_ABANDONED = 3  # all slots held by abandoned steps: the supervisor should r
     show_envvar=True,
     help="On SIGTERM/SIGINT, how long running steps may take to finish.",
 )
+@signing_options
 def worker(
-    apps: tuple[str, ...], db: str, slots: int, lease_seconds: float, grace_seconds: float
+    apps: tuple[str, ...],
+    db: str,
+    slots: int,
+    lease_seconds: float,
+    grace_seconds: float,
+    signing_keys: SigningKeys | None,
 ) -> None:
     """Execute runs of APPS' functions (module:attr or file.py) from the database DB.
 
-    Start as many as you like, on any machines. On SIGTERM or SIGINT a worker stops claiming,
+    Runs of Inngest SDK apps' functions are executed too, by calling the apps (signed with
+    the signing key); with no APPS a worker executes only those. Start as many as you like,
+    on any machines. On SIGTERM or SIGINT a worker stops claiming,
     lets running steps finish within the grace period and hands the rest to other workers.
     When all its slots are held by abandoned steps (still executing although their run was
     cancelled or timed out), it hands its runs back and exits with status 3, for its
@@ -75,6 +85,7 @@ def worker(
     settings = EngineSettings(
         worker=WorkerSettings(slots=slots, lease_seconds=lease_seconds),
         replace_exhausted_worker=False,
+        signing_keys=signing_keys,
     )
     engine = Engine(loaded, db=store, settings=settings, upgrade=False)
     configure_logging()
@@ -86,7 +97,8 @@ def worker(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     engine.start()
-    click.echo(f"Stepline worker {engine.worker.id}: {', '.join(sorted(engine.functions))}")
+    served = ", ".join(sorted(engine.functions)) or "SDK apps only"
+    click.echo(f"Stepline worker {engine.worker.id}: {served}")
     while not stop.wait(0.5):
         if engine.worker.exhausted.is_set():
             _exit_abandoned(engine, slots)

@@ -6,10 +6,13 @@ answer, but the request takes effect (events sent, runs invoked or cancelled, fu
 paused). A page whose host name re-resolves to 127.0.0.1 (DNS rebinding) can even read the
 answers. Without an API token (`stepline dev`) nothing else stops such requests, so:
 
-- `Host` must be a loopback name: `localhost`, `127.x.x.x` or `[::1]`, any port (else 421);
+- `Host` must be a loopback name: `localhost`, `127.x.x.x` or `[::1]`, any port (else 421),
+  or the unspecified address `0.0.0.0` / `[::]`, which connects to this machine (the Inngest
+  SDKs' test tooling calls its server at `http://0.0.0.0:<port>`) and which no attacker's
+  DNS name can be rebound to;
 - `Origin`, when sent, must be this server's own origin (else 403);
-- a POST, PUT, PATCH or DELETE to `/e/` or `/v1/` must carry JSON, `Content-Type:
-  application/json`, or no body at all (else 415).
+- a POST, PUT, PATCH or DELETE to `/e/`, `/v1/`, `/v0/` or `/fn/` (the SDK endpoints) must
+  carry JSON, `Content-Type: application/json`, or no body at all (else 415).
 
 The SDKs, the CLI and scripts send JSON and no `Origin`, and the dashboard's own pages post
 from its origin, so none of them is affected. With a token, the server answers to real host
@@ -28,7 +31,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stepline.server.errors import refusal
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-JSON_PATHS = ("/e/", "/v1/")
+JSON_PATHS = ("/e/", "/v1/", "/v0/", "/fn/")
+_THIS_MACHINE = ("0.0.0.0", "::")  # noqa: S104  # unspecified addresses: not names
 
 
 def is_loopback(host: str) -> bool:
@@ -72,10 +76,11 @@ def check(headers: Headers, method: str, path: str, *, open_server: bool) -> tup
     host = headers.get("host")
     if open_server and host is not None:
         name = _host_name(host)
-        if name is None or not is_loopback(name):
+        if name is None or not (is_loopback(name) or name in _THIS_MACHINE):
             return 421, (
-                f"this server has no API token, so it answers only to localhost, 127.0.0.1 "
-                f"and [::1], not to {host!r}; start it with --api-token to serve other names"
+                f"this server has no API token, so it answers only to localhost, 127.0.0.1, "
+                f"[::1] and 0.0.0.0, not to {host!r}; start it with --api-token to serve "
+                "other names"
             )
     origin = headers.get("origin")
     if origin is not None and not _same_origin(origin, host):

@@ -22,6 +22,7 @@ from stepline._checks import is_text
 from stepline.engine.clock import Clock
 from stepline.engine.inngest.config import sdk_functions
 from stepline.engine.inngest.signing import SigningKeys, canonical
+from stepline.engine.operations import Operations
 from stepline.engine.routing import Routing
 from stepline.store.base import AppRecord, AppSync, FunctionRecord, Store
 
@@ -207,3 +208,15 @@ def _reason(answer: Any, text: str) -> str:
                 return str(answer[key])
         return json.dumps(answer)[:500]
     return text.strip()[:500] or "(no body)"
+
+
+def syncer_for(operations: Operations, keys: SigningKeys | None) -> AppSyncer:
+    """The syncer of a server over `operations`: its syncs notify the registry's listeners."""
+
+    def changed() -> None:
+        for listener in operations.registry_listeners:
+            listener()
+
+    return AppSyncer(
+        operations.store, operations.clock, operations.routing, keys=keys, on_change=changed
+    )

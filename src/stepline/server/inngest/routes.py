@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from stepline import errors
-from stepline.engine.inngest.sync import AppSyncer
+from stepline.engine.inngest.sync import syncer_for
 from stepline.engine.operations import Operations
 from stepline.server.auth import AuthSettings, check_token
 from stepline.server.inngest.discovery import connect_start, dev_info_endpoint
@@ -47,21 +47,10 @@ def _guarded(auth: AuthSettings, handler: Handler) -> Handler:
     return endpoint
 
 
-def _notify(operations: Operations) -> None:
-    for listener in operations.registry_listeners:
-        listener()
-
-
 def inngest_routes(operations: Operations, auth: AuthSettings) -> list[Route]:
     """The SDK endpoints: sync, GraphQL, large state (`/v0/runs/...`), readiness, `/dev`."""
     state = LargeState(operations)
-    syncer = AppSyncer(
-        operations.store,
-        operations.clock,
-        operations.routing,
-        keys=auth.signing_keys,
-        on_change=lambda: _notify(operations),
-    )
+    syncer = syncer_for(operations, auth.signing_keys)
     handlers: list[tuple[str, str, Handler]] = [
         ("POST", "/fn/register", register_endpoint(syncer)),
         ("POST", "/v0/gql", graphql_endpoint(operations)),
