@@ -21,6 +21,7 @@ import uvicorn
 
 from stepline.engine.clock import Clock, SystemClock
 from stepline.engine.engine import Engine, EngineSettings
+from stepline.engine.inngest.driver import HttpSettings
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.retry import RetryPolicy
 from stepline.engine.worker import WorkerSettings
@@ -145,13 +146,16 @@ def make_stepline(store: Store, servers: Servers) -> Iterator[Callable[..., Step
     engines: list[Engine] = []
     clients: list[httpx.Client] = []
 
-    def start(signing_key: str | None = None, clock: Clock | None = None) -> Stepline:
+    def start(
+        signing_key: str | None = None, clock: Clock | None = None, request_timeout: float = 60.0
+    ) -> Stepline:
         keys = SigningKeys(signing_key) if signing_key else None
         settings = EngineSettings(
             worker=SETTINGS.worker,
             retry=SETTINGS.retry,
             scheduler_poll_seconds=SETTINGS.scheduler_poll_seconds,
             signing_keys=keys,
+            http=HttpSettings(request_timeout_seconds=request_timeout),
         )
         clock = clock or SystemClock()
         engine = Engine([], db=store, upgrade=False, clock=clock, settings=settings)
