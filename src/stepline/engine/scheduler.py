@@ -7,10 +7,12 @@ as missed when it is older than `ON_TIME` at the moment a scheduler sees it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from stepline import errors
@@ -32,6 +34,12 @@ def latest_due_tick(trigger: CronTrigger, after: datetime, now: datetime) -> dat
     """The last tick in (after, now], or None if none fell due."""
     due = due_ticks(trigger, after, now)
     return due[0] if due else None
+
+
+def jitter(function_id: str, tick: datetime, seconds: float) -> timedelta:
+    """A tick's delay within [0, seconds), the same wherever it is computed (Inngest's jitter)."""
+    digest = hashlib.sha256(f"{function_id} {tick.isoformat()}".encode()).digest()
+    return timedelta(seconds=int.from_bytes(digest[:8], "big") % int(seconds * 1000) / 1000)
 
 
 def due_ticks(trigger: CronTrigger, after: datetime, now: datetime) -> tuple[datetime, int] | None:
@@ -103,16 +111,16 @@ class Scheduler:
         for fn in self._functions:
             for trigger in fn.cron_triggers:
                 self._fire(fn.id, fn.config(), trigger, now)
-        for function_id, config, trigger in self._sdk_crons():
-            self._fire(function_id, config, trigger, now)
+        for function_id, config, trigger, jitter in self._sdk_crons():
+            self._fire(function_id, config, trigger, now, jitter)
         for run_id in self._store.fail_timed_out_runs(now, self._routing):
             logger.info("run %s ended: timeout", run_id)
         if self._swept is None or now - self._swept >= SWEEP_EVERY:
             self._store.sweep(now)
             self._swept = now
 
-    def _sdk_crons(self) -> list[tuple[str, str, CronTrigger]]:
-        """The cron triggers of SDK apps' functions, as the registry has them now."""
+    def _sdk_crons(self) -> list[tuple[str, str, CronTrigger, float]]:
+        """The cron triggers of SDK apps' functions (with their jitter), as registered now."""
         if self._sdk_functions is None:
             return []
         crons = []
@@ -120,10 +128,17 @@ class Scheduler:
             for raw in json.loads(target.config)["triggers"]:
                 trigger = trigger_from_config(raw)
                 if isinstance(trigger, CronTrigger):
-                    crons.append((target.id, target.config, trigger))
+                    crons.append((target.id, target.config, trigger, raw.get("jitter_seconds", 0)))
         return crons
 
-    def _fire(self, function_id: str, config: str, trigger: CronTrigger, now: datetime) -> None:
+    def _fire(
+        self,
+        function_id: str,
+        config: str,
+        trigger: CronTrigger,
+        now: datetime,
+        jitter_seconds: float = 0,
+    ) -> None:
         last = self._store.cron_last_tick(function_id, trigger.schedule)
         if last is None:
             # First sight of this schedule: start counting from now, never run the past.
@@ -149,6 +164,10 @@ class Scheduler:
             trigger_by=trigger.schedule,
             idempotency_key=f"cron:{trigger.schedule}:{tick.isoformat()}",
         )
+        if jitter_seconds:
+            run = replace(
+                run, available_at=max(now, tick + jitter(function_id, tick, jitter_seconds))
+            )
         if passed:
             logger.info(
                 "%s: %d missed tick(s) before %s not run", function_id, passed, tick.isoformat()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from stepline._flow_keys import key_value
+from stepline.engine.inngest.functions import sdk_target
 from stepline.store.base import ACTIVE_STATUSES, RunRecord, Store
 
 # A run queued this long with no live worker serving its function is flagged.
@@ -27,6 +28,11 @@ DETAILS = {
 }
 
 
+def sdk_functions(store: Store) -> set[str]:
+    """The ids of the registry's SDK app functions."""
+    return {fn.id for fn in store.list_functions() if sdk_target(fn) is not None}
+
+
 def waiting_reasons(store: Store, runs: Sequence[RunRecord], now: datetime) -> dict[str, str]:
     """Per active run id, why it is not executing (runs executing have no entry)."""
     active = [run for run in runs if run.status in ACTIVE_STATUSES]
@@ -39,6 +45,8 @@ def waiting_reasons(store: Store, runs: Sequence[RunRecord], now: datetime) -> d
     workers = [w for w in store.list_workers() if w.alive(now)]
     served = {fn for worker in workers for fn in worker.functions}
     lease = max((3 * w.heartbeat_seconds for w in workers), default=UNSERVED_AFTER.total_seconds())
+    if workers and any(run.function_id not in served for run in active):
+        served |= sdk_functions(store)  # every worker calls SDK apps
     for run in active:
         if run.id in reasons:
             continue
