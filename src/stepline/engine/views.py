@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from stepline.engine.option_views import option_summaries, options_view
 from stepline.engine.waiting import DETAILS
 from stepline.sdk.triggers import CronTrigger, trigger_from_config
 from stepline.store.base import (
+    AppRecord,
     AttemptRecord,
     CronState,
     EventRecord,
@@ -206,7 +207,8 @@ def function_view(
 
     `stats` is the function's entry from `Store.function_stats` over the last 24 hours (None:
     it never ran); `cron` its schedules' states from `Store.cron_states`. "options" holds the
-    flow-control options set, as stored; "option_summaries" says each in words.
+    flow-control options set, as stored; "option_summaries" says each in words. An SDK
+    app's function (app_kind "sdk") has the `url` its SDK serves it at; a Python one has none.
     """
     now = now or datetime.now(UTC)
     config = json.loads(fn.config)
@@ -215,6 +217,8 @@ def function_view(
     return {
         "id": fn.id,
         "app_id": fn.app_id,
+        "app_kind": "sdk" if config.get("url") else "python",
+        "url": config.get("url"),
         "name": fn.name,
         "paused": fn.paused,
         "triggers": [trigger_view(t, now, cron) for t in config["triggers"]],
@@ -229,6 +233,23 @@ def function_view(
         ),
         "ended_24h": ended,
         "success_rate_24h": success_rate(ended),
+    }
+
+
+def app_view(app: AppRecord, functions: Sequence[str]) -> dict[str, Any]:
+    """An app: its kind, where and with which SDK it is served, its last sync, its functions.
+
+    `functions` are the ids of its functions.
+    """
+    return {
+        "id": app.id,
+        "kind": app.kind,
+        "url": app.url,
+        "sdk": app.sdk,
+        "framework": app.framework,
+        "app_version": app.app_version,
+        "synced_at": _iso(app.synced_at),
+        "functions": list(functions),
     }
 
 

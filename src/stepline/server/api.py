@@ -1,9 +1,9 @@
-"""REST API v1 handlers: events, runs, functions, workers; every payload is `{"data": ...}`.
+"""REST API v1 handlers: events, runs, functions, apps, workers; every payload is `{"data": ...}`.
 
 Routes and their models are listed once, in `server/app.py`. `Api.endpoint` turns a table
 entry into a Starlette endpoint that checks the token, validates the path, query and body with
 the entry's models and calls the handler with the parsed values, so what the OpenAPI document
-promises is what is enforced. Run handlers are in `api_runs`.
+promises is what is enforced. Run handlers are in `api_runs`, app handlers in `api_apps`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from starlette.responses import JSONResponse, Response
 
 from stepline import errors
 from stepline.engine import views
+from stepline.engine.inngest.sync import syncer_for
 from stepline.engine.operations import Operations
+from stepline.server.api_apps import AppHandlers
 from stepline.server.api_runs import RunHandlers
 from stepline.server.auth import AuthSettings, check_token
 from stepline.server.body import read_json
@@ -38,7 +40,7 @@ def path_value(request: Request, name: str) -> str:
     return value
 
 
-class Api(RunHandlers):
+class Api(RunHandlers, AppHandlers):
     """The `/v1` handlers over one `Operations`."""
 
     def __init__(
@@ -46,6 +48,7 @@ class Api(RunHandlers):
     ) -> None:
         super().__init__(operations)
         self.auth = auth
+        self.syncer = syncer_for(operations, auth.signing_keys)
         self._endpoints = endpoints
         self._intake: Any = intake_endpoint(operations, auth)
         self._document: dict[str, Any] | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -218,6 +219,31 @@ class EventsIn(
     RootModel[EventIn | Annotated[list[EventIn], Field(max_length=MAX_EVENTS_PER_REQUEST)]]
 ):
     """One event, or a list sent as a whole (all or none; an empty list stores nothing)."""
+
+
+def _serve_url(value: str) -> str:
+    """An http(s) URL with a host, as an SDK app is served at."""
+    example = "e.g. http://localhost:3000/api/inngest"
+    if any(c.isspace() for c in value):
+        raise ValueError(f"must be a URL without spaces, {example}")
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # ValueError when out of range
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc}), {example}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ValueError(f"must be an http(s) URL with a host, {example}")
+    return value
+
+
+class SyncAppBody(Model):
+    """`POST /v1/apps`: the serve URL of the SDK app to sync."""
+
+    url: Annotated[Text, AfterValidator(_serve_url)] = Field(
+        max_length=2048,
+        description="where the app serves its Inngest SDK, e.g. http://localhost:3000/api/inngest",
+        json_schema_extra={"format": "uri", "pattern": "^https?://"},
+    )
 
 
 class InvokeBody(Model):
@@ -496,6 +522,10 @@ class Function(Model):
 
     id: str
     app_id: str
+    app_kind: Literal["python", "sdk"] = Field(
+        description="python: registered by a process loading it; sdk: synced from an SDK app"
+    )
+    url: str | None = Field(description="an SDK app's function: where its SDK serves it")
     name: str
     paused: bool
     triggers: list[EventTrigger | CronTrigger]
@@ -510,6 +540,22 @@ class Function(Model):
     success_rate_24h: float | None = Field(
         description="COMPLETED / ended in the last 24 h; null when none ended"
     )
+
+
+class App(Model):
+    """An app: functions registered by a Python process, or synced from an Inngest SDK app."""
+
+    id: str
+    kind: Literal["python", "sdk"]
+    url: str | None = Field(description="an SDK app's serve URL")
+    sdk: str | None = Field(description='an SDK app\'s SDK and version, e.g. "py:v0.5.19"')
+    framework: str | None = Field(description='e.g. "fast_api", "express"')
+    app_version: str | None
+    synced_at: datetime = Field(
+        description="a Python app: its last registration; an SDK app: its last sync that "
+        "changed something"
+    )
+    functions: list[str] = Field(description="the ids of its functions")
 
 
 class Worker(Model):
@@ -618,6 +664,18 @@ class FunctionResponse(Model):
     """One function."""
 
     data: Function
+
+
+class AppList(Model):
+    """Apps, by id."""
+
+    data: list[App]
+
+
+class AppResponse(Model):
+    """One app."""
+
+    data: App
 
 
 class WorkerList(Model):

@@ -25,6 +25,7 @@ ERROR_WHEN = {
     409: "Conflicts with the current state (e.g. the function is paused)",
     413: "Request body or event too large",
     429: "Too many wrong API tokens from this address lately; see `Retry-After`",
+    502: "The app could not be reached or refused; `error` says why",
     503: "The database is unreachable; try again",
 }
 
