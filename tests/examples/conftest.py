@@ -10,6 +10,7 @@ from examples.base_stations import portal
 from examples.base_stations.app import app
 
 from stepline.engine.engine import Engine
+from tests.inngest.conftest import make_stepline, servers, stepline  # noqa: F401  # for SDK apps
 
 
 @pytest.fixture

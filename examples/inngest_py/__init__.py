@@ -1,0 +1,1 @@
+"""The base-station sync on the official Inngest Python SDK, run by Stepline."""
