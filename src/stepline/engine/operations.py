@@ -15,7 +15,14 @@ from typing import Any
 
 from stepline import errors
 from stepline.engine.clock import Clock, SystemClock
-from stepline.engine.events import INVOKED_EVENT, build_event, build_events
+from stepline.engine.event_seed import seeded_ids
+from stepline.engine.events import (
+    INVOKED_EVENT,
+    STEPLINE_EVENTS,
+    EventRules,
+    build_event,
+    build_events,
+)
 from stepline.engine.routing import Routing
 from stepline.engine.waiting import waiting_reasons
 from stepline.store.base import (
@@ -63,13 +70,42 @@ class Operations:
         # Called after an SDK app's sync changed the registry (workers here read it again).
         self.registry_listeners: list[Callable[[], None]] = []
 
-    def send(self, events: Any) -> list[str]:
-        """Validate and store one event or a list; returns their ids (all or nothing)."""
+    def send(
+        self, events: Any, *, rules: EventRules = STEPLINE_EVENTS, seed: str | None = None
+    ) -> list[str]:
+        """Validate and store one event or a list; returns their ids (all or nothing).
+
+        `seed`: an Inngest SDK's `X-Inngest-Event-Id-Seed`, from which the events' internal
+        ids derive (`event_seed`). A retry of a request that was stored stores nothing again
+        and is answered with the same ids.
+        """
         now = self.clock.now()
-        records = build_events(events, now=now)
+        ids = seeded_ids(seed, len(events) if isinstance(events, list) else 1)
+        records = build_events(events, now=now, rules=rules, ids=ids)
         if not records:
             return []
-        return self.store.ingest_events(records, self.routing, now)
+        if ids is None:
+            return self.store.ingest_events(records, self.routing, now)
+        return self._ingest_seeded(records, now)
+
+    def _ingest_seeded(self, records: Sequence[EventRecord], now: datetime) -> list[str]:
+        """Store events with seeded ids, or answer a retry with the ids already stored.
+
+        A retried request's events come with the ids its first attempt stored: inserting one
+        again fails (`Conflict`), and nothing of the attempt stays. Its stored events are then
+        left out; the others (an event whose sender id was already held, say) go through as
+        usual.
+        """
+        try:
+            return self.store.ingest_events(records, self.routing, now)
+        except errors.Conflict:
+            wanted = [record.internal_id for record in records]
+            stored = {event.internal_id for event in self.store.get_events(wanted)}
+            if not stored:
+                raise
+        fresh = [record for record in records if record.internal_id not in stored]
+        new_ids = iter(self.store.ingest_events(fresh, self.routing, now) if fresh else ())
+        return [i if i in stored else next(new_ids) for i in wanted]
 
     def function(self, function_id: str) -> FunctionRecord:
         """A registered function; raises `NotFound` naming the known ones."""
