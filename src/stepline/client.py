@@ -6,6 +6,7 @@ same JSON-shaped dicts as the REST API.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any, Protocol
 import httpx
 
 from stepline import errors
-from stepline.engine import views
+from stepline.engine import apps, views
+from stepline.engine.inngest.sync import SyncFailed, syncer_for
 from stepline.engine.operations import Operations
 from stepline.store import open_store
 from stepline.store.base import RunFilter, RunStatus, TriggerKind
@@ -38,6 +40,8 @@ class _Backend(Protocol):
     def get_event(self, event_id: str) -> dict[str, Any]: ...
     def list_events(self, query: dict[str, Any]) -> dict[str, Any]: ...
     def workers(self) -> list[dict[str, Any]]: ...
+    def apps(self) -> list[dict[str, Any]]: ...
+    def sync_app(self, url: str) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -107,6 +111,17 @@ class _Local:
 
     def workers(self) -> list[dict[str, Any]]:
         return [views.worker_view(w) for w in self._ops.store.list_workers()]
+
+    def apps(self) -> list[dict[str, Any]]:
+        return apps.app_views(self._ops.store)
+
+    def sync_app(self, url: str) -> dict[str, Any]:
+        syncer = syncer_for(self._ops, None)
+        try:
+            app = asyncio.run(apps.sync_by_url(syncer, self._ops.store, url))
+        except SyncFailed as exc:
+            raise errors.ClientError(str(exc), status=502) from None
+        return apps.app_view(self._ops.store, app)
 
     def close(self) -> None:
         self._ops.store.close()
@@ -214,6 +229,14 @@ class _Http:
     def workers(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._call("GET", "/v1/workers")["data"]
         return found
+
+    def apps(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._call("GET", "/v1/apps")["data"]
+        return found
+
+    def sync_app(self, url: str) -> dict[str, Any]:
+        app: dict[str, Any] = self._call("POST", "/v1/apps", json={"url": url})["data"]
+        return app
 
     def close(self) -> None:
         self._http.close()
@@ -440,6 +463,24 @@ class Client:
     def workers(self) -> list[dict[str, Any]]:
         """The registered workers: capacity, runs in flight, last heartbeat, liveness."""
         return self._backend.workers()
+
+    def list_apps(self) -> list[dict[str, Any]]:
+        """The apps, by id: Python apps and synced SDK apps, each with its function ids."""
+        return self._backend.apps()
+
+    def sync_app(self, url: str) -> dict[str, Any]:
+        """Sync (or re-sync) the Inngest SDK app served at `url`; returns the app as stored.
+
+        The app registers its functions now: runs of functions it no longer has are cancelled.
+        On a local client the app registers with the server it is configured for, which must
+        serve this database.
+
+        Raises:
+            InvalidInput: `url` is not an http(s) URL with a host.
+            ClientError: The app could not be reached, refused the sync, or registered with
+                another server or under another URL (`status` 502); the message says which.
+        """
+        return self._backend.sync_app(url)
 
     def close(self) -> None:
         """Release the connection or database."""

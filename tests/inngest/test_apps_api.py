@@ -13,8 +13,12 @@ import pytest
 
 import inngest
 import stepline
+from stepline import Client, errors
 from stepline.engine.engine import Engine
 from stepline.server import models
+from stepline.store.base import Store
+from stepline.store.postgres import PostgresStore
+from stepline.store.sqlite import SqliteStore
 from tests.inngest.conftest import Servers, Stepline, free_port
 
 Serve = Callable[[inngest.Inngest, Sequence[Any]], str]
@@ -165,3 +169,35 @@ def test_an_app_that_registers_under_another_url_is_a_502_saying_where_to_look(
     assert status == 502
     assert answer["error"].startswith(f"{url} answered the sync, but no app registered here")
     assert "INNGEST_SERVE_ORIGIN" in answer["error"]
+
+
+def _db(store: Store) -> str:
+    assert isinstance(store, SqliteStore | PostgresStore)
+    return str(store.path) if isinstance(store, SqliteStore) else store.url
+
+
+def test_the_client_lists_and_syncs_apps_over_http_and_on_the_database(
+    stepline: Stepline, py_app: Serve, store: Store
+) -> None:
+    url = py_app(stepline.client("client-app"), _functions(stepline.client("client-app")))
+    unreachable = f"http://127.0.0.1:{free_port()}/api/inngest"
+
+    # On the database: the app registers with the server, which serves the same database.
+    with Client.local(_db(store)) as local:
+        app = local.sync_app(url)
+        with pytest.raises(errors.InvalidInput, match=r"^url: must be an http"):
+            local.sync_app("localhost:3000")
+        with pytest.raises(errors.ClientError, match="could not reach") as failed:
+            local.sync_app(unreachable)
+        assert failed.value.status == 502
+        assert local.list_apps() == [app]
+
+    assert (app["id"], app["url"]) == ("client-app", url)
+    with Client(stepline.url, timeout=30) as remote:
+        assert remote.list_apps() == [app]
+        assert remote.sync_app(url) == app
+        with pytest.raises(errors.InvalidInput, match="url: must be an http"):
+            remote.sync_app("localhost:3000")
+        with pytest.raises(errors.ClientError, match="could not reach") as failed:
+            remote.sync_app(unreachable)
+        assert failed.value.status == 502

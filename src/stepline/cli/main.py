@@ -8,6 +8,7 @@ import sys
 import click
 
 from stepline import errors
+from stepline.cli.apps_cmd import apps
 from stepline.cli.db import db
 from stepline.cli.dev import dev
 from stepline.cli.events import send
@@ -33,7 +34,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj = {"verbose": verbose}
 
 
-for command in (dev, server, worker, workers, send, trigger, runs, functions, db):
+for command in (dev, server, worker, workers, send, trigger, runs, functions, apps, db):
     cli.add_command(command)
 
 

@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
+from stepline import errors
 from stepline.engine import views
 from stepline.engine.inngest.sync import AppSyncer, Synced, SyncFailed
 from stepline.store.base import AppRecord, Store
@@ -32,6 +33,21 @@ def app_views(store: Store) -> list[dict[str, Any]]:
 def app_view(store: Store, app: AppRecord) -> dict[str, Any]:
     """One app as the API shows it."""
     return views.app_view(app, functions_by_app(store).get(app.id, []))
+
+
+def serve_url_problem(url: str) -> str | None:
+    """What is wrong with `url` as an SDK app's serve URL (http or https, a host); None if fine."""
+    example = "e.g. http://localhost:3000/api/inngest"
+    if any(c.isspace() for c in url):
+        return f"must be a URL without spaces, {example}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when out of range
+    except ValueError as exc:
+        return f"is not a valid URL ({exc}), {example}"
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        return f"must be an http(s) URL with a host, {example}"
+    return None
 
 
 def _address(url: str) -> tuple[str, str, str]:
@@ -68,7 +84,11 @@ async def sync_by_url(syncer: AppSyncer, store: Store, url: str) -> AppRecord:
     """Ask the app served at `url` to sync; the app as now stored.
 
     Raises:
+        InvalidInput: `url` is not an http(s) URL with a host (see `serve_url_problem`).
         SyncFailed: The app could not be reached, refused, or registered somewhere else.
     """
+    problem = serve_url_problem(url)
+    if problem is not None:
+        raise errors.InvalidInput(problem, "url")
     synced = await syncer.sync_url(url)
     return await asyncio.to_thread(synced_app, store, url, synced)
