@@ -146,7 +146,7 @@ class Worker:
         self._executor = executor
         self._clock = clock
         self._settings = settings
-        self._function_ids = executor.function_ids()
+        self._function_ids = sorted(executor.functions)  # SDK apps' too, from the first claim
         self._wakeup = Wakeup()
         self._stopping = threading.Event()
         self._inflight: dict[str, ClaimedRun] = {}  # run id → its claim, while executing

@@ -13,7 +13,6 @@ from stepline.engine.inngest.sync import syncer_for
 from stepline.engine.operations import Operations
 from stepline.server.auth import AuthSettings, check_token
 from stepline.server.inngest.discovery import connect_start, dev_info_endpoint
-from stepline.server.inngest.gql import graphql_endpoint
 from stepline.server.inngest.large_state import LargeState
 from stepline.server.inngest.register import register_endpoint
 
@@ -47,13 +46,32 @@ def _guarded(auth: AuthSettings, handler: Handler) -> Handler:
     return endpoint
 
 
+def _graphql(operations: Operations) -> Handler:
+    """`POST /v0/gql`, its GraphQL library imported on first use.
+
+    Every `stepline` command imports the server's routes; graphql-core alone would add a sixth
+    to their start-up time, for an endpoint only the SDKs' test tooling calls.
+    """
+    handler: Handler | None = None
+
+    async def endpoint(request: Request) -> Response:
+        nonlocal handler
+        if handler is None:
+            from stepline.server.inngest.gql import graphql_endpoint
+
+            handler = graphql_endpoint(operations)
+        return await handler(request)
+
+    return endpoint
+
+
 def inngest_routes(operations: Operations, auth: AuthSettings) -> list[Route]:
     """The SDK endpoints: sync, GraphQL, large state (`/v0/runs/...`), readiness, `/dev`."""
     state = LargeState(operations)
     syncer = syncer_for(operations, auth.signing_keys)
     handlers: list[tuple[str, str, Handler]] = [
         ("POST", "/fn/register", register_endpoint(syncer)),
-        ("POST", "/v0/gql", graphql_endpoint(operations)),
+        ("POST", "/v0/gql", _graphql(operations)),
         ("GET", "/v0/runs/{run_id}/batch", state.batch),
         ("GET", "/v0/runs/{run_id}/actions", state.actions),
         ("POST", "/v0/connect/start", connect_start),
