@@ -57,9 +57,9 @@ class Servers:
     def __init__(self) -> None:
         self._running: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(self, app: Any) -> str:
-        """Serve `app` on a free loopback port; its base URL."""
-        port = free_port()
+    def start(self, app: Any, port: int | None = None) -> str:
+        """Serve `app` on loopback (on a free port unless given); its base URL."""
+        port = port or free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
@@ -180,12 +180,12 @@ def stepline(make_stepline: Callable[..., Stepline]) -> Stepline:
 
 
 @pytest.fixture
-def py_app(servers: Servers) -> Callable[[inngest.Inngest, Sequence[Any]], str]:
+def py_app(servers: Servers) -> Callable[..., str]:
     """Serve SDK functions with FastAPI on loopback; the serve URL (…/api/inngest)."""
 
-    def serve(client: inngest.Inngest, functions: Sequence[Any]) -> str:
+    def serve(client: inngest.Inngest, functions: Sequence[Any], port: int | None = None) -> str:
         app = fastapi.FastAPI()
         inngest.fast_api.serve(app, client, list(functions))
-        return servers.start(app) + "/api/inngest"
+        return servers.start(app, port) + "/api/inngest"
 
     return serve

@@ -70,11 +70,19 @@ def _header(run: dict[str, Any], verbose: bool) -> Table:
         grid.add_row("counters", Text(_format.counters(run)))
     if run["error"] is not None:
         grid.add_row("error", Text(_format.error(run["error"]), style="red"))
-        if verbose and isinstance(run["error"], dict) and run["error"].get("traceback"):
-            grid.add_row("", Text(run["error"]["traceback"].rstrip(), style="dim"))
+        traceback = _traceback(run["error"])
+        if verbose and traceback:
+            grid.add_row("", Text(traceback.rstrip(), style="dim"))
     elif run["output"] is not None or run["status"] == "COMPLETED":
         grid.add_row("output", Text(_format.json_text(run["output"])))
     return grid
+
+
+def _traceback(error: Any) -> str:
+    """A stored error's traceback (an SDK app's errors call it `stack`)."""
+    if not isinstance(error, dict):
+        return ""
+    return str(error.get("traceback") or error.get("stack") or "")
 
 
 def _attempt_lines(attempts: list[dict[str, Any]], verbose: bool) -> Iterator[Text]:
@@ -84,7 +92,7 @@ def _attempt_lines(attempts: list[dict[str, Any]], verbose: bool) -> Iterator[Te
         if attempt["retry_at"]:
             line.append(f"  (retry at {_format.moment_short(attempt['retry_at'])})", style="dim")
         yield line
-        traceback = attempt["error"].get("traceback") if isinstance(attempt["error"], dict) else ""
+        traceback = _traceback(attempt["error"])
         if verbose and traceback:
             yield Text("      " + traceback.rstrip().replace("\n", "\n      "), style="dim")
 

@@ -6,11 +6,12 @@ from dataclasses import replace
 
 import click
 
+from stepline.cli._sdk import sdk_timeout_option, signing_options
 from stepline.cli._secrets import Secrets, auth_settings
 from stepline.cli._serve import configure_logging, local_url, serve, serve_options
-from stepline.cli._signing import signing_options
 from stepline.cli.apps import load_app
 from stepline.engine.engine import DEFAULT_DB, Engine, EngineSettings
+from stepline.engine.inngest.driver import HttpSettings
 from stepline.engine.inngest.poller import AppPoller
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.inngest.sync import syncer_for
@@ -47,6 +48,7 @@ from stepline.server.app import create_app
     show_envvar=True,
     help="Serve URL of an Inngest SDK app to sync, now and every 5s (repeatable).",
 )
+@sdk_timeout_option
 @serve_options
 @signing_options
 def dev(
@@ -54,6 +56,7 @@ def dev(
     db: str,
     slots: int,
     sdk_urls: tuple[str, ...],
+    sdk_timeout: float,
     host: str,
     port: int,
     secrets: Secrets,
@@ -69,7 +72,11 @@ def dev(
         auth_settings(host, secrets, dev=True, open_allowed=True), signing_keys=signing_keys
     )
     loaded: list[App] = [app for spec in apps for app in load_app(spec)]
-    settings = EngineSettings(worker=WorkerSettings(slots=slots), signing_keys=signing_keys)
+    settings = EngineSettings(
+        worker=WorkerSettings(slots=slots),
+        signing_keys=signing_keys,
+        http=HttpSettings(request_timeout_seconds=sdk_timeout),
+    )
     engine = Engine(loaded, db=db, settings=settings)
     functions = ", ".join(sorted(engine.functions)) or "none"
     click.echo(f"Stepline dev: http://{host}:{port}  db={db}  functions: {functions}")

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import click
 
+from stepline.cli._sdk import signing_options
 from stepline.cli._secrets import Secrets, auth_settings
 from stepline.cli._serve import configure_logging, local_url, serve, serve_options
-from stepline.cli._signing import signing_options
 from stepline.engine.inngest.poller import AppPoller
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.inngest.sync import syncer_for

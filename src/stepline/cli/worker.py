@@ -12,10 +12,11 @@ from typing import NoReturn
 
 import click
 
+from stepline.cli._sdk import sdk_timeout_option, signing_options
 from stepline.cli._serve import configure_logging
-from stepline.cli._signing import signing_options
 from stepline.cli.apps import load_app
 from stepline.engine.engine import Engine, EngineSettings
+from stepline.engine.inngest.driver import HttpSettings
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.worker import WorkerSettings
 from stepline.sdk.app import App
@@ -60,6 +61,7 @@ EXIT_ABANDONED = 3  # all slots held by abandoned steps: the supervisor should r
     show_envvar=True,
     help="On SIGTERM/SIGINT, how long running steps may take to finish.",
 )
+@sdk_timeout_option
 @signing_options
 def worker(
     apps: tuple[str, ...],
@@ -67,6 +69,7 @@ def worker(
     slots: int,
     lease_seconds: float,
     grace_seconds: float,
+    sdk_timeout: float,
     signing_keys: SigningKeys | None,
 ) -> None:
     """Execute runs of APPS' functions (module:attr or file.py) from the database DB.
@@ -86,6 +89,7 @@ def worker(
         worker=WorkerSettings(slots=slots, lease_seconds=lease_seconds),
         replace_exhausted_worker=False,
         signing_keys=signing_keys,
+        http=HttpSettings(request_timeout_seconds=sdk_timeout),
     )
     engine = Engine(loaded, db=store, settings=settings, upgrade=False)
     configure_logging()

@@ -127,12 +127,15 @@ class RunNowForm:
 class FunctionCard:
     """A function with its triggers, options, last run, 24-hour record and forms.
 
+    `sdk` names the SDK serving an SDK app's function ("Python SDK"); None for Python apps.
     `toggle_action` pauses a running function or resumes a paused one (`toggle_label`).
     """
 
     id: str
     name: str | None
     app_id: str
+    app_href: str
+    sdk: str | None
     paused: bool
     retries: int
     timeout: str | None
@@ -283,7 +286,7 @@ def json_block(value: Any) -> JsonBlock:
 
 
 def error_view(text: str) -> ErrorView:
-    """A stored error (JSON `{name, message, traceback}`), tolerating other shapes."""
+    """A stored error (JSON `{name, message, traceback}`; an SDK app's has `stack`), tolerantly."""
     try:
         value = json.loads(text)
     except ValueError:
@@ -293,7 +296,7 @@ def error_view(text: str) -> ErrorView:
     return ErrorView(
         name=str(value.get("name") or "Error"),
         message=str(value.get("message") or ""),
-        traceback=str(value.get("traceback") or ""),
+        traceback=str(value.get("traceback") or value.get("stack") or ""),
     )
 
 
@@ -316,6 +319,11 @@ def run_href(run_id: str) -> str:
 def function_href(function_id: str) -> str:
     """The function's card on the functions page."""
     return f"/functions#function-{quote(function_id, safe='')}"
+
+
+def app_href(app_id: str) -> str:
+    """The app's card on the Apps page."""
+    return f"/apps#app-{quote(app_id, safe='')}"
 
 
 def event_href(internal_id: str) -> str:
@@ -408,10 +416,12 @@ def function_card(
     cron: Mapping[str, CronState] | None = None,
     payload: str = "{}",
     error: str | None = None,
+    sdk: str | None = None,
 ) -> FunctionCard:
     """A function card; `payload` and `error` refill a refused "Run now" form.
 
-    `stats` is the function's entry from `Store.function_stats` over the last 24 hours.
+    `stats` is the function's entry from `Store.function_stats` over the last 24 hours; `sdk`
+    names the SDK serving it, if its app is an SDK app ("TS SDK").
     """
     config = json.loads(fn.config)
     timeout = config.get("timeout_seconds")
@@ -421,6 +431,8 @@ def function_card(
         id=fn.id,
         name=fn.name if fn.name != fn.id else None,
         app_id=fn.app_id,
+        app_href=app_href(fn.app_id),
+        sdk=sdk,
         paused=fn.paused,
         retries=int(config.get("retries", 0)),
         timeout=format_duration(timeout) if timeout else None,

@@ -1,4 +1,6 @@
-"""The signing key shared with SDK apps: `--signing-key` and its fallback, for key rotation.
+"""Options for Inngest SDK apps: the signing key (and its fallback), the calls' timeout.
+
+The signing key is shared with SDK apps: `--signing-key`, and its fallback for key rotation.
 
 Calls to SDK apps are signed with it and SDK apps authenticate with its hash; without one,
 Stepline speaks to apps in dev mode, as the Inngest dev server does. The SDKs' own variable
@@ -13,6 +15,7 @@ from typing import Any
 
 import click
 
+from stepline.engine.inngest.driver import HttpSettings
 from stepline.engine.inngest.signing import SigningKeys
 
 _OPTIONS = (
@@ -46,3 +49,15 @@ def signing_options(command: Callable[..., Any]) -> Callable[..., Any]:
         return command(signing_keys=keys, **rest)
 
     return functools.reduce(lambda c, option: option(c), reversed(_OPTIONS), with_keys)
+
+
+sdk_timeout_option = click.option(
+    "--sdk-timeout",
+    "sdk_timeout",
+    envvar="STEPLINE_SDK_TIMEOUT",
+    default=HttpSettings().request_timeout_seconds,
+    show_default=True,
+    type=click.FloatRange(min=1.0),
+    show_envvar=True,
+    help="Seconds to wait for an SDK app's answer to one call (a step may run that long).",
+)
