@@ -1,6 +1,6 @@
 """Workers of one app starting at the same moment all register: concurrent registrations of the
-same new functions do not fail each other (on PostgreSQL two transactions can both find no row
-to update and both insert it)."""
+same new functions (and the same new app) do not fail each other (on PostgreSQL two
+transactions can both find no row to update and both insert it)."""
 
 from __future__ import annotations
 
@@ -29,12 +29,14 @@ def test_concurrent_registrations_of_the_same_new_functions_all_succeed(store: S
     def register(own: Store) -> None:
         for round_ in range(ROUNDS):
             functions = [
-                FunctionRecord(id=f"fn-{round_}-{i}", app_id="app", name=f"fn {i}", config="{}")
+                FunctionRecord(
+                    id=f"fn-{round_}-{i}", app_id=f"app-{round_}", name=f"fn {i}", config="{}"
+                )
                 for i in range(3)
             ]
             barrier.wait(10)
             try:
-                own.sync_functions("app", functions, now)
+                own.sync_functions(f"app-{round_}", functions, now)
             except errors.StoreError as exc:
                 failures.append(exc)
 
@@ -49,3 +51,4 @@ def test_concurrent_registrations_of_the_same_new_functions_all_succeed(store: S
             own.close()
     assert failures == []
     assert len(store.list_functions()) == ROUNDS * 3
+    assert len(store.list_apps()) == ROUNDS

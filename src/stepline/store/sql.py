@@ -1631,10 +1631,15 @@ def _record_python_app(
     kind = conn.execute(select(a.kind).where(a.id == app_id)).scalar()
     if kind == "sdk":
         raise errors.Conflict(f"app id {app_id!r} belongs to an SDK app")
+    row = {"id": app_id, "kind": "python", "synced_at": now.timestamp()}
     if kind is None:
-        conn.execute(insert(t.apps), {"id": app_id, "kind": "python", "synced_at": now.timestamp()})
-    else:
-        conn.execute(update(t.apps).where(a.id == app_id).values(synced_at=now.timestamp()))
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(t.apps), row)
+            return
+        except IntegrityError:  # another worker of the app recorded it a moment ago
+            pass
+    conn.execute(update(t.apps).where(a.id == app_id).values(synced_at=now.timestamp()))
 
 
 def _bump_registry_version(conn: Connection) -> None:
