@@ -114,17 +114,19 @@ def _child_outcome(ended: RunEnd) -> tuple[str, str | None, str | None]:
         return "completed", ended.output or "null", None
     if ended.status == "FAILED" and ended.trigger_kind == "parallel":
         return "failed", None, ended.error  # a branch fails as its step failed
+    failure: dict[str, Any]
     if ended.status == "FAILED":
         error = json.loads(ended.error or "{}")
         message = f"run {ended.run_id} failed: {error.get('message', '')}"
-        name = error.get("name", "Error")
+        # `cause`: the child's own error, which an SDK app's invoke step sees (as on Inngest).
+        failure = {"name": error.get("name", "Error"), "message": message, "cause": error}
     else:
         name = "Cancelled" if ended.status == "CANCELLED" else "Skipped"
         message = f"run {ended.run_id} was {ended.status.lower()}"
         if ended.reason:
             message += f" ({ended.reason})"
-    failure = {"name": name, "message": message, "traceback": ""}
-    return "failed", None, json.dumps(failure)
+        failure = {"name": name, "message": message}
+    return "failed", None, json.dumps({**failure, "traceback": ""})
 
 
 class EndingsMixin:

@@ -27,6 +27,9 @@ def sdk_error(stored: str | None) -> dict[str, Any]:
     error = json.loads(stored or "{}")
     if not isinstance(error, dict):
         error = {"message": str(error)}
+    cause = error.get("cause")
+    if isinstance(cause, dict) and cause.get("message"):
+        error = cause  # an invoked run's failure: its own error, as the SDKs expect
     return {
         "name": str(error.get("name") or "Error"),
         "message": str(error.get("message") or ""),
