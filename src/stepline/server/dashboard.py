@@ -21,17 +21,18 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from stepline import errors
-from stepline.engine import views
+from stepline.engine import apps, views
+from stepline.engine.inngest.sync import SyncFailed, syncer_for
 from stepline.engine.operations import Operations
+from stepline.server import dashboard_apps, sse
 from stepline.server import dashboard_models as models
-from stepline.server import sse
 from stepline.server.api import path_value
 from stepline.server.auth import AuthSettings
 from stepline.server.body import parse_json
 from stepline.server.dashboard_auth import COOKIE, DashboardAuth, login_redirect
 from stepline.server.errors import public_error, retry_headers
 from stepline.server.forms import read_form
-from stepline.server.models import EventQuery, RunQuery, parse
+from stepline.server.models import EventQuery, RunQuery, SyncAppBody, parse
 from stepline.server.templating import page, render
 from stepline.store.base import RunFilter, RunStatus, TriggerKind
 
@@ -135,6 +136,7 @@ class Dashboard:
     def __init__(self, operations: Operations, auth: AuthSettings) -> None:
         self.ops = operations
         self.auth = DashboardAuth(auth)
+        self.syncer = syncer_for(operations, auth.signing_keys)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -170,15 +172,27 @@ class Dashboard:
     def _cards(self, failed: tuple[str, str, str] | None = None) -> list[models.FunctionCard]:
         now = self.ops.clock.now()
         stats, cron = self.ops.function_stats(), self.ops.cron_states()
+        sdks = {
+            a.id: dashboard_apps.sdk_name(a.sdk)
+            for a in self.ops.store.list_apps()
+            if a.kind == "sdk"
+        }
         cards = []
         for fn in sorted(self.ops.list_functions(), key=lambda f: f.id):
             states = cron.get(fn.id)
+            sdk = sdks.get(fn.app_id)
             if failed is not None and failed[0] == fn.id:
                 card = models.function_card(
-                    fn, stats.get(fn.id), now, cron=states, payload=failed[1], error=failed[2]
+                    fn,
+                    stats.get(fn.id),
+                    now,
+                    cron=states,
+                    payload=failed[1],
+                    error=failed[2],
+                    sdk=sdk,
                 )
             else:
-                card = models.function_card(fn, stats.get(fn.id), now, cron=states)
+                card = models.function_card(fn, stats.get(fn.id), now, cron=states, sdk=sdk)
             cards.append(card)
         return cards
 
@@ -240,6 +254,47 @@ class Dashboard:
         async def inner(request: Request) -> Response:
             fn = await run_in_threadpool(self.ops.resume, path_value(request, "function_id"))
             return RedirectResponse(models.function_href(fn.id), status_code=303)
+
+        return await self._guard(request, inner)
+
+    # -- apps --------------------------------------------------------------------------------
+
+    def _apps_page(
+        self, request: Request, form: dashboard_apps.SyncForm, status: int = 200
+    ) -> Response:
+        cards = dashboard_apps.app_cards(
+            self.ops.store.list_apps(), apps.functions_by_app(self.ops.store)
+        )
+        notice = None
+        if form.error is None:
+            notice = dashboard_apps.synced_notice(request.query_params.get("synced"), cards)
+        context = self._context(request, "apps", "Apps", apps=cards, form=form, notice=notice)
+        return page("apps.html", context, status=status)
+
+    async def apps_page(self, request: Request) -> Response:
+        """GET /apps: every app, its SDK, URL, last sync and functions; "Sync an app"."""
+
+        async def inner(request: Request) -> Response:
+            form = dashboard_apps.SyncForm(action=dashboard_apps.SYNC_ACTION, value="", error=None)
+            return await run_in_threadpool(self._apps_page, request, form)
+
+        return await self._guard(request, inner)
+
+    async def sync_app(self, request: Request) -> Response:
+        """POST /apps: sync the SDK app at the posted `url`; back to Apps, saying so."""
+
+        async def inner(request: Request) -> Response:
+            url = (await read_form(request)).get("url", "")
+            try:
+                body = parse(SyncAppBody, {"url": url}, where="body")
+                app = await apps.sync_by_url(self.syncer, self.ops.store, body.url)
+            except (errors.InvalidInput, SyncFailed) as exc:
+                status = 400 if isinstance(exc, errors.InvalidInput) else 502
+                form = dashboard_apps.SyncForm(
+                    action=dashboard_apps.SYNC_ACTION, value=url, error=str(exc)
+                )
+                return await run_in_threadpool(self._apps_page, request, form, status)
+            return RedirectResponse(dashboard_apps.synced_href(app.id), status_code=303)
 
         return await self._guard(request, inner)
 
