@@ -61,3 +61,12 @@ sdk_timeout_option = click.option(
     show_envvar=True,
     help="Seconds to wait for an SDK app's answer to one call (a step may run that long).",
 )
+
+sdk_urls_option = click.option(
+    "--sdk-url",
+    "sdk_urls",
+    envvar="STEPLINE_SDK_URL",
+    multiple=True,
+    show_envvar=True,
+    help="Serve URL of an Inngest SDK app to sync, now and every 5s (repeatable).",
+)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import click
 
-from stepline.cli._sdk import sdk_timeout_option, signing_options
+from stepline.cli._sdk import sdk_timeout_option, sdk_urls_option, signing_options
 from stepline.cli._secrets import Secrets, auth_settings
 from stepline.cli._serve import configure_logging, local_url, serve, serve_options
 from stepline.cli.apps import load_app
@@ -40,14 +40,7 @@ from stepline.server.app import create_app
     show_envvar=True,
     help="Runs executed at once.",
 )
-@click.option(
-    "--sdk-url",
-    "sdk_urls",
-    envvar="STEPLINE_SDK_URL",
-    multiple=True,
-    show_envvar=True,
-    help="Serve URL of an Inngest SDK app to sync, now and every 5s (repeatable).",
-)
+@sdk_urls_option
 @sdk_timeout_option
 @serve_options
 @signing_options

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import click
 
-from stepline.cli._sdk import signing_options
+from stepline.cli._sdk import sdk_urls_option, signing_options
 from stepline.cli._secrets import Secrets, auth_settings
 from stepline.cli._serve import configure_logging, local_url, serve, serve_options
 from stepline.engine.inngest.poller import AppPoller
@@ -32,14 +32,7 @@ from stepline.store import open_store
     show_envvar=True,
     help="Run without event keys and API token (loopback only).",
 )
-@click.option(
-    "--sdk-url",
-    "sdk_urls",
-    envvar="STEPLINE_SDK_URL",
-    multiple=True,
-    show_envvar=True,
-    help="Serve URL of an Inngest SDK app to sync, now and every 5s (repeatable).",
-)
+@sdk_urls_option
 @serve_options
 @signing_options
 def server(
