@@ -219,7 +219,8 @@ class Writer:
         Returns None: the run is parked for the retry, or has ended.
         """
         targeted = step_id != DISCOVERY
-        attempt = self.attempt_for(step_id)
+        # Outside steps, the run's own attempts count (a step's count against the step).
+        attempt = self.failures.get(step_id, 0) if targeted else self.claimed.run.attempt
         now = self.clock.now()
         retry_at: datetime | None = None
         if not (reply is not None and reply.no_retry) and attempt + 1 < self.max_attempts:
