@@ -52,6 +52,10 @@ headers = {{ Authorization = "Bearer {TOKEN}" }}
 "path.event_key" = "{EVENT_KEY}"
 [checks.negative_data_rejection]
 expected-statuses = {REJECTIONS!r}
+# A sync by URL PUTs whatever URL was generated: nothing serves an app there, which is a 502.
+[[operations]]
+include-name = "POST /v1/apps"
+checks.not_a_server_error.expected-statuses = ["2xx", "4xx", "502"]
 """
 
 
