@@ -5,6 +5,7 @@ in-band (signed), and every way a sync by URL can fail, in words."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import fastapi
@@ -20,6 +21,7 @@ from stepline.store.base import Store
 from stepline.store.postgres import PostgresStore
 from stepline.store.sqlite import SqliteStore
 from tests.inngest.conftest import Servers, Stepline, free_port
+from tests.inngest.node import NodeApp
 
 Serve = Callable[[inngest.Inngest, Sequence[Any]], str]
 pytestmark = pytest.mark.timeout(30)
@@ -109,6 +111,33 @@ def test_a_signed_server_syncs_in_band(
     assert status == 200, body
     assert body["data"]["id"] == "signed"
     assert body["data"]["functions"] == ["signed-greet", "signed-nightly"]
+
+
+def test_a_typescript_app_syncs_by_url_and_shows_as_ts_sdk_on_the_dashboard(
+    stepline: Stepline, tmp_path: Path
+) -> None:
+    project = Path(__file__).parent / "ts_app"
+    node = NodeApp(project, ["server.js"], free_port(), tmp_path / "node.log")
+    try:
+        node.start({"INNGEST_DEV": stepline.url}, "/state")
+        url = node.base + "/api/inngest"
+
+        status, body = _sync(stepline, {"url": url})
+
+        assert status == 200, (body, node.output())
+        app = body["data"]
+        assert (app["id"], app["kind"], app["url"]) == ("ts-tests", "sdk", url)
+        assert app["sdk"].startswith("js:v4.") and app["framework"] == "express"
+        assert "ts-tests-steps" in app["functions"]
+        card = stepline.http.get("/apps").text
+        assert '<span class="tag">TS SDK</span>' in card
+        assert f'<dd class="sdk">TS SDK {app["sdk"].partition(":")[2]}</dd>' in card
+        functions = stepline.http.get("/functions").text
+        assert '<a href="/apps#app-ts-tests">ts-tests</a> <span class="tag sdk-tag">TS SDK' in (
+            functions
+        )
+    finally:
+        node.stop()
 
 
 @pytest.mark.parametrize(

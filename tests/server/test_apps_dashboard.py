@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from stepline.engine.engine import Engine
+from stepline.server.dashboard_apps import sdk_name, sdk_text
 from tests.inngest.conftest import Servers, free_port
 from tests.server.conftest import Served
 from tests.server.sdk_app import SHOP_FUNCTIONS, python_shop, serve_shop
@@ -107,3 +108,18 @@ def test_a_failed_sync_shows_why_and_keeps_the_url(
     assert f'value="{url}" required' in page.text
     assert 'aria-invalid="true"' in page.text
     assert "flash" not in page.text
+
+
+@pytest.mark.parametrize(
+    ("sdk", "name", "text"),
+    [
+        ("py:v0.5.19", "Python SDK", "Python SDK v0.5.19"),
+        ("js:v4.18.1", "TS SDK", "TS SDK v4.18.1"),
+        ("go:v0.7.4", "Go SDK", "Go SDK v0.7.4"),
+        ("rb:v1.0", "rb SDK", "rb SDK v1.0"),
+        ("py", "Python SDK", "Python SDK"),
+        (None, "SDK", "SDK"),
+    ],
+)
+def test_an_sdk_is_named_in_words(sdk: str | None, name: str, text: str) -> None:
+    assert (sdk_name(sdk), sdk_text(sdk)) == (name, text)
