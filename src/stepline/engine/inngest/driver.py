@@ -92,7 +92,11 @@ class HttpDriver:
             await asyncio.to_thread(writer.give_up, message)
             return
         try:
-            await self._drive(claimed, target, writer, lost)
+            try:
+                await self._drive(claimed, target, writer, lost)
+            except errors.Conflict as exc:  # its stored state moved on (a child settled a step)
+                logger.info("run %s: %s; claiming it afresh", claimed.run.id, exc)
+                await asyncio.to_thread(writer.hand_back)
         except errors.LeaseLost as exc:
             logger.info("run %s: %s; leaving it to its new owner", claimed.run.id, exc)
         except errors.StoreUnavailable as exc:
