@@ -18,12 +18,14 @@ from starlette.responses import JSONResponse, Response
 
 from stepline import errors
 from stepline.engine import views
+from stepline.engine.inngest.names import to_stepline
 from stepline.engine.inngest.sync import syncer_for
 from stepline.engine.operations import Operations
 from stepline.server.api_apps import AppHandlers
 from stepline.server.api_runs import RunHandlers
 from stepline.server.auth import AuthSettings, check_token
 from stepline.server.body import read_json
+from stepline.server.inngest import rest
 from stepline.server.intake import bounded_batch, intake_endpoint
 from stepline.server.models import EventQuery, InvokeBody, parse
 from stepline.server.openapi import Endpoint, document
@@ -60,9 +62,13 @@ class Api(RunHandlers, AppHandlers):
             return handler  # type: ignore[no-any-return]  # a method taking the Request
 
         async def endpoint(request: Request) -> Response:
-            if spec.auth:
+            kwargs: dict[str, Any] = {}
+            if spec.inngest:
+                rest.check_rest_auth(self.auth, request)
+                kwargs["inngest"] = rest.speaks_inngest(request, self.auth.signing_keys)
+            elif spec.auth:
                 check_token(self.auth, request)
-            kwargs: dict[str, Any] = {name: path_value(request, name) for name in spec.path_params}
+            kwargs.update((name, path_value(request, name)) for name in spec.path_params)
             params = dict(request.query_params)
             if spec.query is not None:
                 kwargs["query"] = parse(spec.query, params, where="query")
@@ -96,34 +102,47 @@ class Api(RunHandlers, AppHandlers):
 
     # -- events ------------------------------------------------------------------------------
 
-    async def list_events(self, query: EventQuery) -> JSONResponse:
-        """GET /v1/events: events newest first, by name and time received, paged."""
+    async def list_events(self, query: EventQuery, inngest: bool) -> JSONResponse:
+        """GET /v1/events: events newest first, by name and time received, paged.
+
+        Inngest clients name system events `inngest/...` and get 20 events unless they ask.
+        """
+        name, limit = query.name, query.limit
+        if inngest:
+            name = None if name is None else to_stepline(name)
+            limit = limit if "limit" in query.model_fields_set else rest.DEFAULT_EVENTS
 
         def page() -> dict[str, Any]:
             events, cursor = self.ops.events_page(
-                query.name,
-                query.limit,
-                query.before,
+                name,
+                limit,
+                query.start,
                 received_after=query.received_after,
                 received_before=query.received_before,
             )
+            if inngest:
+                return rest.payload([rest.event_view(e) for e in events])
             return {"data": [views.event_view(e) for e in events], "next_cursor": cursor}
 
         return JSONResponse(await run_in_threadpool(page))
 
-    async def get_event(self, event_id: str) -> JSONResponse:
+    async def get_event(self, event_id: str, inngest: bool) -> JSONResponse:
         """GET /v1/events/{id}: one event, by its internal or sender's id."""
-        return await self._data(lambda: views.event_view(self.ops.get_event(event_id)))
+        view = rest.event_view if inngest else views.event_view
+        return await self._shaped(lambda: view(self.ops.get_event(event_id)), inngest)
 
     async def send_events(self, body: Any) -> JSONResponse:
         """POST /v1/events: store one event or a list (all or none); start their runs."""
         return await self._data(lambda: {"ids": self.ops.send(bounded_batch(body))})
 
-    async def event_runs(self, event_id: str) -> JSONResponse:
+    async def event_runs(self, event_id: str, inngest: bool) -> JSONResponse:
         """GET /v1/events/{id}/runs: the runs an event started."""
-        return await self._data(
-            lambda: [views.run_view(r) for r in self.ops.runs_for_event(event_id)]
-        )
+
+        def runs() -> list[dict[str, Any]]:
+            found = self.ops.runs_for_event(event_id)
+            return rest.runs_view(found) if inngest else [views.run_view(r) for r in found]
+
+        return await self._shaped(runs, inngest)
 
     # -- functions ---------------------------------------------------------------------------
 

@@ -1,4 +1,8 @@
-"""REST API v1 run handlers: list, fetch, cancel and replay (one or by filter), live streams."""
+"""REST API v1 run handlers: list, fetch, cancel and replay (one or by filter), live streams.
+
+`GET` and `DELETE /v1/runs/{id}` answer Inngest clients as Inngest does (`server.inngest.rest`);
+`DELETE /v0/runs/{id}` is Inngest's legacy cancel.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,17 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from stepline import errors
 from stepline.engine import views
 from stepline.engine.operations import Operations
 from stepline.server import sse
+from stepline.server.auth import AuthSettings
+from stepline.server.inngest import rest
+from stepline.server.inngest.reads import parse_run_id
+from stepline.server.inngest.routes import check_sdk_auth
 from stepline.server.models import BulkSelection, RunQuery
 
 RUN_EVENT = "run"
@@ -26,12 +36,19 @@ def _dumps(value: Any) -> str:
 class RunHandlers:
     """The `/v1/runs` handlers."""
 
+    auth: AuthSettings
+
     def __init__(self, operations: Operations) -> None:
         self.ops = operations
 
     async def _data(self, call: Callable[[], Any], status: int = 200) -> JSONResponse:
         """`{"data": call()}`, the call made in the thread pool (the store blocks)."""
         return JSONResponse({"data": await run_in_threadpool(call)}, status_code=status)
+
+    async def _shaped(self, call: Callable[[], Any], inngest: bool) -> JSONResponse:
+        """`call()` as Inngest's answer (with `metadata`) or Stepline's (`{"data": ...}`)."""
+        data = await run_in_threadpool(call)
+        return JSONResponse(rest.payload(data) if inngest else {"data": data})
 
     def _page(self, query: RunQuery) -> dict[str, Any]:
         runs, cursor = self.ops.runs_page(query.run_filter(before=query.before, limit=query.limit))
@@ -43,13 +60,38 @@ class RunHandlers:
         """GET /v1/runs: runs newest first, filtered, keyset-paged by `before`."""
         return JSONResponse(await run_in_threadpool(self._page, query))
 
-    async def get_run(self, run_id: str) -> JSONResponse:
-        """GET /v1/runs/{id}: a run with steps, attempts, logs, progress and counters."""
+    async def get_run(self, run_id: str, inngest: bool) -> JSONResponse:
+        """GET /v1/runs/{id}: a run with steps, attempts, logs, progress and counters.
+
+        Inngest clients get its summary; an id that is no ULID is 400 to them, as Inngest says.
+        """
+        if inngest:
+            run_id = parse_run_id(run_id, "run_id")
+            return await self._shaped(lambda: rest.run_view(self.ops.store.get_run(run_id)), True)
         return await self._data(lambda: views.run_detail_view(self.ops.run_detail(run_id)))
 
-    async def cancel_run(self, run_id: str) -> JSONResponse:
-        """POST /v1/runs/{id}/cancel: cancel a run (a no-op on an ended run)."""
+    async def cancel_run(self, run_id: str, inngest: bool = False) -> Response:
+        """POST /v1/runs/{id}/cancel: cancel a run (a no-op on an ended run); the run.
+
+        `DELETE /v1/runs/{id}` too, which answers Inngest clients with an empty 200.
+        """
+        if inngest:
+            run_id = parse_run_id(run_id, "run_id")
+            await run_in_threadpool(self.ops.cancel, run_id)
+            return rest.cancelled()
         return await self._data(lambda: views.run_view(self.ops.cancel(run_id)))
+
+    async def cancel_run_v0(self, request: Request) -> Response:
+        """DELETE /v0/runs/{id}: Inngest's legacy cancel, as its dev server answers it.
+
+        204; 404 for an unknown run, 409 for a completed or failed one, 400 for no ULID.
+        """
+        check_sdk_auth(self.auth, request)
+        run_id = parse_run_id(request.path_params["run_id"], "run_id")
+        run = await run_in_threadpool(self.ops.cancel, run_id)
+        if run.status in ("COMPLETED", "FAILED"):
+            raise errors.Conflict("This function has already completed")
+        return Response(status_code=204)
 
     async def replay_run(self, run_id: str) -> JSONResponse:
         """POST /v1/runs/{id}/replay: start a new run with the same trigger."""

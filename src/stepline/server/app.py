@@ -64,7 +64,7 @@ API: tuple[Endpoint, ...] = (
         summary="Send events (Inngest-compatible; the key is an event key)",
         tag=_EVENTS,
         response=m.IntakeResponse,
-        body=m.EventsIn,
+        body=m.IntakeEventsIn,
         errors=(401, 413),
         auth=False,
         plain=True,
@@ -86,6 +86,8 @@ API: tuple[Endpoint, ...] = (
         tag=_EVENTS,
         response=m.EventsPage,
         query=m.EventQuery,
+        inngest=True,
+        inngest_response=m.InngestEvents,
     ),
     Endpoint(
         method="POST",
@@ -106,6 +108,8 @@ API: tuple[Endpoint, ...] = (
         tag=_EVENTS,
         response=m.EventResponse,
         errors=(404,),
+        inngest=True,
+        inngest_response=m.InngestEventResponse,
     ),
     Endpoint(
         method="GET",
@@ -115,6 +119,8 @@ API: tuple[Endpoint, ...] = (
         tag=_EVENTS,
         response=m.RunList,
         errors=(404,),
+        inngest=True,
+        inngest_response=m.InngestRuns,
     ),
     Endpoint(
         method="GET",
@@ -165,6 +171,8 @@ API: tuple[Endpoint, ...] = (
         tag=_RUNS,
         response=m.RunDetailResponse,
         errors=(404,),
+        inngest=True,
+        inngest_response=m.InngestRunResponse,
     ),
     Endpoint(
         method="DELETE",
@@ -174,6 +182,7 @@ API: tuple[Endpoint, ...] = (
         tag=_RUNS,
         response=m.RunResponse,
         errors=(404,),
+        inngest=True,
     ),
     Endpoint(
         method="GET",
@@ -317,6 +326,7 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
         *(Route(e.path, api.endpoint(e), methods=[e.method]) for e in API),
         # what the Inngest SDKs and their test tooling read runs through (protocol §7.3, §12)
         *inngest_routes(operations, auth),
+        Route("/v0/runs/{run_id}", api.cancel_run_v0, methods=["DELETE"]),  # Inngest's legacy
     ]
     return Starlette(
         routes=routes,

@@ -179,7 +179,19 @@ class EventQuery(Model):
     received_after: Moment | None = None
     received_before: Moment | None = None
     before: Cursor = None
+    cursor: Cursor = Field(default=None, description="Inngest's name for `before`")
     limit: Limit = 50
+
+    @model_validator(mode="after")
+    def _one_cursor(self) -> EventQuery:
+        if self.before is not None and self.cursor is not None:
+            raise ValueError("give before or cursor, not both")
+        return self
+
+    @property
+    def start(self) -> str | None:
+        """The cursor the page starts after (`before` or `cursor`)."""
+        return self.before or self.cursor
 
 
 class EventIn(Model):
@@ -197,7 +209,9 @@ class EventIn(Model):
             "not": {"pattern": "^(stepline|inngest)/"},
         },
     )
-    data: dict[str, Any] | None = None
+    data: dict[str, Any] | None = Field(
+        default=None, description=f"its `{events.RESERVED_DATA_KEY}` key is reserved and dropped"
+    )
     user: dict[str, Any] | None = None
     id: Annotated[str, _NoNul()] | None = Field(default=None, max_length=events.MAX_ID_LENGTH)
     ts: Annotated[
@@ -219,6 +233,25 @@ class EventsIn(
     RootModel[EventIn | Annotated[list[EventIn], Field(max_length=MAX_EVENTS_PER_REQUEST)]]
 ):
     """One event, or a list sent as a whole (all or none; an empty list stores nothing)."""
+
+
+class IntakeEventIn(EventIn):
+    """An event sent to `/e/{event_key}`: its `data` and `user` up to 3 MiB, as Inngest takes."""
+
+    meta: dict[str, Any] | None = Field(
+        default=None, description="the JS SDK v4's session metadata: taken, not stored"
+    )
+
+
+class IntakeEventsIn(
+    RootModel[
+        IntakeEventIn | Annotated[list[IntakeEventIn], Field(max_length=MAX_EVENTS_PER_REQUEST)]
+    ]
+):
+    """One event, or a list sent as a whole (all or none; an empty list stores nothing).
+
+    A request carrying `X-Inngest-Event-Id-Seed` is stored once however often it is retried.
+    """
 
 
 def _serve_url(value: str) -> str:
@@ -675,6 +708,74 @@ class WorkerList(Model):
     """Registered workers."""
 
     data: list[Worker]
+
+
+# -- Inngest's shapes (protocol §11), for Inngest clients (see server/inngest/rest.py) ------
+
+
+class InngestMetadata(Model):
+    """When the answer was read."""
+
+    fetched_at: datetime
+
+
+class InngestEvent(Model):
+    """A stored event as Inngest's REST API shows it (system events under `inngest/` names)."""
+
+    internal_id: str
+    account_id: str
+    environment_id: str
+    source: str
+    source_id: None
+    received_at: datetime
+    id: str
+    name: str
+    data: dict[str, Any]
+    user: dict[str, Any]
+    ts: int
+
+
+class InngestRun(Model):
+    """A run as Inngest's REST API shows it; `output` is a failed run's error."""
+
+    run_id: str
+    run_started_at: datetime
+    function_id: str
+    function_version: int
+    environment_id: str
+    event_id: str | None
+    original_run_id: str | None = Field(default=None, description="absent unless a replay")
+    status: Literal["Scheduled", "Running", "Completed", "Failed", "Cancelled", "Skipped"]
+    ended_at: datetime | None
+    output: Any = Field(default=None, description="absent until the run has a result or error")
+
+
+class InngestEvents(Model):
+    """Events, newest first (page with `cursor` = the last one's `internal_id`)."""
+
+    data: list[InngestEvent]
+    metadata: InngestMetadata
+
+
+class InngestEventResponse(Model):
+    """One event."""
+
+    data: InngestEvent
+    metadata: InngestMetadata
+
+
+class InngestRuns(Model):
+    """Runs."""
+
+    data: list[InngestRun]
+    metadata: InngestMetadata
+
+
+class InngestRunResponse(Model):
+    """One run."""
+
+    data: InngestRun
+    metadata: InngestMetadata
 
 
 # -- parsing -------------------------------------------------------------------------------

@@ -18,6 +18,13 @@ from stepline.server import models
 
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"{(\w+)}")
+INNGEST_SHAPE = (
+    "Inngest's REST API has this route too. The bearer token may be the API token or a signing "
+    "key. A request from an Inngest client (`X-Inngest-SDK`, a `User-Agent` starting "
+    "`inngest-`, a `signkey-...` bearer token or the hash of a signing key the server has) or "
+    "with `X-Stepline-Shape: inngest` gets Inngest's answer: the `Inngest...` schema, or for a "
+    "cancel a 200 with an empty body; `X-Stepline-Shape: stepline` asks for Stepline's."
+)
 ERROR_WHEN = {
     400: "Bad input; `field` names it",
     401: "Missing or wrong bearer token (only when the server has one)",
@@ -51,6 +58,10 @@ class Endpoint:
         auth: Needs the API token (when the server has one); False for public routes.
         plain: The handler takes the `Request` and does all the above itself (event intake).
         error_model: The body of its 4xx answers.
+        inngest: Inngest's REST API has this route too: it takes a signing key as well as the
+            API token, answers Inngest clients in Inngest's shape, and its handler takes
+            `inngest` (see `server.inngest.rest`).
+        inngest_response: The model of that shape (None: an empty body).
     """
 
     method: str
@@ -69,6 +80,8 @@ class Endpoint:
     auth: bool = True
     plain: bool = False
     error_model: type[BaseModel] = models.Error
+    inngest: bool = False
+    inngest_response: type[BaseModel] | None = None
 
     @property
     def path_params(self) -> list[str]:
@@ -154,6 +167,9 @@ def _responses(endpoint: Endpoint, components: _Components) -> dict[str, Any]:
     if endpoint.stream:
         success["description"] = "Server-sent events"
         success["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+    elif endpoint.response is not None and endpoint.inngest_response is not None:
+        shapes = [components.ref(endpoint.response), components.ref(endpoint.inngest_response)]
+        success["content"] = _json({"oneOf": shapes})
     elif endpoint.response is not None:
         success["content"] = _json(components.ref(endpoint.response))
     else:
@@ -183,6 +199,8 @@ def _operation(endpoint: Endpoint, components: _Components) -> dict[str, Any]:
         }
     if not endpoint.auth:
         operation["security"] = []
+    if endpoint.inngest:
+        operation["description"] = INNGEST_SHAPE
     return operation
 
 
@@ -201,7 +219,8 @@ def document(endpoints: Sequence[Endpoint], *, version: str) -> dict[str, Any]:
             "description": (
                 'Every success is `{"data": ...}` (lists add `next_cursor`); every error is '
                 '`{"error": message, "status": code, "field": name?}`. Event intake at '
-                "`/e/{event_key}` speaks Inngest's shape instead."
+                "`/e/{event_key}` speaks Inngest's shape instead, and so do the routes Inngest's "
+                "REST API shares with this one, to Inngest clients (see their descriptions)."
             ),
         },
         "paths": paths,
