@@ -40,6 +40,7 @@ class AppStatements:
         self.app = prepare(select(t.apps).where(a.id == app_id).with_for_update())
         self.apps = prepare(select(t.apps).order_by(a.id))
         self.insert_app = prepare(insert(t.apps))
+        self.touch_app = prepare(update(t.apps).where(a.id == app_id), ["synced_at"])
         self.update_app = prepare(
             update(t.apps).where(a.id == app_id),
             ["kind", "url", "sdk", "framework", "app_version", "checksum", "synced_at"],
@@ -94,12 +95,14 @@ class AppsMixin:
         """Replace an SDK app's function set, all or nothing (see `Store.sync_app`)."""
         sql = self._apps
         with self._transaction() as tx:
-            tx.execute(sql.bump_registry)
+            stored = tx.first(sql.app, app_id=app.id)
+            if _unchanged(stored, app):  # a re-sync of the same app: nothing for routing to read
+                tx.execute(sql.touch_app, app_id=app.id, synced_at=now.timestamp())
+                return AppSync(modified=False)
+            tx.execute(sql.bump_registry)  # first: it orders the registry's changes
             stored = tx.first(sql.app, app_id=app.id)
             if stored is not None and stored["kind"] != app.kind:
                 raise errors.Conflict(f"app id {app.id!r} belongs to a {stored['kind']} app")
-            if stored is not None and app.checksum and stored["checksum"] == app.checksum:
-                return AppSync(modified=False)
             _check_owners(tx, sql, app.id, functions)
             if stored is None:
                 tx.execute(sql.insert_app, id=app.id, **_app_values(app))
@@ -117,6 +120,16 @@ class AppsMixin:
         sql = self._apps
         with self._transaction() as tx:
             return [AppRecord.from_row(row) for row in tx.rows(sql.apps)]
+
+
+def _unchanged(stored: Any, app: AppRecord) -> bool:
+    """Whether the stored app is `app` as synced last time (same kind and checksum)."""
+    return (
+        stored is not None
+        and stored["kind"] == app.kind
+        and app.checksum is not None
+        and stored["checksum"] == app.checksum
+    )
 
 
 def _check_owners(

@@ -692,8 +692,8 @@ class Store(Protocol):
         """Replace an SDK app's function set with `functions`, all or nothing.
 
         Functions the app no longer has are removed (their triggers and cron ticks stop) and
-        their active runs cancelled. Nothing changes when `app.checksum` equals the stored
-        one. Raises `Conflict` when a function id belongs to another app, or the app id to a
+        their active runs cancelled. When `app.checksum` equals the stored one, only the
+        app's `synced_at` moves. Raises `Conflict` when a function id belongs to another app, or the app id to a
         Python app.
         """
         ...

@@ -152,8 +152,9 @@ class AppSyncer:
     async def sync_url(self, url: str) -> Synced | None:
         """Ask the app served at `url` to sync; the result if it answered in-band.
 
-        Out-of-band, the app registers itself through `/fn/register` before answering; this
-        returns None then (read the apps to see the result).
+        Out-of-band, the app registers itself through `/fn/register` before answering (with
+        whichever server it is configured for); this returns None then (read the apps to see
+        the result).
 
         Raises:
             SyncFailed: The app could not be reached, or answered with an error.
