@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -61,7 +62,7 @@ PEERS = {
     "w2_p50_push_dispatched_ms": "4.5-7 (Celery 4.5, DBOS direct 5.8-7.0, procrastinate 7.1)",
 }
 BATCH = 100
-PARTS = ("raw", "w1", "w2", "w4", "flow")
+PARTS = ("raw", "w1", "w2", "w4", "flow", "sdk")
 
 
 class EngineProcess:
@@ -450,11 +451,36 @@ def _peak_rss(report: dict[str, Any]) -> dict[str, Any]:
     return rss
 
 
+Attempt = Callable[[str, Callable[[], dict[str, Any]]], dict[str, Any]]
+
+
+def run_sdk(
+    args: argparse.Namespace,
+    parts: set[str],
+    stores: list[str],
+    report: dict[str, Any],
+    attempt: Attempt,
+) -> None:
+    """The sdk part (sdk_parts.py) on each store, if selected."""
+    if "sdk" not in parts:
+        return
+    from sdk_parts import sdk_postgres, sdk_sqlite
+
+    sdk = (args.sdk_runs, args.sdk_latency_runs, args.sdk_rounds, args.raw_seconds)
+    if "sqlite" in stores:
+        report["sqlite"]["sdk"] = attempt("sqlite.sdk", lambda: sdk_sqlite(*sdk))
+    if "postgres" in stores:
+        part = functools.partial(sdk_postgres, args.pg_url, *sdk)
+        report["postgres"]["sdk"] = attempt("postgres.sdk", part)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument(
-        "--parts", default=",".join(PARTS), help="comma-separated: raw,w1,w2,w4,flow (default all)"
+        "--parts",
+        default=",".join(PARTS),
+        help="comma-separated: raw,w1,w2,w4,flow,sdk (default all)",
     )
     parser.add_argument("--runs", type=int, default=2000, help="W1 runs (3 steps each)")
     parser.add_argument("--latency-runs", type=int, default=200, help="W2 runs")
@@ -476,6 +502,9 @@ def main() -> None:
         "--flow-events", type=int, default=50, help="events of each kind in the cancel_on probe"
     )
     parser.add_argument("--flow-pg-workers", type=int, default=1, help="flow W1 worker processes")
+    parser.add_argument("--sdk-runs", type=int, default=300, help="sdk part: W1 runs")
+    parser.add_argument("--sdk-latency-runs", type=int, default=30, help="sdk part: W2 runs/round")
+    parser.add_argument("--sdk-rounds", type=int, default=3, help="sdk part: rounds")
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
     parser.add_argument(
@@ -529,6 +558,7 @@ def main() -> None:
                     args.pg_url, *flow, args.flow_pg_workers, listeners, args.flow_events
                 ),
             )
+    run_sdk(args, parts, stores, report, attempt)
     if "w4" in parts:
         from w4_history import w4_postgres, w4_sqlite
 
