@@ -111,8 +111,9 @@ class HttpDriver:
         writer: Writer,
         lost: threading.Event | None,
     ) -> None:
-        if writer.branch is None:
-            settled = await asyncio.to_thread(Settler(writer).settle_due)
+        settler = Settler(writer)
+        if writer.branch is None and settler.pending():
+            settled = await asyncio.to_thread(settler.settle_due)
             if not settled:
                 return
         step_id: str | None = writer.branch or DISCOVERY

@@ -28,6 +28,13 @@ class Settler:
     def __init__(self, writer: Writer) -> None:
         self._writer = writer
 
+    def pending(self) -> bool:
+        """Whether the run waits for anything (read from the claim; no store access)."""
+        return any(
+            step.status in _PENDING and step.kind not in _INTERNAL
+            for step in self._writer.steps.values()
+        )
+
     def settle_due(self) -> bool:
         """True if nothing is pending any more (call the app); else the run is parked."""
         writer = self._writer
