@@ -24,9 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 with warnings.catch_warnings():  # the SDK imports pydantic APIs deprecated in pydantic 2
     warnings.simplefilter("ignore")
     import fastapi
-    import inngest.fast_api
-
     import inngest
+    import inngest.fast_api
 
 APP_ID = "bench-py"
 FN_ID = "w1-three-steps"

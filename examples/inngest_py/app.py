@@ -26,9 +26,8 @@ from examples.base_stations import db, vendor
 with warnings.catch_warnings():  # the SDK imports pydantic APIs deprecated in pydantic 2
     warnings.simplefilter("ignore")
     import fastapi
-    import inngest.fast_api
-
     import inngest
+    import inngest.fast_api
 
 REQUESTED = "stations/sync.requested"
 CANCEL = "stations/sync.cancel"

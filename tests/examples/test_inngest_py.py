@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+import inngest
 from examples.base_stations import db, portal
 from examples.inngest_py.app import COMPLETED, create_app
 
-import inngest
 from tests.inngest.conftest import Servers, Stepline
 
 

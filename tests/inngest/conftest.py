@@ -32,9 +32,8 @@ from stepline.store.base import RunRecord, Store
 with warnings.catch_warnings():  # the SDK imports pydantic APIs deprecated in pydantic 2
     warnings.simplefilter("ignore")
     import fastapi
-    import inngest.fast_api
-
     import inngest
+    import inngest.fast_api
 
 SETTINGS = EngineSettings(
     worker=WorkerSettings(slots=8, lease_seconds=5.0, poll_seconds=0.05),

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import fastapi
+import inngest
 import inngest.fast_api
 import pytest
 
-import inngest
 import stepline
 from stepline import Client, errors
 from stepline.engine.engine import Engine

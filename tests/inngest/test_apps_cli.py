@@ -7,9 +7,9 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import inngest
 import pytest
 
-import inngest
 from tests.cli.support import run_cli
 from tests.inngest.conftest import Stepline, free_port
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 import inngest
+
 from tests.cli.conftest import _stop, _wait_healthy
 from tests.cli.support import COMMAND, cli_env, free_port
 from tests.engine.support import eventually

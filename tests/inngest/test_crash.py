@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import inngest
 import pytest
 
-import inngest
 from stepline.engine.operations import Operations
 from stepline.server.app import create_app
 from stepline.store.base import Store

@@ -8,13 +8,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import inngest
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-import inngest
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.inngest.sync import SyncFailed, syncer_for
 from tests.inngest.conftest import Servers, Stepline

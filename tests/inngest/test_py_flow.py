@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import inngest
+
 from stepline.engine.clock import FakeClock
 from stepline.store.base import RunFilter, RunRecord
 from tests.engine.support import eventually

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import inngest
+
 from tests.inngest.conftest import Stepline
 
 Serve = Callable[[inngest.Inngest, Sequence[Any]], str]

@@ -18,10 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import inngest
 import pytest
 from inngest._internal.errors import SendEventsError
 
-import inngest
 from stepline.engine.event_seed import seeded_ids
 from stepline.server.intake import MAX_INTAKE_BODY_BYTES, SEED_HEADER
 from tests.inngest.conftest import Stepline

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import inngest
+
 from tests.inngest.conftest import Stepline
 
 

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
+import inngest
 import pytest
 from pydantic import BaseModel
 
-import inngest
 from stepline.engine.inngest.signing import SigningKeys, hashed_key
 from stepline.server import models
 from stepline.server.app import create_app

@@ -4,9 +4,9 @@ with FastAPI on loopback, and a Python app ("py-shop": py-echo)."""
 from __future__ import annotations
 
 import fastapi
+import inngest
 import inngest.fast_api
 
-import inngest
 import stepline
 from tests.inngest.conftest import Servers
 

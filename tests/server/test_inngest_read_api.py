@@ -16,10 +16,10 @@ from datetime import timedelta
 from importlib import metadata
 from typing import Any
 
+import inngest
 import pytest
 from inngest.experimental.dev_server import dev_server
 
-import inngest
 import stepline
 from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine

@@ -693,8 +693,8 @@ class Store(Protocol):
 
         Functions the app no longer has are removed (their triggers and cron ticks stop) and
         their active runs cancelled. When `app.checksum` equals the stored one, only the
-        app's `synced_at` moves. Raises `Conflict` when a function id belongs to another app, or the app id to a
-        Python app.
+        app's `synced_at` moves. Raises `Conflict` when a function id belongs to another app,
+        or the app id to a Python app.
         """
         ...
 
