@@ -21,6 +21,7 @@ from tests.inngest.conftest import Servers, Stepline
 
 Serve = Callable[[inngest.Inngest, Sequence[Any]], str]
 KEY = "signkey-test-" + "ab" * 32
+SDK_HEADERS = {"content-type": "application/json", "x-inngest-sdk": "inngest-py:v0.5.19"}
 OTHER_KEY = "signkey-test-" + "cd" * 32
 
 
@@ -120,10 +121,25 @@ def _garbage_app() -> Starlette:
         await asyncio.sleep(30)
         return PlainTextResponse("too late")
 
+    async def huge(request: Request) -> Response:  # an SDK's answer past the 8 MiB limit
+        body = b'[{"id": "a", "op": "StepRun", "data": "' + b"x" * (9 << 20) + b'"}]'
+        return Response(body, status_code=206, headers=SDK_HEADERS)
+
+    async def big_step(request: Request) -> Response:  # a step output past 4 MiB
+        memo = (await request.json())["steps"].get("a" * 40)
+        if memo is not None:  # as an SDK does: the step's error fails the function
+            error = {"name": "StepError", **memo["error"]}
+            headers = {**SDK_HEADERS, "x-inngest-no-retry": "true"}
+            return Response(json.dumps(error), status_code=500, headers=headers)
+        op = {"id": "a" * 40, "op": "StepRun", "displayName": "big", "data": "x" * (5 << 20)}
+        return Response(json.dumps([op]), status_code=206, headers=SDK_HEADERS)
+
     return Starlette(
         routes=[
             Route("/garbage", garbage, methods=["POST"]),
             Route("/sleepy", sleepy, methods=["POST"]),
+            Route("/huge", huge, methods=["POST"]),
+            Route("/big-step", big_step, methods=["POST"]),
         ]
     )
 
@@ -133,6 +149,8 @@ def _garbage_app() -> Starlette:
     [
         ("/garbage", "without X-Inngest-SDK"),
         ("/gone", "failed"),
+        ("/huge", "larger than 8 MiB"),
+        ("/big-step", "returned more than 4 MiB"),
     ],
 )
 def test_an_app_answering_garbage_or_gone_fails_the_run_with_a_clear_error(
@@ -155,7 +173,8 @@ def test_an_app_answering_garbage_or_gone_fails_the_run_with_a_clear_error(
     assert broken.status == "FAILED"
     assert expected in json.loads(broken.error or "{}")["message"]
     attempts = stepline.engine.get_run(broken.id).attempts
-    assert len(attempts) == 2  # retries.attempts = 1: two attempts, both recorded
+    # retries.attempts = 1: two attempts; a step too large: the step's, then the function's
+    assert len(attempts) == 2
     assert healthy.status == "COMPLETED"
 
 

@@ -145,6 +145,10 @@ class Writer:
 
     def _outcome(self, op: Op, reply: Reply, started: datetime) -> str | None:
         """A step the app ran: commit it (or end the branch with it), or retry it."""
+        known = self.steps.get(op.id)
+        if known is not None and known.status in ("completed", "failed"):
+            again = {"name": "StepRunTwice", "message": f"the app ran finished step {op.label!r}"}
+            return self.attempt_failed(DISCOVERY, again, reply, started)
         if op.op in _RAN:
             output = _json(op.data)
             if len(output) > MAX_STEP_OUTPUT_BYTES:
