@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 import stepline
-from tests.cli.support import APP_FILE, COMMAND, cli_env, free_port
+from tests.cli.support import APP_FILE, COMMAND, cli_env
+from tests.loopback import free_port
 
 START_SECONDS = 20.0
 

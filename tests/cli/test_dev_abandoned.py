@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cli.support import COMMAND, cli_env, free_port
+from tests.cli.support import COMMAND, cli_env
+from tests.loopback import free_port
 
 STUCK_APP = Path(__file__).parents[1] / "scale" / "stuck_app.py"
 START_SECONDS = 20.0

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from stepline.cli.main import cli
 from stepline.store.migrate import head
-from tests.cli.support import free_port, run_cli
+from tests.cli.support import run_cli
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -18,7 +18,8 @@ import pytest
 from stepline import errors
 from stepline.cli._secrets import MIN_SECRET_LENGTH, Secrets, auth_settings
 from stepline.store.sqlite import SqliteStore
-from tests.cli.support import COMMAND, free_port
+from tests.cli.support import COMMAND
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.timeout(30)
 

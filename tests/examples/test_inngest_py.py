@@ -8,7 +8,8 @@ import inngest
 from examples.base_stations import db, portal
 from examples.inngest_py.app import COMPLETED, create_app
 
-from tests.inngest.conftest import Servers, Stepline
+from tests.inngest.conftest import Stepline
+from tests.loopback import Servers
 
 
 def test_the_sdk_app_syncs_pages_into_the_stations_table(

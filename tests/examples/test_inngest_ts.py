@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from stepline.store.base import RunRecord
-from tests.inngest.conftest import Stepline, free_port
+from tests.inngest.conftest import Stepline
 from tests.inngest.node import NodeApp
+from tests.loopback import free_port
 
 PROJECT = Path(__file__).parents[2] / "examples" / "inngest_ts"
 APP = "base-stations-ts"

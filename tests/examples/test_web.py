@@ -10,7 +10,6 @@ A sync of the simulator's three pages takes a fraction of a second; to see one s
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ import stepline
 from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
 from stepline.server.app import create_app as stepline_server
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.timeout(15)
 
@@ -41,14 +41,6 @@ VALID, INVALID, TOTAL = 240, 10, 250  # the simulator's default data set
 def clock() -> FakeClock:
     """A fake clock set to now: the server computes ETAs against the wall clock."""
     return FakeClock(datetime.now(UTC))
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ FastAPI on another port, their client pointed at that server, as a user configur
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -17,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from stepline.engine.clock import Clock, SystemClock
 from stepline.engine.engine import Engine, EngineSettings
@@ -28,6 +25,7 @@ from stepline.engine.worker import WorkerSettings
 from stepline.server.app import create_app
 from stepline.server.auth import AuthSettings
 from stepline.store.base import RunRecord, Store
+from tests.loopback import Servers
 
 with warnings.catch_warnings():  # the SDK imports pydantic APIs deprecated in pydantic 2
     warnings.simplefilter("ignore")
@@ -40,43 +38,6 @@ SETTINGS = EngineSettings(
     retry=RetryPolicy(base_seconds=0.2, factor=2.0, cap_seconds=2.0, jitter=0.0),
     scheduler_poll_seconds=0.05,
 )
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Servers:
-    """uvicorn servers in threads, stopped (and joined) together."""
-
-    def __init__(self) -> None:
-        self._running: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(self, app: Any, port: int | None = None) -> str:
-        """Serve `app` on loopback (on a free port unless given); its base URL."""
-        port = port or free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise TimeoutError("server did not start")
-            time.sleep(0.01)
-        self._running.append((server, thread))
-        return f"http://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        """Stop every server."""
-        for server, _ in self._running:
-            server.should_exit = True
-        for _, thread in self._running:
-            thread.join(timeout=10)
 
 
 def sync(app_url: str) -> None:

@@ -20,8 +20,9 @@ from stepline.server import models
 from stepline.store.base import Store
 from stepline.store.postgres import PostgresStore
 from stepline.store.sqlite import SqliteStore
-from tests.inngest.conftest import Servers, Stepline, free_port
+from tests.inngest.conftest import Stepline
 from tests.inngest.node import NodeApp
+from tests.loopback import Servers, free_port
 
 Serve = Callable[[inngest.Inngest, Sequence[Any]], str]
 pytestmark = pytest.mark.timeout(30)

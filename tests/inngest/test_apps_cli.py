@@ -11,7 +11,8 @@ import inngest
 import pytest
 
 from tests.cli.support import run_cli
-from tests.inngest.conftest import Stepline, free_port
+from tests.inngest.conftest import Stepline
+from tests.loopback import free_port
 
 Serve = Callable[[inngest.Inngest, Sequence[Any]], str]
 pytestmark = pytest.mark.timeout(90)

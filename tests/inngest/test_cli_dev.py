@@ -11,8 +11,9 @@ import httpx
 import inngest
 
 from tests.cli.conftest import _stop, _wait_healthy
-from tests.cli.support import COMMAND, cli_env, free_port
+from tests.cli.support import COMMAND, cli_env
 from tests.engine.support import eventually
+from tests.loopback import free_port
 
 Serve = Callable[..., str]
 

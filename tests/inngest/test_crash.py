@@ -27,7 +27,8 @@ from stepline.server.app import create_app
 from stepline.store.base import Store
 from tests.engine.support import eventually
 from tests.engine.test_crash_recovery import database_of
-from tests.inngest.conftest import Servers, sync
+from tests.inngest.conftest import sync
+from tests.loopback import Servers
 
 LEASE_SECONDS = 2
 

@@ -17,7 +17,8 @@ from starlette.routing import Route
 
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.inngest.sync import SyncFailed, syncer_for
-from tests.inngest.conftest import Servers, Stepline
+from tests.inngest.conftest import Stepline
+from tests.loopback import Servers
 
 Serve = Callable[[inngest.Inngest, Sequence[Any]], str]
 KEY = "signkey-test-" + "ab" * 32

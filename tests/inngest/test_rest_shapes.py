@@ -23,7 +23,8 @@ from stepline.server import models
 from stepline.server.app import create_app
 from stepline.server.auth import AuthSettings
 from stepline.server.inngest.rest import ENVIRONMENT_ID
-from tests.inngest.conftest import Servers, Stepline
+from tests.inngest.conftest import Stepline
+from tests.loopback import Servers
 
 Serve = Callable[[inngest.Inngest, Sequence[Any]], str]
 PY = {"x-inngest-sdk": "inngest-py:v0.5.18", "user-agent": "inngest-py:v0.5.18"}

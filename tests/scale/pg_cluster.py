@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.scale.support import free_port
+from tests.loopback import free_port
 
 PG_BIN_ROOT = Path("/usr/lib/postgresql")
 COMMAND_SECONDS = 60

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from stepline.store.base import Store
 from stepline.store.postgres import PostgresStore
 from stepline.store.sql import SqlStore
 from stepline.store.sqlite import SqliteStore
+from tests.loopback import free_port
 
 T = TypeVar("T")
 COMMAND = [sys.executable, "-m", "stepline.cli.main"]
@@ -45,14 +45,6 @@ def database_of(store: Store) -> str:
 def is_postgres(store: Store) -> bool:
     """True for the PostgreSQL store."""
     return isinstance(store, PostgresStore)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def eventually(

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
 import stepline
 from stepline.engine.engine import Engine
 from stepline.server.app import create_app
 from stepline.server.auth import AuthSettings
+from tests.loopback import Servers
 
 
 def echo_app(event: str) -> stepline.App:
@@ -88,14 +85,6 @@ OPTION_SUMMARIES = {
 """What the API says of each function of `options_app`, in words."""
 
 
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Served:
     """A running server: its URL and an HTTP client for it."""
@@ -108,31 +97,19 @@ class Served:
 @pytest.fixture
 def serve() -> Iterator[Callable[..., Served]]:
     """Serve an engine's operations over HTTP; stopped (and joined) after the test."""
-    servers: list[tuple[uvicorn.Server, threading.Thread, httpx.Client]] = []
+    servers = Servers()
+    clients: list[httpx.Client] = []
 
     def start(engine: Engine, auth: AuthSettings | None = None) -> Served:
-        port = free_port()
-        config = uvicorn.Config(
-            create_app(engine.operations, auth), host="127.0.0.1", port=port, log_level="warning"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise TimeoutError("server did not start")
-            time.sleep(0.01)
-        url = f"http://127.0.0.1:{port}"
+        url = servers.start(create_app(engine.operations, auth))
         http = httpx.Client(base_url=url, timeout=10)
-        servers.append((server, thread, http))
+        clients.append(http)
         return Served(url=url, http=http, engine=engine)
 
     yield start
-    for server, thread, http in servers:
+    for http in clients:
         http.close()
-        server.should_exit = True
-        thread.join(timeout=10)
+    servers.stop()
 
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -8,7 +8,7 @@ import inngest
 import inngest.fast_api
 
 import stepline
-from tests.inngest.conftest import Servers
+from tests.loopback import Servers
 
 SHOP_FUNCTIONS = ["shop-greet", "shop-nightly"]
 

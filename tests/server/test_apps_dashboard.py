@@ -10,7 +10,7 @@ import pytest
 
 from stepline.engine.engine import Engine
 from stepline.server.dashboard_apps import sdk_name, sdk_text
-from tests.inngest.conftest import Servers, free_port
+from tests.loopback import Servers, free_port
 from tests.server.conftest import Served
 from tests.server.sdk_app import SHOP_FUNCTIONS, python_shop, serve_shop
 

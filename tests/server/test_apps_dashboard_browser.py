@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from stepline.engine.engine import Engine
-from tests.inngest.conftest import Servers, free_port
+from tests.loopback import Servers, free_port
 from tests.server.conftest import Served
 from tests.server.sdk_app import SHOP_FUNCTIONS, python_shop, serve_shop
 

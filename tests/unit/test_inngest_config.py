@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import threading
-import time
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +18,6 @@ from typing import Any
 import fastapi
 import httpx
 import pytest
-import uvicorn
 from pydantic.warnings import PydanticDeprecatedSince20
 
 import stepline
@@ -46,6 +43,7 @@ from stepline.store.base import (
     NewListener,
     Slot,
 )
+from tests.loopback import Servers
 
 with warnings.catch_warnings():  # inngest 0.5 still declares class-based pydantic configs
     warnings.simplefilter("ignore", PydanticDeprecatedSince20)
@@ -112,14 +110,6 @@ def test_other_names_pass_unchanged(name: str) -> None:
 
 
 # -- the official Python SDK, syncing for real -----------------------------------------------
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class _Register(http.server.BaseHTTPRequestHandler):
@@ -215,27 +205,16 @@ def synced() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Register)
     api_thread = threading.Thread(target=api.serve_forever, daemon=True)
     api_thread.start()
-    port = free_port()
     app = sdk_app(f"http://127.0.0.1:{api.server_address[1]}")
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    servers = Servers()
     try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise TimeoutError("SDK app did not start")
-            time.sleep(0.01)
-        app_url = f"http://127.0.0.1:{port}/api/inngest"
+        app_url = servers.start(app) + "/api/inngest"
         response = httpx.put(app_url, timeout=30)  # what the dev server's "sync" does
         assert response.status_code == 200, response.text
         assert len(_Register.bodies) == 1
         yield app_url, _Register.bodies[0]["functions"]
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        servers.stop()
         api.shutdown()
         api.server_close()
         api_thread.join(timeout=10)

@@ -7,9 +7,6 @@ and a real SDK app served by FastAPI on loopback answers our trust probes.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +15,6 @@ from typing import Any
 import fastapi
 import httpx
 import pytest
-import uvicorn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic.warnings import PydanticDeprecatedSince20
@@ -30,6 +26,7 @@ from stepline.engine.inngest.signing import (
     signature_header,
 )
 from stepline.errors import ConfigurationError
+from tests.loopback import Servers
 
 with warnings.catch_warnings():  # inngest 0.5 still declares class-based pydantic configs
     warnings.simplefilter("ignore", PydanticDeprecatedSince20)
@@ -45,14 +42,6 @@ OTHER = "signkey-prod-" + "a7" * 32
 AT = 1_700_000_000
 NOW = datetime.fromtimestamp(AT, UTC)
 BODY = canonical({"event": {"name": "app/user.created", "data": {"n": 1}}, "ctx": {"attempt": 0}})
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def sdk_accepts(body: bytes, header: str, key: str, fallback: str | None = None) -> bool:
@@ -351,22 +340,11 @@ def sdk_app_url() -> Iterator[str]:
 
     app = fastapi.FastAPI()
     inngest.fast_api.serve(app, client, [noop])
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise TimeoutError("SDK app did not start")
-        time.sleep(0.01)
+    servers = Servers()
     try:
-        yield f"http://127.0.0.1:{port}/api/inngest"
+        yield servers.start(app) + "/api/inngest"
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        servers.stop()
 
 
 def probe(url: str, keys: SigningKeys) -> httpx.Response:
