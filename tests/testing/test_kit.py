@@ -193,3 +193,39 @@ def test_an_event_that_starts_no_run_is_an_error() -> None:
         run_function(pages, event={"name": "kit/something.else"})
     with pytest.raises(stepline.ConfigurationError, match="not both"):
         run_function(pages, event={"name": "kit/pages.requested"}, data={})
+
+
+@app.function(id="fan-out")
+def fan_out(ctx: stepline.Context[Step]) -> list[Any]:
+    """Two parallel branches, each a step (executed as child runs of their own)."""
+    return ctx.step.parallel(
+        "both",
+        [lambda: ctx.step.run("left", _fetch, 1), lambda: ctx.step.run("right", lambda: "real")],
+    )
+
+
+def test_parallel_branches_run_and_take_mocks() -> None:
+    result = run_function(fan_out, data={}, mocks={"left": "mocked"})
+    assert result.status == "COMPLETED", result.error
+    assert result.output == ["mocked", "real"]
+    assert result.steps["both[0]/left"].output == "mocked"
+    assert calls == []
+
+
+@app.function(id="slow", timeout="1m")
+def slow(ctx: stepline.Context[Step]) -> str:
+    """Sleeps past its own timeout."""
+    ctx.step.sleep("nap", "5m")
+    return "woke"
+
+
+def test_a_run_timeout_ends_the_run_on_the_fake_clock() -> None:
+    with TestRun(slow, data={}) as run:
+        assert run.advance("59s").detail == "SLEEPING"
+        result = run.advance("1s")
+        assert result.status == "FAILED"
+        assert result.error is not None
+        assert result.error["message"] == "run exceeded its timeout of 60s"
+        assert result.steps["nap"].status == "sleeping"
+        with pytest.raises(stepline.ConfigurationError, match="nothing is due"):
+            run.advance()
