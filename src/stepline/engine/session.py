@@ -412,6 +412,29 @@ class RunSession:
                 f"step.{step} is not supported inside a step.parallel branch"
             )
 
+    # -- CommandHost (step.exec) ---------------------------------------------------------------
+
+    def flush_log(self) -> None:
+        """Save the running step's log lines if they waited half a second (live output)."""
+        if self._delta.logs:
+            self._maybe_flush()
+
+    def interruption(self) -> str | None:
+        """Why a running command must stop now, or None."""
+        if self.lost:
+            return "the run was cancelled, timed out or taken over"
+        if self._draining is not None and self._draining.is_set():
+            return "the worker is shutting down"
+        return None
+
+    def interrupt(self) -> NoReturn:
+        """End the replay: `Lost`, or (the worker is stopping) hand the run back, due now."""
+        self._current_step = None
+        if self.lost:
+            self._halt(self._lost_signal())
+        self.forget_retried_work()  # the next replay runs the code before this step again
+        self._park(self._clock.now(), None)
+
     # -- RunHooks ------------------------------------------------------------------------------
 
     def log(self, level: str, message: str) -> None:

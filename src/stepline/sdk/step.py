@@ -10,7 +10,8 @@ import asyncio
 import hashlib
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from typing import Any, NoReturn, Protocol, TypeVar, overload
 from stepline import errors
 from stepline._checks import is_text
 from stepline._durations import Duration, parse_duration, require_aware
+from stepline.sdk.command import CommandHost, command_spec, run_command, run_command_async
 from stepline.sdk.options import match_condition
 
 T = TypeVar("T")
@@ -51,7 +53,7 @@ class InvokeSpec:
     timeout: timedelta | None
 
 
-class StepBackend(Protocol):
+class StepBackend(CommandHost, Protocol):
     """What the engine provides to the step API for one run (see engine/session.py)."""
 
     def key(self, step_id: str) -> StepKey:
@@ -191,6 +193,44 @@ class Step(_Base):
         self._backend.completed(key, output, started)
         return json.loads(output)  # type: ignore[no-any-return]
 
+    def exec(
+        self,
+        step_id: str,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        timeout: float | timedelta | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        input: str | bytes | None = None,
+        ok_codes: Iterable[int] = (0,),
+    ) -> dict[str, Any]:
+        """Run a command once for this run, as `run` runs a function (see sdk/command.py).
+
+        Its stdout and stderr lines stream into the run's log as they come (stderr as
+        warnings; values of `env` masked). It is stopped, with its process group, on
+        `timeout` (seconds), when the run is cancelled or times out, and when the worker stops.
+
+        Args:
+            step_id: The step's id.
+            argv: The program and its arguments (not run through a shell).
+            timeout: Seconds (or a timedelta) after which the command is killed and the
+                step fails with `CommandTimedOut` (retried like any step error).
+            env: Variables set over the worker's environment.
+            cwd: The working directory.
+            input: Written to the command's stdin (else stdin is empty).
+            ok_codes: Exit codes that count as success.
+
+        Returns:
+            `{"returncode", "stdout_tail", "stderr_tail", "duration_ms"}`: the tails are the
+            last lines of each stream.
+
+        Raises:
+            StepError: The command exited with another code (`CommandFailed`, its message
+                ending with stderr's last lines) or timed out, on every attempt.
+        """
+        spec = command_spec(argv, timeout=timeout, env=env, cwd=cwd, input=input, ok_codes=ok_codes)
+        return self.run(step_id, run_command, spec, self._backend)
+
     def sleep(self, step_id: str, duration: Duration) -> None:
         """Pause the run for `duration` ("30s", "10m", "1h30m" or a timedelta), durably."""
         until = self._backend.now() + parse_duration(duration)
@@ -313,6 +353,21 @@ class AsyncStep(_Base):
             await asyncio.to_thread(backend.failed, key, exc, started)
         await asyncio.to_thread(backend.completed, key, output, started)
         return json.loads(output)
+
+    async def exec(
+        self,
+        step_id: str,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        timeout: float | timedelta | None = None,  # noqa: ASYNC109  (the command's limit)
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        input: str | bytes | None = None,
+        ok_codes: Iterable[int] = (0,),
+    ) -> dict[str, Any]:
+        """Run a command once for this run, without blocking the event loop; see `Step.exec`."""
+        spec = command_spec(argv, timeout=timeout, env=env, cwd=cwd, input=input, ok_codes=ok_codes)
+        return await self.run(step_id, run_command_async, spec, self._backend)
 
     async def sleep(self, step_id: str, duration: Duration) -> None:
         """Pause the run for `duration`, durably; see `Step.sleep`."""
