@@ -14,6 +14,7 @@ from stepline.errors import (
 )
 from stepline.sdk.app import App, Function
 from stepline.sdk.context import AsyncContext, Context
+from stepline.sdk.event import Event, RunTrigger
 from stepline.sdk.options import (
     Batch,
     CancelOn,
@@ -41,6 +42,7 @@ __all__ = [
     "Debounce",
     "Engine",
     "EngineSettings",
+    "Event",
     "FakeClock",
     "Function",
     "NonRetriableError",
@@ -48,6 +50,7 @@ __all__ = [
     "RateLimit",
     "RetryAfterError",
     "RetryPolicy",
+    "RunTrigger",
     "Singleton",
     "Step",
     "StepError",

@@ -22,9 +22,11 @@ from stepline.engine.clock import Clock
 from stepline.engine.inngest.driver import HttpDriver
 from stepline.engine.retry import RetryPolicy, describe, next_attempt_at
 from stepline.engine.routing import Routing
+from stepline.engine.run_trigger import run_trigger
 from stepline.engine.session import BranchDone, Lost, Parked, Restart, RunSession
 from stepline.sdk.app import Function
 from stepline.sdk.context import CancelFlag, Context
+from stepline.sdk.event import Event, RunTrigger
 from stepline.sdk.step import AsyncStep, Step, encode_output
 from stepline.store.base import ClaimedRun, NewAttempt, Store
 
@@ -83,20 +85,41 @@ class Executor:
         )
         return fn, session
 
-    def _context(self, claimed: ClaimedRun, session: RunSession, step: Any) -> Context[Any]:
+    def _trigger(self, claimed: ClaimedRun, events: tuple[Event, ...]) -> RunTrigger:
+        """How the run was started; a parallel branch's is its parent run's (a store read)."""
+        run = claimed.run
+        if run.trigger_kind == "parallel" and run.parent_run_id is not None:
+            run = self.store.get_run(run.parent_run_id)
+        return run_trigger(run, events)
+
+    async def _trigger_async(self, claimed: ClaimedRun, events: tuple[Event, ...]) -> RunTrigger:
+        if claimed.run.trigger_kind == "parallel":
+            return await asyncio.to_thread(self._trigger, claimed, events)
+        return self._trigger(claimed, events)
+
+    def _context(
+        self,
+        claimed: ClaimedRun,
+        session: RunSession,
+        step: Any,
+        events: tuple[Event, ...],
+        trigger: RunTrigger,
+    ) -> Context[Any]:
         return Context(
-            events=[event.payload() for event in claimed.events],
+            events=events,
             run_id=session.steps_run_id,  # a parallel branch is part of its parent's run
             attempt=claimed.run.attempt,
             step=step,
             hooks=session,
             cancelled=CancelFlag(session.lost_flag),  # the worker sets it once the lease is gone
+            trigger=trigger,
         )
 
     def execute(self, claimed: ClaimedRun, lost: threading.Event | None = None) -> None:
         """Replay a `def` function's run in this thread."""
         fn, session = self._session(claimed, lost)
-        ctx = self._context(claimed, session, Step(session))
+        events = tuple(Event.of(event.payload()) for event in claimed.events)
+        ctx = self._context(claimed, session, Step(session), events, self._trigger(claimed, events))
         try:
             outcome = Outcome(value=fn.handler(ctx))
         except Exception as exc:
@@ -115,7 +138,9 @@ class Executor:
             await self.http.execute(claimed, lost)  # an SDK app's function, over HTTP
             return
         fn, session = self._session(claimed, lost)
-        ctx = self._context(claimed, session, AsyncStep(session))
+        events = tuple(Event.of(event.payload()) for event in claimed.events)
+        trigger = await self._trigger_async(claimed, events)
+        ctx = self._context(claimed, session, AsyncStep(session), events, trigger)
         try:
             outcome = Outcome(value=await fn.handler(ctx))
         except Exception as exc:

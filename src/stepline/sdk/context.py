@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Protocol
 
 from typing_extensions import TypeVar
 
+from stepline.sdk.event import Event, RunTrigger
 from stepline.sdk.step import AsyncStep, Step
 
 # `Context` alone means a `def` function's context; `async def` functions take `AsyncContext`.
@@ -100,8 +101,12 @@ class Context(Generic[S]):
     """What a function receives.
 
     Attributes:
-        event: The triggering event, `{id, name, data, user, ts}`.
-        events: Every triggering event (one, unless the run was started by a batch).
+        event: The triggering event (`Event`: `ctx.event.data`, `.name`, `.id`, `.ts`,
+            `.user`; `ctx.event["data"]` works too). A cron run's is the tick event
+            `stepline/scheduled.timer`, a manual or invoked run's `stepline/function.invoked`.
+        events: Every triggering event, a tuple (one, unless the run was started by a batch).
+        trigger: How the run was started (`RunTrigger`: kind, by, scheduled_at); `manual`
+            with no actor for a context built outside the engine.
         run_id: This run's id.
         attempt: The function-level attempt, 0 for the first.
         step: The step API (`Step` for `def` functions, `AsyncStep` for `async def`).
@@ -113,15 +118,17 @@ class Context(Generic[S]):
     def __init__(
         self,
         *,
-        events: Sequence[dict[str, Any]],
+        events: Sequence[Mapping[str, Any]],
         run_id: str,
         attempt: int,
         step: S,
         hooks: RunHooks,
         cancelled: CancelFlag | None = None,
+        trigger: RunTrigger | None = None,
     ) -> None:
-        self.events = list(events)
-        self.event: dict[str, Any] = self.events[0] if self.events else {}
+        self.events = tuple(e if isinstance(e, Event) else Event.of(e) for e in events)
+        self.event: Event = self.events[0] if self.events else Event(id="", name="", data={})
+        self.trigger = trigger if trigger is not None else RunTrigger(kind="manual")
         self.run_id = run_id
         self.attempt = attempt
         self.step: S = step
