@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from stepline import errors
 from stepline._durations import Duration, parse_duration
@@ -54,6 +54,7 @@ LEASE_SECONDS = 3600.0  # the clock stands still while a replay executes: never 
 MAX_REPLAYS = 10_000  # per call: a function that keeps starting itself fails the test
 MAX_WAKES = 1_000  # wake-ups `finish` moves through before giving up
 RETRY_POLICY = RetryPolicy(jitter=0.0)  # the engine's backoff, without its randomness
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -375,38 +376,35 @@ def _stand_in(mock: Any) -> Callable[..., Any]:
     return value
 
 
-class _MockedStep:
-    """`ctx.step` of a `def` function under test: mocked `step.run` ids, the rest as is."""
+class _MockedStep(Step):
+    """`ctx.step` of a `def` function under test: `run` calls the mock for a mocked id.
+
+    Steps built on `run` take the mocks too; every other step is the engine's own.
+    """
 
     def __init__(self, inner: Step, mocks: Mapping[str, Any]) -> None:
-        self._inner = inner
+        super().__init__(inner._backend)  # the same run's backend; only `run` differs
         self._mocks = mocks
 
-    def run(self, step_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def run(self, step_id: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`Step.run`, calling the mock instead of `fn` if `step_id` is mocked."""
         if step_id in self._mocks:
             fn = _stand_in(self._mocks[step_id])
-        return self._inner.run(step_id, fn, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        return super().run(step_id, fn, *args, **kwargs)
 
 
-class _MockedAsyncStep:
+class _MockedAsyncStep(AsyncStep):
     """`ctx.step` of an `async def` function under test; see `_MockedStep`."""
 
     def __init__(self, inner: AsyncStep, mocks: Mapping[str, Any]) -> None:
-        self._inner = inner
+        super().__init__(inner._backend)
         self._mocks = mocks
 
     async def run(self, step_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """`AsyncStep.run`, calling the mock instead of `fn` if `step_id` is mocked."""
         if step_id in self._mocks:
             fn = _stand_in(self._mocks[step_id])
-        return await self._inner.run(step_id, fn, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        return await super().run(step_id, fn, *args, **kwargs)
 
 
 def _decoded(text: str | None) -> Any:
