@@ -155,7 +155,8 @@ class TestRun:
         if event is not None and data is not None:
             raise errors.ConfigurationError("give event or data, not both")
         self.clock = FakeClock(now)
-        self._fn = _with_mocks(fn, dict(mocks or {}))
+        self._mocks = _Mocks(mocks or {})
+        self._fn = _with_mocks(fn, self._mocks)
         self._dir = Path(tempfile.mkdtemp(prefix="stepline-test-"))
         try:
             self._store = open_store(self._dir / "stepline.db")
@@ -180,6 +181,11 @@ class TestRun:
     def result(self) -> RunResult:
         """The run as stored now."""
         return self._result()
+
+    @property
+    def unused_mocks(self) -> list[str]:
+        """The mocked step ids no `step.run` has reached so far (a typo, or a path not taken)."""
+        return self._mocks.unused
 
     def advance(self, by: Duration | None = None) -> RunResult:
         """Move the clock forward, executing whatever falls due on the way.
@@ -331,15 +337,62 @@ def run_function(
     The fake clock jumps to each wake-up in turn: sleeps end, retries happen after their
     backoff, and a wait for an event times out (returns None). A failed run is a result too:
     check `status` and `error`.
+
+    Raises:
+        ConfigurationError: The run completed without reaching a mocked step id (a typo in
+            the id, most likely); see also `TestRun`'s own errors.
     """
     with TestRun(fn, event=event, data=data, mocks=mocks, now=now) as run:
-        return run.finish()
+        result = run.finish()
+        if result.status == "COMPLETED" and run.unused_mocks:
+            raise errors.ConfigurationError(
+                f"run {result.run_id} completed without reaching the mocked step(s) "
+                f"{', '.join(map(repr, run.unused_mocks))}; check the ids (a mock for a path "
+                "the run may not take belongs in a TestRun)"
+            )
+        return result
 
 
 # -- mocks ---------------------------------------------------------------------------------------
 
 
-def _with_mocks(fn: Function, mocks: dict[str, Any]) -> Function:
+class _Mocks:
+    """The mocks of one test run, and which of them a `step.run` has reached."""
+
+    def __init__(self, mocks: Mapping[str, Any]) -> None:
+        self._mocks = dict(mocks)
+        self.used: set[str] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self._mocks)
+
+    @property
+    def unused(self) -> list[str]:
+        """Mocked ids no `step.run` has reached, sorted."""
+        return sorted(set(self._mocks) - self.used)
+
+    def stand_in(self, step_id: str, fn: Callable[..., T]) -> Callable[..., T]:
+        """What the step `step_id` calls: its mock's stand-in, else `fn` itself."""
+        if step_id not in self._mocks:
+            return fn
+        self.used.add(step_id)
+        mock = self._mocks[step_id]
+        if isinstance(mock, BaseException):
+
+            def fail(*args: Any, **kwargs: Any) -> Any:
+                raise mock
+
+            return fail
+        if callable(mock):
+            return mock  # type: ignore[no-any-return]
+
+        def value(*args: Any, **kwargs: Any) -> Any:
+            return mock
+
+        return value
+
+
+def _with_mocks(fn: Function, mocks: _Mocks) -> Function:
     """`fn` with its `ctx.step` swapped for one that applies `mocks` (fn itself if none)."""
     if not mocks:
         return fn
@@ -359,52 +412,31 @@ def _with_mocks(fn: Function, mocks: dict[str, Any]) -> Function:
     return replace(fn, handler=mocked)
 
 
-def _stand_in(mock: Any) -> Callable[..., Any]:
-    """The function a mocked step calls instead of its own."""
-    if isinstance(mock, BaseException):
-
-        def fail(*args: Any, **kwargs: Any) -> Any:
-            raise mock
-
-        return fail
-    if callable(mock):
-        return mock  # type: ignore[no-any-return]
-
-    def value(*args: Any, **kwargs: Any) -> Any:
-        return mock
-
-    return value
-
-
 class _MockedStep(Step):
     """`ctx.step` of a `def` function under test: `run` calls the mock for a mocked id.
 
     Steps built on `run` take the mocks too; every other step is the engine's own.
     """
 
-    def __init__(self, inner: Step, mocks: Mapping[str, Any]) -> None:
+    def __init__(self, inner: Step, mocks: _Mocks) -> None:
         super().__init__(inner._backend)  # the same run's backend; only `run` differs
         self._mocks = mocks
 
     def run(self, step_id: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`Step.run`, calling the mock instead of `fn` if `step_id` is mocked."""
-        if step_id in self._mocks:
-            fn = _stand_in(self._mocks[step_id])
-        return super().run(step_id, fn, *args, **kwargs)
+        return super().run(step_id, self._mocks.stand_in(step_id, fn), *args, **kwargs)
 
 
 class _MockedAsyncStep(AsyncStep):
     """`ctx.step` of an `async def` function under test; see `_MockedStep`."""
 
-    def __init__(self, inner: AsyncStep, mocks: Mapping[str, Any]) -> None:
+    def __init__(self, inner: AsyncStep, mocks: _Mocks) -> None:
         super().__init__(inner._backend)
         self._mocks = mocks
 
     async def run(self, step_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """`AsyncStep.run`, calling the mock instead of `fn` if `step_id` is mocked."""
-        if step_id in self._mocks:
-            fn = _stand_in(self._mocks[step_id])
-        return await super().run(step_id, fn, *args, **kwargs)
+        return await super().run(step_id, self._mocks.stand_in(step_id, fn), *args, **kwargs)
 
 
 def _decoded(text: str | None) -> Any:

@@ -188,6 +188,20 @@ def test_async_functions_run_the_same_way() -> None:
     assert calls == []
 
 
+def test_a_mock_no_step_reached_is_reported() -> None:
+    mocks: dict[str, Any] = {
+        "fetch-1": {"rows": []},
+        "fetch-2": {"rows": []},
+        "fetch-3": {"rows": []},
+    }
+    with pytest.raises(stepline.ConfigurationError, match="mocked step\\(s\\) 'fetch-3'"):
+        run_function(pages, event={"name": "kit/pages.requested"}, mocks=mocks)
+    with TestRun(pages, event={"name": "kit/pages.requested"}, mocks=mocks) as run:
+        assert run.unused_mocks == ["fetch-2", "fetch-3"]  # parked before fetch-2
+        assert run.finish().status == "COMPLETED"
+        assert run.unused_mocks == ["fetch-3"]
+
+
 def test_an_event_that_starts_no_run_is_an_error() -> None:
     with pytest.raises(stepline.ConfigurationError, match="started no run of 'pages'"):
         run_function(pages, event={"name": "kit/something.else"})
