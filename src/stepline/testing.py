@@ -37,7 +37,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from stepline import errors
-from stepline._durations import Duration, parse_duration
+from stepline._durations import Duration, parse_duration, require_aware
 from stepline.engine.clock import FakeClock
 from stepline.engine.executor import Executor
 from stepline.engine.operations import Operations
@@ -139,6 +139,7 @@ class TestRun:
 
     Raises:
         ConfigurationError: Both `event` and `data` given, or the event started no run.
+        InvalidInput: The event is invalid, or `now` is a naive datetime.
     """
 
     __test__ = False  # not a pytest test class, despite its name
@@ -154,7 +155,7 @@ class TestRun:
     ) -> None:
         if event is not None and data is not None:
             raise errors.ConfigurationError("give event or data, not both")
-        self.clock = FakeClock(now)
+        self.clock = FakeClock(None if now is None else require_aware(now, field="now"))
         self._mocks = _Mocks(mocks or {})
         self._fn = _with_mocks(fn, self._mocks)
         self._dir = Path(tempfile.mkdtemp(prefix="stepline-test-"))
@@ -271,8 +272,8 @@ class TestRun:
         if not runs:
             name = event.get("name")
             raise errors.ConfigurationError(
-                f"event {name!r} started no run of {self._fn.id!r}: it matches none of its "
-                f"triggers (or flow control skipped it; see event {event_id})"
+                f"event {name!r} started no run of {self._fn.id!r}: it matches none of the "
+                "function's triggers"
             )
         return runs[0].id
 

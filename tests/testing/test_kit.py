@@ -205,6 +205,8 @@ def test_a_mock_no_step_reached_is_reported() -> None:
 def test_an_event_that_starts_no_run_is_an_error() -> None:
     with pytest.raises(stepline.ConfigurationError, match="started no run of 'pages'"):
         run_function(pages, event={"name": "kit/something.else"})
+    with pytest.raises(stepline.SteplineError, match="naive datetime"):
+        run_function(pages, event={"name": "kit/pages.requested"}, now=datetime(2026, 1, 1))
     with pytest.raises(stepline.ConfigurationError, match="not both"):
         run_function(pages, event={"name": "kit/pages.requested"}, data={})
 
