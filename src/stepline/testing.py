@@ -130,11 +130,12 @@ class TestRun:
         fn: The function under test (from `@app.function`).
         event: The triggering event `{name, data, ...}`; it must match one of `fn`'s triggers.
         data: Instead of `event`: start the run as "Run now" does, with this event data.
-        mocks: Step results by step id. Each `step.run` with that id (every repeat) records
-            the mock as its result instead of calling its function. A mock is a JSON value,
-            an exception instance (raised as the step's error on every attempt, so retries
-            and failure handling run as usual), or a callable (called instead of the step's
-            function, with its arguments; it may be `async` in an `async def` function).
+        mocks: Step results by step id. Each `step.run` or `step.exec` with that id (every
+            repeat) records the mock as its result instead of calling its function or
+            command. A mock is a JSON value, an exception instance (raised as the step's
+            error on every attempt, so retries and failure handling run as usual), or a
+            callable (called instead of the step's function, with its arguments; it may be
+            `async` in an `async def` function).
         now: The fake clock's starting time (aware); default 2026-01-01 00:00 UTC.
 
     Raises:

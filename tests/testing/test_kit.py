@@ -245,3 +245,19 @@ def test_a_run_timeout_ends_the_run_on_the_fake_clock() -> None:
         assert result.steps["nap"].status == "sleeping"
         with pytest.raises(stepline.ConfigurationError, match="nothing is due"):
             run.advance()
+
+
+@app.function(id="script", retries=0)
+def script(ctx: stepline.Context[Step]) -> Any:
+    """A command as a step; `false` fails unless the step is mocked."""
+    return ctx.step.exec("nightly", ["false"])
+
+
+def test_a_command_step_takes_a_mock_by_id() -> None:
+    answer = {"returncode": 0, "stdout_tail": ["synced 3"], "stderr_tail": [], "duration_ms": 5}
+    result = run_function(script, data={}, mocks={"nightly": answer})
+    assert result.status == "COMPLETED", result.error
+    assert result.output == answer
+    unmocked = run_function(script, data={})
+    assert unmocked.status == "FAILED"
+    assert unmocked.steps["nightly"].error is not None
