@@ -250,7 +250,9 @@ def test_a_command_that_cannot_start_is_a_step_error(
     run = drive(engine, clock, start(engine, EVENT))
     assert run.status == "FAILED"
     [attempt] = engine.get_run(run.id).attempts
-    assert "could not start 'tool'" in json.loads(attempt.error)["message"]
+    message = json.loads(attempt.error)["message"]
+    assert message.startswith("command 'tool' exited with code 127; stderr ends with:")
+    assert "could not start '/nonexistent/tool': No such file or directory" in message
 
 
 def test_env_is_merged_over_the_worker_environment_and_input_is_fed_to_stdin(

@@ -1,18 +1,21 @@
 """`step.exec`: run a command as a step, its output streamed into the run's log as it comes.
 
-The command runs in a process group of its own (POSIX). Its stdout and stderr lines go to the
-run's log live (bounded per line and per step), and the last lines of each are kept for the
-result. The whole group is stopped (SIGTERM, then SIGKILL after `GRACE_SECONDS`) on the step's
-timeout, once the run is cancelled, timed out or taken over, and when the worker shuts down;
-on Linux the command also gets SIGKILL if the worker dies (a parent-death signal). Once the
-command itself has exited, whatever is left of its group is killed.
+On POSIX the command runs under a small guard process (`_guard.py`) that leads a process group
+of its own. Its stdout and stderr lines go to the run's log live (bounded per line and per
+step), and the last lines of each are kept for the result. The whole group is stopped
+(SIGTERM, then SIGKILL after `GRACE_SECONDS`) on the step's timeout, once the run is
+cancelled, timed out or taken over, and when the worker shuts down; if the worker dies, the
+guard stops the group itself (at once on Linux, by a parent-death signal; elsewhere within
+half a second). Once the command itself has exited, whatever is left of its group is killed.
 
-Elsewhere (Windows) there are no process groups: only the command's own process is stopped.
+Elsewhere (Windows) there is no guard and no process group: only the command's own process is
+stopped, and a dying worker may leave it running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import queue
@@ -25,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import IO, Any, NoReturn, Protocol
 
 from stepline import errors
@@ -38,6 +42,7 @@ POLL_SECONDS = 0.05
 _PR_SET_PDEATHSIG = 1
 _READ_BYTES = 4 * MAX_LINE_CHARS  # at most this much of one line is read into memory
 _POSIX = os.name == "posix"
+_GUARD = str(Path(__file__).with_name("_guard.py"))
 
 
 class CommandFailed(errors.SteplineError):
@@ -196,14 +201,14 @@ class _Output:
 
 
 def _parent_death_signal() -> Callable[[], None] | None:
-    """On Linux, a pre-exec hook giving the command SIGKILL when the spawning thread dies."""
+    """On Linux, a pre-exec hook giving the guard SIGTERM when the spawning thread ends."""
     if not sys.platform.startswith("linux"):
         return None
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     parent = os.getpid()
 
     def arm() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # the worker died before the signal was armed
             os._exit(1)
 
@@ -212,9 +217,12 @@ def _parent_death_signal() -> Callable[[], None] | None:
 
 def _spawn(spec: CommandSpec) -> subprocess.Popen[bytes]:
     env = None if spec.env is None else {**os.environ, **spec.env}
+    argv = spec.argv
+    if _POSIX:
+        argv = (sys.executable, "-I", "-S", _GUARD, str(GRACE_SECONDS), *argv)
     try:
         return subprocess.Popen(  # noqa: S603  (running the user's command is the point)
-            spec.argv,
+            argv,
             stdin=subprocess.DEVNULL if spec.input is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -227,13 +235,11 @@ def _spawn(spec: CommandSpec) -> subprocess.Popen[bytes]:
         raise CommandFailed(f"could not start {spec.name!r}: {exc.strerror or exc}") from None
 
 
-def _signal(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    """Send `sig` to the command's process group (to the command alone where there are none)."""
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the command's process group (the command alone where there are none)."""
     try:
         if _POSIX:
-            os.killpg(process.pid, sig)
-        elif sig == signal.SIGTERM:
-            process.terminate()
+            os.killpg(process.pid, signal.SIGKILL)
         else:
             process.kill()
     except (ProcessLookupError, PermissionError):
@@ -262,12 +268,16 @@ def _threads(process: subprocess.Popen[bytes], spec: CommandSpec, output: _Outpu
 
 
 def _stop(process: subprocess.Popen[bytes], output: _Output) -> None:
-    """SIGTERM the group; SIGKILL it once the command exited or `GRACE_SECONDS` passed."""
-    _signal(process, signal.SIGTERM)
-    deadline = time.monotonic() + GRACE_SECONDS
+    """Have the guard stop the group (SIGTERM, grace, SIGKILL); SIGKILL it if it does not."""
+    if _POSIX:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGTERM)
+    else:
+        process.terminate()
+    deadline = time.monotonic() + GRACE_SECONDS + 1
     while process.poll() is None and time.monotonic() < deadline:
         output.pump(POLL_SECONDS)
-    _signal(process, signal.SIGKILL)
+    _kill(process)
     process.wait()
 
 
@@ -299,7 +309,7 @@ def run_command(
         if stopped is not None:
             _stop(process, output)
             break
-    _signal(process, signal.SIGKILL)  # what the command left running in its group
+    _kill(process)  # what the command left running in its group
     output.finish(GRACE_SECONDS)
     duration_ms = round((time.monotonic() - began) * 1000)
     if stopped == "timeout":
