@@ -6,13 +6,15 @@ import json
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from stepline.cli import _format
 from stepline.cli._connect import console, json_option, with_client
-from stepline.cli._flags import parse_flags, parse_json_object
+from stepline.cli._data_command import DataCommand, data_option, naming_known_functions
+from stepline.cli._flags import parse_flags
 from stepline.cli._outcome import print_outcome
 from stepline.client import Client
 
@@ -66,21 +68,20 @@ def _functions_table(found: list[dict[str, Any]]) -> Table:
 _TRIGGER_HELP = """Run FUNCTION now with data from --key=value flags; prints the run id.
 
 \b
---dry-run         {"dry_run": true}
---no-dry-run      {"dry_run": false}
+--full            {"full": true}
+--no-notify       {"notify": false}
 --limit=10        {"limit": 10}
 --ratio=0.5       {"ratio": 0.5}
 --name=abc        {"name": "abc"}
 --ids='[1, 2]'    {"ids": [1, 2]}
 
-Flags that clash with this command's own options go after "--".
+Flags are merged over --data. Data keys named like this command's options go after "--":
+stepline trigger FUNCTION -- --timeout=30. The server options (--url, --token, --event-key)
+go before FUNCTION. An unknown FUNCTION is refused with the list of known ones.
 """
 
 
-@click.command(
-    help=_TRIGGER_HELP,
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-)
+@click.command(cls=DataCommand, help=_TRIGGER_HELP)
 @click.argument("function_id", metavar="FUNCTION")
 @click.option(
     "--data",
@@ -119,9 +120,16 @@ def trigger(
     """Run FUNCTION now with data from --key=value flags; prints the run id."""
     if function_id.startswith("-"):
         raise click.UsageError("give the function id first, then the flags", ctx)
-    payload = parse_json_object(data, "--data") if data is not None else {}
+    if not wait and ctx.get_parameter_source("timeout_seconds") is ParameterSource.COMMANDLINE:
+        raise click.UsageError(
+            "--timeout is this command's option for --wait; a data key named timeout goes "
+            f"after --: {ctx.command_path} {function_id} -- --timeout=...",
+            ctx,
+        )
+    payload = data_option(data, f"{ctx.command_path} {function_id}")
     payload.update(parse_flags(ctx.args))
-    run_id = client.invoke(function_id, payload)
+    with naming_known_functions(client, function_id):
+        run_id = client.invoke(function_id, payload)
     click.echo(run_id)
     if wait:
         ctx.exit(print_outcome(client, run_id, timeout_seconds))
