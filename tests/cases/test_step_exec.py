@@ -11,13 +11,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import stepline
 from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
 from stepline.sdk.step import AsyncStep, Step
+from stepline.server.app import create_app
 from tests.engine.support import drive, eventually, settle, start
+from tests.loopback import Servers
 
 EVENT = "case/exec"
 
@@ -75,13 +78,27 @@ def test_output_is_in_the_run_log_while_the_command_runs(
     )
     engine = make_engine(exec_app(is_async, ["sh", "-c", script, "secret-arg"]))
     run_id = start(engine, EVENT)
+    servers = Servers()
+    api = httpx.Client(base_url=servers.start(create_app(engine.operations)), timeout=10)
 
-    streamed = eventually(
-        lambda: [m for _, m, _ in log_lines(engine, run_id) if m == "a warning"],
-        what="the command's first lines in the run's log",
-    )
-    assert streamed
-    assert engine.store.get_run(run_id).status == "RUNNING"
+    def streamed() -> list[tuple[str, str]]:
+        logs = api.get(f"/v1/runs/{run_id}").raise_for_status().json()["data"]["logs"]
+        return [(log["message"], log["step_id"]) for log in logs if log["step_id"] == "script"]
+
+    def warned() -> list[tuple[str, str]] | None:
+        lines = streamed()
+        return lines if ("a warning", "script") in lines else None
+
+    try:
+        lines_so_far = eventually(
+            warned,
+            what="the command's first lines in the run's log, through the API",
+        )
+        assert api.get(f"/v1/runs/{run_id}").json()["data"]["status"] == "RUNNING"
+    finally:
+        api.close()
+        servers.stop()
+    assert ("line one", "script") in lines_so_far
     assert not go.exists(), "the command is still waiting: the lines came while it ran"
     go.touch()
 

@@ -301,15 +301,10 @@ def run_command(
     deadline = None if spec.timeout is None else began + spec.timeout
     process = _spawn(spec)
     _threads(process, spec, output)
-    stopped: str | None = None
-    while process.poll() is None:
-        output.pump(POLL_SECONDS)
-        host.flush_log()
-        stopped = _stop_reason(host, abort, deadline)
-        if stopped is not None:
-            _stop(process, output)
-            break
-    _kill(process)  # what the command left running in its group
+    try:
+        stopped = _watch(process, output, host, abort, deadline)
+    finally:
+        _kill(process)  # what the command left running in its group (all of it, on an error)
     output.finish(GRACE_SECONDS)
     duration_ms = round((time.monotonic() - began) * 1000)
     if stopped == "timeout":
@@ -320,6 +315,24 @@ def run_command(
             raise CommandFailed(f"command {spec.name!r} stopped: {stopped}")
         host.interrupt()
     return _result(spec, output, process.returncode, duration_ms)
+
+
+def _watch(
+    process: subprocess.Popen[bytes],
+    output: _Output,
+    host: CommandHost,
+    abort: threading.Event | None,
+    deadline: float | None,
+) -> str | None:
+    """Log the output until the command exits (None) or must stop (why, once it stopped)."""
+    while process.poll() is None:
+        output.pump(POLL_SECONDS)
+        host.flush_log()
+        stopped = _stop_reason(host, abort, deadline)
+        if stopped is not None:
+            _stop(process, output)
+            return stopped
+    return None
 
 
 def _stop_reason(
