@@ -27,7 +27,7 @@ END_STATUSES = ("COMPLETED", "FAILED", "CANCELLED")
 
 class _Backend(Protocol):
     def send(self, events: Any) -> list[str]: ...
-    def invoke(self, function_id: str, data: dict[str, Any] | None) -> str: ...
+    def invoke(self, function_id: str, data: dict[str, Any] | None, dry_run: bool) -> str: ...
     def get_run(self, run_id: str) -> dict[str, Any]: ...
     def list_runs(self, query: dict[str, Any]) -> list[dict[str, Any]]: ...
     def runs_for_event(self, event_id: str) -> list[dict[str, Any]]: ...
@@ -56,8 +56,8 @@ class _Local:
     def send(self, events: Any) -> list[str]:
         return self._ops.send(events)
 
-    def invoke(self, function_id: str, data: dict[str, Any] | None) -> str:
-        return self._ops.invoke(function_id, data, by="client")
+    def invoke(self, function_id: str, data: dict[str, Any] | None, dry_run: bool) -> str:
+        return self._ops.invoke(function_id, data, by="client", dry_run=dry_run)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         return views.run_detail_view(self._ops.run_detail(run_id))
@@ -178,8 +178,9 @@ class _Http:
         ids: list[str] = self._call("POST", f"/e/{self._event_key}", json=events)["ids"]
         return ids
 
-    def invoke(self, function_id: str, data: dict[str, Any] | None) -> str:
-        body = self._call("POST", f"/v1/functions/{function_id}/invoke", json={"data": data or {}})
+    def invoke(self, function_id: str, data: dict[str, Any] | None, dry_run: bool) -> str:
+        request = {"data": data or {}, **({"dry_run": True} if dry_run else {})}
+        body = self._call("POST", f"/v1/functions/{function_id}/invoke", json=request)
         return str(body["data"]["run_id"])
 
     def get_run(self, run_id: str) -> dict[str, Any]:
@@ -292,15 +293,19 @@ class Client:
             event["id"] = id
         return self._backend.send(event)[0]
 
-    def invoke(self, function_id: str, data: dict[str, Any] | None = None) -> str:
+    def invoke(
+        self, function_id: str, data: dict[str, Any] | None = None, *, dry_run: bool = False
+    ) -> str:
         """Start a run of a function now (trigger kind "manual"); returns the run id.
+
+        `dry_run`: a dry run (`ctx.dry_run`; what it sends is recorded, not sent).
 
         Raises:
             NotFound: No such function.
             Conflict: The function is paused, or its flow control refuses the run (e.g. a
                 `skip` singleton whose key is busy: `run_id` is then the active run's id).
         """
-        return self._backend.invoke(function_id, data)
+        return self._backend.invoke(function_id, data, dry_run)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A run with its steps, attempts, logs, progress and counters."""
@@ -313,6 +318,7 @@ class Client:
         status: RunStatus | None = None,
         event_id: str | None = None,
         trigger_kind: TriggerKind | None = None,
+        dry_run: bool | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         q: str | None = None,
@@ -322,7 +328,8 @@ class Client:
         """Runs, newest first; page with `before=<last run id>`.
 
         `created_after <= created_at < created_before`; `q` is text inside the triggering
-        event's data (case-insensitive; unindexed, so combine it with other criteria).
+        event's data (case-insensitive; unindexed, so combine it with other criteria);
+        `dry_run`: only dry runs (True) or only real ones (False).
         """
         return self._backend.list_runs(
             {
@@ -330,6 +337,7 @@ class Client:
                 "status": status,
                 "event_id": event_id,
                 "trigger_kind": trigger_kind,
+                "dry_run": dry_run,
                 "created_after": created_after,
                 "created_before": created_before,
                 "q": q,

@@ -41,7 +41,7 @@ def test_sent_event_is_listed_with_the_run_it_started(dev_server: DevServer) -> 
 
 
 def test_trigger_types_flags_into_the_function_data(dev_server: DevServer) -> None:
-    flags = ["--dry-run", "--limit=10", "--ratio=0.5", "--flag=false", "--name=abc", "--no-x"]
+    flags = ["--full", "--limit=10", "--ratio=0.5", "--flag=false", "--name=abc", "--no-x"]
     result = run_cli(
         dev_server.url, "trigger", "echo", *flags, "--count", "3", "--data", '{"y": [1]}', "--wait"
     )
@@ -49,11 +49,13 @@ def test_trigger_types_flags_into_the_function_data(dev_server: DevServer) -> No
     assert result.returncode == 0, result.stderr
     run_id, outcome = result.stdout.split("\n", 1)
     assert outcome.startswith(f"run {run_id} COMPLETED in ")
-    output = dev_server.client.get_run(run_id)["output"]
+    run = dev_server.client.get_run(run_id)
+    output = run["output"]
+    assert run["dry_run"] is False
     assert (
         output.items()
         >= {
-            "dry_run": True,
+            "full": True,
             "limit": 10,
             "ratio": 0.5,
             "flag": False,
@@ -63,6 +65,20 @@ def test_trigger_types_flags_into_the_function_data(dev_server: DevServer) -> No
             "y": [1],
         }.items()
     )
+
+
+def test_trigger_dry_run_starts_a_dry_run_listed_with_its_badge(dev_server: DevServer) -> None:
+    result = run_cli(dev_server.url, "trigger", "echo", "--dry-run", "--n=1", "--wait")
+
+    assert result.returncode == 0, result.stderr
+    run_id = result.stdout.splitlines()[0]
+    run = dev_server.client.get_run(run_id)
+    assert run["dry_run"] is True and run["output"] == {"n": 1}
+    listed = run_cli(dev_server.url, "runs", "list", "--dry-run")
+    [row] = [line for line in listed.stdout.splitlines() if run_id in line]
+    assert "dry-run" in row
+    shown = run_cli(dev_server.url, "runs", "show", run_id)
+    assert "dry run" in shown.stdout
 
 
 def test_trigger_wait_exits_1_with_the_error_of_a_failed_run(dev_server: DevServer) -> None:

@@ -121,6 +121,7 @@ def test_the_document_lists_exactly_the_servers_api_routes(served: Served) -> No
         "function_id",
         "status",
         "trigger_kind",
+        "dry_run",
         "event_id",
         "created_after",
         "created_before",

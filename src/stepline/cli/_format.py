@@ -85,6 +85,14 @@ def status(run: dict[str, Any], compact: bool = False) -> Text:
     return text
 
 
+def trigger_kind(run: dict[str, Any]) -> Text:
+    """How a run started, in a word, and "dry run" for one."""
+    text = Text(str(run["trigger"]["kind"]))
+    if run.get("dry_run"):
+        text.append(" dry-run", style="yellow")
+    return text
+
+
 def trigger(run: dict[str, Any]) -> str:
     """How a run started: "event", "cron", "manual by cli", "replay of 01H…"."""
     kind = str(run["trigger"]["kind"])

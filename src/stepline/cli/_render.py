@@ -28,7 +28,7 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
             run["id"],
             run["function_id"],
             _format.status(run, compact=True),
-            run["trigger"]["kind"],
+            _format.trigger_kind(run),
             _format.moment_short(run["started_at"] or run["created_at"]),
             _format.run_duration(run),
             _format.progress(run),
@@ -43,6 +43,8 @@ def _header(run: dict[str, Any], verbose: bool) -> Table:
     grid.add_row("run", run["id"])
     grid.add_row("function", run["function_id"])
     grid.add_row("status", _format.status(run))
+    if run.get("dry_run"):
+        grid.add_row("dry run", Text("yes: what it sent is on its log, not sent", style="yellow"))
     for label, key in (
         ("waiting", "waiting_for"),
         ("reason", "reason"),

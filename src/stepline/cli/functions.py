@@ -107,6 +107,13 @@ go before FUNCTION. An unknown FUNCTION is refused with the list of known ones.
     show_envvar=True,
     help="With --wait: seconds to wait before giving up (exit code 1).",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    envvar="STEPLINE_DRY_RUN",
+    show_envvar=True,
+    help="A dry run: ctx.dry_run is set and what the run sends is recorded, not sent.",
+)
 @with_client
 @click.pass_context
 def trigger(
@@ -116,6 +123,7 @@ def trigger(
     data: str | None,
     wait: bool,
     timeout_seconds: float,
+    dry_run: bool,
 ) -> None:
     """Run FUNCTION now with data from --key=value flags; prints the run id."""
     if function_id.startswith("-"):
@@ -129,7 +137,7 @@ def trigger(
     payload = data_option(data, f"{ctx.command_path} {function_id}")
     payload.update(parse_flags(ctx.args))
     with naming_known_functions(client, function_id):
-        run_id = client.invoke(function_id, payload)
+        run_id = client.invoke(function_id, payload, dry_run=dry_run)
     click.echo(run_id)
     if wait:
         ctx.exit(print_outcome(client, run_id, timeout_seconds))

@@ -55,6 +55,15 @@ def runs() -> None:
     help="Only runs started by this event id.",
 )
 @click.option(
+    "--dry-run",
+    "dry_run",
+    is_flag=True,
+    default=None,
+    envvar="STEPLINE_DRY_RUN",
+    show_envvar=True,
+    help="Only dry runs.",
+)
+@click.option(
     "--limit",
     envvar="STEPLINE_LIMIT",
     default=20,
@@ -71,11 +80,13 @@ def list_runs(
     status: str | None,
     trigger_kind: str | None,
     event_id: str | None,
+    dry_run: bool | None,
     limit: int,
     as_json: bool,
 ) -> None:
     """List runs, newest first."""
     found = client.list_runs(
+        dry_run=dry_run or None,
         function_id=function_id,
         status=status.upper() if status else None,  # type: ignore[arg-type]  # a Choice of RunStatus
         trigger_kind=trigger_kind.lower() if trigger_kind else None,  # type: ignore[arg-type]  # a Choice of TriggerKind

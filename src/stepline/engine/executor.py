@@ -112,6 +112,7 @@ class Executor:
             step=step,
             hooks=session,
             cancelled=CancelFlag(session.lost_flag),  # the worker sets it once the lease is gone
+            dry_run=claimed.run.dry_run,
             trigger=trigger,
         )
 

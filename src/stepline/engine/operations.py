@@ -145,9 +145,16 @@ class Operations:
         return self.store.function_stats(self.clock.now() - STATS_WINDOW)
 
     def invoke(
-        self, function_id: str, data: dict[str, Any] | None = None, *, by: str | None = None
+        self,
+        function_id: str,
+        data: dict[str, Any] | None = None,
+        *,
+        by: str | None = None,
+        dry_run: bool = False,
     ) -> str:
         """Start a run of `function_id` now with `data` as its event data; returns the run id.
+
+        `dry_run`: a dry run (`ctx.dry_run`; what it sends is only recorded).
 
         Raises `NotFound` for an unknown function and `Conflict` for a paused one.
         """
@@ -162,7 +169,13 @@ class Operations:
             internal=True,
         )
         run = self.routing.new_run(
-            fn.id, fn.config, kind="manual", events=(event,), now=now, trigger_by=by
+            fn.id,
+            fn.config,
+            kind="manual",
+            events=(event,),
+            now=now,
+            trigger_by=by,
+            dry_run=dry_run,
         )
         return self.store.create_run(run, [event], now, self.routing)
 
@@ -258,6 +271,7 @@ class Operations:
             now=self.clock.now(),
             trigger_by=original.id,
             replay_of=original.id,
+            dry_run=original.dry_run,
         )
         if refuse == "record":
             run = replace(run, flow=replace(run.flow, refuse="record"))

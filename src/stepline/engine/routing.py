@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,13 @@ from stepline.store.base import (
     TriggerKind,
     WaitRecord,
 )
+
+DRY_RUN_KEY = "stepline/dry_run"  # an event whose data holds it true starts dry runs
+
+
+def asks_dry_run(event: EventRecord) -> bool:
+    """Whether the event asks for dry runs (`"stepline/dry_run": true` in its data)."""
+    return DRY_RUN_KEY in event.data and json.loads(event.data).get(DRY_RUN_KEY) is True
 
 
 def name_matches(pattern: str, name: str) -> bool:
@@ -46,8 +54,13 @@ class Routing:
         replay_of: str | None = None,
         idempotency_key: str | None = None,
         parent: tuple[str, str] | None = None,
+        dry_run: bool = False,
     ) -> NewRun:
-        """A run of the function for `events`, with its flow control planned."""
+        """A run of the function for `events`, with its flow control planned.
+
+        A dry run is asked for with `dry_run`, or by its first event's `data` holding
+        `"stepline/dry_run": true`.
+        """
         options = function_config(config)
         return NewRun(
             id=new_id(),
@@ -63,6 +76,7 @@ class Routing:
             ),
             parent_run_id=parent[0] if parent else None,
             parent_step=parent[1] if parent else None,
+            dry_run=dry_run or (bool(events) and asks_dry_run(events[0])),
         )
 
     def runs_for(self, event: EventRecord, functions: Sequence[FunctionRecord]) -> list[NewRun]:

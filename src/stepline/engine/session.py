@@ -39,6 +39,7 @@ from stepline.store.base import (
 
 logger = logging.getLogger("stepline.run")
 PROGRESS_FLUSH_SECONDS = 0.5
+DRY_RUN_LINE_CHARS = 2000  # an unsent event's JSON, as recorded on the log
 
 
 class Parked(BaseException):
@@ -285,15 +286,37 @@ class RunSession:
         self._park(expires, "WAITING", step=step, wait=wait)
 
     def send(self, key: StepKey, events: list[dict[str, Any]]) -> list[str]:
-        """Store the events and the step in one transaction; returns the events' ids."""
+        """Store the events and the step in one transaction; returns the events' ids.
+
+        In a dry run the events are checked and recorded on the run's log, not sent.
+        """
         now = self._clock.now()
         records = [
             build_event(raw, now=now, field=f"events[{i}]", source="step")
             for i, raw in enumerate(events)
         ]
         ids = [record.internal_id for record in records]
-        self._commit(self._record(key, "send_event", now, output=json.dumps(ids)), events=records)
+        step = self._record(key, "send_event", now, output=json.dumps(ids))
+        if self.run.dry_run:
+            for record in records:
+                self._delta.logs.append(self._not_sent(record, key.id))
+            self._commit(step)
+        else:
+            self._commit(step, events=records)
         return ids
+
+    def _not_sent(self, event: EventRecord, step_id: str) -> LogRecord:
+        """The log line recording an event a dry run did not send."""
+        shown = json.dumps({"name": event.name, "data": json.loads(event.data)})
+        if len(shown) > DRY_RUN_LINE_CHARS:
+            shown = shown[:DRY_RUN_LINE_CHARS] + "…"
+        return LogRecord(
+            run_id=self.steps_run_id,
+            ts=self._clock.now(),
+            level="info",
+            message=f"dry run: not sent {shown}",
+            step_id=step_id,
+        )
 
     def invoke(self, key: StepKey, spec: InvokeSpec) -> Any:
         """Start the invoked run and park; on a later replay, fail the step if it timed out."""
@@ -323,6 +346,7 @@ class RunSession:
             now=now,
             trigger_by=self.run.id,
             parent=(self.steps_run_id, key.hash),
+            dry_run=self.run.dry_run,
         )
         expires = now + (spec.timeout or PARKED_AT_MOST)
         step = self._record(key, "invoke", now, status="waiting", wake_at=expires)
@@ -387,6 +411,7 @@ class RunSession:
                     now=now,
                     trigger_by=self.steps_run_id,
                     parent=(self.steps_run_id, branch.hash),
+                    dry_run=self.run.dry_run,
                 )
             )
         group = self._record(key, "parallel", now, status="waiting")

@@ -79,6 +79,7 @@ def run_view(
         "cancelled_by": run.cancelled_by,
         "parent_run_id": run.parent_run_id,
         "start_by": _iso(run.start_by),
+        "dry_run": run.dry_run,
         "trigger": {
             "kind": run.trigger_kind,
             "by": run.trigger_by,

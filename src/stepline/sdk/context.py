@@ -113,6 +113,8 @@ class Context(Generic[S]):
         log: Log lines stored on the run.
         cancelled: Set once the run was cancelled or timed out while this code executes
             (see `CancelFlag`); never set for a context built outside the engine.
+        dry_run: True in a dry run: `step.send_event` records the events instead of sending
+            them, `step.invoke` starts dry runs; skip your own writes when it is set.
     """
 
     def __init__(
@@ -124,6 +126,7 @@ class Context(Generic[S]):
         step: S,
         hooks: RunHooks,
         cancelled: CancelFlag | None = None,
+        dry_run: bool = False,
         trigger: RunTrigger | None = None,
     ) -> None:
         self.events = tuple(e if isinstance(e, Event) else Event.of(e) for e in events)
@@ -135,6 +138,7 @@ class Context(Generic[S]):
         self.log = RunLog(hooks)
         self._hooks = hooks
         self._cancelled = cancelled if cancelled is not None else CancelFlag()
+        self.dry_run = dry_run
 
     @property
     def cancelled(self) -> CancelFlag:

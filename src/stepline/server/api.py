@@ -192,8 +192,10 @@ class Api(RunHandlers, AppHandlers):
     async def invoke_function(self, function_id: str, body: InvokeBody | None) -> JSONResponse:
         """POST /v1/functions/{id}/invoke: start a run now with `{"data": {...}}` (or no body)."""
         data = body.data if body is not None else {}
+        dry_run = body.dry_run if body is not None else False
         return await self._data(
-            lambda: {"run_id": self.ops.invoke(function_id, data, by="api")}, status=201
+            lambda: {"run_id": self.ops.invoke(function_id, data, by="api", dry_run=dry_run)},
+            status=201,
         )
 
     # -- workers -----------------------------------------------------------------------------

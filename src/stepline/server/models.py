@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     GetJsonSchemaHandler,
     RootModel,
+    StrictBool,
     ValidationError,
     WithJsonSchema,
     model_validator,
@@ -109,6 +110,15 @@ Cursor = Annotated[
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT), BeforeValidator(_whole_number)]
 
 
+def _query_flag(value: Any) -> Any:
+    """A query string's "true" or "false" as a boolean; anything else stays (and is refused)."""
+    return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+
+
+# JSON bodies take true or false only (not 0, 1 or "yes"); query strings "true" or "false".
+QueryFlag = Annotated[StrictBool, BeforeValidator(_query_flag)]
+
+
 class Model(BaseModel):
     """A model that refuses unknown fields."""
 
@@ -124,6 +134,9 @@ class RunSelection(Model):
     function_id: Text | None = None
     status: RunStatus | None = None
     trigger_kind: TriggerKind | None = None
+    dry_run: StrictBool | None = Field(
+        default=None, description="only dry runs (true) or real ones"
+    )
     event_id: Text | None = Field(default=None, description="internal or sender's event id")
     created_after: Moment | None = None
     created_before: Moment | None = None
@@ -144,6 +157,7 @@ class RunSelection(Model):
             function_id=self.function_id,
             status=self.status,
             trigger_kind=self.trigger_kind,
+            dry_run=self.dry_run,
             event_id=self.event_id,
             created_after=self.created_after,
             created_before=self.created_before,
@@ -168,6 +182,7 @@ class BulkSelection(RunSelection):
 class RunQuery(RunSelection):
     """`GET /v1/runs`: criteria, then a page of `limit` runs after the `before` cursor."""
 
+    dry_run: QueryFlag | None = Field(default=None, description="only dry runs (true) or real ones")
     before: Cursor = None
     limit: Limit = 50
 
@@ -273,9 +288,12 @@ class SyncAppBody(Model):
 
 
 class InvokeBody(Model):
-    """`POST /v1/functions/{id}/invoke`: the run's event data (absent: `{}`)."""
+    """`POST /v1/functions/{id}/invoke`: the run's event data (absent: `{}`), a dry run?"""
 
     data: dict[str, Any] = Field(default_factory=dict)
+    dry_run: StrictBool = Field(
+        default=False, description="a dry run: what it sends is recorded, not sent"
+    )
 
 
 # -- responses -----------------------------------------------------------------------------
@@ -334,6 +352,7 @@ class Run(Model):
         description="The run whose step started it (`step.invoke`, a `step.parallel` branch)"
     )
     start_by: datetime | None
+    dry_run: bool = Field(description="A dry run: what it sent is recorded on its log, not sent")
     trigger: TriggerInfo
     replay_of: str | None
     attempt: int

@@ -280,6 +280,7 @@ def _run_row(run: NewRun, status: RunStatus, now: datetime) -> dict[str, Any]:
         "timeout_seconds": run.timeout_seconds,
         "counters": "{}",
         "saved_before_step": -1,
+        "dry_run": run.dry_run,
     }
 
 

@@ -221,6 +221,7 @@ class NewRun:
     flow: FlowPlan = NO_FLOW
     parent_run_id: str | None = None
     parent_step: str | None = None
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -254,6 +255,7 @@ class RunRecord:
     parent_run_id: str | None = None
     parent_step: str | None = None
     start_by: datetime | None = None
+    dry_run: bool = False
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> RunRecord:
@@ -286,6 +288,7 @@ class RunRecord:
             parent_run_id=row["parent_run_id"],
             parent_step=row["parent_step"],
             start_by=from_epoch(row["start_by"]),
+            dry_run=bool(row["dry_run"]),
         )
 
     @property
@@ -571,6 +574,7 @@ class RunFilter:
     event_id: str | None = None
     parent_run_id: str | None = None
     trigger_kind: TriggerKind | None = None
+    dry_run: bool | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
     q: str | None = None

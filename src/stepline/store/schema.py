@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    false,
 )
 
 metadata = MetaData(
@@ -131,6 +132,8 @@ runs = Table(
     Column("parent_step", String(40)),
     # The latest time the run may start (`timeouts.start`); past it, it is cancelled.
     Column("start_by", Double),
+    # A dry run: its steps run, but what it sends (`step.send_event`) is only recorded.
+    Column("dry_run", Boolean, nullable=False, default=False, server_default=false()),
     UniqueConstraint("function_id", "idempotency_key"),
     Index(None, "function_id", "status", "created_at"),
     Index(None, "function_id", "created_at"),

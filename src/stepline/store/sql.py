@@ -113,6 +113,7 @@ _RUN_COLUMNS = (
     "timeout_seconds",
     "counters",
     "saved_before_step",
+    "dry_run",
     # Flow control and composition (left out for a plain run: `_PLAIN_RUN_COLUMNS`).
     "detail",
     "reason",
@@ -1507,6 +1508,8 @@ class SqlStore(AdmittingMixin, AppsMixin, EndingsMixin, CancellationMixin, Slots
             where.append(r.trigger_kind == run_filter.trigger_kind)
         if run_filter.parent_run_id is not None:
             where.append(r.parent_run_id == run_filter.parent_run_id)
+        if run_filter.dry_run is not None:
+            where.append(r.dry_run.is_(run_filter.dry_run))
         if run_filter.event_id is not None:
             event = self._find_event(conn, run_filter.event_id)
             event_id = event.internal_id if event else run_filter.event_id
