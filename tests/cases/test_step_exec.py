@@ -29,16 +29,21 @@ def exec_app(is_async: bool, argv: list[str], **options: Any) -> stepline.App:
     """One function running `argv` as step "script" with `options`, then returning its result."""
     app = stepline.App("cases")
     retries = options.pop("retries", 3)
+    run_timeout = options.pop("run_timeout", None)
 
     if is_async:
 
-        @app.function(id="script", triggers=[stepline.event(EVENT)], retries=retries)
+        @app.function(
+            id="script", triggers=[stepline.event(EVENT)], retries=retries, timeout=run_timeout
+        )
         async def run_async(ctx: stepline.Context[AsyncStep]) -> Mapping[str, Any]:
             return await ctx.step.exec("script", argv, **options)
 
     else:
 
-        @app.function(id="script", triggers=[stepline.event(EVENT)], retries=retries)
+        @app.function(
+            id="script", triggers=[stepline.event(EVENT)], retries=retries, timeout=run_timeout
+        )
         def run(ctx: stepline.Context[Step]) -> Mapping[str, Any]:
             return ctx.step.exec("script", argv, **options)
 
@@ -198,6 +203,29 @@ def test_cancelling_the_run_kills_the_command(
     settle(engine)
     assert engine.store.get_run(run_id).status == "CANCELLED"
     assert engine.get_run(run_id).steps == [], "the stopped command's step is not committed"
+
+
+@SHAPES
+def test_the_run_timing_out_kills_the_command(
+    is_async: bool, make_engine: Callable[..., Engine], clock: FakeClock, tmp_path: Path
+) -> None:
+    written = tmp_path / "pids"
+    script = f'sleep 30 & echo $! $$ end > "{written}"; wait'
+    engine = make_engine(exec_app(is_async, ["sh", "-c", script], run_timeout="3s"))
+    run_id = start(engine, EVENT)
+    child, shell = eventually(lambda: pids(written), what="the command to start")
+
+    clock.advance(4)
+
+    run = engine.wait_for_run(run_id, 10)
+    assert (run.status, json.loads(run.error or "{}")["name"]) == ("FAILED", "RunTimeout")
+    eventually(
+        lambda: not alive(child) and not alive(shell),
+        what="the command's group to be killed",
+        timeout_seconds=3,
+    )
+    settle(engine)
+    assert engine.get_run(run_id).steps == []
 
 
 @SHAPES
