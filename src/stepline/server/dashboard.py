@@ -125,6 +125,7 @@ def _filter_params(query: RunFilter) -> dict[str, str]:
         "created_after": _moment_text(query.created_after),
         "created_before": _moment_text(query.created_before),
         "q": query.q,
+        "dry_run": None if query.dry_run is None else str(query.dry_run).lower(),
         "limit": str(query.limit) if query.limit != PAGE_SIZE else None,
     }
     return {k: v for k, v in params.items() if v}
@@ -224,11 +225,12 @@ class Dashboard:
         async def inner(request: Request) -> Response:
             function_id = path_value(request, "function_id")
             await run_in_threadpool(self.ops.function, function_id)  # NotFound → 404
-            payload = (await read_form(request)).get("payload", "")
+            form = await read_form(request)
+            payload, dry_run = form.get("payload", ""), form.get("dry_run") == "true"
             try:
                 data = parse_payload(payload, "payload")
                 run_id = await run_in_threadpool(
-                    lambda: self.ops.invoke(function_id, data, by="dashboard")
+                    lambda: self.ops.invoke(function_id, data, by="dashboard", dry_run=dry_run)
                 )
             except (errors.InvalidInput, errors.Conflict) as exc:
                 status = 409 if isinstance(exc, errors.Conflict) else 400
@@ -321,6 +323,7 @@ class Dashboard:
             "created_after": params.get("created_after", ""),
             "created_before": params.get("created_before", ""),
             "q": query.q or "",
+            "dry_run": query.dry_run,
             "older_href": older,
             "newest_href": models.runs_href(**params) if query.before else None,
             "stream_url": None if query.before else f"/runs/stream?{urlencode(params)}",

@@ -89,6 +89,7 @@ class RunRow:
     trigger_href: str | None
     created: Moment
     duration: str
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -225,6 +226,7 @@ class RunPage:
     trigger_href: str | None
     replay_of: str | None
     replay_of_href: str | None
+    dry_run: bool
     created: Moment
     started: Moment | None
     ended: Moment | None
@@ -360,6 +362,7 @@ def run_row(run: RunRecord, now: datetime) -> RunRow:
         trigger_href=event_href(run.event_id) if run.event_id else None,
         created=moment(run.created_at),
         duration=_duration(run.started_at, run.ended_at or (now if run.started_at else None)),
+        dry_run=run.dry_run,
     )
 
 
@@ -549,6 +552,7 @@ def run_page(detail: RunDetail, now: datetime) -> RunPage:
         trigger_href=event_href(run.event_id) if run.event_id else None,
         replay_of=run.replay_of,
         replay_of_href=run_href(run.replay_of) if run.replay_of else None,
+        dry_run=run.dry_run,
         created=moment(run.created_at),
         started=maybe_moment(run.started_at),
         ended=maybe_moment(run.ended_at),
