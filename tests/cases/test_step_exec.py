@@ -17,6 +17,8 @@ import pytest
 import stepline
 from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
+from stepline.errors import InvalidInput
+from stepline.sdk.command import command_spec
 from stepline.sdk.step import AsyncStep, Step
 from stepline.server.app import create_app
 from tests.engine.support import drive, eventually, settle, start
@@ -310,3 +312,39 @@ def test_env_is_merged_over_the_worker_environment_and_input_is_fed_to_stdin(
     assert run.status == "COMPLETED", run.error
     assert json.loads(run.output or "null")["stdout_tail"] == "hello/x/home"
     assert os.environ.get("EXTRA") is None
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "field"),
+    [
+        ("argv", "ls -l", "argv"),
+        ("argv", [], "argv"),
+        ("argv", ["ls", 3], "argv"),
+        ("timeout", "soon", "timeout"),
+        ("timeout", 0, "timeout"),
+        ("env", {"A": 1}, "env"),
+        ("input", 42, "input"),
+        ("ok_codes", (), "ok_codes"),
+        ("ok_codes", (True,), "ok_codes"),
+    ],
+)
+def test_bad_arguments_are_refused_naming_the_field(argument: str, value: Any, field: str) -> None:
+    arguments: dict[str, Any] = {
+        "argv": ["true"],
+        "timeout": None,
+        "env": None,
+        "cwd": None,
+        "input": None,
+        "ok_codes": (0,),
+    }
+    arguments[argument] = value
+    with pytest.raises(InvalidInput) as raised:
+        command_spec(**arguments)
+    assert raised.value.field == field
+
+
+def test_durations_are_accepted_as_timeouts() -> None:
+    spec = command_spec(
+        ["true"], timeout="1m30s", env=None, cwd=None, input="text", ok_codes=[0, 2]
+    )
+    assert (spec.timeout, spec.input, spec.ok_codes) == (90.0, b"text", frozenset({0, 2}))

@@ -27,11 +27,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, NoReturn, Protocol
 
 from stepline import errors
+from stepline._durations import parse_duration
 
 GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
 MAX_LINE_CHARS = 4096  # a longer line is cut, noting how much was left out
@@ -116,11 +116,9 @@ def command_spec(
     codes = frozenset(ok_codes)
     if not codes or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
         raise errors.InvalidInput("expected exit codes, e.g. (0,) or (0, 1)", "ok_codes")
-    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-    if seconds is not None and (isinstance(seconds, bool) or not seconds > 0):
-        raise errors.InvalidInput(
-            f"expected a positive number of seconds, not {timeout!r}", "timeout"
-        )
+    seconds = None if timeout is None else parse_duration(timeout, field="timeout").total_seconds()
+    if seconds is not None and seconds <= 0:
+        raise errors.InvalidInput(f"expected a positive duration, not {timeout!r}", "timeout")
     return CommandSpec(
         argv=tuple(os.fspath(arg) for arg in argv),
         timeout=None if seconds is None else float(seconds),
@@ -232,7 +230,10 @@ def _spawn(spec: CommandSpec) -> subprocess.Popen[bytes]:
             preexec_fn=_parent_death_signal(),
         )
     except OSError as exc:
-        raise CommandFailed(f"could not start {spec.name!r}: {exc.strerror or exc}") from None
+        where = f" in {spec.cwd!r}" if spec.cwd is not None else ""
+        raise CommandFailed(
+            f"could not start {spec.name!r}{where}: {exc.strerror or exc}"
+        ) from None
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

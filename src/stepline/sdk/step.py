@@ -198,7 +198,7 @@ class Step(_Base):
         step_id: str,
         argv: Sequence[str | os.PathLike[str]],
         *,
-        timeout: float | timedelta | None = None,
+        timeout: Duration | None = None,
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         input: str | bytes | None = None,
@@ -213,8 +213,9 @@ class Step(_Base):
         Args:
             step_id: The step's id.
             argv: The program and its arguments (not run through a shell).
-            timeout: Seconds (or a timedelta) after which the command is killed and the
-                step fails with `CommandTimedOut` (retried like any step error).
+            timeout: How long the command may run ("30s", "10m", seconds or a timedelta);
+                then it is killed and the attempt fails with `CommandTimedOut` (retried like
+                any step error).
             env: Variables set over the worker's environment.
             cwd: The working directory.
             input: Written to the command's stdin (else stdin is empty).
@@ -359,7 +360,7 @@ class AsyncStep(_Base):
         step_id: str,
         argv: Sequence[str | os.PathLike[str]],
         *,
-        timeout: float | timedelta | None = None,  # noqa: ASYNC109  (the command's limit)
+        timeout: Duration | None = None,  # noqa: ASYNC109  (the command's limit)
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         input: str | bytes | None = None,
