@@ -2,10 +2,13 @@
 
 Run it with `stepline dev examples/base_stations/app.py` (or `scripts/dev`, which also starts the
 stations page of `web.py`), then press "Sync now" on that page or "Run now" in the dashboard, or
-send `stations/sync.requested` (optionally with `{"dry_run": true}`, `{"delete_stale": true}` or
+send `stations/sync.requested` (optionally with `{"delete_stale": true}` or
 `{"per_page": 50}`). At the end the function sends `stations/sync.completed` with its summary, or
 `stations/sync.failed` with the error. Only one sync runs at a time (a singleton), and the
-event `stations/sync.cancel` cancels it. See README.md next to this file.
+event `stations/sync.cancel` cancels it. A dry run (the "Dry run" box beside Run now or on the
+stations page, `stepline trigger stations-sync --dry-run`, or `"stepline/dry_run": true` in the
+event's data) reports what the sync would change and writes nothing; its announcement is
+recorded on the run's log instead of sent. See README.md next to this file.
 
 The durable-function rules this function follows:
 
@@ -122,7 +125,8 @@ def stations_sync(ctx: stepline.Context[Step]) -> Summary:
 def _sync(ctx: stepline.Context[Step]) -> Summary:
     """Fetch every page, store the valid stations, optionally delete the ones gone upstream."""
     options = SyncOptions.from_event(ctx.event)
-    write = not options.dry_run
+    dry_run = ctx.dry_run or options.dry_run  # a dry run, or the older `data.dry_run` flag
+    write = not dry_run
     synced_at = ctx.step.run("begin", _utc_now)
     summary: Summary = {
         "fetched": 0,
@@ -131,7 +135,7 @@ def _sync(ctx: stepline.Context[Step]) -> Summary:
         "unchanged": 0,
         "deleted": 0,
         "invalid": 0,
-        "dry_run": options.dry_run,
+        "dry_run": dry_run,
     }
     seen: list[str] = []
     page, total_pages = 1, 1

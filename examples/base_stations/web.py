@@ -75,9 +75,10 @@ class Syncs:
 
     def start(self, *, dry_run: bool, delete_stale: bool) -> Started | Busy:
         """Start a sync now; the function's singleton refuses it while one is active."""
-        data = {"dry_run": dry_run, "delete_stale": delete_stale}
         try:
-            run_id = self.client.invoke(FUNCTION_ID, data)
+            run_id = self.client.invoke(
+                FUNCTION_ID, {"delete_stale": delete_stale}, dry_run=dry_run
+            )
         except stepline.errors.Conflict as exc:
             if exc.run_id is None:
                 raise  # refused for another reason (the function is paused)
@@ -113,7 +114,7 @@ def sync_view(run: dict[str, Any], options: dict[str, Any], stepline_url: str) -
         "status": run["status"],
         "detail": run["detail"],
         "active": run["status"] in ACTIVE,
-        "dry_run": options.get("dry_run") is True,
+        "dry_run": run.get("dry_run") is True or options.get("dry_run") is True,
         "delete_stale": options.get("delete_stale") is True,
         "started_at": run["started_at"] or run["created_at"],
         "ended_at": run["ended_at"],
