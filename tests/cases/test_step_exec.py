@@ -329,6 +329,7 @@ def test_env_is_merged_over_the_worker_environment_and_input_is_fed_to_stdin(
         ("input", 42, "input"),
         ("ok_codes", (), "ok_codes"),
         ("ok_codes", (True,), "ok_codes"),
+        ("ok_codes", 0, "ok_codes"),
     ],
 )
 def test_bad_arguments_are_refused_naming_the_field(argument: str, value: Any, field: str) -> None:

@@ -113,7 +113,7 @@ def command_spec(
         raise errors.InvalidInput("must map names to string values", "env")
     if input is not None and not isinstance(input, str | bytes):
         raise errors.InvalidInput("must be a string or bytes", "input")
-    codes = frozenset(ok_codes)
+    codes = frozenset(ok_codes) if isinstance(ok_codes, Iterable) else frozenset()
     if not codes or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
         raise errors.InvalidInput("expected exit codes, e.g. (0,) or (0, 1)", "ok_codes")
     seconds = None if timeout is None else parse_duration(timeout, field="timeout").total_seconds()
