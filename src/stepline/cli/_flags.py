@@ -71,7 +71,7 @@ def parse_flags(args: Sequence[str]) -> dict[str, Any]:
         arg = rest.pop(0)
         if not arg.startswith("--") or arg == "--":
             raise errors.InvalidInput(
-                "expected a flag like --key=value after the function id", repr(arg)
+                "expected a flag like --key=value after the event name or function id", repr(arg)
             )
         name, equals, value = arg[2:].partition("=")
         if equals:
