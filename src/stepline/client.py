@@ -11,9 +11,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypedDict
 
 import httpx
+from typing_extensions import Unpack
 
 from stepline import errors
 from stepline.engine import apps, views
@@ -35,6 +36,7 @@ class _Backend(Protocol):
     def replay(self, run_id: str) -> str: ...
     def cancel_runs(self, selection: dict[str, Any]) -> int: ...
     def replay_runs(self, selection: dict[str, Any]) -> int: ...
+    def preview_runs(self, action: str, selection: dict[str, Any]) -> dict[str, Any]: ...
     def functions(self) -> list[dict[str, Any]]: ...
     def set_paused(self, function_id: str, paused: bool) -> dict[str, Any]: ...
     def get_event(self, event_id: str) -> dict[str, Any]: ...
@@ -70,6 +72,12 @@ class _Local:
 
     def replay_runs(self, selection: dict[str, Any]) -> int:
         return self._ops.replay_matching(RunFilter(**selection))
+
+    def preview_runs(self, action: str, selection: dict[str, Any]) -> dict[str, Any]:
+        count, sample = self._ops.preview_matching(
+            RunFilter(**selection), active_only=action == "cancel"
+        )
+        return {"count": count, "sample": [views.run_view(run) for run in sample]}
 
     def runs_for_event(self, event_id: str) -> list[dict[str, Any]]:
         return [views.run_view(r) for r in self._ops.runs_for_event(event_id)]
@@ -135,6 +143,24 @@ _ERRORS: dict[int, type[errors.SteplineError]] = {
 }
 
 
+class RunCriteria(TypedDict, total=False):
+    """The criteria of a bulk cancel or replay (every one given must hold)."""
+
+    function_id: str
+    status: RunStatus
+    event_id: str
+    trigger_kind: TriggerKind
+    dry_run: bool
+    error_name: str
+    created_after: datetime
+    created_before: datetime
+    q: str
+
+
+def _selection(criteria: RunCriteria) -> dict[str, Any]:
+    return dict(criteria)
+
+
 def _params(query: dict[str, Any]) -> dict[str, Any]:
     """Query parameters: None dropped, datetimes as RFC 3339."""
     return {
@@ -198,6 +224,12 @@ class _Http:
     def replay_runs(self, selection: dict[str, Any]) -> int:
         body = self._call("POST", "/v1/runs/replay", json=_params(selection))
         return int(body["data"]["affected"])
+
+    def preview_runs(self, action: str, selection: dict[str, Any]) -> dict[str, Any]:
+        body = self._call(
+            "POST", f"/v1/runs/{action}", json={**_params(selection), "preview": True}
+        )
+        return {"count": body["data"]["count"], "sample": body["data"]["sample"]}
 
     def runs_for_event(self, event_id: str) -> list[dict[str, Any]]:
         runs: list[dict[str, Any]] = self._call("GET", f"/v1/events/{event_id}/runs")["data"]
@@ -346,61 +378,31 @@ class Client:
             }
         )
 
-    def cancel_runs(
-        self,
-        *,
-        function_id: str | None = None,
-        status: RunStatus | None = None,
-        event_id: str | None = None,
-        trigger_kind: TriggerKind | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        q: str | None = None,
-    ) -> int:
+    def cancel_runs(self, **criteria: Unpack[RunCriteria]) -> int:
         """Cancel every active run matching all the criteria given; returns how many.
 
-        At least one criterion is required; more than 10,000 matching runs is refused whole
-        (`InvalidInput`).
+        Criteria (`RunCriteria`): function_id, status, event_id, trigger_kind, dry_run,
+        error_name (the error's class name), created_after, created_before, q. At least one
+        is required; more than 10,000 matching runs is refused whole (`InvalidInput`).
         """
-        return self._backend.cancel_runs(
-            {
-                "function_id": function_id,
-                "status": status,
-                "event_id": event_id,
-                "trigger_kind": trigger_kind,
-                "created_after": created_after,
-                "created_before": created_before,
-                "q": q,
-            }
-        )
+        return self._backend.cancel_runs(_selection(criteria))
 
-    def replay_runs(
-        self,
-        *,
-        function_id: str | None = None,
-        status: RunStatus | None = None,
-        event_id: str | None = None,
-        trigger_kind: TriggerKind | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        q: str | None = None,
-    ) -> int:
+    def replay_runs(self, **criteria: Unpack[RunCriteria]) -> int:
         """Replay every run matching all the criteria given (all or none); returns how many.
 
-        At least one criterion is required; more than 10,000 runs is refused (`InvalidInput`),
-        and so is a paused function's run (`Conflict`).
+        Criteria as for `cancel_runs`. More than 10,000 runs is refused (`InvalidInput`), and
+        so is a paused function's run (`Conflict`).
         """
-        return self._backend.replay_runs(
-            {
-                "function_id": function_id,
-                "status": status,
-                "event_id": event_id,
-                "trigger_kind": trigger_kind,
-                "created_after": created_after,
-                "created_before": created_before,
-                "q": q,
-            }
-        )
+        return self._backend.replay_runs(_selection(criteria))
+
+    def preview_runs(
+        self, action: Literal["cancel", "replay"], **criteria: Unpack[RunCriteria]
+    ) -> dict[str, Any]:
+        """What `cancel_runs` or `replay_runs` would touch, touching nothing.
+
+        Returns `{"count": n, "sample": [the newest runs, at most 10]}`.
+        """
+        return self._backend.preview_runs(action, _selection(criteria))
 
     def runs_for_event(self, event_id: str) -> list[dict[str, Any]]:
         """The runs an event started (by the id `send` returned or the sender's id)."""

@@ -221,3 +221,22 @@ def test_trigger_of_a_busy_singleton_exits_2_naming_the_running_run(
     assert dev_server.client.get_run(run_id)["status"] == "CANCELLED"
     shown = run_cli(dev_server.url, "runs", "show", run_id)
     assert "cancelled by event 'cli/limited.cancelled'" in shown.stdout
+
+
+def test_bulk_replay_by_error_is_previewed_then_done(dev_server: DevServer) -> None:
+    failed = run_cli(dev_server.url, "trigger", "broken", "--wait")
+    assert failed.returncode == 1
+    filters = ["--function", "broken", "--status", "failed", "--error", "NonRetriableError"]
+
+    preview = run_cli(dev_server.url, "runs", "replay", *filters, "--since", "1h", "--preview")
+
+    assert preview.returncode == 0, preview.stderr
+    count = int(preview.stdout.split("would touch ")[1].split(" run")[0])
+    assert count >= 1 and "nothing done" in preview.stdout
+    done = run_cli(dev_server.url, "runs", "replay", *filters, "--since", "1h")
+    assert done.returncode == 0, done.stderr
+    assert f"replayed {count} run(s)" in done.stdout
+    both = run_cli(dev_server.url, "runs", "replay", "01ABC", "--status", "failed")
+    assert both.returncode == 2 and "not both" in both.stderr
+    bad = run_cli(dev_server.url, "runs", "cancel", "--function", "broken", "--since", "soon")
+    assert bad.returncode == 2 and "--since" in bad.stderr

@@ -31,6 +31,11 @@ def dry_app(seen: list[Any]) -> stepline.App:
     def child(ctx: stepline.Context[Step]) -> bool:
         return ctx.dry_run
 
+    @app.function(id="script", retries=0)
+    def script(ctx: stepline.Context[Step]) -> Any:
+        command = ["sh", "-c", 'echo "dry=${STEPLINE_DRY_RUN:-0}"']
+        return ctx.step.exec("report", command)["stdout_tail"]
+
     @app.function(id="noticed", triggers=[stepline.event(NOTICE)], retries=0)
     def noticed(ctx: stepline.Context[Step]) -> None:
         seen.append(ctx.event)
@@ -84,3 +89,13 @@ def test_a_real_run_sends_and_is_not_marked(make_engine: Callable[..., Engine]) 
     assert not completed(engine, run.id).dry_run
     assert len(engine.store.list_events(NOTICE, 10, None)) == 1
     assert engine.store.list_runs(RunFilter(dry_run=True)) == []
+
+
+def test_a_dry_run_tells_its_commands(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(dry_app([]))
+
+    dry = engine.operations.invoke("script", {}, dry_run=True)
+    real = engine.operations.invoke("script", {})
+
+    assert "dry=1" in json.dumps(json.loads(completed(engine, dry).output or "null"))
+    assert "dry=0" in json.dumps(json.loads(completed(engine, real).output or "null"))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any, get_args
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
 
 import click
 
+from stepline import errors
+from stepline._durations import parse_duration
 from stepline.cli import _render
 from stepline.cli._connect import console, json_option, with_client
 from stepline.cli._outcome import exit_code, outcome
@@ -160,18 +165,136 @@ def watch(
     ctx.exit(exit_code(run))
 
 
+_BULK_OPTIONS = (
+    click.option(
+        "--function",
+        "function_id",
+        envvar="STEPLINE_FUNCTION",
+        default=None,
+        show_envvar=True,
+        help="Runs of this function.",
+    ),
+    click.option(
+        "--status",
+        envvar="STEPLINE_RUN_STATUS",
+        default=None,
+        type=click.Choice(get_args(RunStatus), case_sensitive=False),
+        show_envvar=True,
+        help="Runs with this status.",
+    ),
+    click.option(
+        "--error",
+        "error_name",
+        envvar="STEPLINE_ERROR_NAME",
+        default=None,
+        show_envvar=True,
+        help="Runs whose error is of this class, e.g. TimeoutError.",
+    ),
+    click.option(
+        "--since",
+        envvar="STEPLINE_SINCE",
+        default=None,
+        show_envvar=True,
+        help='Runs created in the last this long, e.g. "2h", "30m", "1d".',
+    ),
+    click.option(
+        "--preview",
+        is_flag=True,
+        envvar="STEPLINE_PREVIEW",
+        show_envvar=True,
+        help="Count and list them; touch nothing.",
+    ),
+)
+
+
+def bulk_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The filter options of a bulk cancel or replay (no RUN_ID)."""
+    return functools.reduce(lambda c, option: option(c), reversed(_BULK_OPTIONS), command)
+
+
+def _criteria(
+    function_id: str | None, status: str | None, error_name: str | None, since: str | None
+) -> dict[str, Any]:
+    criteria: dict[str, Any] = {
+        "function_id": function_id,
+        "status": status.upper() if status else None,
+        "error_name": error_name,
+    }
+    if since is not None:
+        try:
+            span = parse_duration(since, field="--since")
+        except errors.InvalidInput as exc:
+            raise click.BadParameter(exc.reason, param_hint="--since") from None
+        criteria["created_after"] = datetime.now(UTC) - span
+    return {k: v for k, v in criteria.items() if v is not None}
+
+
+def _bulk(
+    client: Client,
+    action: Literal["cancel", "replay"],
+    run_id: str | None,
+    criteria: dict[str, Any],
+    preview: bool,
+) -> str | None:
+    """A bulk action's outcome in words, or None when `run_id` asks for one run's action."""
+    if run_id is not None:
+        if criteria or preview:
+            raise click.UsageError("give RUN_ID or filters (--function, --status, ...), not both")
+        return None
+    if not criteria:
+        raise click.UsageError("give RUN_ID, or filters such as --status FAILED --since 2h")
+    if preview:
+        found = client.preview_runs(action, **criteria)
+        console().print(_render.runs_table(found["sample"]))
+        shown = len(found["sample"])
+        more = f" (the newest {shown} shown)" if shown < found["count"] else ""
+        return f"{action} would touch {found['count']} run(s){more}; nothing done"
+    done = client.cancel_runs(**criteria) if action == "cancel" else client.replay_runs(**criteria)
+    return f"{'cancelled' if action == 'cancel' else 'replayed'} {done} run(s)"
+
+
 @runs.command()
-@click.argument("run_id")
+@click.argument("run_id", required=False)
+@bulk_options
 @with_client
-def cancel(client: Client, run_id: str) -> None:
-    """Cancel a run: no new step starts; a sleeping or waiting run ends at once."""
+def cancel(
+    client: Client,
+    run_id: str | None,
+    function_id: str | None,
+    status: str | None,
+    error_name: str | None,
+    since: str | None,
+    preview: bool,
+) -> None:
+    """Cancel RUN_ID, or every active run matching the filters (--preview first, to see them)."""
+    criteria = _criteria(function_id, status, error_name, since)
+    outcome = _bulk(client, "cancel", run_id, criteria, preview)
+    if outcome is not None:
+        click.echo(outcome)
+        return
+    assert run_id is not None
     run: dict[str, Any] = client.cancel(run_id)
     click.echo(f"{run['id']} {run['status']}")
 
 
 @runs.command()
-@click.argument("run_id")
+@click.argument("run_id", required=False)
+@bulk_options
 @with_client
-def replay(client: Client, run_id: str) -> None:
-    """Start a new run with the same trigger as RUN_ID; prints the new run id."""
+def replay(
+    client: Client,
+    run_id: str | None,
+    function_id: str | None,
+    status: str | None,
+    error_name: str | None,
+    since: str | None,
+    preview: bool,
+) -> None:
+    """Replay RUN_ID (prints the new run id), or every run matching the filters."""
+    criteria = _criteria(function_id, status, error_name, since)
+    outcome = _bulk(client, "replay", run_id, criteria, preview)
+    if outcome is not None:
+        click.echo(outcome)
+        return
+    assert run_id is not None
     click.echo(client.replay(run_id))

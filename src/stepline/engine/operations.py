@@ -41,6 +41,7 @@ from stepline.store.base import (
 
 # The most runs one bulk cancel or replay may select; a wider filter is refused whole.
 MAX_BULK_RUNS = 10_000
+PREVIEW_SAMPLE = 10  # runs shown by a bulk action's preview
 STATS_WINDOW = timedelta(hours=24)
 
 
@@ -193,6 +194,18 @@ class Operations:
         return self.store.create_run(
             self._replay_of(original, fn), [], self.clock.now(), self.routing
         )
+
+    def preview_matching(
+        self, run_filter: RunFilter, *, active_only: bool
+    ) -> tuple[int, list[RunRecord]]:
+        """How many runs a bulk cancel (`active_only`) or replay would touch, and the newest.
+
+        Raises `InvalidInput` as the bulk action would (no criterion, past `MAX_BULK_RUNS`).
+        """
+        ids = self.store.list_run_ids(_bulk(run_filter), active_only=active_only)
+        _check_bulk(ids)
+        sample = [self.store.get_run(run_id) for run_id in ids[:PREVIEW_SAMPLE]]
+        return len(ids), sample
 
     def cancel_matching(self, run_filter: RunFilter) -> int:
         """Cancel every active run matching the filter; returns how many were cancelled.

@@ -444,6 +444,11 @@ class RunSession:
         if self._delta.logs:
             self._maybe_flush()
 
+    @property
+    def dry_run(self) -> bool:
+        """Whether the run is a dry run."""
+        return self.run.dry_run
+
     def interruption(self) -> str | None:
         """Why a running command must stop now, or None."""
         if self.lost:

@@ -37,6 +37,7 @@ GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
 MAX_LINE_CHARS = 4096  # a longer line is cut, noting how much was left out
 MAX_LOGGED_LINES = 1000  # per step, both streams together; the rest are counted
 TAIL_LINES = 20  # of each stream, in the result and in a failure's message
+DRY_RUN_VARIABLE = "STEPLINE_DRY_RUN"  # set to "1" for the commands of a dry run
 SECRET_MIN_CHARS = 4  # `env` values this long are masked in logged lines and tails
 POLL_SECONDS = 0.05
 _PR_SET_PDEATHSIG = 1
@@ -70,6 +71,11 @@ class CommandHost(Protocol):
 
     def interrupt(self) -> NoReturn:
         """End the replay for that reason: nothing of the step is committed."""
+        ...
+
+    @property
+    def dry_run(self) -> bool:
+        """Whether the run is a dry run (the command gets `STEPLINE_DRY_RUN=1`)."""
         ...
 
 
@@ -213,8 +219,10 @@ def _parent_death_signal() -> Callable[[], None] | None:
     return arm
 
 
-def _spawn(spec: CommandSpec) -> subprocess.Popen[bytes]:
+def _spawn(spec: CommandSpec, *, dry_run: bool) -> subprocess.Popen[bytes]:
     env = None if spec.env is None else {**os.environ, **spec.env}
+    if dry_run:
+        env = {**(env if env is not None else os.environ), DRY_RUN_VARIABLE: "1"}
     argv = spec.argv
     if _POSIX:
         argv = (sys.executable, "-I", "-S", _GUARD, str(GRACE_SECONDS), *argv)
@@ -300,7 +308,7 @@ def run_command(
     host.log("info", f"$ {spec.name} ({len(spec.argv) - 1} arguments, not logged)")
     began = time.monotonic()
     deadline = None if spec.timeout is None else began + spec.timeout
-    process = _spawn(spec)
+    process = _spawn(spec, dry_run=host.dry_run)
     _threads(process, spec, output)
     try:
         stopped = _watch(process, output, host, abort, deadline)

@@ -98,14 +98,27 @@ class RunHandlers:
         return await self._data(lambda: {"run_id": self.ops.replay(run_id)}, status=201)
 
     async def cancel_runs(self, body: BulkSelection) -> JSONResponse:
-        """POST /v1/runs/cancel: cancel every active run matching the filter."""
+        """POST /v1/runs/cancel: cancel every active run matching the filter (or preview it)."""
+        if body.preview:
+            return await self._data(lambda: self._preview(body, active_only=True))
         return await self._data(lambda: {"affected": self.ops.cancel_matching(body.run_filter())})
 
     async def replay_runs(self, body: BulkSelection) -> JSONResponse:
-        """POST /v1/runs/replay: replay every run matching the filter."""
+        """POST /v1/runs/replay: replay every run matching the filter (or preview it)."""
+        if body.preview:
+            return await self._data(lambda: self._preview(body, active_only=False))
         return await self._data(
             lambda: {"affected": self.ops.replay_matching(body.run_filter())}, status=201
         )
+
+    def _preview(self, body: BulkSelection, *, active_only: bool) -> dict[str, Any]:
+        count, sample = self.ops.preview_matching(body.run_filter(), active_only=active_only)
+        return {
+            "affected": 0,
+            "preview": True,
+            "count": count,
+            "sample": [views.run_view(run) for run in sample],
+        }
 
     async def run_stream(self, run_id: str) -> Response:
         """GET /v1/runs/{id}/stream: SSE `run` with the run whenever it changes, then `end`."""

@@ -137,6 +137,11 @@ class RunSelection(Model):
     dry_run: StrictBool | None = Field(
         default=None, description="only dry runs (true) or real ones"
     )
+    error_name: Text | None = Field(
+        default=None,
+        max_length=255,
+        description='the error\'s class name, e.g. "TimeoutError" (failed runs and SDK errors)',
+    )
     event_id: Text | None = Field(default=None, description="internal or sender's event id")
     created_after: Moment | None = None
     created_before: Moment | None = None
@@ -158,6 +163,7 @@ class RunSelection(Model):
             status=self.status,
             trigger_kind=self.trigger_kind,
             dry_run=self.dry_run,
+            error_name=self.error_name,
             event_id=self.event_id,
             created_after=self.created_after,
             created_before=self.created_before,
@@ -168,13 +174,20 @@ class RunSelection(Model):
 
 
 class BulkSelection(RunSelection):
-    """The runs a bulk cancel or replay acts on; at least one criterion is required."""
+    """The runs a bulk cancel or replay acts on; at least one criterion is required.
+
+    With `preview`, nothing is touched: the answer counts the runs and shows a sample.
+    """
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+    preview: StrictBool = Field(
+        default=False, description="count the runs and show a sample; touch nothing"
+    )
 
     @model_validator(mode="after")
     def _some_criterion(self) -> BulkSelection:
-        if all(value is None for value in self.model_dump().values()):
+        criteria = self.model_dump(exclude={"preview"})
+        if all(value is None for value in criteria.values()):
             raise ValueError('give at least one criterion, e.g. {"function_id": "..."}')
         return self
 
@@ -638,9 +651,14 @@ class RunId(Model):
 
 
 class Affected(Model):
-    """How many runs a bulk action changed or started."""
+    """How many runs a bulk action changed or started; a preview's count and sample instead."""
 
     affected: int
+    preview: bool = Field(default=False, description="true: nothing was touched")
+    count: int | None = Field(default=None, description="a preview: how many runs it would touch")
+    sample: list[Run] | None = Field(
+        default=None, description="a preview: the newest of those runs (at most 10)"
+    )
 
 
 class RunsPage(Model):

@@ -575,6 +575,7 @@ class RunFilter:
     parent_run_id: str | None = None
     trigger_kind: TriggerKind | None = None
     dry_run: bool | None = None
+    error_name: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
     q: str | None = None

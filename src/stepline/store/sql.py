@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Connection,
     Double,
     Engine,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    cast,
     delete,
     func,
     insert,
@@ -33,6 +35,7 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    type_coerce,
     union_all,
     update,
 )
@@ -1499,17 +1502,15 @@ class SqlStore(AdmittingMixin, AppsMixin, EndingsMixin, CancellationMixin, Slots
     def _run_conditions(self, conn: Connection, run_filter: RunFilter) -> list[Any]:
         """The WHERE clauses of a run filter, its cursor resolved to a (created_at, id) key."""
         r, e = t.runs.c, t.events.c
-        where: list[Any] = []
-        if run_filter.function_id is not None:
-            where.append(r.function_id == run_filter.function_id)
-        if run_filter.status is not None:
-            where.append(r.status == run_filter.status)
-        if run_filter.trigger_kind is not None:
-            where.append(r.trigger_kind == run_filter.trigger_kind)
-        if run_filter.parent_run_id is not None:
-            where.append(r.parent_run_id == run_filter.parent_run_id)
-        if run_filter.dry_run is not None:
-            where.append(r.dry_run.is_(run_filter.dry_run))
+        equal = (
+            (r.function_id, run_filter.function_id),
+            (r.status, run_filter.status),
+            (r.trigger_kind, run_filter.trigger_kind),
+            (r.parent_run_id, run_filter.parent_run_id),
+            (r.dry_run, run_filter.dry_run),
+            (_error_name(conn.dialect.name), run_filter.error_name),
+        )
+        where: list[Any] = [column == value for column, value in equal if value is not None]
         if run_filter.event_id is not None:
             event = self._find_event(conn, run_filter.event_id)
             event_id = event.internal_id if event else run_filter.event_id
@@ -1643,6 +1644,17 @@ def _record_python_app(
         except IntegrityError:  # another worker of the app recorded it a moment ago
             pass
     conn.execute(update(t.apps).where(a.id == app_id).values(synced_at=now.timestamp()))
+
+
+def _error_name(dialect: str) -> Any:
+    """The `name` of a run's stored error (JSON text: ours, or an SDK app's error body).
+
+    PostgreSQL reads text as JSON only after a cast; SQLite's JSON functions read text as is
+    (its CAST would apply numeric affinity).
+    """
+    error = t.runs.c.error
+    as_json = cast(error, JSON) if dialect == "postgresql" else type_coerce(error, JSON)
+    return as_json["name"].as_string()
 
 
 def _bump_registry_version(conn: Connection) -> None:
