@@ -6,6 +6,8 @@ from stepline.engine.engine import Engine, EngineSettings
 from stepline.engine.retry import RetryPolicy
 from stepline.engine.worker import WorkerSettings
 from stepline.errors import (
+    CommandFailed,
+    CommandTimedOut,
     ConfigurationError,
     NonRetriableError,
     RetryAfterError,
@@ -36,6 +38,8 @@ __all__ = [
     "Batch",
     "CancelOn",
     "Client",
+    "CommandFailed",
+    "CommandTimedOut",
     "Concurrency",
     "ConfigurationError",
     "Context",

@@ -123,3 +123,11 @@ class StoreUnavailable(StoreError):
 
 class SchemaOutOfDate(StoreError):
     """The database schema is older than this version of Stepline; run `stepline db upgrade`."""
+
+
+class CommandFailed(SteplineError):
+    """A `step.exec` command exited with a code outside `ok_codes`, or could not be started."""
+
+
+class CommandTimedOut(CommandFailed):
+    """A `step.exec` command ran past its step's `timeout` and was killed."""

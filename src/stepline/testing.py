@@ -42,6 +42,7 @@ from stepline.engine.clock import FakeClock
 from stepline.engine.executor import Executor
 from stepline.engine.operations import Operations
 from stepline.engine.retry import RetryPolicy
+from stepline.engine.routing import DRY_RUN_KEY
 from stepline.sdk.app import Function
 from stepline.sdk.step import AsyncStep, Step
 from stepline.store import open_store
@@ -137,6 +138,7 @@ class TestRun:
             callable (called instead of the step's function, with its arguments; it may be
             `async` in an `async def` function).
         now: The fake clock's starting time (aware); default 2026-01-01 00:00 UTC.
+        dry_run: Start a dry run (`ctx.dry_run`; `step.send_event` records, sends nothing).
 
     Raises:
         ConfigurationError: Both `event` and `data` given, or the event started no run.
@@ -153,6 +155,7 @@ class TestRun:
         data: Mapping[str, Any] | None = None,
         mocks: Mapping[str, Any] | None = None,
         now: datetime | None = None,
+        dry_run: bool = False,
     ) -> None:
         if event is not None and data is not None:
             raise errors.ConfigurationError("give event or data, not both")
@@ -173,7 +176,7 @@ class TestRun:
                 rng=random.random,
             )
             self._register()
-            self.run_id = self._start(event, data)
+            self.run_id = self._start(event, data, dry_run)
             self._drive()
         except BaseException:
             self.close()
@@ -260,10 +263,14 @@ class TestRun:
         record = FunctionRecord(id=fn.id, app_id=fn.app_id, name=fn.name, config=fn.config())
         self._store.sync_functions(fn.app_id, [record], self.clock.now())
 
-    def _start(self, event: Mapping[str, Any] | None, data: Mapping[str, Any] | None) -> str:
-        """Start the run; its id."""
+    def _start(
+        self, event: Mapping[str, Any] | None, data: Mapping[str, Any] | None, dry_run: bool
+    ) -> str:
+        """Start the run (a dry run if asked); its id."""
         if event is None:
-            return self._operations.invoke(self._fn.id, dict(data or {}))
+            return self._operations.invoke(self._fn.id, dict(data or {}), dry_run=dry_run)
+        if dry_run:
+            event = {**event, "data": {**(event.get("data") or {}), DRY_RUN_KEY: True}}
         [event_id] = self._operations.send(dict(event))
         runs = [
             run
@@ -333,6 +340,7 @@ def run_function(
     data: Mapping[str, Any] | None = None,
     mocks: Mapping[str, Any] | None = None,
     now: datetime | None = None,
+    dry_run: bool = False,
 ) -> RunResult:
     """Run `fn` to its end and return how it ended; see `TestRun` for the arguments.
 
@@ -344,7 +352,7 @@ def run_function(
         ConfigurationError: The run completed without reaching a mocked step id (a typo in
             the id, most likely); see also `TestRun`'s own errors.
     """
-    with TestRun(fn, event=event, data=data, mocks=mocks, now=now) as run:
+    with TestRun(fn, event=event, data=data, mocks=mocks, now=now, dry_run=dry_run) as run:
         result = run.finish()
         if result.status == "COMPLETED" and run.unused_mocks:
             raise errors.ConfigurationError(

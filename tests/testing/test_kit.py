@@ -261,3 +261,19 @@ def test_a_command_step_takes_a_mock_by_id() -> None:
     unmocked = run_function(script, data={})
     assert unmocked.status == "FAILED"
     assert unmocked.steps["nightly"].error is not None
+
+
+def test_a_dry_run_records_what_it_would_send() -> None:
+    app = stepline.App("kit-dry")
+
+    @app.function(id="announce", retries=0)
+    def announce(ctx: stepline.Context[Step]) -> bool:
+        ctx.step.send_event("tell", {"name": "kit/told", "data": {"n": 1}})
+        return ctx.dry_run
+
+    dry = run_function(announce, dry_run=True)
+    real = run_function(announce)
+
+    assert dry.output is True and dry.sent_events == []
+    assert any("dry run: not sent" in line.message for line in dry.logs)
+    assert real.output is False and [e["name"] for e in real.sent_events] == ["kit/told"]

@@ -32,6 +32,7 @@ from typing import IO, Any, NoReturn, Protocol
 
 from stepline import errors
 from stepline._durations import parse_duration
+from stepline.errors import CommandFailed, CommandTimedOut
 
 GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
 MAX_LINE_CHARS = 4096  # a longer line is cut, noting how much was left out
@@ -44,14 +45,6 @@ _PR_SET_PDEATHSIG = 1
 _READ_BYTES = 4 * MAX_LINE_CHARS  # at most this much of one line is read into memory
 _POSIX = os.name == "posix"
 _GUARD = str(Path(__file__).with_name("_guard.py"))
-
-
-class CommandFailed(errors.SteplineError):
-    """The command exited with a code outside `ok_codes`, or could not be started."""
-
-
-class CommandTimedOut(CommandFailed):
-    """The command ran past its step's `timeout` and was killed."""
 
 
 class CommandHost(Protocol):
