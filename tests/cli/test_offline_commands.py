@@ -53,7 +53,8 @@ def test_trigger_rejects_a_stray_argument_before_calling_the_server() -> None:
 
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
-    assert line == "error: 'stray': expected a flag like --key=value after the event name or function id"
+    expected = "expected a flag like --key=value after the event name or function id"
+    assert line == f"error: 'stray': {expected}"
 
 
 def test_usage_error_exits_2() -> None:
