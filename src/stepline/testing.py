@@ -29,7 +29,8 @@ import json
 import random
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -294,7 +295,7 @@ class TestRun:
             if not claimed:
                 return replays
             if self._fn.is_async:
-                asyncio.run(self._executor.execute_async(claimed[0]))
+                _run_coroutine(self._executor.execute_async(claimed[0]))
             else:
                 self._executor.execute(claimed[0])
         raise errors.ConfigurationError(
@@ -331,6 +332,16 @@ class TestRun:
             for event_id in json.loads(step.output)
         ]
         return [event.payload() for event in self._store.get_events(ids)]
+
+
+def _run_coroutine(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run an `async def` replay to its end, on a loop of its own in a thread of its own.
+
+    The calling thread may have an event loop running already (Playwright's sync API, say),
+    where `asyncio.run` is refused; the test still waits for the replay to end.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stepline-test") as pool:
+        pool.submit(asyncio.run, coroutine).result()
 
 
 def run_function(

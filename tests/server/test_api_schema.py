@@ -122,6 +122,7 @@ def test_the_document_lists_exactly_the_servers_api_routes(served: Served) -> No
         "status",
         "trigger_kind",
         "dry_run",
+        "error_name",
         "event_id",
         "created_after",
         "created_before",

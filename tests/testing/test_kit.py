@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -186,6 +187,18 @@ def test_async_functions_run_the_same_way() -> None:
     assert result.output == 10
     assert result.counters == {"doubled": 10}
     assert calls == []
+
+
+def test_async_functions_run_where_an_event_loop_is_running() -> None:
+    """As in a test after Playwright's sync API (or in an `async def` test)."""
+
+    async def inside_a_loop() -> Any:
+        mocks = {"fetch": {"rows": [1, 2]}}
+        return run_function(async_pages, event={"name": "kit/async.requested"}, mocks=mocks)
+
+    result = asyncio.run(inside_a_loop())
+    assert result.status == "COMPLETED", result.error
+    assert result.output == 4
 
 
 def test_a_mock_no_step_reached_is_reported() -> None:

@@ -162,6 +162,7 @@ API: tuple[Endpoint, ...] = (
         status=201,
         body=m.BulkSelection,
         errors=(404, 409, 413),
+        previews=True,
     ),
     Endpoint(
         method="GET",

@@ -179,7 +179,9 @@ class BulkSelection(RunSelection):
     With `preview`, nothing is touched: the answer counts the runs and shows a sample.
     """
 
-    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": [name]} for name in RunSelection.model_fields]}
+    )
     preview: StrictBool = Field(
         default=False, description="count the runs and show a sample; touch nothing"
     )

@@ -62,6 +62,7 @@ class Endpoint:
             API token, answers Inngest clients in Inngest's shape, and its handler takes
             `inngest` (see `server.inngest.rest`).
         inngest_response: The model of that shape (None: an empty body).
+        previews: It takes `{"preview": true}` and then answers 200, touching nothing.
     """
 
     method: str
@@ -77,6 +78,7 @@ class Endpoint:
     raw_body: bool = False
     errors: tuple[int, ...] = ()
     stream: bool = False
+    previews: bool = False
     auth: bool = True
     plain: bool = False
     error_model: type[BaseModel] = models.Error
@@ -175,6 +177,8 @@ def _responses(endpoint: Endpoint, components: _Components) -> dict[str, Any]:
     else:
         success["content"] = _json({"type": "object"})
     responses = {str(endpoint.status): success}
+    if endpoint.previews and endpoint.status != HTTPStatus.OK:
+        responses["200"] = {**success, "description": "A preview: nothing was touched"}
     for status in endpoint.error_statuses:
         model = models.Error if status >= 500 else endpoint.error_model
         responses[str(status)] = {
