@@ -233,14 +233,15 @@ def _bulk(
     client: Client,
     action: Literal["cancel", "replay"],
     run_id: str | None,
-    criteria: dict[str, Any],
     preview: bool,
-) -> str | None:
-    """A bulk action's outcome in words, or None when `run_id` asks for one run's action."""
+    filters: dict[str, str | None],
+) -> bool:
+    """Act on the runs the filters select (printing the outcome); False when RUN_ID is given."""
+    criteria = _criteria(**filters)
     if run_id is not None:
         if criteria or preview:
             raise click.UsageError("give RUN_ID or filters (--function, --status, ...), not both")
-        return None
+        return False
     if not criteria:
         raise click.UsageError("give RUN_ID, or filters such as --status FAILED --since 2h")
     if preview:
@@ -248,53 +249,31 @@ def _bulk(
         console().print(_render.runs_table(found["sample"]))
         shown = len(found["sample"])
         more = f" (the newest {shown} shown)" if shown < found["count"] else ""
-        return f"{action} would touch {found['count']} run(s){more}; nothing done"
+        click.echo(f"{action} would touch {found['count']} run(s){more}; nothing done")
+        return True
     done = client.cancel_runs(**criteria) if action == "cancel" else client.replay_runs(**criteria)
-    return f"{'cancelled' if action == 'cancel' else 'replayed'} {done} run(s)"
+    click.echo(f"{'cancelled' if action == 'cancel' else 'replayed'} {done} run(s)")
+    return True
 
 
 @runs.command()
 @click.argument("run_id", required=False)
 @bulk_options
 @with_client
-def cancel(
-    client: Client,
-    run_id: str | None,
-    function_id: str | None,
-    status: str | None,
-    error_name: str | None,
-    since: str | None,
-    preview: bool,
-) -> None:
+def cancel(client: Client, run_id: str | None, preview: bool, **filters: str | None) -> None:
     """Cancel RUN_ID, or every active run matching the filters (--preview first, to see them)."""
-    criteria = _criteria(function_id, status, error_name, since)
-    outcome = _bulk(client, "cancel", run_id, criteria, preview)
-    if outcome is not None:
-        click.echo(outcome)
-        return
-    assert run_id is not None
-    run: dict[str, Any] = client.cancel(run_id)
-    click.echo(f"{run['id']} {run['status']}")
+    if not _bulk(client, "cancel", run_id, preview, filters):
+        assert run_id is not None
+        run: dict[str, Any] = client.cancel(run_id)
+        click.echo(f"{run['id']} {run['status']}")
 
 
 @runs.command()
 @click.argument("run_id", required=False)
 @bulk_options
 @with_client
-def replay(
-    client: Client,
-    run_id: str | None,
-    function_id: str | None,
-    status: str | None,
-    error_name: str | None,
-    since: str | None,
-    preview: bool,
-) -> None:
+def replay(client: Client, run_id: str | None, preview: bool, **filters: str | None) -> None:
     """Replay RUN_ID (prints the new run id), or every run matching the filters."""
-    criteria = _criteria(function_id, status, error_name, since)
-    outcome = _bulk(client, "replay", run_id, criteria, preview)
-    if outcome is not None:
-        click.echo(outcome)
-        return
-    assert run_id is not None
-    click.echo(client.replay(run_id))
+    if not _bulk(client, "replay", run_id, preview, filters):
+        assert run_id is not None
+        click.echo(client.replay(run_id))
