@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -196,7 +197,11 @@ def test_async_functions_run_where_an_event_loop_is_running() -> None:
         mocks = {"fetch": {"rows": [1, 2]}}
         return run_function(async_pages, event={"name": "kit/async.requested"}, mocks=mocks)
 
-    result = asyncio.run(inside_a_loop())
+    results: list[Any] = []  # the loop runs in a thread of its own: this one may have one
+    thread = threading.Thread(target=lambda: results.append(asyncio.run(inside_a_loop())))
+    thread.start()
+    thread.join(30)
+    [result] = results
     assert result.status == "COMPLETED", result.error
     assert result.output == 4
 
