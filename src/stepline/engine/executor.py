@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from stepline import errors
@@ -31,6 +32,7 @@ from stepline.sdk.step import AsyncStep, Step, encode_output
 from stepline.store.base import ClaimedRun, NewAttempt, Store
 
 logger = logging.getLogger("stepline.executor")
+_NO_SDK_FUNCTIONS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,14 +60,22 @@ class Executor:
     rng: Callable[[], float] = random.random
     draining: threading.Event = field(default_factory=threading.Event)
     http: HttpDriver | None = None
+    _ids: tuple[Mapping[str, Any] | None, list[str]] = field(
+        default=(None, []), init=False, repr=False
+    )
 
     def function_ids(self) -> list[str]:
         """The functions whose runs this executor takes: its Python ones and SDK apps' ones.
 
-        Reads the registry for SDK functions when its copy is stale (may raise `StoreError`).
+        Reads the registry for SDK functions when its copy is stale (may raise `StoreError`);
+        the list is built again only when that copy changed (a worker asks at every claim).
         """
-        sdk = self.http.functions.current() if self.http is not None else {}
-        return sorted({*self.functions, *sdk})
+        sdk = self.http.functions.current() if self.http is not None else _NO_SDK_FUNCTIONS
+        seen, ids = self._ids
+        if sdk is not seen:
+            ids = sorted({*self.functions, *sdk})
+            self._ids = (sdk, ids)
+        return ids
 
     def _session(
         self, claimed: ClaimedRun, lost: threading.Event | None
