@@ -4,18 +4,17 @@ Every page is complete HTML that works without JavaScript, and every form is a p
 answered with a 303 redirect (or the same page with the error, status 400). htmx and its SSE
 extension only add live updates: the runs list and the run page subscribe to `/…/stream` and
 swap in the sections the server sends when the store changed. Sign-in and forgery checks are
-in `dashboard_auth`; view models in `dashboard_models`; templates hold no logic.
+in `dashboard_auth`; view models in `dashboard_models`; the runs page's filters in
+`dashboard_filters`; bulk replay and cancel in `dashboard_bulk`; templates hold no logic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, get_args
 from urllib.parse import urlencode
 
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -30,13 +29,14 @@ from stepline.server.api import path_value
 from stepline.server.auth import AuthSettings
 from stepline.server.body import parse_json
 from stepline.server.dashboard_auth import COOKIE, DashboardAuth, login_redirect
+from stepline.server.dashboard_bulk import BulkActions, bulk_links, done_notice
+from stepline.server.dashboard_filters import PAGE_SIZE, event_filter, filter_params, run_filter
 from stepline.server.errors import public_error, retry_headers
 from stepline.server.forms import read_form
-from stepline.server.models import EventQuery, RunQuery, SyncAppBody, parse
+from stepline.server.models import SyncAppBody, parse
 from stepline.server.templating import page, render
 from stepline.store.base import RunFilter, RunStatus, TriggerKind
 
-PAGE_SIZE = 50
 STATUSES: tuple[str, ...] = get_args(RunStatus)
 TRIGGER_KINDS: tuple[str, ...] = get_args(TriggerKind)
 RUN_SECTIONS = {
@@ -63,74 +63,6 @@ def parse_payload(text: str, field: str) -> dict[str, Any]:
     return value
 
 
-def _moment(text: str) -> datetime | str:
-    """A time typed into the filters: RFC 3339, or a date and time without offset (UTC)."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return text  # the API's parsing says what is wrong with it
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-def _utc(value: datetime | None, field: str) -> datetime | None:
-    """A filter time in UTC, as the form shows it again."""
-    if value is None:
-        return None
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise errors.InvalidInput("must fall within the years 1 to 9999 in UTC", field) from None
-
-
-def _moment_text(value: datetime | None) -> str | None:
-    """A filter time as a `datetime-local` input shows it (UTC)."""
-    return None if value is None else value.replace(tzinfo=None).isoformat(timespec="seconds")
-
-
-def _given(params: Mapping[str, str], model: type[BaseModel]) -> dict[str, Any]:
-    """The model's parameters that are filled in (an empty form field means "any")."""
-    return {name: params[name] for name in model.model_fields if params.get(name)}
-
-
-def run_filter(params: Mapping[str, str]) -> RunFilter:
-    """The runs page's filters, checked as `GET /v1/runs` checks them.
-
-    Times may also be typed without an offset (a `datetime-local` input), meaning UTC.
-    """
-    given = _given(params, RunQuery)
-    for name in ("created_after", "created_before"):
-        if name in given:
-            given[name] = _moment(given[name])
-    query = parse(RunQuery, given, where="query")
-    run_filter = query.run_filter(before=query.before, limit=query.limit)
-    return replace(
-        run_filter,
-        created_after=_utc(run_filter.created_after, "created_after"),
-        created_before=_utc(run_filter.created_before, "created_before"),
-    )
-
-
-def event_filter(params: Mapping[str, str]) -> EventQuery:
-    """The events page's `name` and `before`, checked as `GET /v1/events` checks them."""
-    given = {name: params[name] for name in ("name", "before") if params.get(name)}
-    return parse(EventQuery, given, where="query")
-
-
-def _filter_params(query: RunFilter) -> dict[str, str]:
-    params = {
-        "function_id": query.function_id,
-        "status": query.status,
-        "trigger_kind": query.trigger_kind,
-        "event_id": query.event_id,
-        "created_after": _moment_text(query.created_after),
-        "created_before": _moment_text(query.created_before),
-        "q": query.q,
-        "dry_run": None if query.dry_run is None else str(query.dry_run).lower(),
-        "limit": str(query.limit) if query.limit != PAGE_SIZE else None,
-    }
-    return {k: v for k, v in params.items() if v}
-
-
 class Dashboard:
     """The dashboard's handlers over one `Operations`."""
 
@@ -138,6 +70,7 @@ class Dashboard:
         self.ops = operations
         self.auth = DashboardAuth(auth)
         self.syncer = syncer_for(operations, auth.signing_keys)
+        self.bulk = BulkActions(operations, guard=self._guard, context=self._context)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -307,7 +240,7 @@ class Dashboard:
         # One more than shown tells whether an older page exists.
         runs = self.ops.list_runs(replace(query, limit=query.limit + 1))
         rows = [models.run_row(r, now) for r in runs[: query.limit]]
-        params = _filter_params(query)
+        params = filter_params(query)
         older = None
         if len(runs) > query.limit:
             older = models.runs_href(**params, before=rows[-1].id)
@@ -318,12 +251,14 @@ class Dashboard:
                 sorted(f.id for f in self.ops.list_functions()), query.function_id, "any"
             ),
             "status_options": models.options(STATUSES, query.status, "any"),
+            "error_name": query.error_name or "",
             "kind_options": models.options(TRIGGER_KINDS, query.trigger_kind, "any"),
             "event_id": query.event_id,
             "created_after": params.get("created_after", ""),
             "created_before": params.get("created_before", ""),
             "q": query.q or "",
             "dry_run": query.dry_run,
+            "bulk": bulk_links(query),
             "older_href": older,
             "newest_href": models.runs_href(**params) if query.before else None,
             "stream_url": None if query.before else f"/runs/stream?{urlencode(params)}",
@@ -333,9 +268,11 @@ class Dashboard:
         """GET /runs: runs newest first, filtered, keyset-paged with `before`."""
 
         async def inner(request: Request) -> Response:
-            query = run_filter(request.query_params)
+            query = run_filter(request.query_params, self.ops.clock.now())
             values = await run_in_threadpool(self._runs_context, query)
-            return page("runs.html", self._context(request, "runs", "Runs", **values))
+            notice = done_notice(request.query_params)
+            context = self._context(request, "runs", "Runs", notice=notice, **values)
+            return page("runs.html", context)
 
         return await self._guard(request, inner)
 
@@ -343,7 +280,7 @@ class Dashboard:
         """GET /runs/stream: SSE `runs` events with fresh table rows when the list changes."""
 
         async def inner(request: Request) -> Response:
-            query = run_filter(request.query_params)
+            query = run_filter(request.query_params, self.ops.clock.now())
             if query.before is not None:  # an unknown cursor → 404 now, not a broken stream
                 await run_in_threadpool(self.ops.list_runs, query)
 
