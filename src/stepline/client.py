@@ -34,6 +34,7 @@ class _Backend(Protocol):
     def runs_for_event(self, event_id: str) -> list[dict[str, Any]]: ...
     def cancel(self, run_id: str) -> dict[str, Any]: ...
     def replay(self, run_id: str) -> str: ...
+    def rerun(self, run_id: str, request: dict[str, Any]) -> str: ...
     def cancel_runs(self, selection: dict[str, Any]) -> int: ...
     def replay_runs(self, selection: dict[str, Any]) -> int: ...
     def preview_runs(self, action: str, selection: dict[str, Any]) -> dict[str, Any]: ...
@@ -87,6 +88,9 @@ class _Local:
 
     def replay(self, run_id: str) -> str:
         return self._ops.replay(run_id)
+
+    def rerun(self, run_id: str, request: dict[str, Any]) -> str:
+        return self._ops.rerun(run_id, **request)
 
     def functions(self) -> list[dict[str, Any]]:
         stats, cron, now = (
@@ -241,6 +245,10 @@ class _Http:
 
     def replay(self, run_id: str) -> str:
         return str(self._call("POST", f"/v1/runs/{run_id}/replay")["data"]["run_id"])
+
+    def rerun(self, run_id: str, request: dict[str, Any]) -> str:
+        body = self._call("POST", f"/v1/runs/{run_id}/rerun", json=request)
+        return str(body["data"]["run_id"])
 
     def functions(self) -> list[dict[str, Any]]:
         functions: list[dict[str, Any]] = self._call("GET", "/v1/functions")["data"]
@@ -430,6 +438,29 @@ class Client:
     def replay(self, run_id: str) -> str:
         """Start a new run with the same trigger, linked to the original; returns its id."""
         return self._backend.replay(run_id)
+
+    def rerun(
+        self,
+        run_id: str,
+        *,
+        from_step: str | None = None,
+        data: dict[str, Any] | None = None,
+        dry_run: bool | None = None,
+    ) -> str:
+        """Start a new run linked to `run_id` from one of its steps; returns its id.
+
+        The finished steps before `from_step` (None: none) keep their stored results and
+        are not executed again; the rest execute with `data` as the event data if given
+        (else the original event's). `dry_run` None: as the original run.
+
+        Raises:
+            NotFound: No such run, or its function is gone.
+            Conflict: The function is paused, or its flow control refuses the run.
+            InvalidInput: The run has no step `from_step` (its steps are named), or `data`
+                for a run of several events.
+        """
+        request = {"from_step": from_step, "data": data, "dry_run": dry_run}
+        return self._backend.rerun(run_id, {k: v for k, v in request.items() if v is not None})
 
     def functions(self) -> list[dict[str, Any]]:
         """The registered functions with their triggers."""

@@ -56,6 +56,10 @@ expected-statuses = {REJECTIONS!r}
 [[operations]]
 include-name = "POST /v1/apps"
 checks.not_a_server_error.expected-statuses = ["2xx", "4xx", "502"]
+# A rerun's from_step must name a step of that run, which no schema can say: 400 otherwise.
+[[operations]]
+include-name = "POST /v1/runs/{{run_id}}/rerun"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404", "409", "413"]
 """
 
 

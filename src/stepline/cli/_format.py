@@ -94,11 +94,11 @@ def trigger_kind(run: dict[str, Any]) -> Text:
 
 
 def trigger(run: dict[str, Any]) -> str:
-    """How a run started: "event", "cron", "manual by cli", "replay of 01H…"."""
+    """How a run started: "event", "cron", "manual by cli", "replay of 01H…", "rerun of 01H…"."""
     kind = str(run["trigger"]["kind"])
     by = run["trigger"].get("by")
-    if kind == "replay" and run.get("replay_of"):
-        return f"replay of {run['replay_of']}"
+    if kind in ("replay", "rerun") and run.get("replay_of"):
+        return f"{kind} of {run['replay_of']}"
     return f"{kind} by {by}" if by else kind
 
 

@@ -1,4 +1,4 @@
-"""`stepline runs`: list, show, watch, cancel and replay runs."""
+"""`stepline runs`: list, show, watch, cancel, replay and rerun runs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from stepline import errors
 from stepline._durations import parse_duration
 from stepline.cli import _render
 from stepline.cli._connect import console, json_option, with_client
+from stepline.cli._flags import parse_json_object
 from stepline.cli._outcome import exit_code, outcome
 from stepline.cli._watch import follow
 from stepline.client import Client
@@ -22,7 +23,7 @@ from stepline.store.base import RunStatus, TriggerKind
 
 @click.group()
 def runs() -> None:
-    """List, show, watch, cancel and replay runs."""
+    """List, show, watch, cancel, replay and rerun runs."""
 
 
 @runs.command("list")
@@ -277,3 +278,38 @@ def replay(client: Client, run_id: str | None, preview: bool, **filters: str | N
     if not _bulk(client, "replay", run_id, preview, filters):
         assert run_id is not None
         click.echo(client.replay(run_id))
+
+
+@runs.command()
+@click.argument("run_id")
+@click.option(
+    "--from",
+    "from_step",
+    metavar="STEP",
+    help="Execute from this step: the finished steps before it keep their results.",
+)
+@click.option(
+    "--data",
+    "data_text",
+    metavar="JSON",
+    help="The event data to run with, a JSON object (default: the original event's).",
+)
+@click.option(
+    "--dry-run/--no-dry-run",
+    default=None,
+    help="Whether it is a dry run (default: as the original run).",
+)
+@with_client
+def rerun(
+    client: Client,
+    run_id: str,
+    from_step: str | None,
+    data_text: str | None,
+    dry_run: bool | None,
+) -> None:
+    """Start a new run of RUN_ID from a step, maybe with edited data; prints its id."""
+    try:
+        data = None if data_text is None else parse_json_object(data_text, "--data")
+    except errors.InvalidInput as exc:
+        raise click.BadParameter(exc.reason, param_hint="--data") from None
+    click.echo(client.rerun(run_id, from_step=from_step, data=data, dry_run=dry_run))

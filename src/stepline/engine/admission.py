@@ -108,7 +108,9 @@ class Admission:
         priority = self._priority(function_id, config.get("priority"), event)
         if kind == "parallel":  # a branch of an admitted run: it only needs slots to execute
             return FlowPlan(slots=slots, priority=priority)
-        refuse: Literal["record", "raise"] = "raise" if kind in ("manual", "replay") else "record"
+        refuse: Literal["record", "raise"] = (
+            "raise" if kind in ("manual", "replay", "rerun") else "record"
+        )
         return FlowPlan(
             slots=slots,
             priority=priority,

@@ -6,6 +6,7 @@ Needs only a store: routing reads the function registry, so a process without th
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from stepline.engine.events import (
     build_event,
     build_events,
 )
+from stepline.engine.rerun import rerun_note, reused_steps
 from stepline.engine.routing import Routing
 from stepline.engine.waiting import waiting_reasons
 from stepline.store.base import (
@@ -195,6 +197,55 @@ class Operations:
             self._replay_of(original, fn), [], self.clock.now(), self.routing
         )
 
+    def rerun(
+        self,
+        run_id: str,
+        *,
+        from_step: str | None = None,
+        data: dict[str, Any] | None = None,
+        dry_run: bool | None = None,
+    ) -> str:
+        """Start a new run linked to `run_id` from one of its steps; returns its id.
+
+        The finished steps before `from_step` (None: none) are reused, not executed again;
+        the rest run with `data` as the event data if given (else the original event's).
+        `dry_run` None keeps the original run's.
+
+        Raises `NotFound` (run or function), `Conflict` if the function is paused, and
+        `InvalidInput` for a step the run does not have, data for a run of several events
+        or a parallel branch (its run is the one to rerun).
+        """
+        original = self.store.get_run(run_id)
+        if original.trigger_kind == "parallel":
+            raise errors.InvalidInput(
+                f"run {run_id} is a branch of run {original.parent_run_id}; rerun that run",
+                "run_id",
+            )
+        fn = self.startable(original.function_id)
+        now = self.clock.now()
+        events = self.store.get_events(original.event_ids)
+        edited = [] if data is None else [_edited_event(events, data, now)]
+        reused = reused_steps(self.store.get_steps(run_id), from_step)
+        run = self.routing.new_run(
+            fn.id,
+            fn.config,
+            kind="rerun",
+            events=edited or events,
+            now=now,
+            trigger_by=original.id,
+            replay_of=original.id,
+            dry_run=original.dry_run if dry_run is None else dry_run,
+        )
+        note = rerun_note(original.id, from_step, reused, edited=bool(edited))
+        return self.store.create_run(
+            run,
+            edited,
+            now,
+            self.routing,
+            steps=[replace(step, run_id=run.id, started_at=now, ended_at=now) for step in reused],
+            logs=[LogRecord(run_id=run.id, ts=now, level="info", message=note)],
+        )
+
     def preview_matching(
         self, run_filter: RunFilter, *, active_only: bool
     ) -> tuple[int, list[RunRecord]]:
@@ -330,6 +381,22 @@ class Operations:
     def list_functions(self) -> Sequence[FunctionRecord]:
         """The function registry."""
         return self.store.list_functions()
+
+
+def _edited_event(events: Sequence[EventRecord], data: Any, now: datetime) -> EventRecord:
+    """The event of a rerun with edited data: the original's name and user, the new data."""
+    if len(events) != 1:
+        raise errors.InvalidInput(
+            f"the run was started by {len(events)} events; only one event's data can be edited",
+            "data",
+        )
+    original = events[0]
+    return build_event(
+        {"name": original.name, "data": data, "user": json.loads(original.user)},
+        now=now,
+        source="rerun",
+        internal=True,
+    )
 
 
 def _bulk(run_filter: RunFilter) -> RunFilter:

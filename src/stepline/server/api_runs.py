@@ -1,4 +1,4 @@
-"""REST API v1 run handlers: list, fetch, cancel and replay (one or by filter), live streams.
+"""REST API v1 run handlers: list, fetch, cancel, replay (one or by filter), rerun, live streams.
 
 `GET` and `DELETE /v1/runs/{id}` answer Inngest clients as Inngest does (`server.inngest.rest`);
 `DELETE /v0/runs/{id}` is Inngest's legacy cancel.
@@ -22,7 +22,7 @@ from stepline.server.auth import AuthSettings
 from stepline.server.inngest import rest
 from stepline.server.inngest.reads import parse_run_id
 from stepline.server.inngest.routes import check_sdk_auth
-from stepline.server.models import BulkSelection, RunQuery
+from stepline.server.models import BulkSelection, RerunBody, RunQuery
 
 RUN_EVENT = "run"
 RUNS_EVENT = "runs"
@@ -96,6 +96,19 @@ class RunHandlers:
     async def replay_run(self, run_id: str) -> JSONResponse:
         """POST /v1/runs/{id}/replay: start a new run with the same trigger."""
         return await self._data(lambda: {"run_id": self.ops.replay(run_id)}, status=201)
+
+    async def rerun_run(self, run_id: str, body: RerunBody | None) -> JSONResponse:
+        """POST /v1/runs/{id}/rerun: a new run from `from_step`, with `data` if given."""
+        body = body or RerunBody()
+
+        def rerun() -> dict[str, str]:
+            return {
+                "run_id": self.ops.rerun(
+                    run_id, from_step=body.from_step, data=body.data, dry_run=body.dry_run
+                )
+            }
+
+        return await self._data(rerun, status=201)
 
     async def cancel_runs(self, body: BulkSelection) -> JSONResponse:
         """POST /v1/runs/cancel: cancel every active run matching the filter (or preview it)."""

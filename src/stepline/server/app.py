@@ -214,6 +214,18 @@ API: tuple[Endpoint, ...] = (
         errors=(404, 409),
     ),
     Endpoint(
+        method="POST",
+        path="/v1/runs/{run_id}/rerun",
+        handler="rerun_run",
+        summary="Start a new run linked to this one, from one of its steps, maybe with new data",
+        tag=_RUNS,
+        response=m.CreatedRun,
+        status=201,
+        body=m.RerunBody,
+        body_required=False,
+        errors=(404, 409, 413),
+    ),
+    Endpoint(
         method="GET",
         path="/v1/functions",
         handler="list_functions",

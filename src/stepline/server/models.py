@@ -311,6 +311,23 @@ class InvokeBody(Model):
     )
 
 
+class RerunBody(Model):
+    """`POST /v1/runs/{id}/rerun`: where the new run starts and what it runs with."""
+
+    from_step: Text | None = Field(
+        default=None,
+        max_length=255,
+        description="the step to execute from: the finished steps before it are reused "
+        "(absent: none, from the start)",
+    )
+    data: dict[str, Any] | None = Field(
+        default=None, description="the event data to run with (absent: the original event's)"
+    )
+    dry_run: StrictBool | None = Field(
+        default=None, description="a dry run or not (absent: as the original run)"
+    )
+
+
 # -- responses -----------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 RunStatus = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED"]
 ACTIVE_STATUSES: tuple[RunStatus, ...] = ("QUEUED", "RUNNING")
 END_STATUSES: tuple[RunStatus, ...] = ("COMPLETED", "FAILED", "CANCELLED", "SKIPPED")
-TriggerKind = Literal["event", "cron", "manual", "invoke", "replay", "parallel"]
+TriggerKind = Literal["event", "cron", "manual", "invoke", "replay", "rerun", "parallel"]
 StepKind = Literal["run", "sleep", "wait", "send_event", "invoke", "parallel", "branch"]
 StepStatus = Literal["completed", "failed", "sleeping", "waiting"]
 FAILED_EVENT = "stepline/function.failed"
@@ -738,9 +738,19 @@ class Store(Protocol):
         ...
 
     def create_run(
-        self, run: NewRun, events: Sequence[EventRecord], now: datetime, routing: EventRouting
+        self,
+        run: NewRun,
+        events: Sequence[EventRecord],
+        now: datetime,
+        routing: EventRouting,
+        *,
+        steps: Sequence[StepRecord] = (),
+        logs: Sequence[LogRecord] = (),
     ) -> str:
         """Store `events` (if any) and create one run, through its flow control.
+
+        `steps` and `logs` are the run's from the start: a rerun's reused steps (memoized,
+        not executed again) and the line saying so.
 
         Raises `Conflict` on a repeated key, or when flow control refuses a run whose plan
         says "raise" ("Run now"); `Conflict.run_id` is then the run in the way.

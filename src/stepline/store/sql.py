@@ -860,8 +860,11 @@ class SqlStore(AdmittingMixin, AppsMixin, EndingsMixin, CancellationMixin, Slots
         events: Sequence[EventRecord],
         now: datetime,
         routing: EventRouting,
+        *,
+        steps: Sequence[StepRecord] = (),
+        logs: Sequence[LogRecord] = (),
     ) -> str:
-        """Store `events` and create one run.
+        """Store `events` and create one run, starting with `steps` and `logs` (a rerun's).
 
         Raises `Conflict` on a repeated idempotency key, or when flow control refuses a run
         that must not be skipped silently ("Run now"), with the run in the way as `run_id`.
@@ -870,6 +873,10 @@ class SqlStore(AdmittingMixin, AppsMixin, EndingsMixin, CancellationMixin, Slots
             for event in events:
                 tx.execute(self._sql.insert_event, **_event_row(event))
             self._insert_run(tx, run, now, routing)
+            for step in steps:
+                tx.execute(self._sql.insert_step, **_step_row(step))
+            if logs:
+                tx.execute_many(self._sql.insert_log, [_log_row(log) for log in logs])
             self._announce(tx)
         self._wake()
         return run.id
@@ -1139,19 +1146,7 @@ class SqlStore(AdmittingMixin, AppsMixin, EndingsMixin, CancellationMixin, Slots
             for name, n in delta.counters.items():
                 counters[name] = counters.get(name, 0) + n
             tx.execute(sql.set_counters, run_id=run_id, counters=json.dumps(counters))
-        tx.execute_many(
-            sql.insert_log,
-            [
-                {
-                    "run_id": log.run_id,
-                    "ts": log.ts.timestamp(),
-                    "level": log.level,
-                    "message": log.message,
-                    "step_id": log.step_id,
-                }
-                for log in delta.logs
-            ],
-        )
+        tx.execute_many(sql.insert_log, [_log_row(log) for log in delta.logs])
 
     def commit_step(
         self,
@@ -1680,6 +1675,16 @@ def _event_row(event: EventRecord) -> dict[str, Any]:
         "ts": event.ts,
         "received_at": event.received_at.timestamp(),
         "source": event.source,
+    }
+
+
+def _log_row(log: LogRecord) -> dict[str, Any]:
+    return {
+        "run_id": log.run_id,
+        "ts": log.ts.timestamp(),
+        "level": log.level,
+        "message": log.message,
+        "step_id": log.step_id,
     }
 
 
