@@ -174,6 +174,31 @@ def test_replay_prints_a_new_run_of_the_same_trigger(dev_server: DevServer) -> N
     assert replayed["output"] == {"n": 2}
 
 
+def test_rerun_from_a_step_with_data_prints_a_new_linked_run(dev_server: DevServer) -> None:
+    run_id = _only_run(dev_server, dev_server.client.send_event("cli/flaky", {"region": "eu"}))
+    dev_server.client.wait_for_run(run_id, timeout=10)
+
+    result = run_cli(
+        dev_server.url, "runs", "rerun", run_id, "--from", "fetch", "--data", '{"region": "us"}'
+    )
+    wrong = run_cli(dev_server.url, "runs", "rerun", run_id, "--from", "fetchh")
+    not_json = run_cli(dev_server.url, "runs", "rerun", run_id, "--data", "region=us")
+
+    assert result.returncode == 0, result.stderr
+    rerun_id = result.stdout.strip()
+    rerun = dev_server.client.wait_for_run(rerun_id, timeout=10)
+    assert (rerun["trigger"]["kind"], rerun["replay_of"]) == ("rerun", run_id)
+    assert rerun["logs"][0]["message"].endswith(
+        "reused 1 earlier step(s): 'prepare'; event data edited"
+    )
+    shown = run_cli(dev_server.url, "runs", "show", rerun_id)
+    assert f"rerun of {run_id}" in shown.stdout
+    assert wrong.returncode == 2
+    assert "no step 'fetchh' in the run; its steps: 'prepare', 'fetch'" in wrong.stderr
+    assert not_json.returncode == 2
+    assert "--data" in not_json.stderr
+
+
 def test_functions_lists_each_function_with_its_triggers(dev_server: DevServer) -> None:
     result = run_cli(dev_server.url, "functions")
 
