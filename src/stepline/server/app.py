@@ -329,6 +329,7 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
         Route("/runs/{run_id}/stream", ui.run_stream, methods=["GET"]),
         Route("/runs/{run_id}/cancel", ui.cancel, methods=["POST"]),
         Route("/runs/{run_id}/replay", ui.replay, methods=["POST"]),
+        Route("/runs/{run_id}/rerun", ui.reruns.rerun, methods=["POST"]),
         Route("/events", ui.events_page, methods=["GET"]),
         Route("/events", ui.send_event, methods=["POST"]),
         Route("/events/{event_id}", ui.event_page, methods=["GET"]),

@@ -27,12 +27,12 @@ from stepline.server import dashboard_apps, sse
 from stepline.server import dashboard_models as models
 from stepline.server.api import path_value
 from stepline.server.auth import AuthSettings
-from stepline.server.body import parse_json
 from stepline.server.dashboard_auth import COOKIE, DashboardAuth, login_redirect
 from stepline.server.dashboard_bulk import BulkActions, bulk_links, done_notice
 from stepline.server.dashboard_filters import PAGE_SIZE, event_filter, filter_params, run_filter
+from stepline.server.dashboard_rerun import RerunEditor, Reruns, rerun_editor
 from stepline.server.errors import public_error, retry_headers
-from stepline.server.forms import read_form
+from stepline.server.forms import parse_payload, read_form
 from stepline.server.models import SyncAppBody, parse
 from stepline.server.templating import page, render
 from stepline.store.base import RunFilter, RunStatus, TriggerKind
@@ -49,20 +49,6 @@ RUN_SECTIONS = {
 Inner = Callable[[Request], Awaitable[Response]]
 
 
-def parse_payload(text: str, field: str) -> dict[str, Any]:
-    """A JSON object typed into a form; blank means `{}`.
-
-    Raises:
-        InvalidInput: Not JSON, nested too deeply, or not an object.
-    """
-    if not text.strip():
-        return {}
-    value = parse_json(text, field)
-    if not isinstance(value, dict):
-        raise errors.InvalidInput('must be a JSON object, like {"key": "value"}', field)
-    return value
-
-
 class Dashboard:
     """The dashboard's handlers over one `Operations`."""
 
@@ -71,6 +57,7 @@ class Dashboard:
         self.auth = DashboardAuth(auth)
         self.syncer = syncer_for(operations, auth.signing_keys)
         self.bulk = BulkActions(operations, guard=self._guard, context=self._context)
+        self.reruns = Reruns(operations, guard=self._guard, run_context=self._run_context)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -300,12 +287,21 @@ class Dashboard:
     def _run_model(self, run_id: str) -> models.RunPage:
         return models.run_page(self.ops.run_detail(run_id), self.ops.clock.now())
 
+    def _run_models(self, run_id: str) -> tuple[models.RunPage, RerunEditor | None]:
+        detail = self.ops.run_detail(run_id)
+        return models.run_page(detail, self.ops.clock.now()), rerun_editor(self.ops, detail)
+
+    async def _run_context(self, request: Request, run_id: str) -> dict[str, Any]:
+        run, editor = await run_in_threadpool(self._run_models, run_id)
+        if editor is not None and "rerun" in request.query_params:  # "Rerun with edits…"
+            editor = replace(editor, open=True)
+        return self._context(request, "runs", f"Run {run.id}", run=run, rerun=editor)
+
     async def run_page(self, request: Request) -> Response:
         """GET /runs/{id}: one run, live while it is active."""
 
         async def inner(request: Request) -> Response:
-            run = await run_in_threadpool(self._run_model, path_value(request, "run_id"))
-            context = self._context(request, "runs", f"Run {run.id}", run=run)
+            context = await self._run_context(request, path_value(request, "run_id"))
             return page("run.html", context)
 
         return await self._guard(request, inner)

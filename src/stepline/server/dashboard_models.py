@@ -212,6 +212,7 @@ class RunPage:
     stream_url: str | None
     cancel_action: str
     replay_action: str
+    rerun_action: str | None  # None for a parallel branch: its run is the one to rerun
     status: str
     status_class: str
     detail: str
@@ -226,6 +227,7 @@ class RunPage:
     trigger_href: str | None
     replay_of: str | None
     replay_of_href: str | None
+    replay_of_label: str  # "Replay of" or "Rerun of"
     dry_run: bool
     created: Moment
     started: Moment | None
@@ -344,8 +346,8 @@ def _status_class(status: str) -> str:
 
 
 def _trigger_text(run: RunRecord) -> str:
-    if run.trigger_kind == "replay":
-        return "replay"
+    if run.trigger_kind in ("replay", "rerun"):
+        return run.trigger_kind
     return f"{run.trigger_kind} by {run.trigger_by}" if run.trigger_by else run.trigger_kind
 
 
@@ -538,6 +540,7 @@ def run_page(detail: RunDetail, now: datetime) -> RunPage:
         stream_url=None if run.ended else f"{run_href(run.id)}/stream",
         cancel_action=f"{run_href(run.id)}/cancel",
         replay_action=f"{run_href(run.id)}/replay",
+        rerun_action=None if run.trigger_kind == "parallel" else f"{run_href(run.id)}/rerun",
         status=run.status,
         status_class=_status_class(run.status),
         detail=run.detail or "",
@@ -552,6 +555,7 @@ def run_page(detail: RunDetail, now: datetime) -> RunPage:
         trigger_href=event_href(run.event_id) if run.event_id else None,
         replay_of=run.replay_of,
         replay_of_href=run_href(run.replay_of) if run.replay_of else None,
+        replay_of_label="Rerun of" if run.trigger_kind == "rerun" else "Replay of",
         dry_run=run.dry_run,
         created=moment(run.created_at),
         started=maybe_moment(run.started_at),
