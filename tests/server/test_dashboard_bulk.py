@@ -110,7 +110,9 @@ def test_preview_touches_nothing_and_confirm_replays_exactly_the_previewed_runs(
     assert all(f'href="/runs/{run_id}"' in page for run_id in timeouts)
     assert runs[1] not in page and "TimeoutError: the vendor did not answer" in page
     fields = _confirm_fields(page)
+    assert re.fullmatch(r"[0-9a-f]{32}", fields.pop("selection"))
     assert fields == {**FAILED_TIMEOUTS, "count": "3"}
+    fields = _confirm_fields(page)
     assert ">Replay 3 runs</button>" in page and 'href="/runs?status=FAILED' in page
 
     done = _post(served, "/runs/replay", fields)
@@ -147,6 +149,19 @@ def test_a_selection_changed_since_the_preview_is_refused_with_a_notice(served: 
     assert len([r for r in served.engine.list_runs() if r.replay_of]) == 2
 
 
+def test_other_runs_in_place_of_the_previewed_ones_are_refused_too(served: Served) -> None:
+    first = _runs(served, ["nap"])[0]
+    fields = _confirm_fields(_text(served.http.get("/runs/cancel", params={"function_id": "work"})))
+    served.engine.operations.cancel(first)
+    second = _runs(served, ["nap"])[0]  # still one active run, but not the one previewed
+
+    refused = _text(_post(served, "/runs/cancel", fields), 409)
+
+    assert "other runs match now in place of some of those 1" in refused
+    assert _run(served, second).status != "CANCELLED"
+    assert second in refused and f'href="/runs/{first}"' not in refused
+
+
 def test_cancel_counts_and_cancels_only_active_runs(served: Served) -> None:
     runs = _runs(served, ["nap", "timeout", "nap", "ok"])
     napping = {runs[0], runs[2]}
@@ -159,7 +174,7 @@ def test_cancel_counts_and_cancels_only_active_runs(served: Served) -> None:
     assert all(run_id in page for run_id in napping)
     assert runs[1] not in page and runs[3] not in page
     fields = _confirm_fields(page)
-    assert fields == {"function_id": "work", "count": "2"}
+    assert fields == {"function_id": "work", "count": "2", "selection": fields["selection"]}
 
     done = _post(served, "/runs/cancel", fields)
 
@@ -240,11 +255,13 @@ def test_bulk_posts_are_guarded_like_the_other_forms(
 ) -> None:
     served = serve(make_engine(_app()), AuthSettings(api_token="s3cret-token-long"))
     _runs(served, ["timeout"])
-    fields = {**FAILED_TIMEOUTS, "count": "1"}
     bearer = {"authorization": "Bearer s3cret-token-long"}
 
     preview = served.http.get("/runs/replay", params=FAILED_TIMEOUTS)
     assert preview.status_code == 303 and preview.headers["location"].startswith("/login?next=")
+    fields = _confirm_fields(
+        _text(served.http.get("/runs/replay", params=FAILED_TIMEOUTS, headers=bearer))
+    )
     assert _post(served, "/runs/replay", fields).status_code == 401
     foreign = _post(served, "/runs/replay", fields, origin="https://evil.example", **bearer)
     assert foreign.status_code == 403

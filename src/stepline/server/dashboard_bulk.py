@@ -2,14 +2,17 @@
 
 The preview (GET) touches nothing: it says what the filter selects, how many runs the action
 would touch (for cancel, only the active ones) and the newest of them. Its Confirm button
-posts the same filter with the count it showed; when the runs matching have changed since,
-nothing is done and the preview is shown again saying so, so that nobody acts on more runs
-than they saw. Done, it goes back to the runs page saying how many runs it replayed or
-cancelled. The actions are `Operations.replay_matching` and `cancel_matching`, as the API's.
+posts the same filter with the count it showed and a fingerprint of the runs' ids; when the
+runs matching have changed since (in number, or other runs in place of some), nothing is done
+and the preview is shown again saying so, so that nobody acts on runs they did not see. (The
+check and the action are two calls: a run changing in the instant between them is not
+caught.) Done, it goes back to the runs page saying how many runs it replayed or cancelled.
+The actions are `Operations.replay_matching` and `cancel_matching`, as the API's.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -71,14 +74,16 @@ class SampleRow:
 class BulkPreview:
     """The preview page: the action, the filter in words, the count, a sample, and the form.
 
-    `fields` are the hidden fields of the Confirm form (the filter and the count shown);
-    `can_confirm` is false when nothing matches or the action would be refused (`error`).
+    `fields` are the hidden fields of the Confirm form: the filter, the count shown and
+    `selection`, the fingerprint of the matching runs' ids (`selection_digest`). `can_confirm`
+    is false when nothing matches or the action would be refused (`error`).
     `notice` says that the selection changed between the preview and the confirm.
     """
 
     title: str
     criteria: list[str]
     count: int
+    selection: str
     count_text: str
     sample_title: str
     sample: list[SampleRow]
@@ -179,6 +184,7 @@ def preview(
     sample: Sequence[RunRecord],
     now: datetime,
     *,
+    selection: str = "",
     error: str | None = None,
     notice: str | None = None,
 ) -> BulkPreview:
@@ -186,12 +192,17 @@ def preview(
     lines = criteria_words(query)
     if action == "cancel":
         lines.append("only active runs (queued or running) are cancelled")
-    fields = [*filter_params(criteria(query)).items(), ("count", str(count))]
+    fields = [
+        *filter_params(criteria(query)).items(),
+        ("count", str(count)),
+        ("selection", selection),
+    ]
     shown = len(sample)
     return BulkPreview(
         title="Replay matching runs" if action == "replay" else "Cancel matching active runs",
         criteria=lines,
         count=count,
+        selection=selection,
         count_text=_count_text(action, count),
         sample_title=f"The newest {shown} of {count}" if shown < count else f"All {count}",
         sample=[_sample_row(run, now) for run in sample],
@@ -203,6 +214,23 @@ def preview(
         can_confirm=count > 0 and error is None,
         error=error,
         notice=notice,
+    )
+
+
+def selection_digest(run_ids: Sequence[str]) -> str:
+    """A fingerprint of a set of run ids: equal for the same runs, in any order."""
+    return hashlib.sha256("\n".join(sorted(run_ids)).encode()).hexdigest()[:32]
+
+
+def _changed_notice(count: int, seen: int) -> str:
+    """What the preview says when the runs matching are not those its Confirm form showed."""
+    if count != seen:
+        change = f"{_plural(count, 'run')} match now, not {seen}"
+    else:
+        change = f"other runs match now in place of some of those {seen}"
+    return (
+        f"The selection changed since the preview: {change}. "
+        "Nothing was done; check them and confirm again."
     )
 
 
@@ -249,14 +277,17 @@ class BulkActions:
                 "a bulk action never applies to every run."
             )
             return preview(action, query, 0, [], now, error=error), 400
+        active_only = action == "cancel"
         try:
-            count, sample = self.ops.preview_matching(query, active_only=action == "cancel")
+            count, sample = self.ops.preview_matching(query, active_only=active_only)
             if action == "replay" and count:
                 self._check_replayable(query)
         except (errors.InvalidInput, errors.NotFound, errors.Conflict) as exc:
             status, error = _refusal(action, exc)
             return preview(action, query, 0, [], now, error=error), status
-        return preview(action, query, count, sample, now), 200
+        every = replace(query, before=None, limit=MAX_BULK_RUNS)
+        selection = selection_digest(self.ops.store.list_run_ids(every, active_only=active_only))
+        return preview(action, query, count, sample, now, selection=selection), 200
 
     def _act(self, action: Action, query: RunFilter) -> int:
         if action == "cancel":
@@ -288,11 +319,8 @@ class BulkActions:
             query = run_filter(form, self.ops.clock.now())
             seen = _seen_count(form.get("count", ""))
             view, status = await run_in_threadpool(self._preview, action, query)
-            if status == 200 and view.count != seen:
-                notice = (
-                    f"The selection changed since the preview: {_plural(view.count, 'run')} "
-                    f"match now, not {seen}. Nothing was done; check them and confirm again."
-                )
+            if status == 200 and (view.count, view.selection) != (seen, form.get("selection")):
+                notice = _changed_notice(view.count, seen)
                 return self._page(request, replace(view, notice=notice), 409)
             if status != 200:
                 return self._page(request, view, status)
