@@ -29,7 +29,8 @@ def test_an_sdk_run_reruns_from_a_middle_step_with_edited_data(
     def fn(ctx: inngest.ContextSync) -> str:
         rows = ctx.step.run("fetch", lambda: act("fetch", ctx.event.data["n"]))
         doubled = ctx.step.run("transform", lambda: act("transform", rows * 2))
-        return ctx.step.run("load", lambda: act("load", f"{doubled} for {ctx.event.data['n']}"))
+        loaded = ctx.step.run("load", lambda: act("load", f"{doubled} for {ctx.event.data['n']}"))
+        return str(loaded)
 
     stepline.sync(py_app(client, [fn]))
     original = stepline.run_of(stepline.send("t/sync", {"n": 1}))
