@@ -1,6 +1,6 @@
 """`idempotency` (a CEL key) lets one run per key value start in 24 hours: a repeat is kept as a
 SKIPPED run (detail IDEMPOTENCY) saying why; after 24 hours the key runs again; an event
-without the key's field is not checked at all."""
+without the key's field is not checked at all. Replays and reruns are not refused by it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from stepline import errors
 from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
 from stepline.sdk.step import Step
+from stepline.store.base import RunFilter
 from tests.engine.support import only_run
 from tests.flow.support import completed, skipped
 
@@ -92,3 +93,20 @@ def test_run_now_with_a_used_key_is_refused(make_engine: Callable[..., Engine]) 
         engine.invoke("fulfil", {"order_id": 9})
 
     assert len(engine.list_runs()) == 1
+
+
+def test_replays_and_reruns_repeat_the_order_on_purpose_and_leave_the_key_taken(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine(ordering_app())
+    first = completed(engine, only_run(engine, place(engine, order_id=9)).id)
+
+    replayed = completed(engine, engine.replay(first.id))
+    rerun = completed(engine, engine.operations.rerun(first.id))
+    edited = completed(engine, engine.operations.rerun(first.id, data={"order_id": 10}))
+    bulk = engine.operations.replay_matching(RunFilter(function_id="fulfil", status="COMPLETED"))
+
+    assert (replayed.output, rerun.output, edited.output) == ("9", "9", "10")
+    assert bulk == 4
+    skipped(only_run(engine, place(engine, order_id=9)), "IDEMPOTENCY")
+    assert completed(engine, only_run(engine, place(engine, order_id=10)).id).output == "10"

@@ -81,3 +81,20 @@ def test_cancel_preview_counts_only_active_runs(
     with stepline.Client(served.url) as client:
         seen = client.preview_runs("replay", function_id="work", error_name="TimeoutError")
         assert seen["count"] == 1
+
+
+def test_a_replay_preview_of_a_paused_functions_runs_is_refused_as_the_replay_would_be(
+    make_engine: Callable[..., Engine], serve: Callable[..., Served]
+) -> None:
+    served = serve(make_engine(failing_app()))
+    _ended(served, ["timeout"])
+    served.engine.operations.pause("work")
+    before = len(served.engine.list_runs())
+
+    preview = served.http.post("/v1/runs/replay", json={"status": "FAILED", "preview": True})
+    replay = served.http.post("/v1/runs/replay", json={"status": "FAILED"})
+
+    assert preview.status_code == replay.status_code == 409
+    assert preview.json()["error"] == replay.json()["error"]
+    assert "function 'work' is paused" in preview.json()["error"]
+    assert len(served.engine.list_runs()) == before

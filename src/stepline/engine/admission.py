@@ -53,6 +53,8 @@ _PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _MATCH = re.compile(rf"\s*event\.(?P<run>{_PATH})\s*==\s*async\.(?P<incoming>{_PATH})\s*")
 # Run now, replays and invokes carry their own event: they are never debounced or batched.
 _GATHERED_KINDS = ("event", "cron")
+# Replays and reruns repeat an event on purpose: its idempotency key does not refuse them.
+_REPEATS = ("replay", "rerun")
 
 
 @lru_cache(maxsize=512)
@@ -116,7 +118,7 @@ class Admission:
             priority=priority,
             throttle=keys.bucket("throttle", config.get("throttle")),
             rate_limit=keys.bucket("rate_limit", config.get("rate_limit")),
-            idempotency=keys.idempotency(config.get("idempotency")),
+            idempotency=None if kind in _REPEATS else keys.idempotency(config.get("idempotency")),
             singleton=keys.singleton(config.get("singleton")),
             gather=keys.gather(config) if kind in _GATHERED_KINDS else None,
             cancel_on=tuple(

@@ -251,12 +251,17 @@ class Operations:
     ) -> tuple[int, list[RunRecord]]:
         """How many runs a bulk cancel (`active_only`) or replay would touch, and the newest.
 
-        Raises `InvalidInput` as the bulk action would (no criterion, past `MAX_BULK_RUNS`).
+        Raises as the bulk action would: `InvalidInput` (no criterion, past `MAX_BULK_RUNS`);
+        for a replay, `NotFound` or `Conflict` for a function gone or paused.
         """
-        ids = self.store.list_run_ids(_bulk(run_filter), active_only=active_only)
+        if not active_only:
+            originals = self.store.list_runs(_bulk(run_filter))
+            _check_bulk(originals)
+            self._replayable(originals)
+            return len(originals), originals[:PREVIEW_SAMPLE]
+        ids = self.store.list_run_ids(_bulk(run_filter), active_only=True)
         _check_bulk(ids)
-        sample = [self.store.get_run(run_id) for run_id in ids[:PREVIEW_SAMPLE]]
-        return len(ids), sample
+        return len(ids), [self.store.get_run(run_id) for run_id in ids[:PREVIEW_SAMPLE]]
 
     def cancel_matching(self, run_filter: RunFilter) -> int:
         """Cancel every active run matching the filter; returns how many were cancelled.
@@ -275,20 +280,25 @@ class Operations:
         """
         originals = self.store.list_runs(_bulk(run_filter))
         _check_bulk(originals)
-        functions = {fn.id: fn for fn in self.store.list_functions()}
-        for function_id in sorted({run.function_id for run in originals}):
-            if function_id not in functions:
-                raise errors.NotFound(f"function {function_id!r} is no longer registered")
-            if functions[function_id].paused:
-                raise errors.Conflict(
-                    f"function {function_id!r} is paused; resume it before replaying its runs"
-                )
+        functions = self._replayable(originals)
         # A limit that refuses one of many replays records it as skipped, not the whole call.
         runs = [
             self._replay_of(run, functions[run.function_id], refuse="record")
             for run in reversed(originals)
         ]
         return len(self.store.create_runs(runs, self.clock.now(), self.routing))
+
+    def _replayable(self, runs: Sequence[RunRecord]) -> dict[str, FunctionRecord]:
+        """The functions of `runs` by id; raises `NotFound` if one is gone, `Conflict` if paused."""
+        functions = {fn.id: fn for fn in self.store.list_functions()}
+        for function_id in sorted({run.function_id for run in runs}):
+            if function_id not in functions:
+                raise errors.NotFound(f"function {function_id!r} is no longer registered")
+            if functions[function_id].paused:
+                raise errors.Conflict(
+                    f"function {function_id!r} is paused; resume it before replaying its runs"
+                )
+        return functions
 
     def wait_for_run(self, run_id: str, timeout_seconds: float = 60.0) -> RunRecord:
         """Block until the run ends; raises `TimeoutError` after `timeout_seconds` (real time)."""

@@ -256,18 +256,6 @@ class BulkActions:
         self.guard = guard
         self.context = context
 
-    def _check_replayable(self, query: RunFilter) -> None:
-        """Raise as `replay_matching` would for the runs' functions; touches nothing."""
-        runs = self.ops.list_runs(replace(query, before=None, limit=MAX_BULK_RUNS))
-        functions = {fn.id: fn for fn in self.ops.list_functions()}
-        for function_id in sorted({run.function_id for run in runs}):
-            if function_id not in functions:
-                raise errors.NotFound(f"function {function_id!r} is no longer registered")
-            if functions[function_id].paused:
-                raise errors.Conflict(
-                    f"function {function_id!r} is paused; resume it before replaying its runs"
-                )
-
     def _preview(self, action: Action, query: RunFilter) -> tuple[BulkPreview, int]:
         """The preview of `action` on the runs `query` selects, and the page's status."""
         now = self.ops.clock.now()
@@ -280,8 +268,6 @@ class BulkActions:
         active_only = action == "cancel"
         try:
             count, sample = self.ops.preview_matching(query, active_only=active_only)
-            if action == "replay" and count:
-                self._check_replayable(query)
         except (errors.InvalidInput, errors.NotFound, errors.Conflict) as exc:
             status, error = _refusal(action, exc)
             return preview(action, query, 0, [], now, error=error), status
