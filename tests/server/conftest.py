@@ -150,3 +150,17 @@ def page(browser: Browser, serve: Callable[..., Served]) -> Iterator[Page]:
     tab = context.new_page()
     yield tab
     context.close()
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+
+
+def shoot(page: Page, name: str) -> None:
+    """Screenshots at 1280 px and 360 px wide (test-output/screenshots/), no sideways scroll."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width in (1280, 360):
+        page.set_viewport_size({"width": width, "height": 800})
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name} overflows by {overflow}px at {width}px"
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from stepline.engine.engine import Engine
 from tests.loopback import Servers, free_port
-from tests.server.conftest import Served
+from tests.server.conftest import Served, shoot
 from tests.server.sdk_app import SHOP_FUNCTIONS, python_shop, serve_shop
 
 pytestmark = pytest.mark.timeout(30)
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 
 @pytest.fixture
@@ -30,16 +28,6 @@ def servers() -> Iterator[Servers]:
 @pytest.fixture
 def served(make_engine: Callable[..., Engine], serve: Callable[..., Served]) -> Served:
     return serve(make_engine(python_shop()))
-
-
-def _shoot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for width in (1280, 360):
-        page.set_viewport_size({"width": width, "height": 800})
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{name} overflows by {overflow}px at {width}px"
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def test_sync_an_app_by_url_then_re_sync_it_and_follow_a_function(
@@ -62,7 +50,7 @@ def test_sync_an_app_by_url_then_re_sync_it_and_follow_a_function(
     expect(card.locator(".app-url")).to_have_text(url)
     expect(card.locator(".synced time")).to_contain_text("GMT+2")  # the viewer's zone
     expect(card.locator(".app-functions a")).to_have_text(SHOP_FUNCTIONS)
-    _shoot(page, "apps-synced")
+    shoot(page, "apps-synced")
 
     page.goto(served.url + "/apps")
     expect(page.get_by_role("status")).to_have_count(0)
@@ -75,7 +63,7 @@ def test_sync_an_app_by_url_then_re_sync_it_and_follow_a_function(
     function = page.locator("#function-shop-greet")
     expect(function.locator(".sdk-tag")).to_have_text("Python SDK")
     expect(page.locator("#function-py-echo .sdk-tag")).to_have_count(0)
-    _shoot(page, "functions-with-sdk-app")
+    shoot(page, "functions-with-sdk-app")
     function.get_by_role("link", name="shop", exact=True).click()
     page.wait_for_url(re.compile(r"/apps#app-shop$"))
 
@@ -92,4 +80,4 @@ def test_a_sync_that_fails_says_why_in_the_form(served: Served, page: Page) -> N
     expect(page.get_by_label("App URL")).to_have_value(url)
     expect(page.get_by_label("App URL")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#app-shop")).to_have_count(0)
-    _shoot(page, "apps-sync-failed")
+    shoot(page, "apps-sync-failed")

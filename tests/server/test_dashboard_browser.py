@@ -11,7 +11,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +20,9 @@ import stepline
 from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
 from stepline.store.base import Store
-from tests.server.conftest import Served
+from tests.server.conftest import SCREENSHOTS, Served, shoot
 
 pytestmark = pytest.mark.timeout(15)
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 
 def _app(gate: threading.Event, clock: FakeClock) -> stepline.App:
@@ -96,17 +93,6 @@ def _wait_for(check: Callable[[], bool], what: str) -> None:
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
-
-
-def _shoot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for width in (1280, 360):
-        page.set_viewport_size({"width": width, "height": 800})
-        # Responsive: the page itself never scrolls sideways (wide tables scroll in place).
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{name} overflows by {overflow}px at {width}px"
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def test_run_now_lands_on_the_run_page_which_completes_live(
@@ -269,18 +255,18 @@ def test_screenshots_of_every_page(
     served.engine.invoke("nightly")
 
     page.goto(served.url + "/")
-    _shoot(page, "functions")
+    shoot(page, "functions")
     page.goto(served.url + "/runs")
-    _shoot(page, "runs")
+    shoot(page, "runs")
     page.goto(f"{served.url}/runs/{run.id}")
     expect(page.locator("#run-status")).to_have_text("COMPLETED")
-    _shoot(page, "run")
+    shoot(page, "run")
     page.goto(f"{served.url}/runs/{failed}")
-    _shoot(page, "run-failed")
+    shoot(page, "run-failed")
     page.goto(served.url + "/events")
-    _shoot(page, "events")
+    shoot(page, "events")
     page.goto(f"{served.url}/events/{event_id}")
-    _shoot(page, "event")
+    shoot(page, "event")
     for name in ("functions", "runs", "run", "events", "event"):
         for width in (1280, 360):
             assert (SCREENSHOTS / f"{name}-{width}.png").stat().st_size > 0

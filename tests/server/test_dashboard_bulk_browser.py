@@ -6,32 +6,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from stepline.engine.engine import Engine
-from tests.server.conftest import Served
+from tests.server.conftest import Served, shoot
 from tests.server.test_dashboard_bulk import _app, _runs
 
 pytestmark = pytest.mark.timeout(30)
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 
 @pytest.fixture
 def served(make_engine: Callable[..., Engine], serve: Callable[..., Served]) -> Served:
     return serve(make_engine(_app()))
-
-
-def _shoot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for width in (1280, 360):
-        page.set_viewport_size({"width": width, "height": 800})
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{name} overflows by {overflow}px at {width}px"
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def test_filter_preview_confirm_then_see_the_new_replays(served: Served, page: Page) -> None:
@@ -47,7 +35,7 @@ def test_filter_preview_confirm_then_see_the_new_replays(served: Served, page: P
     page.get_by_role("button", name="Filter").click()
     page.wait_for_url(re.compile(r"error_name=TimeoutError"))
     expect(page.locator("#runs-rows tr")).to_have_count(3)
-    _shoot(page, "runs-bulk-actions")
+    shoot(page, "runs-bulk-actions")
     page.get_by_role("link", name="Replay matching runs…").click()
 
     expect(page.get_by_role("heading", name="Replay matching runs", level=1)).to_be_visible()
@@ -62,7 +50,7 @@ def test_filter_preview_confirm_then_see_the_new_replays(served: Served, page: P
     expect(sample.locator("tbody tr td:nth-child(2) code")).to_have_text(timeouts)
     expect(sample.locator("tbody tr").first).to_contain_text("the vendor did not answer")
     assert len(served.engine.list_runs()) == len(runs)  # the preview touched nothing
-    _shoot(page, "runs-bulk-preview")
+    shoot(page, "runs-bulk-preview")
 
     page.get_by_role("button", name="Replay 3 runs").click()
 
