@@ -127,6 +127,31 @@ def test_extend_leases_keeps_a_run_from_being_claimed(store: Store) -> None:
     assert len(claim(store, "worker-b", renewed_until)) == 1
 
 
+def test_a_claimed_parallel_branch_carries_its_parent_runs_origin(store: Store) -> None:
+    parent = store.create_run(
+        NewRun(id=new_id(), function_id="fn", trigger_kind="manual", trigger_by="api"),
+        [],
+        T0,
+        Routing(),
+    )
+    [claimed_parent] = claim(store, "worker-a", T0)
+    branch = NewRun(
+        id=new_id(),
+        function_id="fn",
+        trigger_kind="parallel",
+        trigger_by=parent,
+        parent_run_id=parent,
+        parent_step="b".ljust(40, "0"),
+    )
+    store.create_run(branch, [], T0, Routing())
+
+    [claimed_branch] = claim(store, "worker-b", T0)
+
+    assert claimed_parent.origin == ("manual", "api")
+    assert claimed_branch.run.id == branch.id
+    assert claimed_branch.origin == ("manual", "api"), "the parent's, read with the claim"
+
+
 def test_schema_py_matches_the_migrated_database(store: Store) -> None:
     assert isinstance(store, SqlStore)
     with store.engine.connect() as conn, warnings.catch_warnings():

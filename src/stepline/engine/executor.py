@@ -27,7 +27,7 @@ from stepline.engine.run_trigger import run_trigger
 from stepline.engine.session import BranchDone, Lost, Parked, Restart, RunSession
 from stepline.sdk.app import Function
 from stepline.sdk.context import CancelFlag, Context
-from stepline.sdk.event import Event, RunTrigger
+from stepline.sdk.event import Event
 from stepline.sdk.step import AsyncStep, Step, encode_output
 from stepline.store.base import ClaimedRun, NewAttempt, Store
 
@@ -95,26 +95,9 @@ class Executor:
         )
         return fn, session
 
-    def _trigger(self, claimed: ClaimedRun, events: tuple[Event, ...]) -> RunTrigger:
-        """How the run was started; a parallel branch's is its parent run's (a store read)."""
-        run = claimed.run
-        if run.trigger_kind == "parallel" and run.parent_run_id is not None:
-            run = self.store.get_run(run.parent_run_id)
-        return run_trigger(run, events)
-
-    async def _trigger_async(self, claimed: ClaimedRun, events: tuple[Event, ...]) -> RunTrigger:
-        if claimed.run.trigger_kind == "parallel":
-            return await asyncio.to_thread(self._trigger, claimed, events)
-        return self._trigger(claimed, events)
-
-    def _context(
-        self,
-        claimed: ClaimedRun,
-        session: RunSession,
-        step: Any,
-        events: tuple[Event, ...],
-        trigger: RunTrigger,
-    ) -> Context[Any]:
+    def _context(self, claimed: ClaimedRun, session: RunSession, step: Any) -> Context[Any]:
+        events = tuple(Event.of(event.payload()) for event in claimed.events)
+        kind, by = claimed.origin  # a parallel branch's is its parent run's
         return Context(
             events=events,
             run_id=session.steps_run_id,  # a parallel branch is part of its parent's run
@@ -123,14 +106,13 @@ class Executor:
             hooks=session,
             cancelled=CancelFlag(session.lost_flag),  # the worker sets it once the lease is gone
             dry_run=claimed.run.dry_run,
-            trigger=trigger,
+            trigger=run_trigger(kind, by, events),
         )
 
     def execute(self, claimed: ClaimedRun, lost: threading.Event | None = None) -> None:
         """Replay a `def` function's run in this thread."""
         fn, session = self._session(claimed, lost)
-        events = tuple(Event.of(event.payload()) for event in claimed.events)
-        ctx = self._context(claimed, session, Step(session), events, self._trigger(claimed, events))
+        ctx = self._context(claimed, session, Step(session))
         try:
             outcome = Outcome(value=fn.handler(ctx))
         except Exception as exc:
@@ -149,9 +131,7 @@ class Executor:
             await self.http.execute(claimed, lost)  # an SDK app's function, over HTTP
             return
         fn, session = self._session(claimed, lost)
-        events = tuple(Event.of(event.payload()) for event in claimed.events)
-        trigger = await self._trigger_async(claimed, events)
-        ctx = self._context(claimed, session, AsyncStep(session), events, trigger)
+        ctx = self._context(claimed, session, AsyncStep(session))
         try:
             outcome = Outcome(value=await fn.handler(ctx))
         except Exception as exc:

@@ -7,22 +7,23 @@ from datetime import datetime
 
 from stepline.engine.events import CRON_EVENT
 from stepline.sdk.event import Event, RunTrigger
-from stepline.store.base import RunRecord
+from stepline.store.base import TriggerKind
 
 
-def run_trigger(run: RunRecord, events: Sequence[Event]) -> RunTrigger:
+def run_trigger(kind: TriggerKind, by: str | None, events: Sequence[Event]) -> RunTrigger:
     """The trigger of a run that is not a parallel branch (see `RunTrigger` for `by`).
 
     Args:
-        run: The run as stored.
+        kind: The run's stored `trigger_kind` (a branch's: its parent run's).
+        by: The run's stored `trigger_by`.
         events: Its events as the function sees them; a cron run's tick event gives
             `scheduled_at`.
     """
-    if run.trigger_kind == "parallel":
+    if kind == "parallel":
         raise ValueError("a parallel branch reports its parent run's trigger")
-    if run.trigger_kind == "cron":
-        return RunTrigger(kind="cron", by=run.trigger_by, scheduled_at=_tick(events))
-    return RunTrigger(kind=run.trigger_kind, by=run.trigger_by)
+    if kind == "cron":
+        return RunTrigger(kind="cron", by=by, scheduled_at=_tick(events))
+    return RunTrigger(kind=kind, by=by)
 
 
 def _tick(events: Sequence[Event]) -> datetime | None:

@@ -476,13 +476,18 @@ class Lease:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ClaimedRun:
-    """A run a worker just claimed, with everything needed to replay it."""
+    """A run a worker just claimed, with everything needed to replay it.
+
+    `origin` is how the run was started, (trigger_kind, trigger_by), as its function sees it:
+    the run's own, or for a parallel branch its parent run's (read with the claim).
+    """
 
     run: RunRecord
     lease: Lease
     events: tuple[EventRecord, ...]
     steps: tuple[StepRecord, ...]
     step_failures: Mapping[str, int]
+    origin: tuple[TriggerKind, str | None]
 
 
 @dataclass(kw_only=True, slots=True)

@@ -76,6 +76,7 @@ from stepline.store.base import (
     RunRecord,
     RunStatus,
     StepRecord,
+    TriggerKind,
     WaitRecord,
     WorkerRecord,
     from_epoch,
@@ -172,6 +173,9 @@ class _Statements:
         self.insert_event = prepare(insert(t.events), _columns(t.events))
         self.event = prepare(select(t.events).where(e.internal_id == bindparam("internal_id")))
         self.events = prepare(select(t.events).where(e.internal_id.in_(_ids("internal_ids"))))
+        self.run_origins = prepare(
+            select(r.id, r.trigger_kind, r.trigger_by).where(r.id.in_(_ids("run_ids")))
+        )
         self.event_id_holder = prepare(
             select(ids.internal_id, ids.expires_at).where(ids.id == bindparam("key"))
         )
@@ -1037,6 +1041,7 @@ class SqlStore(AdmittingMixin, AppsMixin, EndingsMixin, CancellationMixin, Slots
         if failed:
             for row in tx.rows(self._sql.failures_of_runs, run_ids=failed):
                 failures[row["run_id"]][row["step_hash"]] = row["n"]
+        origins = self._origins(tx, runs)
         return [
             ClaimedRun(
                 run=run,
@@ -1050,9 +1055,31 @@ class SqlStore(AdmittingMixin, AppsMixin, EndingsMixin, CancellationMixin, Slots
                 events=tuple(events[e] for e in run.event_ids if e in events),
                 steps=tuple(steps[sources[run.id]]),
                 step_failures=failures[run.id],
+                origin=origins[run.id],
             )
             for run in runs
         ]
+
+    def _origins(
+        self, tx: RawTransaction, runs: list[RunRecord]
+    ) -> dict[str, tuple[TriggerKind, str | None]]:
+        """Per run, (trigger_kind, trigger_by) as its function sees them (`ClaimedRun.origin`).
+
+        A parallel branch's are its parent run's, read here in one statement for all of them.
+        """
+        origins = {run.id: (run.trigger_kind, run.trigger_by) for run in runs}
+        parents = {
+            run.id: run.parent_run_id
+            for run in runs
+            if run.trigger_kind == "parallel" and run.parent_run_id
+        }
+        if parents:
+            rows = tx.rows(self._sql.run_origins, run_ids=sorted(set(parents.values())))
+            found = {row["id"]: (row["trigger_kind"], row["trigger_by"]) for row in rows}
+            for run_id, parent_id in parents.items():
+                if parent_id in found:
+                    origins[run_id] = found[parent_id]
+        return origins
 
     def next_due_at(self, function_ids: Sequence[str] | None = None) -> datetime | None:
         """When the earliest unleased item, lease expiry or run timeout falls due.
