@@ -286,17 +286,23 @@ def replay(client: Client, run_id: str | None, preview: bool, **filters: str | N
     "--from",
     "from_step",
     metavar="STEP",
+    envvar="STEPLINE_RERUN_FROM",
+    show_envvar=True,
     help="Execute from this step: the finished steps before it keep their results.",
 )
 @click.option(
     "--data",
     "data_text",
     metavar="JSON",
+    envvar="STEPLINE_RERUN_DATA",
+    show_envvar=True,
     help="The event data to run with, a JSON object (default: the original event's).",
 )
 @click.option(
     "--dry-run/--no-dry-run",
     default=None,
+    envvar="STEPLINE_DRY_RUN",
+    show_envvar=True,
     help="Whether it is a dry run (default: as the original run).",
 )
 @with_client
