@@ -602,6 +602,24 @@ class FunctionStats:
     ended: Mapping[str, int]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunTiming:
+    """A run that ended: its status, when, and how long it ran (None if it never started)."""
+
+    status: RunStatus
+    ended_at: datetime
+    seconds: float | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LeasedRun:
+    """A run a worker holds the lease of (in flight on it, or left there by a dead worker)."""
+
+    run_id: str
+    function_id: str
+    worker_id: str
+
+
 class EventRouting(Protocol):
     """What the store asks the engine while ingesting events, inside the same transaction."""
 
@@ -727,6 +745,14 @@ class Store(Protocol):
         Functions that never ran are absent. Two queries in all, whatever the number of
         functions: one grouped count over the `ended_at` index, one newest-run lookup per
         function over the (function_id, created_at) index.
+        """
+        ...
+
+    def function_timings(self, function_id: str, since: datetime) -> list[RunTiming]:
+        """One function's runs that ended at or after `since`, oldest end first.
+
+        A range scan of the (ended_at, function_id, status) index over the window, reading
+        the table only for this function's runs: never every run of the function.
         """
         ...
 
@@ -924,6 +950,10 @@ class Store(Protocol):
         """Registered workers, most recent heartbeat first."""
         ...
 
+    def leased_runs(self) -> list[LeasedRun]:
+        """The runs whose lease a worker holds, by worker id then run id (queue items only)."""
+        ...
+
     def cancel_run(self, run_id: str, now: datetime, routing: EventRouting) -> RunRecord:
         """Cancel a queued, running, sleeping or waiting run; a no-op on an ended run."""
         ...
@@ -987,10 +1017,12 @@ class Store(Protocol):
         *,
         received_after: datetime | None = None,
         received_before: datetime | None = None,
+        name_prefix: str | None = None,
     ) -> list[EventRecord]:
         """Events, newest first, paged by `before` (an internal id cursor).
 
-        `name` must match exactly; the time window is half-open:
-        `received_after <= received_at < received_before`.
+        `name` must match exactly, `name_prefix` start the name (case-sensitively; a test
+        on each event read newest first, so a rare prefix reads far); the time window is
+        half-open: `received_after <= received_at < received_before`.
         """
         ...

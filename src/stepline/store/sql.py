@@ -83,6 +83,7 @@ from stepline.store.base import (
 )
 from stepline.store.cancellation import CancellationMixin, CancellationStatements
 from stepline.store.endings import EndingsMixin, EndingStatements
+from stepline.store.insights import InsightsMixin
 from stepline.store.schema import REGISTRY_ROW
 from stepline.store.slots import (
     SLOT_COLUMNS,
@@ -399,7 +400,9 @@ class _EveryoneLeads:
         pass
 
 
-class SqlStore(AdmittingMixin, AppsMixin, EndingsMixin, CancellationMixin, SlotsMixin):
+class SqlStore(
+    AdmittingMixin, AppsMixin, EndingsMixin, CancellationMixin, SlotsMixin, InsightsMixin
+):
     """The Store implementation shared by SQLite and PostgreSQL.
 
     Hooks for subclasses: `_raw_connection` (the hot path's write transaction),
@@ -1622,12 +1625,16 @@ class SqlStore(AdmittingMixin, AppsMixin, EndingsMixin, CancellationMixin, Slots
         *,
         received_after: datetime | None = None,
         received_before: datetime | None = None,
+        name_prefix: str | None = None,
     ) -> list[EventRecord]:
         """Events, newest first, paged by `before`; the window is `[after, before)`."""
         e = t.events.c
         query = select(t.events).order_by(e.internal_id.desc()).limit(limit)
         if name is not None:
             query = query.where(e.name == name)
+        if name_prefix:
+            # substr, not LIKE: SQLite's LIKE ignores case and both would need `%`/`_` escaped.
+            query = query.where(func.substr(e.name, 1, len(name_prefix)) == name_prefix)
         if before is not None:
             query = query.where(e.internal_id < before)
         if received_after is not None:
