@@ -1,5 +1,5 @@
 """The app `stepline dev` serves in the CLI tests: echo, a flaky step, progress, a long sleep,
-and flow-control options."""
+two functions started by one event, and flow-control options."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ app = stepline.App("cli-tests")
 _fetch_calls: dict[str, int] = {}
 
 
-@app.function(id="echo", triggers=[stepline.event("cli/echo")])
+@app.function(id="echo", triggers=[stepline.event("cli/echo"), stepline.event("cli/pair")])
 def echo(ctx: stepline.Context[Step]) -> dict[str, Any]:
     """Return the event data it received."""
     data: dict[str, Any] = ctx.event["data"]
@@ -43,12 +43,19 @@ def broken(ctx: stepline.Context[Step]) -> None:
     raise stepline.NonRetriableError("the vendor account is closed")
 
 
+@app.function(id="refuser", retries=0, triggers=[stepline.event("cli/pair")])
+def refuser(ctx: stepline.Context[Step]) -> None:
+    """Fail at once, next to `echo`, which the same event starts."""
+    raise stepline.NonRetriableError("refused")
+
+
 @app.function(id="slow", triggers=[stepline.event("cli/slow")])
 def slow(ctx: stepline.Context[Step]) -> int:
-    """Process five items in short steps, reporting progress and a counter."""
+    """Process five items in steps of `pause` seconds (0.1), reporting progress and a counter."""
     total = 5
+    pause = float(ctx.event["data"].get("pause", 0.1))
     for i in range(total):
-        ctx.step.run(f"item-{i}", time.sleep, 0.1)
+        ctx.step.run(f"item-{i}", time.sleep, pause)
         ctx.progress(i + 1, total, f"item {i + 1} of {total}")
         ctx.count("processed")
     return total

@@ -1,10 +1,17 @@
-"""Run the real `stepline` command in a subprocess, and a free loopback port to point it at."""
+"""Run the real `stepline` command in a subprocess, through a pipe or in a pseudo-terminal."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import re
+import select
+import struct
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 COMMAND = [sys.executable, "-m", "stepline.cli.main"]
@@ -28,3 +35,49 @@ def run_cli(url: str, *args: str, timeout: float = 8.0) -> subprocess.CompletedP
         timeout=timeout,
         check=False,
     )
+
+
+def run_in_terminal(
+    url: str, *args: str, columns: int = 80, timeout: float = 15.0
+) -> tuple[int, str]:
+    """Run `stepline ARGS` in a pseudo-terminal `columns` wide; its exit code and output.
+
+    The output is stdout and stderr as the terminal got them, escape sequences included. A
+    process still running after `timeout` seconds is killed by its PID and fails the test.
+    """
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {**cli_env(url), "COLUMNS": str(columns), "TERM": "xterm"}
+    process = subprocess.Popen(
+        [*COMMAND, *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True
+    )
+    os.close(slave)
+    output = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the terminal's other end closed, the process is gone
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            elif process.poll() is not None:
+                break
+        else:
+            raise TimeoutError(f"stepline {' '.join(args)} still running after {timeout:g}s")
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=5)
+    return process.returncode, output.decode()
+
+
+def screen_lines(output: str) -> list[str]:
+    """The lines a terminal showed over time, escape sequences removed (a redraw repeats them)."""
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output)
+    return [line for line in re.split(r"\r\n|\r|\n", plain) if line.strip()]

@@ -18,7 +18,7 @@ def _sent_data(server: DevServer, *args: str) -> tuple[str, Any]:
     """Send with the CLI to `cli/echo`; the event id and the data the function received."""
     sent = run_cli(server.url, "send", "cli/echo", *args)
     assert sent.returncode == 0, sent.stderr
-    event_id = sent.stdout.strip()
+    event_id = sent.stdout.splitlines()[0]
     [run] = server.client.runs_for_event(event_id)
     ended = server.client.wait_for_run(run["id"], timeout=5)
     assert ended["status"] == "COMPLETED", ended
@@ -33,7 +33,7 @@ def test_send_types_flags_like_trigger_and_merges_them_over_data(dev_server: Dev
         "--name=x",
         "--ratio",
         "0.5",
-        "--no-notify",
+        "--notify=false",
         "--code=007",
         "--data",
         '{"y": [1], "count": 1}',
@@ -93,7 +93,7 @@ def test_a_server_option_before_the_name_is_the_server(dev_server: DevServer) ->
     result = run_cli(dev_server.url, "send", "--url", dev_server.url, "cli/echo", "--n=2")
 
     assert result.returncode == 0, result.stderr
-    assert dev_server.client.get_event(result.stdout.strip())["data"] == {"n": 2}
+    assert dev_server.client.get_event(result.stdout.splitlines()[0])["data"] == {"n": 2}
 
 
 @pytest.mark.parametrize("command", [["send", "cli/echo"], ["trigger", "echo"]])
@@ -117,11 +117,13 @@ def test_trigger_refuses_timeout_without_wait_and_takes_it_as_data_after_double_
     assert "--timeout is this command's option for --wait" in refused.stderr
     assert "trigger echo -- --timeout=..." in refused.stderr
 
-    taken = run_cli(dev_server.url, "trigger", "echo", "--limit=2", "--", "--timeout=30", "--wait")
+    taken = run_cli(
+        dev_server.url, "trigger", "echo", "--limit=2", "--", "--timeout=30", "--wait=1"
+    )
 
     assert taken.returncode == 0, taken.stderr
     run = dev_server.client.wait_for_run(taken.stdout.strip(), timeout=5)
-    assert run["output"] == {"limit": 2, "timeout": 30, "wait": True}
+    assert run["output"] == {"limit": 2, "timeout": 30, "wait": 1}
 
 
 @pytest.mark.parametrize("function_id", ["no-such-function", "shop/order.placed", "a/b/c"])

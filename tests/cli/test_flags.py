@@ -13,7 +13,7 @@ pytestmark = pytest.mark.timeout(10)
 def test_flags_are_typed_like_a_person_means_them() -> None:
     data = parse_flags(
         [
-            "--dry-run",
+            "--dry-run=true",
             "--limit=10",
             "--ratio=0.5",
             "--flag=true",
@@ -42,13 +42,22 @@ def test_flags_are_typed_like_a_person_means_them() -> None:
     }
 
 
-def test_no_prefix_sets_false_and_a_separate_value_is_accepted() -> None:
-    assert parse_flags(["--no-dry-run", "--limit", "5", "--no-x", "--verbose"]) == {
-        "dry_run": False,
-        "limit": 5,
-        "x": False,
-        "verbose": True,
-    }
+def test_a_separate_value_is_accepted() -> None:
+    assert parse_flags(["--limit", "5", "--name", "abc"]) == {"limit": 5, "name": "abc"}
+
+
+@pytest.mark.parametrize("args", [["--per-page"], ["--per-page", "--limit=2"], ["--no-x"]])
+def test_a_flag_without_a_value_is_refused_naming_it(args: list[str]) -> None:
+    flag = args[0]
+    with pytest.raises(errors.InvalidInput, match=rf"^{flag}: no value; give one as {flag}=VALUE"):
+        parse_flags(args)
+
+
+@pytest.mark.parametrize("text", ["[1, 2", "{oops"])
+def test_a_value_opening_like_json_must_be_json(text: str) -> None:
+    with pytest.raises(errors.InvalidInput, match=r"^--ids: not valid JSON"):
+        parse_flags([f"--ids={text}"])
+    assert parse_flags([f"--ids={text!r}".replace("'", '"')]) == {"ids": text}
 
 
 def test_later_flag_wins() -> None:

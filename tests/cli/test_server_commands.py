@@ -23,8 +23,9 @@ def _only_run(server: DevServer, event_id: str) -> str:
 def test_sent_event_is_listed_with_the_run_it_started(dev_server: DevServer) -> None:
     sent = run_cli(dev_server.url, "send", "cli/echo", "--data", '{"n": 1}', "--id", "order-17")
     assert sent.returncode == 0, sent.stderr
-    event_id = sent.stdout.strip()
+    event_id, started = sent.stdout.splitlines()
     run_id = _only_run(dev_server, event_id)
+    assert started.split() == ["run", run_id, "echo", f"{dev_server.url}/runs/{run_id}"]
     dev_server.client.wait_for_run(run_id, timeout=5)
 
     listed = run_cli(dev_server.url, "runs", "list", "--event", event_id)
@@ -41,7 +42,7 @@ def test_sent_event_is_listed_with_the_run_it_started(dev_server: DevServer) -> 
 
 
 def test_trigger_types_flags_into_the_function_data(dev_server: DevServer) -> None:
-    flags = ["--full", "--limit=10", "--ratio=0.5", "--flag=false", "--name=abc", "--no-x"]
+    flags = ["--full=true", "--limit=10", "--ratio=0.5", "--flag=false", "--name=abc", "--x=false"]
     result = run_cli(
         dev_server.url, "trigger", "echo", *flags, "--count", "3", "--data", '{"y": [1]}', "--wait"
     )

@@ -13,6 +13,7 @@ from rich.console import Console
 from stepline.client import Client
 
 DEFAULT_URL = "http://127.0.0.1:8288"
+_URL_KEY = "stepline.url"
 
 _SERVER_OPTIONS = (
     click.option(
@@ -45,6 +46,7 @@ def with_client(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def call(*, url: str, token: str | None, event_key: str | None, **kwargs: Any) -> Any:
+        click.get_current_context().meta[_URL_KEY] = url.rstrip("/")
         with Client(url, token=token, event_key=event_key) as client:
             return command(client, **kwargs)
 
@@ -53,13 +55,18 @@ def with_client(command: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def console() -> Console:
-    """Standard output for tables and progress; no guessing at highlights in ids and numbers.
+def run_url(run_id: str) -> str:
+    """The run's page on the dashboard of the server the current command talks to."""
+    return f"{click.get_current_context().meta[_URL_KEY]}/runs/{run_id}"
+
+
+def console(stderr: bool = False) -> Console:
+    """Standard output (or error) for tables and progress, with no guessed highlights.
 
     Output to a pipe or file is as wide as it needs (up to 200 columns) unless COLUMNS says
     otherwise, so `grep` and scripts see whole rows.
     """
-    out = Console(highlight=False)
+    out = Console(highlight=False, stderr=stderr)
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out.width = 200
     return out

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from stepline import errors
 from stepline.cli._flags import parse_json_object
@@ -78,6 +79,20 @@ def _first_server_option(args: Iterator[str]) -> str | None:
         if name in SERVER_OPTIONS:
             return name
     return None
+
+
+def refuse_timeout_without_wait(ctx: click.Context, name: str, wait: bool) -> None:
+    """Refuse `--timeout` given without `--wait`: it was probably meant as data.
+
+    Raises:
+        UsageError: `--timeout` is on the command line and `--wait` is not.
+    """
+    if not wait and ctx.get_parameter_source("timeout_seconds") is ParameterSource.COMMANDLINE:
+        raise click.UsageError(
+            "--timeout is this command's option for --wait; a data key named timeout goes "
+            f"after --: {ctx.command_path} {name} -- --timeout=...",
+            ctx,
+        )
 
 
 def data_option(text: str | None, command: str) -> dict[str, Any]:

@@ -32,25 +32,34 @@ def parse_json_object(text: str, field: str) -> dict[str, Any]:
     return value
 
 
-def flag_value(text: str) -> Any:
+def flag_value(text: str, flag: str) -> Any:
     """A flag's value, typed the way a person typing it means it.
 
     true/false (any case) become bools; JSON numbers, arrays, objects, "strings" and null are
     decoded; anything else is the string itself (so "abc" is "abc" and "007" stays "007").
+
+    Raises:
+        InvalidInput: The value opens like a JSON array or object but is not valid JSON.
     """
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     try:
         return json.loads(text, parse_constant=_reject_constant)
-    except ValueError:
+    except ValueError as exc:
+        if text.lstrip().startswith(("[", "{")):
+            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise errors.InvalidInput(
+                f"not valid JSON ({detail}): {text!r}; for a string, quote it as JSON: "
+                f"{flag}='\"...\"'",
+                flag,
+            ) from exc
         return text
 
 
 def _key(name: str, flag: str) -> str:
     if not _KEY.match(name):
         raise errors.InvalidInput(
-            "flags look like --key=value, --flag or --no-flag, with a key of letters, digits, "
-            "'_', '-' or '.'",
+            "flags look like --key=value, with a key of letters, digits, '_', '-' or '.'",
             flag,
         )
     return name.replace("-", "_")
@@ -59,11 +68,13 @@ def _key(name: str, flag: str) -> str:
 def parse_flags(args: Sequence[str]) -> dict[str, Any]:
     """Event data from free flags.
 
-    `--dry-run` → {"dry_run": True}, `--limit=10` (or `--limit 10`) → {"limit": 10},
-    `--no-x` → {"x": False}. Dashes in keys become underscores; a later flag wins.
+    `--limit=10` (or `--limit 10`) → {"limit": 10}, `--dry-run=true` → {"dry_run": True}.
+    Dashes in keys become underscores; a later flag wins. A flag without a value is refused
+    rather than guessed at (`--per-page` alone is more likely a forgotten value than true).
 
     Raises:
-        InvalidInput: An argument is not a `--` flag, or its key is malformed.
+        InvalidInput: An argument is not a `--` flag, a flag has no value, or its key is
+            malformed.
     """
     data: dict[str, Any] = {}
     rest = list(args)
@@ -74,12 +85,14 @@ def parse_flags(args: Sequence[str]) -> dict[str, Any]:
                 "expected a flag like --key=value after the event name or function id", repr(arg)
             )
         name, equals, value = arg[2:].partition("=")
+        key = _key(name, arg.partition("=")[0])
         if equals:
-            data[_key(name, arg)] = flag_value(value)
+            data[key] = flag_value(value, f"--{name}")
         elif rest and not rest[0].startswith("--"):
-            data[_key(name, arg)] = flag_value(rest.pop(0))
-        elif name.startswith("no-") and len(name) > 3:
-            data[_key(name[3:], arg)] = False
+            data[key] = flag_value(rest.pop(0), arg)
         else:
-            data[_key(name, arg)] = True
+            raise errors.InvalidInput(
+                f"no value; give one as {arg}=VALUE (for a boolean, {arg}=true or {arg}=false)",
+                arg,
+            )
     return data

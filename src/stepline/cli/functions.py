@@ -6,16 +6,20 @@ import json
 from typing import Any
 
 import click
-from click.core import ParameterSource
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from stepline.cli import _format
 from stepline.cli._connect import console, json_option, with_client
-from stepline.cli._data_command import DataCommand, data_option, naming_known_functions
+from stepline.cli._data_command import (
+    DataCommand,
+    data_option,
+    naming_known_functions,
+    refuse_timeout_without_wait,
+)
 from stepline.cli._flags import parse_flags
-from stepline.cli._outcome import print_outcome
+from stepline.cli._outcome import wait_and_report, wait_options
 from stepline.client import Client
 
 
@@ -68,16 +72,19 @@ def _functions_table(found: list[dict[str, Any]]) -> Table:
 _TRIGGER_HELP = """Run FUNCTION now with data from --key=value flags; prints the run id.
 
 \b
---full            {"full": true}
---no-notify       {"notify": false}
+--full=true       {"full": true}
+--notify=false    {"notify": false}
 --limit=10        {"limit": 10}
 --ratio=0.5       {"ratio": 0.5}
 --name=abc        {"name": "abc"}
 --ids='[1, 2]'    {"ids": [1, 2]}
 
-Flags are merged over --data. Data keys named like this command's options go after "--":
-stepline trigger FUNCTION -- --timeout=30. The server options (--url, --token, --event-key)
-go before FUNCTION. An unknown FUNCTION is refused with the list of known ones.
+Every data flag needs a value: a bare --flag is refused. Flags are merged over --data. Data
+keys named like this command's options go after "--": stepline trigger FUNCTION --
+--timeout=30. The server options (--url, --token, --event-key) go before FUNCTION. An
+unknown FUNCTION is refused with the list of known ones. With --wait, the run's progress
+bar, where it stands and its counters are shown live (plain lines on stderr when it is not a
+terminal), then its outcome.
 """
 
 
@@ -90,23 +97,7 @@ go before FUNCTION. An unknown FUNCTION is refused with the list of known ones.
     show_envvar=True,
     help="Event data as a JSON object; flags are merged over it.",
 )
-@click.option(
-    "--wait",
-    is_flag=True,
-    envvar="STEPLINE_WAIT",
-    show_envvar=True,
-    help="Wait for the run to end and print its outcome (exit code 1 unless it completed).",
-)
-@click.option(
-    "--timeout",
-    "timeout_seconds",
-    envvar="STEPLINE_WAIT_TIMEOUT",
-    default=600.0,
-    show_default=True,
-    type=click.FloatRange(min=0.1),
-    show_envvar=True,
-    help="With --wait: seconds to wait before giving up (exit code 1).",
-)
+@wait_options
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -128,16 +119,11 @@ def trigger(
     """Run FUNCTION now with data from --key=value flags; prints the run id."""
     if function_id.startswith("-"):
         raise click.UsageError("give the function id first, then the flags", ctx)
-    if not wait and ctx.get_parameter_source("timeout_seconds") is ParameterSource.COMMANDLINE:
-        raise click.UsageError(
-            "--timeout is this command's option for --wait; a data key named timeout goes "
-            f"after --: {ctx.command_path} {function_id} -- --timeout=...",
-            ctx,
-        )
+    refuse_timeout_without_wait(ctx, function_id, wait)
     payload = data_option(data, f"{ctx.command_path} {function_id}")
     payload.update(parse_flags(ctx.args))
     with naming_known_functions(client, function_id):
         run_id = client.invoke(function_id, payload, dry_run=dry_run)
     click.echo(run_id)
     if wait:
-        ctx.exit(print_outcome(client, run_id, timeout_seconds))
+        ctx.exit(wait_and_report(client, [run_id], timeout_seconds))

@@ -158,12 +158,12 @@ def watch(
     """Follow a run's progress live until it ends; exit code 1 unless it completed."""
     out = console()
     try:
-        run = follow(client, run_id, out, interval_seconds, timeout_seconds)
+        [run] = follow(client, [run_id], out, interval_seconds, timeout_seconds)
     except TimeoutError as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)
     out.print(outcome(run))
-    ctx.exit(exit_code(run))
+    ctx.exit(exit_code([run]))
 
 
 _BULK_OPTIONS = (
