@@ -334,7 +334,7 @@ class TestRun:
         return [event.payload() for event in self._store.get_events(ids)]
 
 
-def _run_coroutine(coroutine: Coroutine[Any, Any, None]) -> None:
+def _run_coroutine(coroutine: Coroutine[Any, Any, object]) -> None:
     """Run an `async def` replay to its end, on a loop of its own in a thread of its own.
 
     The calling thread may have an event loop running already (Playwright's sync API, say),

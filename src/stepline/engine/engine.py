@@ -20,7 +20,7 @@ from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.operations import Operations, RunDetail
 from stepline.engine.retry import RetryPolicy
 from stepline.engine.scheduler import Scheduler
-from stepline.engine.worker import Worker, WorkerSettings
+from stepline.engine.worker import RunObserver, Worker, WorkerSettings
 from stepline.sdk.app import App, Function
 from stepline.store import open_store
 from stepline.store.base import FunctionRecord, RunFilter, RunRecord, Store
@@ -41,6 +41,7 @@ class EngineSettings:
         signing_keys: Sign the calls to SDK apps (and verify their signed answers); None
             for apps in dev mode, as with the Inngest dev server.
         http: Limits of the calls to SDK apps.
+        observer: Hears of each run the worker starts and ends (`stepline dev`'s run lines).
     """
 
     worker: WorkerSettings = field(default_factory=WorkerSettings)
@@ -50,6 +51,7 @@ class EngineSettings:
     replace_exhausted_worker: bool = True
     signing_keys: SigningKeys | None = None
     http: HttpSettings = field(default_factory=HttpSettings)
+    observer: RunObserver | None = None
 
 
 def collect_functions(apps: Iterable[App]) -> dict[str, Function]:
@@ -171,6 +173,7 @@ class Engine:
             self.clock,
             self.settings.worker,
             on_exhausted=self._worker_exhausted,
+            observer=self.settings.observer,
         )
 
     def _worker_exhausted(self) -> None:

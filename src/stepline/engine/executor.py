@@ -29,7 +29,7 @@ from stepline.sdk.app import Function
 from stepline.sdk.context import CancelFlag, Context
 from stepline.sdk.event import Event
 from stepline.sdk.step import AsyncStep, Step, encode_output
-from stepline.store.base import ClaimedRun, NewAttempt, Store
+from stepline.store.base import ClaimedRun, NewAttempt, RunStatus, Store
 
 logger = logging.getLogger("stepline.executor")
 _NO_SDK_FUNCTIONS: Mapping[str, Any] = MappingProxyType({})
@@ -41,6 +41,28 @@ class Outcome:
 
     value: Any = None
     error: BaseException | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Ending:
+    """How a replay left its run, when it did not park it: ended, or taken from it.
+
+    Attributes:
+        status: COMPLETED or FAILED, as committed; None when the lease was lost.
+        error: The failure as stored (JSON with `name` and `message`).
+    """
+
+    status: RunStatus | None
+    error: str | None = None
+
+    @property
+    def lost(self) -> bool:
+        """The run was no longer this replay's (cancelled, timed out or reclaimed)."""
+        return self.status is None
+
+
+COMPLETED = Ending(status="COMPLETED")
+LOST = Ending(status=None)
 
 
 @dataclass(kw_only=True)
@@ -109,8 +131,8 @@ class Executor:
             trigger=run_trigger(kind, by, events),
         )
 
-    def execute(self, claimed: ClaimedRun, lost: threading.Event | None = None) -> None:
-        """Replay a `def` function's run in this thread."""
+    def execute(self, claimed: ClaimedRun, lost: threading.Event | None = None) -> Ending | None:
+        """Replay a `def` function's run in this thread; how it ended (None: parked)."""
         fn, session = self._session(claimed, lost)
         ctx = self._context(claimed, session, Step(session))
         try:
@@ -119,17 +141,19 @@ class Executor:
             outcome = Outcome(error=exc)
         except (Parked, Restart, Lost, BranchDone) as signal:
             outcome = Outcome(error=signal)
-        self._settle(fn, session, outcome)
+        return self._settle(fn, session, outcome)
 
-    async def execute_async(self, claimed: ClaimedRun, lost: threading.Event | None = None) -> None:
-        """Replay an `async def` function's run on the running event loop.
+    async def execute_async(
+        self, claimed: ClaimedRun, lost: threading.Event | None = None
+    ) -> Ending | None:
+        """Replay an `async def` function's run on the running event loop (as `execute`).
 
         The worker cancels the task once it found the lease gone (after setting `lost`): the
         `CancelledError` unwinds user code, and the replay ends without committing anything.
         """
         if claimed.run.function_id not in self.functions and self.http is not None:
             await self.http.execute(claimed, lost)  # an SDK app's function, over HTTP
-            return
+            return None
         fn, session = self._session(claimed, lost)
         ctx = self._context(claimed, session, AsyncStep(session))
         try:
@@ -138,29 +162,34 @@ class Executor:
             outcome = Outcome(error=exc)
         except (Parked, Restart, Lost, BranchDone) as signal:
             outcome = Outcome(error=signal)
-        await asyncio.to_thread(self._settle, fn, session, outcome)
+        return await asyncio.to_thread(self._settle, fn, session, outcome)
 
-    def _settle(self, fn: Function, session: RunSession, outcome: Outcome) -> None:
-        """Commit the outcome; a lost lease means someone else (or a cancel) owns the run now."""
+    def _settle(self, fn: Function, session: RunSession, outcome: Outcome) -> Ending | None:
+        """Commit the outcome; a lost lease means someone else (or a cancel) owns the run now.
+
+        The worker says why the lease was lost (it knows a cancel from a takeover).
+        """
         try:
-            self._commit_outcome(fn, session, outcome)
+            return self._commit_outcome(fn, session, outcome)
         except errors.LeaseLost as exc:
-            logger.info("run %s: %s; leaving it to its new owner", session.run.id, exc)
+            logger.debug("run %s: %s", session.run.id, exc)
+            return LOST
         except errors.StoreUnavailable as exc:
             logger.warning(
                 "run %s: outcome not saved (%s); it is replayed when its lease expires",
                 session.run.id,
                 exc,
             )
+            return None
 
-    def _commit_outcome(self, fn: Function, session: RunSession, outcome: Outcome) -> None:
+    def _commit_outcome(self, fn: Function, session: RunSession, outcome: Outcome) -> Ending | None:
         # A signal the user's code swallowed (`except BaseException`) still ends the replay.
         error = outcome.error if session.halted is None else session.halted
         if session.lost and not isinstance(error, Parked):
             raise errors.LeaseLost(f"run {session.run.id} is no longer leased by this worker")
         now = self.clock.now()
         if self._signalled(session, error, now):
-            return
+            return None
         if isinstance(error, BranchDone):  # a parallel branch ends with its branch's result
             outcome = Outcome(value=error.value)
             error = None
@@ -178,8 +207,8 @@ class Executor:
                     output=output,
                     routing=self.routing,
                 )
-                return
-        self._failed(fn, session, error, now)
+                return COMPLETED
+        return self._failed(fn, session, error, now)
 
     def _signalled(self, session: RunSession, error: BaseException | None, now: datetime) -> bool:
         """Handle an engine signal that ended the replay; False if there was none."""
@@ -196,7 +225,7 @@ class Executor:
 
     def _failed(
         self, fn: Function, session: RunSession, error: BaseException, now: datetime
-    ) -> None:
+    ) -> Ending | None:
         """Fail the run (a step failed for good, attempts ran out) or park it for a retry."""
         lease = session.lease
         described = json.dumps(describe(error))
@@ -204,7 +233,7 @@ class Executor:
             self.store.finish_run(
                 lease, "FAILED", session.take_delta(), now, error=described, routing=self.routing
             )
-            return
+            return Ending(status="FAILED", error=described)
         attempt = session.run.attempt
         retry_at = next_attempt_at(error, attempt, fn.max_attempts, now, self.policy, self.rng)
         record = NewAttempt(
@@ -228,5 +257,6 @@ class Executor:
                 attempt=record,
                 routing=self.routing,
             )
-        else:
-            self.store.park_run(lease, retry_at, delta, now, detail="RETRYING", attempt=record)
+            return Ending(status="FAILED", error=described)
+        self.store.park_run(lease, retry_at, delta, now, detail="RETRYING", attempt=record)
+        return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -20,16 +21,16 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from stepline import errors
 from stepline.engine.abandonment import Abandonment
 from stepline.engine.clock import Clock, Wakeup
 from stepline.engine.events import new_id
-from stepline.engine.executor import Executor
-from stepline.store.base import ClaimedRun, RunDelta, Store, WorkerRecord
+from stepline.engine.executor import Ending, Executor
+from stepline.store.base import ClaimedRun, RunDelta, RunRecord, Store, WorkerRecord
 
 logger = logging.getLogger("stepline.worker")
 
@@ -56,6 +57,20 @@ class WorkerSettings:
 
 
 MAX_BACKOFF_SECONDS = 5.0
+
+
+class RunObserver(Protocol):
+    """Hears of the runs this worker starts and ends (`stepline dev` prints a line for each).
+
+    Called on the worker's threads, after the store committed; it must return quickly. Parallel
+    branches (part of their parent's run) are left out.
+    """
+
+    def started(self, claimed: ClaimedRun) -> None:
+        """A run was claimed for the first time (not a resume after a sleep, retry or crash)."""
+
+    def ended(self, run: RunRecord) -> None:
+        """A run executing here ended: COMPLETED, FAILED, or CANCELLED (with its end time)."""
 
 
 class _DaemonPool:
@@ -127,6 +142,7 @@ class Worker:
         settings: Slots and leases.
         on_exhausted: Called (on the worker's heartbeat thread) once the worker gave up
             because all its slots are held by abandoned steps.
+        observer: Hears of the runs started and ended here.
 
     Attributes:
         exhausted: Set once the worker gave up that way (it has stopped and deregistered).
@@ -140,6 +156,7 @@ class Worker:
         settings: WorkerSettings,
         *,
         on_exhausted: Callable[[], None] | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
         self._store = store
@@ -159,6 +176,7 @@ class Worker:
         self._lock = threading.Lock()
         self._stopped = False
         self._on_exhausted = on_exhausted
+        self._observer = observer
         self.exhausted = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pool = _DaemonPool(settings.slots, "stepline-run")
@@ -298,14 +316,13 @@ class Worker:
         free = self._settings.slots - self.inflight
         if free <= 0 or not self._function_ids:
             return 0
+        now = self._clock.now()
         runs = self._store.claim_runs(
-            self.id,
-            free,
-            self._clock.now(),
-            self._settings.lease_seconds,
-            self._function_ids,
+            self.id, free, now, self._settings.lease_seconds, self._function_ids
         )
         for claimed in runs:
+            if self._observer is not None and _first_start(claimed, now):
+                self._observer.started(claimed)
             self._dispatch(claimed)
         return len(runs)
 
@@ -333,7 +350,7 @@ class Worker:
                 return
             self._inflight[run_id] = claimed
             lost = self._lost[run_id] = threading.Event()
-        future: Future[None]
+        future: Future[Ending | None]
         fn = self._executor.functions.get(claimed.run.function_id)
         if fn is None or fn.is_async:  # an SDK app's function runs on the loop as well
             coroutine = self._execute_async(claimed, lost)
@@ -342,31 +359,56 @@ class Worker:
             future = self._pool.submit(self._executor.execute, claimed, lost)
         future.add_done_callback(lambda f: self._finished(run_id, f))
 
-    async def _execute_async(self, claimed: ClaimedRun, lost: threading.Event) -> None:
+    async def _execute_async(self, claimed: ClaimedRun, lost: threading.Event) -> Ending | None:
         task = asyncio.current_task()
         assert task is not None
         with self._lock:
             self._tasks[claimed.run.id] = task
-        await self._executor.execute_async(claimed, lost)
+        return await self._executor.execute_async(claimed, lost)
 
-    def _finished(self, run_id: str, future: Future[None]) -> None:
+    def _finished(self, run_id: str, future: Future[Ending | None]) -> None:
         with self._lock:
             claimed = self._inflight.pop(run_id, None)
             renewed = self._renewed.pop(run_id, None)
             self._tasks.pop(run_id, None)
             self._lost.pop(run_id, None)
             lost = self._abandonment.forget(run_id)
+        ending: Ending | None = None
         if future.cancelled():
-            if lost:
-                logger.info("run %s: async replay cancelled (lease lost)", run_id)
-            else:
+            if not lost:
                 # Never started (the pool shut down first): give it back now, not at expiry.
                 renewed = renewed or claimed
         elif (exc := future.exception()) is not None:
             logger.error("run %s: replay crashed: %r", run_id, exc, exc_info=exc)
+        else:
+            ending = future.result()
         if renewed is not None:
             self._release(renewed)
         self._wakeup.signal()
+        if claimed is not None and (ending is not None or (lost and future.cancelled())):
+            self._tell_end(claimed, ending)
+
+    def _tell_end(self, claimed: ClaimedRun, ending: Ending | None) -> None:
+        """Tell the observer how a run ended here; say why a lost run left (one read, then)."""
+        run = claimed.run
+        shown = self._observer is not None and run.trigger_kind != "parallel"
+        if ending is not None and ending.status is not None:
+            if shown and self._observer is not None:
+                at = self._clock.now()
+                status, error = ending.status, ending.error
+                self._observer.ended(replace(run, status=status, error=error, ended_at=at))
+            return
+        try:
+            now = self._store.get_run(run.id)
+        except errors.SteplineError as exc:
+            logger.info("run %s: left to its new owner (%s)", run.id, exc)
+            return
+        if not now.ended:
+            logger.info("run %s: lease lost; another worker took it over", run.id)
+            return
+        logger.info("run %s: %s; its replay stopped", run.id, _why_ended(now))
+        if shown and self._observer is not None:
+            self._observer.ended(now)
 
     def _release(self, claimed: ClaimedRun) -> None:
         """Hand back a claim made while the run was executing here; it is claimed afresh."""
@@ -437,8 +479,8 @@ class Worker:
             for run_id in lost:  # the replay starts no further step; `ctx.cancelled` is set
                 self._lost[run_id].set()
             tasks = [self._tasks[run_id] for run_id in lost if run_id in self._tasks]
-        for run_id in fresh:
-            logger.info("run %s: lease lost (cancelled, timed out or reclaimed)", run_id)
+        for run_id in fresh:  # said once the replay stopped, with the reason (`_tell_end`)
+            logger.debug("run %s: lease lost (cancelled, timed out or reclaimed)", run_id)
         for task in tasks:  # again at each heartbeat, until the task has ended
             with contextlib.suppress(RuntimeError):  # the loop closed: the worker stopped
                 self._loop.call_soon_threadsafe(task.cancel)
@@ -454,3 +496,30 @@ class Worker:
         self.exhausted.set()
         if self._on_exhausted is not None:
             self._on_exhausted()
+
+
+def _first_start(claimed: ClaimedRun, claimed_at: datetime) -> bool:
+    """The claim at `claimed_at` started the run (its first; parallel branches left out)."""
+    started = claimed.run.started_at
+    if started is None or claimed.run.trigger_kind == "parallel":
+        return False
+    return abs((started - claimed_at).total_seconds()) < 0.001
+
+
+def _why_ended(run: RunRecord) -> str:
+    """How a run ended from outside: "cancelled by request", "failed (timed out after 5m)"."""
+    status = run.status.lower()
+    reason = run.reason or _error_message(run.error)
+    if not reason:
+        return status
+    return reason if reason.lower().startswith(status) else f"{status} ({reason})"
+
+
+def _error_message(error: str | None) -> str | None:
+    if not error:
+        return None
+    try:
+        message = json.loads(error).get("message")
+    except (ValueError, AttributeError):
+        return error
+    return str(message) if message else None
