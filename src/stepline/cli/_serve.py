@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import logging
-from collections.abc import Callable
+import os
+import socket
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +17,9 @@ import click
 import uvicorn
 from starlette.applications import Starlette
 
+from stepline import errors
 from stepline.cli._secrets import Secrets
+from stepline.server import sse
 
 _SECRET_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _OPTIONS = (
@@ -105,7 +112,65 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def serve(app: Starlette, host: str, port: int) -> None:
-    """Serve until interrupted (SIGINT or SIGTERM)."""
-    # Live pages hold streams open; do not let them delay a shutdown for long.
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the server's socket now, before anything says the server is up.
+
+    Raises:
+        errors.ConfigurationError: The port is taken (naming it and how to choose another)
+            or the address cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: restart at once
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise errors.ConfigurationError(
+                f"port {port} on {host} is in use; stop what holds it, or choose another "
+                "port with --port or STEPLINE_PORT"
+            ) from exc
+        raise errors.ConfigurationError(f"cannot listen on {host}:{port}: {exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which ends the app's live streams as soon as it starts stopping.
+
+    Without this, each open dashboard tab's stream would hold the shutdown until uvicorn's
+    grace period ran out and it cancelled them (one traceback per stream). The signal that
+    stopped it is not raised again on leaving: the stop was graceful (see `serve`).
+    """
+
+    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+        super().__init__(config)
+        self._app = app
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()  # uvicorn would raise them again on leaving
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        sse.close_streams(self._app)
+        await super().shutdown(sockets)
+
+
+def serve(app: Starlette, sock: socket.socket, cleanup: Callable[[], None]) -> None:
+    """Serve on the bound `sock` until SIGINT or SIGTERM, then `cleanup()` and exit 0 at once.
+
+    Exiting skips the interpreter's teardown of every module, which takes about half a
+    second and has nothing left to do once `cleanup` stopped the engine and closed the store.
+    """
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3)
+    try:
+        _Server(config, app).run(sockets=[sock])
+    finally:
+        cleanup()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

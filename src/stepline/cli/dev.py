@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import click
 
+from stepline.cli._run_lines import RunLines
 from stepline.cli._sdk import sdk_timeout_option, sdk_urls_option, signing_options
 from stepline.cli._secrets import Secrets, auth_settings
-from stepline.cli._serve import configure_logging, local_url, serve, serve_options
+from stepline.cli._serve import configure_logging, listen, local_url, serve, serve_options
 from stepline.cli.apps import load_app
 from stepline.engine.engine import DEFAULT_DB, Engine, EngineSettings
 from stepline.engine.inngest.driver import HttpSettings
@@ -40,6 +41,14 @@ from stepline.server.app import create_app
     show_envvar=True,
     help="Runs executed at once.",
 )
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    envvar="STEPLINE_QUIET",
+    show_envvar=True,
+    help="No line per run started and ended (warnings, errors and app logs still show).",
+)
 @sdk_urls_option
 @sdk_timeout_option
 @serve_options
@@ -48,6 +57,7 @@ def dev(
     apps: tuple[str, ...],
     db: str,
     slots: int,
+    quiet: bool,
     sdk_urls: tuple[str, ...],
     sdk_timeout: float,
     host: str,
@@ -57,30 +67,34 @@ def dev(
 ) -> None:
     """Run APPS (module:attr or file.py) with engine, scheduler and server in one process.
 
-    Migrations are applied automatically. Open (no keys) on loopback only. Inngest SDK apps
-    use it as their dev server: point them at it (INNGEST_DEV=http://127.0.0.1:8288) and give
-    their serve URLs with --sdk-url, or sync them from the Apps page.
+    Migrations are applied automatically. Open (no keys) on loopback only. Each run started
+    and ended here gets a line with its status, duration and dashboard link (-q: none).
+    Inngest SDK apps use it as their dev server: point them at it
+    (INNGEST_DEV=http://127.0.0.1:8288) and give their serve URLs with --sdk-url, or sync them
+    from the Apps page.
     """
     auth = replace(
         auth_settings(host, secrets, dev=True, open_allowed=True), signing_keys=signing_keys
     )
     loaded: list[App] = [app for spec in apps for app in load_app(spec)]
+    url = local_url(host, port)
+    sock = listen(host, port)  # before any banner: a taken port fails here, naming the fix
     settings = EngineSettings(
         worker=WorkerSettings(slots=slots),
         signing_keys=signing_keys,
         http=HttpSettings(request_timeout_seconds=sdk_timeout),
+        observer=None if quiet else RunLines(url),
     )
     engine = Engine(loaded, db=db, settings=settings)
     functions = ", ".join(sorted(engine.functions)) or "none"
-    click.echo(f"Stepline dev: http://{host}:{port}  db={db}  functions: {functions}")
+    click.echo(f"Stepline dev: {url}  db={db}  functions: {functions}")
     configure_logging()
     engine.start()
-    poller = AppPoller(
-        syncer_for(engine.operations, signing_keys), sdk_urls, server_url=local_url(host, port)
-    )
+    poller = AppPoller(syncer_for(engine.operations, signing_keys), sdk_urls, server_url=url)
     poller.start()
-    try:
-        serve(create_app(engine.operations, auth), host, port)
-    finally:
+
+    def stop() -> None:
         poller.stop()
         engine.stop()
+
+    serve(create_app(engine.operations, auth), sock, stop)

@@ -8,7 +8,7 @@ import click
 
 from stepline.cli._sdk import sdk_urls_option, signing_options
 from stepline.cli._secrets import Secrets, auth_settings
-from stepline.cli._serve import configure_logging, local_url, serve, serve_options
+from stepline.cli._serve import configure_logging, listen, local_url, serve, serve_options
 from stepline.engine.inngest.poller import AppPoller
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.inngest.sync import syncer_for
@@ -55,6 +55,7 @@ def server(
     )
     store = open_store(db)
     store.check_schema()
+    sock = listen(host, port)
     configure_logging()
     click.echo(f"Stepline server: http://{host}:{port}")
     operations = Operations(store)
@@ -62,8 +63,9 @@ def server(
         syncer_for(operations, signing_keys), sdk_urls, server_url=local_url(host, port)
     )
     poller.start()
-    try:
-        serve(create_app(operations, auth), host, port)
-    finally:
+
+    def stop() -> None:
         poller.stop()
         store.close()
+
+    serve(create_app(operations, auth), sock, stop)

@@ -4,7 +4,9 @@ The store has no change feed the server can subscribe to on both backends, so ea
 polls: every `poll_seconds` it reads a cheap state key; when the key changed it renders the
 sections and sends those whose HTML differs from what this client last got. A stream whose
 subject has ended sends a final `end` event (the page closes its EventSource on it) and stops.
-Streams also stop after `max_seconds`; browsers reconnect by themselves and get fresh state.
+Streams also stop after `max_seconds`; browsers reconnect by themselves and get fresh state,
+and at once when the server starts stopping (`close_streams`), so that open pages do not hold
+a shutdown.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 15.0
@@ -45,14 +49,37 @@ def encode(event: str, data: str) -> str:
     return f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
 
 
+def close_streams(app: Starlette) -> None:
+    """End every open stream of `app` now, and any opened later (call on the app's loop)."""
+    _closing(app).set()
+
+
+def _closing(app: Starlette) -> asyncio.Event:
+    """The app's "streams must end" flag, made on first use."""
+    closing: asyncio.Event | None = getattr(app.state, "sse_closing", None)
+    if closing is None:
+        closing = app.state.sse_closing = asyncio.Event()
+    return closing
+
+
+async def _closed_within(closing: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds`; True as soon as `closing` is set."""
+    try:
+        async with asyncio.timeout(seconds):
+            await closing.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 async def _messages(
-    poll: Callable[[], Snapshot], poll_seconds: float, max_seconds: float
+    poll: Callable[[], Snapshot], poll_seconds: float, max_seconds: float, closing: asyncio.Event
 ) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MILLISECONDS}\n\n"
     sent: dict[str, str] = {}
     last_key: str | None = None
     started = last_write = time.monotonic()
-    while True:
+    while not closing.is_set():
         snapshot = await run_in_threadpool(poll)
         if snapshot.key != last_key:
             last_key = snapshot.key
@@ -72,7 +99,32 @@ async def _messages(
             # A comment: keeps proxies from timing the stream out; EventSource ignores it.
             last_write = now
             yield ": heartbeat\n\n"
-        await asyncio.sleep(poll_seconds)
+        if await _closed_within(closing, poll_seconds):
+            return
+
+
+class _EventStream(StreamingResponse):
+    """An SSE response whose messages start once it knows its app (to end with its streams)."""
+
+    def __init__(self, poll: Callable[[], Snapshot], poll_seconds: float, max_seconds: float):
+        super().__init__(
+            self._body(),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        )
+        self._poll = poll
+        self._poll_seconds = poll_seconds
+        self._max_seconds = max_seconds
+        self._app_closing = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._app_closing = _closing(scope["app"])
+        await super().__call__(scope, receive, send)
+
+    async def _body(self) -> AsyncIterator[str]:
+        messages = _messages(self._poll, self._poll_seconds, self._max_seconds, self._app_closing)
+        async for message in messages:
+            yield message
 
 
 def stream(
@@ -83,10 +135,6 @@ def stream(
 ) -> StreamingResponse:
     """An SSE response fed by `poll` (a blocking store read, run in the thread pool).
 
-    Starlette cancels the stream when the client disconnects.
+    Starlette cancels the stream when the client disconnects; `close_streams` ends it too.
     """
-    return StreamingResponse(
-        _messages(poll, poll_seconds, max_seconds),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
-    )
+    return _EventStream(poll, poll_seconds, max_seconds)

@@ -1,0 +1,76 @@
+"""`stepline dev`'s run lines: one when a run starts here, one when it ends, with a link."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from stepline.cli._format import duration
+from stepline.store.base import ClaimedRun, RunRecord
+
+logger = logging.getLogger("stepline.dev")
+MARKS = {"COMPLETED": "✓", "FAILED": "✗", "CANCELLED": "⊘"}
+
+
+class RunLines:
+    """Logs `▶ fn RUN started (event NAME)` and `✓ fn COMPLETED in 0.5s · URL/runs/RUN` at INFO.
+
+    A failed or cancelled run's line ends with the first line of its error or reason.
+
+    Args:
+        base_url: Where the dashboard is; each end line links to the run's page there.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        self._base_url = base_url.rstrip("/")
+
+    def started(self, claimed: ClaimedRun) -> None:
+        """A run started in this process."""
+        run = claimed.run
+        logger.info("▶ %s %s started (%s)", run.function_id, run.id, _trigger(claimed))
+
+    def ended(self, run: RunRecord) -> None:
+        """A run that executed in this process ended."""
+        took = ""
+        if run.started_at is not None and run.ended_at is not None:
+            took = f" in {duration((run.ended_at - run.started_at).total_seconds())}"
+        why = _first_line(run.reason or _error(run.error))
+        logger.info(
+            "%s %s %s%s · %s/runs/%s%s",
+            MARKS.get(run.status, "•"),
+            run.function_id,
+            run.status,
+            took,
+            self._base_url,
+            run.id,
+            f" · {why}" if why else "",
+        )
+
+
+def _trigger(claimed: ClaimedRun) -> str:
+    """How a run started: "event NAME", "cron by SCHEDULE", "manual by api", "replay of RUN"."""
+    run = claimed.run
+    if run.trigger_kind == "event" and claimed.events:
+        return f"event {claimed.events[0].name}"
+    if run.trigger_kind in ("replay", "rerun") and run.replay_of:
+        return f"{run.trigger_kind} of {run.replay_of}"
+    return f"{run.trigger_kind} by {run.trigger_by}" if run.trigger_by else run.trigger_kind
+
+
+def _error(error: str | None) -> str | None:
+    """A stored error (JSON `{name, message}`) as "Name: message"."""
+    if not error:
+        return None
+    try:
+        stored = json.loads(error)
+    except ValueError:
+        return error
+    if not isinstance(stored, dict) or "message" not in stored:
+        return error
+    name = stored.get("name")
+    return f"{name}: {stored['message']}" if name else str(stored["message"])
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""
