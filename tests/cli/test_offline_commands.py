@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import click
@@ -11,7 +13,7 @@ from click.testing import CliRunner
 
 from stepline.cli.main import cli
 from stepline.store.migrate import head
-from tests.cli.support import run_cli
+from tests.cli.support import COMMAND, cli_env, run_cli
 from tests.loopback import free_port
 
 pytestmark = pytest.mark.timeout(10)
@@ -95,9 +97,15 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[st
 def test_every_option_has_a_stepline_env_var_shown_in_help() -> None:
     runner = CliRunner()
     commands = _commands(cli)
-    assert {("send",), ("trigger",), ("runs", "watch"), ("functions",), ("db", "upgrade")} <= set(
-        commands
-    )
+    assert {
+        ("send",),
+        ("trigger",),
+        ("runs", "watch"),
+        ("events", "list"),
+        ("functions", "invoke"),
+        ("completion",),
+        ("db", "upgrade"),
+    } <= set(commands)
     for path in commands:
         command = cli
         for name in path:
@@ -106,10 +114,45 @@ def test_every_option_has_a_stepline_env_var_shown_in_help() -> None:
         result = runner.invoke(cli, [*path, "--help"], terminal_width=200)
         assert result.exit_code == 0, result.output
         for param in command.params:
-            if isinstance(param, click.Option) and param.name != "help":
+            # --help and --version print and exit; they configure nothing.
+            if isinstance(param, click.Option) and param.name not in ("help", "version"):
                 # One STEPLINE_ variable, or several with the STEPLINE_ one first (the signing
                 # key also reads the Inngest SDKs' INNGEST_SIGNING_KEY).
                 names = [param.envvar] if isinstance(param.envvar, str) else param.envvar
                 assert names and isinstance(names[0], str), (path, param.name)
                 assert names[0].startswith("STEPLINE_"), (path, param.name)
                 assert f"env var: {', '.join(names)}" in result.output, (path, param.name)
+
+
+def test_version_and_the_commands_in_help() -> None:
+    runner = CliRunner()
+
+    version = runner.invoke(cli, ["--version"])
+    cancel = runner.invoke(cli, ["runs", "cancel", "--help"], terminal_width=200)
+    replay = runner.invoke(cli, ["runs", "replay", "--help"], terminal_width=200)
+
+    assert version.output == f"stepline {importlib.metadata.version('stepline')}\n"
+    assert "--preview" in cancel.output and "--preview" in replay.output
+    top = runner.invoke(cli, ["--help"], terminal_width=200).output
+    for command in ("send", "trigger", "runs", "events", "functions", "completion"):
+        assert f"  {command} " in top, command
+
+
+def test_completion_prints_a_script_and_the_script_completes_commands() -> None:
+    script = run_cli(_nowhere(), "completion", "bash")
+    env = {**cli_env(_nowhere()), "_STEPLINE_COMPLETE": "bash_complete"}
+    env.update(COMP_WORDS="stepline fu", COMP_CWORD="1")
+    completed = subprocess.run(
+        [*COMMAND], env=env, capture_output=True, text=True, timeout=8, check=False
+    )
+
+    assert script.returncode == 0, script.stderr
+    assert "_STEPLINE_COMPLETE=bash_complete" in script.stdout
+    assert completed.stdout.splitlines() == ["plain,functions"]
+
+
+def test_json_and_table_output_cannot_both_be_asked_for() -> None:
+    result = run_cli(_nowhere(), "runs", "list", "-o", "table", "--json")
+
+    assert result.returncode == 2
+    assert "--json is -o json" in result.stderr

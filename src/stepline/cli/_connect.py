@@ -72,12 +72,32 @@ def console(stderr: bool = False) -> Console:
     return out
 
 
-json_option = click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    envvar="STEPLINE_JSON",
-    show_envvar=True,
-    help="Print the API's JSON instead of a table.",
-)
-"""`--json`: print the API's JSON instead of a table."""
+def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add `-o/--output table|json` and `--json` to a command, which receives `as_json`.
+
+    `--json` is `-o json`, kept for the scripts that use it.
+    """
+
+    @functools.wraps(command)
+    def call(*args: Any, output: str | None, json_flag: bool, **kwargs: Any) -> Any:
+        if json_flag and output == "table":
+            raise click.UsageError("--json is -o json: give one of them, not -o table too")
+        return command(*args, as_json=json_flag or output == "json", **kwargs)
+
+    call = click.option(
+        "--json",
+        "json_flag",
+        is_flag=True,
+        envvar="STEPLINE_JSON",
+        show_envvar=True,
+        help="The same as -o json.",
+    )(call)
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(["table", "json"]),
+        default=None,
+        envvar="STEPLINE_OUTPUT",
+        show_envvar=True,
+        help="table (the default), or json: the API's JSON.",
+    )(call)

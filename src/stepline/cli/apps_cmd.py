@@ -11,12 +11,12 @@ from rich.table import Table
 from rich.text import Text
 
 from stepline.cli import _format
-from stepline.cli._connect import console, json_option, with_client
+from stepline.cli._connect import console, output_options, with_client
 from stepline.client import Client
 
 
 @click.group(invoke_without_command=True)
-@json_option
+@output_options
 @with_client
 @click.pass_context
 def apps(ctx: click.Context, client: Client, as_json: bool) -> None:
@@ -47,7 +47,7 @@ def _apps_table(found: list[dict[str, Any]]) -> Table:
 
 @apps.command("sync")
 @click.argument("app_url", metavar="URL")
-@json_option
+@output_options
 @with_client
 def sync(client: Client, app_url: str, as_json: bool) -> None:
     """Sync (or re-sync) the Inngest SDK app served at URL.

@@ -1,10 +1,22 @@
-"""`stepline send`: send an event, its data from `--data` and typed `--key=value` flags."""
+"""`stepline send` and `stepline events list`: send an event, list the events received.
+
+`send` takes the event's data from `--data` and typed `--key=value` flags.
+"""
 
 from __future__ import annotations
 
-import click
+import json
+from datetime import UTC, datetime
+from typing import Any
 
-from stepline.cli._connect import run_url, with_client
+import click
+from rich import box
+from rich.table import Table
+
+from stepline import errors
+from stepline._durations import parse_duration
+from stepline.cli import _format
+from stepline.cli._connect import console, output_options, run_url, with_client
 from stepline.cli._data_command import DataCommand, data_option, refuse_timeout_without_wait
 from stepline.cli._flags import parse_flags
 from stepline.cli._outcome import wait_and_report, wait_options
@@ -79,3 +91,99 @@ def send(
         )
     if wait and started:
         ctx.exit(wait_and_report(client, [r["id"] for r in started], timeout_seconds))
+
+
+# Events scanned for a name prefix at most (the API filters by exact name only).
+_SCAN_LIMIT = 5000
+
+
+@click.group()
+def events() -> None:
+    """List the events received."""
+
+
+@events.command("list")
+@click.option(
+    "--name",
+    "prefix",
+    envvar="STEPLINE_EVENT_NAME",
+    default=None,
+    show_envvar=True,
+    help='Only events whose name starts with this, e.g. "shop/" or "shop/order.placed".',
+)
+@click.option(
+    "--since",
+    envvar="STEPLINE_SINCE",
+    default=None,
+    show_envvar=True,
+    help='Only events received in the last this long, e.g. "2h", "30m", "1d".',
+)
+@click.option(
+    "--limit",
+    envvar="STEPLINE_LIMIT",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 500),
+    show_envvar=True,
+    help="At most this many events, newest first.",
+)
+@output_options
+@with_client
+def list_events(
+    client: Client, prefix: str | None, since: str | None, limit: int, as_json: bool
+) -> None:
+    """List events, newest first: id, name, when received, data."""
+    found, scanned_all = _events(client, prefix, _since(since), limit)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    elif not found:
+        click.echo("no events", err=True)
+    else:
+        console().print(_events_table(found))
+    if not scanned_all:
+        click.echo(
+            f"only the newest {_SCAN_LIMIT} events were searched; narrow with --since", err=True
+        )
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.now(UTC) - parse_duration(text, field="--since")
+    except errors.InvalidInput as exc:
+        raise click.BadParameter(exc.reason, param_hint="--since") from None
+
+
+def _events(
+    client: Client, prefix: str | None, after: datetime | None, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """Up to `limit` events named `prefix...`, and whether every candidate was searched."""
+    if not prefix:
+        return client.list_events(received_after=after, limit=limit)["data"], True
+    found: list[dict[str, Any]] = []
+    cursor, scanned = None, 0
+    while len(found) < limit and scanned < _SCAN_LIMIT:
+        page = client.list_events(received_after=after, limit=500, before=cursor)
+        scanned += len(page["data"])
+        found += [e for e in page["data"] if e["name"].startswith(prefix)]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found[:limit], True
+    return found[:limit], len(found) >= limit
+
+
+def _events_table(found: list[dict[str, Any]]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("event", no_wrap=True)
+    table.add_column("name", min_width=8)
+    table.add_column("received", no_wrap=True)
+    table.add_column("data", no_wrap=True, overflow="ellipsis", ratio=1, min_width=10)
+    for event in found:
+        table.add_row(
+            event["internal_id"],
+            event["name"],
+            _format.moment_short(event["received_at"]),
+            _format.json_text(event["data"]),
+        )
+    return table

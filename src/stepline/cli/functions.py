@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stepline.cli import _format
-from stepline.cli._connect import console, json_option, with_client
+from stepline.cli._connect import console, output_options, with_client
 from stepline.cli._data_command import (
     DataCommand,
     data_option,
@@ -31,11 +31,18 @@ def _trigger_text(trigger: dict[str, Any]) -> str:
     return _format.json_text(trigger)
 
 
-@click.command()
-@json_option
+@click.group(invoke_without_command=True)
+@output_options
 @with_client
-def functions(client: Client, as_json: bool) -> None:
-    """List the registered functions with their triggers, then the options each one sets."""
+@click.pass_context
+def functions(ctx: click.Context, client: Client, as_json: bool) -> None:
+    """List the registered functions with their triggers, then the options each one sets.
+
+    `functions pause|resume FUNCTION` stops and restarts a function's event and cron runs;
+    `functions invoke FUNCTION` runs it now, as `stepline trigger` does.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     found = client.functions()
     if as_json:
         click.echo(json.dumps(found, indent=2))
@@ -127,3 +134,29 @@ def trigger(
     click.echo(run_id)
     if wait:
         ctx.exit(wait_and_report(client, [run_id], timeout_seconds))
+
+
+functions.add_command(trigger, "invoke")
+
+
+@functions.command()
+@click.argument("function_id", metavar="FUNCTION")
+@with_client
+def pause(client: Client, function_id: str) -> None:
+    """Pause FUNCTION: its events and cron ticks start no runs until it is resumed.
+
+    Runs already started go on; `trigger` and `functions invoke` are refused while paused.
+    """
+    with naming_known_functions(client, function_id):
+        client.pause(function_id)
+    click.echo(f"{function_id} paused: its events and cron ticks start no runs")
+
+
+@functions.command()
+@click.argument("function_id", metavar="FUNCTION")
+@with_client
+def resume(client: Client, function_id: str) -> None:
+    """Resume FUNCTION: its events and cron ticks start runs again."""
+    with naming_known_functions(client, function_id):
+        client.resume(function_id)
+    click.echo(f"{function_id} resumed")

@@ -9,9 +9,10 @@ import click
 
 from stepline import errors
 from stepline.cli.apps_cmd import apps
+from stepline.cli.completion import completion
 from stepline.cli.db import db
 from stepline.cli.dev import dev
-from stepline.cli.events import send
+from stepline.cli.events import events, send
 from stepline.cli.functions import functions, trigger
 from stepline.cli.runs import runs
 from stepline.cli.server import server
@@ -20,6 +21,7 @@ from stepline.cli.workers import workers
 
 
 @click.group()
+@click.version_option(package_name="stepline", message="stepline %(version)s")
 @click.option(
     "-v",
     "--verbose",
@@ -34,7 +36,20 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj = {"verbose": verbose}
 
 
-for command in (dev, server, worker, workers, send, trigger, runs, functions, apps, db):
+for command in (
+    dev,
+    server,
+    worker,
+    workers,
+    send,
+    trigger,
+    runs,
+    events,
+    functions,
+    apps,
+    db,
+    completion,
+):
     cli.add_command(command)
 
 
@@ -47,7 +62,8 @@ def _verbose() -> bool:
 def main() -> None:
     """Entry point: run the CLI; any Stepline error prints one line and exits with code 2."""
     try:
-        code = cli(standalone_mode=False)
+        # The completion variable is fixed, so that `python -m stepline.cli.main` completes too.
+        code = cli(standalone_mode=False, complete_var="_STEPLINE_COMPLETE")
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as exc:

@@ -13,7 +13,7 @@ import click
 from stepline import errors
 from stepline._durations import parse_duration
 from stepline.cli import _render
-from stepline.cli._connect import console, json_option, with_client
+from stepline.cli._connect import console, output_options, with_client
 from stepline.cli._flags import parse_json_object
 from stepline.cli._outcome import exit_code, outcome
 from stepline.cli._watch import follow
@@ -78,7 +78,7 @@ def runs() -> None:
     show_envvar=True,
     help="At most this many runs, newest first.",
 )
-@json_option
+@output_options
 @with_client
 def list_runs(
     client: Client,
@@ -109,7 +109,7 @@ def list_runs(
 
 @runs.command()
 @click.argument("run_id")
-@json_option
+@output_options
 @with_client
 @click.pass_context
 def show(ctx: click.Context, client: Client, run_id: str, as_json: bool) -> None:

@@ -10,13 +10,13 @@ from rich import box
 from rich.table import Table
 
 from stepline.cli import _format
-from stepline.cli._connect import console, json_option, with_client
+from stepline.cli._connect import console, output_options, with_client
 from stepline.client import Client
 from stepline.engine import views
 
 
 @click.command()
-@json_option
+@output_options
 @with_client
 def workers(client: Client, as_json: bool) -> None:
     """List workers: capacity, runs in flight, last heartbeat, and whether they claim work.
