@@ -76,7 +76,7 @@ def step_text(run: dict[str, Any]) -> str:
     finished = [s for s in steps if s["status"] in ("completed", "failed")]
     if finished:
         return f"last step {finished[-1]['id']} {finished[-1]['status']}"
-    return "no step done yet" if run["status"] in ("QUEUED", "RUNNING") else ""
+    return ""
 
 
 def plain_line(run: dict[str, Any], seconds_left: float | None) -> str:
@@ -117,7 +117,7 @@ def _bar_line(run: dict[str, Any], seconds_left: float | None) -> Table:
         ProgressBar(
             total=total,
             completed=done,
-            pulse=total is None and run["status"] == "RUNNING",
+            pulse=total is None and run["status"] == "RUNNING" and not run.get("detail"),
             finished_style="green",
         ),
         Text(tail),
@@ -132,15 +132,15 @@ def _detail_line(*parts: str) -> Text:
 
 
 def run_block(run: dict[str, Any], seconds_left: float | None) -> RenderableType:
-    """The run on two or three lines.
+    """The run on up to three lines.
 
-    Name, status, bar, figures and ETA; where it stands and its progress message; counters.
+    Name, status, bar, figures and ETA; where it stands and its progress message (if known);
+    its counters (if any).
     """
     figures = run["progress"] or {}
-    lines: list[RenderableType] = [
-        _bar_line(run, seconds_left),
-        _detail_line(step_text(run), figures.get("message") or ""),
-    ]
+    lines: list[RenderableType] = [_bar_line(run, seconds_left)]
+    if step_text(run) or figures.get("message"):
+        lines.append(_detail_line(step_text(run), figures.get("message") or ""))
     if run.get("counters"):
         lines.append(_detail_line(_format.counters(run)))
     return Group(*lines)
