@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -158,3 +159,52 @@ def test_cancelling_the_run_cancels_its_branches(
         ended = engine.store.get_run(branch.id)
         assert (ended.status, ended.reason) == ("CANCELLED", f"its run {run_id} ended (cancelled)")
     eventually(lambda: engine.worker.inflight == 0, what="the branches' slots to free")
+
+
+@pytest.mark.parametrize("kind", ["def", "async"])
+def test_log_lines_and_counts_around_a_group_are_each_stored_once(
+    make_engine: Callable[..., Engine], kind: str
+) -> None:
+    app = stepline.App("flow")
+    if kind == "def":
+
+        @app.function(id="fan", triggers=[stepline.event(EVENT)])
+        def fan(ctx: stepline.Context[Step]) -> list[str]:
+            ctx.log.info("before")
+            ctx.count("pages")
+            both = ctx.step.parallel(
+                "regions",
+                [
+                    lambda: ctx.step.run("north", lambda: "n"),
+                    lambda: ctx.step.run("south", lambda: "s"),
+                ],
+            )
+            ctx.log.info("after")
+            ctx.count("pages")
+            return [*both, ctx.step.run("report", lambda: "r")]
+
+    else:
+
+        @app.function(id="fan", triggers=[stepline.event(EVENT)])
+        async def afan(ctx: stepline.Context[AsyncStep]) -> list[str]:
+            ctx.log.info("before")
+            ctx.count("pages")
+
+            async def north() -> str:
+                return await ctx.step.run("north", lambda: "n")
+
+            async def south() -> str:
+                return await ctx.step.run("south", lambda: "s")
+
+            both = await ctx.step.parallel("regions", [north, south])
+            ctx.log.info("after")
+            ctx.count("pages")
+            return [*both, await ctx.step.run("report", lambda: "r")]
+
+    engine = make_engine(app, settings=NO_BACKOFF)
+    run = completed(engine, start(engine, EVENT))
+
+    assert json.loads(run.output or "") == ["n", "s", "r"]
+    messages = [log.message for log in engine.get_run(run.id).logs]
+    assert messages == ["before", "after"]
+    assert json.loads(run.counters) == {"pages": 2}

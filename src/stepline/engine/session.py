@@ -78,6 +78,34 @@ def _branch_id(key: StepKey, index: int) -> str:
     return f"{key.id}[{index}]"
 
 
+def _to_replay(steps: Sequence[StepRecord], branch: str | None) -> int:
+    """How many memoized steps this replay will look up before it reaches new code.
+
+    Not a parallel group's own step or its branches' markers (read directly, never looked up),
+    nor, in a branch's replay, the steps of the group's other branches (it never runs them).
+    """
+    finished = [s for s in steps if s.status in ("completed", "failed")]
+    others: tuple[str, ...] = ()
+    marker = next((s for s in steps if s.kind == "branch" and s.hash == branch), None)
+    if marker is not None:
+        group = marker.id.rsplit("[", 1)[0]
+        siblings = {s.id for s in steps if s.kind == "branch" and s.id.startswith(f"{group}[")}
+        others = tuple(f"{sibling}/" for sibling in siblings - {marker.id})
+    return sum(
+        1
+        for s in finished
+        if s.kind not in ("parallel", "branch") and not (others and s.id.startswith(others))
+    )
+
+
+def _group_position(claimed: ClaimedRun) -> int:
+    """A branch's group's position in its parent's replay (-1 for a run that is no branch)."""
+    if claimed.run.trigger_kind != "parallel":
+        return -1
+    marker = next((s for s in claimed.steps if s.hash == claimed.run.parent_step), None)
+    return marker.position if marker is not None else -1
+
+
 def _decode(step: StepRecord) -> Any:
     return None if step.output is None else json.loads(step.output)
 
@@ -111,9 +139,10 @@ class RunSession:
         self._function_config = function_config
         self._memo = {step.hash: step for step in claimed.steps}
         self._failures = dict(claimed.step_failures)
-        self._to_replay = sum(s.status in ("completed", "failed") for s in claimed.steps)
-        # Counters and logs from code before the step at this position are already stored.
-        self._saved_before = claimed.run.saved_before_step
+        self._to_replay = _to_replay(claimed.steps, self._branch)
+        # Counters and logs from code before the step at this position are already stored (in
+        # a branch, the parent stored those of the code before the group).
+        self._saved_before = max(claimed.run.saved_before_step, _group_position(claimed))
         self._seen: dict[str, int] = {}
         self._position = 0
         self._current_step: str | None = None
