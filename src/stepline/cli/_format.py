@@ -30,16 +30,24 @@ def parse_moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def zone() -> str:
+    """The local time zone's name ("CET", "UTC"), which the CLI's times are in."""
+    return datetime.now().astimezone().strftime("%Z")
+
+
 def moment(text: str | None) -> str:
-    """An API timestamp in local time, to the second; "-" for none."""
+    """An API timestamp in local time, to the second, with its zone; "-" for none."""
     when = parse_moment(text)
     if when is None:
         return "-"
-    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def moment_short(text: str | None) -> str:
-    """An API timestamp in local time: "13:04:05" today, "2026-01-02 13:04" other days."""
+    """An API timestamp in local time: "13:04:05" today, "2026-01-02 13:04" other days.
+
+    No zone: a table names it in the column's header (`zone()`), a sentence after the time.
+    """
     when = parse_moment(text)
     if when is None:
         return "-"

@@ -69,7 +69,8 @@ def step_text(run: dict[str, Any]) -> str:
     parked = [s for s in steps if s["status"] in ("sleeping", "waiting")]
     if parked and run["status"] == "RUNNING":
         step = parked[-1]
-        until = f" until {_format.moment_short(step['wake_at'])}" if step["wake_at"] else ""
+        wake_at = step["wake_at"]
+        until = f" until {_format.moment_short(wake_at)} {_format.zone()}" if wake_at else ""
         return f"{step['status']} at step {step['id']}{until}"
     if run.get("waiting_for"):
         return str(run["waiting_for"])

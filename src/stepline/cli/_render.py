@@ -20,7 +20,7 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
     table.add_column("function", min_width=8)
     table.add_column("status", min_width=9)
     table.add_column("trigger", min_width=6)
-    table.add_column("started", no_wrap=True)
+    table.add_column(f"started ({_format.zone()})", no_wrap=True)
     table.add_column("duration", no_wrap=True)
     table.add_column("progress", min_width=9)
     for run in runs:
@@ -92,7 +92,8 @@ def _attempt_lines(attempts: list[dict[str, Any]], verbose: bool) -> Iterator[Te
         line = Text(f"    attempt {attempt['attempt'] + 1} failed: ", style="red")
         line.append(_format.error(attempt["error"]))
         if attempt["retry_at"]:
-            line.append(f"  (retry at {_format.moment_short(attempt['retry_at'])})", style="dim")
+            retry_at = f"{_format.moment_short(attempt['retry_at'])} {_format.zone()}"
+            line.append(f"  (retry at {retry_at})", style="dim")
         yield line
         traceback = _traceback(attempt["error"])
         if verbose and traceback:

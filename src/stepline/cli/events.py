@@ -177,7 +177,7 @@ def _events_table(found: list[dict[str, Any]]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("event", no_wrap=True)
     table.add_column("name", min_width=8)
-    table.add_column("received", no_wrap=True)
+    table.add_column(f"received ({_format.zone()})", no_wrap=True)
     table.add_column("data", no_wrap=True, overflow="ellipsis", ratio=1, min_width=10)
     for event in found:
         table.add_row(
