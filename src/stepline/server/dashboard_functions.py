@@ -1,0 +1,217 @@
+"""The function page: config, real cron ticks, recent runs, a chart, Run now, pause, resume.
+
+Pause and resume are two steps: `GET /functions/{id}/pause` (or `resume`) asks, saying what
+it will do, and its Confirm button posts to the same path. The page's Run now posts to
+`/functions/{id}/run`, which shows a refusal on this page (the Functions page's cards post
+to `/invoke` and show theirs there).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from stepline import errors
+from stepline.engine.operations import Operations
+from stepline.sdk.triggers import CronTrigger
+from stepline.server import dashboard_apps
+from stepline.server import dashboard_models as models
+from stepline.server.api import path_value
+from stepline.server.dashboard_chart import Chart, hourly_chart, window_start
+from stepline.server.forms import parse_payload, read_form
+from stepline.server.templating import page
+from stepline.store.base import CronState, FunctionRecord, RunFilter
+
+Toggle = Literal["pause", "resume"]
+Inner = Callable[[Request], Awaitable[Response]]
+Guard = Callable[[Request, Inner], Awaitable[Response]]
+Context = Callable[..., dict[str, Any]]
+RECENT_RUNS = 20
+CONSEQUENCES = {
+    "pause": "Its events and cron ticks will start no runs until it is resumed; "
+    "runs already started go on.",
+    "resume": "Its events and cron ticks will start runs again.",
+}
+
+
+def function_page_href(function_id: str) -> str:
+    """The function page's path."""
+    return f"/functions/{quote(function_id, safe='')}"
+
+
+def real_last_tick(cron: CronTrigger, state: CronState) -> datetime | None:
+    """The schedule's last tick; None while it has had none.
+
+    A scheduler seeing a schedule for the first time records the moment as its last tick (to
+    never run the past); that moment is off the schedule, and is no tick.
+    """
+    tick = state.last_tick
+    return tick if cron.next_after(tick - timedelta(seconds=1)) == tick else None
+
+
+def attempts_text(retries: int) -> str:
+    """Retries in words, with the attempts they make: "4 retries (up to 5 attempts)"."""
+    if retries == 0:
+        return "no retries (1 attempt)"
+    return f"{retries} retr{'y' if retries == 1 else 'ies'} (up to {retries + 1} attempts)"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FunctionPage:
+    """The function page: its card's facts and forms, recent runs and the chart."""
+
+    card: models.FunctionCard
+    attempts: str
+    runs: list[models.RunRow]
+    stream_url: str
+    chart: Chart
+    toggle_href: str
+    toggle_label: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Confirmation:
+    """The question before a pause or resume, and the form that does it."""
+
+    function_id: str
+    question: str
+    consequence: str
+    action: str
+    button: str
+    back_href: str
+
+
+def _real_ticks(
+    card: models.FunctionCard, config: dict[str, Any], states: Mapping[str, CronState]
+) -> list[models.TriggerView]:
+    views = []
+    for raw, view in zip(config.get("triggers", []), card.triggers, strict=True):
+        if "cron" in raw and view.last_fire is not None:
+            cron = CronTrigger(expression=raw["cron"], tz=raw["tz"], missed=raw["missed"])
+            tick = real_last_tick(cron, states[cron.schedule])
+            view = replace(view, last_fire=models.maybe_moment(tick))
+        views.append(view)
+    return views
+
+
+def confirmation(fn: FunctionRecord, action: Toggle) -> Confirmation:
+    """What the confirmation of a pause or resume of `fn` says."""
+    verb = action.capitalize()
+    return Confirmation(
+        function_id=fn.id,
+        question=f"{verb} function {fn.id}?",
+        consequence=CONSEQUENCES[action],
+        action=f"{function_page_href(fn.id)}/{action}",
+        button=f"{verb} {fn.id}",
+        back_href=function_page_href(fn.id),
+    )
+
+
+class FunctionPages:
+    """The function page's handlers over one `Operations`."""
+
+    def __init__(self, operations: Operations, *, guard: Guard, context: Context) -> None:
+        self.ops = operations
+        self._guard = guard
+        self._context = context
+
+    def _model(
+        self, function_id: str, payload: str = "{}", error: str | None = None
+    ) -> FunctionPage:
+        fn = self.ops.function(function_id)  # NotFound → 404
+        now = self.ops.clock.now()
+        states = self.ops.cron_states().get(fn.id, {})
+        app = next((a for a in self.ops.store.list_apps() if a.id == fn.app_id), None)
+        sdk = dashboard_apps.sdk_name(app.sdk) if app is not None and app.kind == "sdk" else None
+        stats = self.ops.function_stats().get(fn.id)
+        card = models.function_card(
+            fn, stats, now, cron=states, payload=payload, error=error, sdk=sdk
+        )
+        config = json.loads(fn.config)
+        href = function_page_href(fn.id)
+        card = replace(
+            card,
+            triggers=_real_ticks(card, config, states),
+            form=replace(card.form, action=f"{href}/run", field_id="payload"),
+        )
+        runs = self.ops.list_runs(RunFilter(function_id=fn.id, limit=RECENT_RUNS))
+        timings = self.ops.store.function_timings(fn.id, window_start(now))
+        return FunctionPage(
+            card=card,
+            attempts=attempts_text(card.retries),
+            runs=[models.run_row(r, now) for r in runs],
+            stream_url="/runs/stream?"
+            + urlencode({"function_id": fn.id, "limit": str(RECENT_RUNS)}),
+            chart=hourly_chart(timings, now),
+            toggle_href=f"{href}/{'resume' if fn.paused else 'pause'}",
+            toggle_label="Resume…" if fn.paused else "Pause…",
+        )
+
+    def _render(self, request: Request, model: FunctionPage, status: int = 200) -> Response:
+        context = self._context(request, "functions", f"Function {model.card.id}", fn=model)
+        return page("function.html", context, status=status)
+
+    async def page(self, request: Request) -> Response:
+        """GET /functions/{id}: the function page."""
+
+        async def inner(request: Request) -> Response:
+            model = await run_in_threadpool(self._model, path_value(request, "function_id"))
+            return self._render(request, model)
+
+        return await self._guard(request, inner)
+
+    async def run(self, request: Request) -> Response:
+        """POST /functions/{id}/run: start a run with the posted payload; go to it."""
+
+        async def inner(request: Request) -> Response:
+            function_id = path_value(request, "function_id")
+            await run_in_threadpool(self.ops.function, function_id)  # NotFound → 404
+            form = await read_form(request)
+            payload, dry_run = form.get("payload", ""), form.get("dry_run") == "true"
+            try:
+                data = parse_payload(payload, "payload")
+                run_id = await run_in_threadpool(
+                    lambda: self.ops.invoke(function_id, data, by="dashboard", dry_run=dry_run)
+                )
+            except (errors.InvalidInput, errors.Conflict) as exc:
+                status = 409 if isinstance(exc, errors.Conflict) else 400
+                model = await run_in_threadpool(self._model, function_id, payload, str(exc))
+                return self._render(request, model, status)
+            return RedirectResponse(models.run_href(run_id), status_code=303)
+
+        return await self._guard(request, inner)
+
+    def confirm_page(self, action: Toggle) -> Inner:
+        """GET /functions/{id}/pause|resume: ask first, saying what it will do."""
+
+        async def handler(request: Request) -> Response:
+            async def inner(request: Request) -> Response:
+                fn = await run_in_threadpool(self.ops.function, path_value(request, "function_id"))
+                ask = confirmation(fn, action)
+                context = self._context(request, "functions", ask.question, confirm=ask)
+                return page("function_confirm.html", context)
+
+            return await self._guard(request, inner)
+
+        return handler
+
+    def toggle(self, action: Toggle) -> Inner:
+        """POST /functions/{id}/pause|resume (the confirmation's button); back to its page."""
+
+        async def handler(request: Request) -> Response:
+            async def inner(request: Request) -> Response:
+                act = self.ops.pause if action == "pause" else self.ops.resume
+                fn = await run_in_threadpool(act, path_value(request, "function_id"))
+                return RedirectResponse(function_page_href(fn.id), status_code=303)
+
+            return await self._guard(request, inner)
+
+        return handler
