@@ -89,17 +89,18 @@ class Confirmation:
     back_href: str
 
 
-def _real_ticks(
-    card: models.FunctionCard, config: dict[str, Any], states: Mapping[str, CronState]
-) -> list[models.TriggerView]:
+def with_real_ticks(
+    card: models.FunctionCard, fn: FunctionRecord, states: Mapping[str, CronState]
+) -> models.FunctionCard:
+    """The card with each cron trigger's last tick a real one (see `real_last_tick`)."""
     views = []
-    for raw, view in zip(config.get("triggers", []), card.triggers, strict=True):
+    for raw, view in zip(json.loads(fn.config).get("triggers", []), card.triggers, strict=True):
         if "cron" in raw and view.last_fire is not None:
             cron = CronTrigger(expression=raw["cron"], tz=raw["tz"], missed=raw["missed"])
             tick = real_last_tick(cron, states[cron.schedule])
             view = replace(view, last_fire=models.maybe_moment(tick))
         views.append(view)
-    return views
+    return replace(card, triggers=views)
 
 
 def confirmation(fn: FunctionRecord, action: Toggle) -> Confirmation:
@@ -135,11 +136,9 @@ class FunctionPages:
         card = models.function_card(
             fn, stats, now, cron=states, payload=payload, error=error, sdk=sdk
         )
-        config = json.loads(fn.config)
         href = function_page_href(fn.id)
         card = replace(
-            card,
-            triggers=_real_ticks(card, config, states),
+            with_real_ticks(card, fn, states),
             form=replace(card.form, action=f"{href}/run", field_id="payload"),
         )
         runs = self.ops.list_runs(RunFilter(function_id=fn.id, limit=RECENT_RUNS))
