@@ -47,7 +47,8 @@ def test_trigger_wait_in_a_terminal_shows_progress_and_step_before_the_outcome(
 def test_runs_watch_at_80_columns_keeps_the_status_and_counts_the_eta_down(
     dev_server: DevServer,
 ) -> None:
-    run_id = dev_server.client.invoke("slow", {"pause": 0.6})
+    # Five seconds: the watch must start while the run goes on, also on a busy machine.
+    run_id = dev_server.client.invoke("slow", {"pause": 1.0})
 
     code, output = run_in_terminal(dev_server.url, "runs", "watch", run_id, "--interval", "0.1")
 
