@@ -35,6 +35,11 @@ class Abandonment:
         """Slots held by abandoned replays."""
         return len(self._abandoned)
 
+    @property
+    def abandoned_runs(self) -> frozenset[str]:
+        """The runs whose abandoned replays hold those slots."""
+        return frozenset(self._abandoned)
+
     def update(
         self,
         checked: Mapping[str, ClaimedRun],

@@ -474,13 +474,21 @@ class Worker:
             until = self._clock.now() + timedelta(seconds=self._settings.lease_seconds)
             gone = self._store.extend_leases(self.id, list(held), until)
         with self._lock:
+            before = self._abandonment.abandoned_runs
             fresh = self._abandonment.update(held, gone, self._inflight, heartbeat=heartbeat)
+            stuck = self._abandonment.abandoned_runs - before
             lost = self._abandonment.lost if heartbeat else fresh
             for run_id in lost:  # the replay starts no further step; `ctx.cancelled` is set
                 self._lost[run_id].set()
             tasks = [self._tasks[run_id] for run_id in lost if run_id in self._tasks]
         for run_id in fresh:  # said once the replay stopped, with the reason (`_tell_end`)
             logger.debug("run %s: lease lost (cancelled, timed out or reclaimed)", run_id)
+        for run_id in stuck:
+            logger.warning(
+                "run %s: lease lost (cancelled, timed out or reclaimed) but its step is still "
+                "executing; its slot stays held until the step returns",
+                run_id,
+            )
         for task in tasks:  # again at each heartbeat, until the task has ended
             with contextlib.suppress(RuntimeError):  # the loop closed: the worker stopped
                 self._loop.call_soon_threadsafe(task.cancel)
