@@ -162,12 +162,15 @@ def _utc_now() -> str:
 def _accept(
     ctx: stepline.Context[Step], fetched: vendor.Page, summary: Summary
 ) -> list[vendor.Station]:
-    """The page's valid stations; each invalid record is logged as an error and counted."""
+    """The page's valid stations; each invalid record is logged as a warning and counted.
+
+    A warning, not an error: the sync goes on and succeeds; the record waits for the vendor.
+    """
     valid: list[vendor.Station] = []
     for record in fetched["records"]:
         checked = vendor.validate(record)
         if isinstance(checked, vendor.Rejected):
-            ctx.log.error(checked.describe(fetched["page"]))
+            ctx.log.warning(checked.describe(fetched["page"]))
             ctx.count("invalid")
             summary["invalid"] += 1
         else:

@@ -10,6 +10,10 @@ HTTP server (stdlib `http.server` on a daemon thread) that behaves the same way 
 * latency, random failures and scripted failures (429 with `Retry-After`, 500, a stalled
   response) are configurable by constructor arguments or `STATIONS_PORTAL_*` variables.
 
+Read from the environment, as the demo does, the portal takes `DEMO_LATENCY` seconds per answer
+unless `STATIONS_FAST=1` (`scripts/dev --fast`, the tests): slow enough that a sync lasts a few
+seconds, so its live progress, ETA and counters can be watched.
+
 `portal_url()` is what the app calls: it returns `STATIONS_PORTAL_URL` when that is set, and
 otherwise starts one simulator for the whole process, on a free port, the first time it is needed.
 """
@@ -49,6 +53,7 @@ TOWNS = (
     "Rustenburg",
 )
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+DEMO_LATENCY = 1.5  # seconds per answer in the demo: a default sync of 3 pages takes about 5 s
 
 
 @dataclass(kw_only=True)
@@ -79,10 +84,12 @@ class PortalSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> PortalSettings:
         """Read `STATIONS_PORTAL_{STATIONS,SEED,TOKEN,LATENCY,FAILURE_RATE,FAULTS,...}`.
 
-        `STATIONS_PORTAL_FAULTS` is a comma-separated script such as "429,ok,500,slow".
+        `STATIONS_PORTAL_FAULTS` is a comma-separated script such as "429,ok,500,slow". The
+        latency defaults to `DEMO_LATENCY`, or to none with `STATIONS_FAST=1`.
         """
         env = os.environ if env is None else env
-        defaults = cls()
+        fast = env.get("STATIONS_FAST", "").lower() in ("1", "true", "yes", "on")
+        defaults = cls(latency=0.0 if fast else DEMO_LATENCY)
 
         def number(name: str, default: float) -> float:
             return float(env.get(f"STATIONS_PORTAL_{name}", default))

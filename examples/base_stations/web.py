@@ -311,7 +311,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     print(
-        f"Stations page: http://{args.host}:{args.port}  (Stepline: {args.stepline_url})",
+        f"Stations page: http://{args.host}:{args.port}  (press Sync now; Stepline: "
+        f"{args.stepline_url})",
         flush=True,
     )
     uvicorn.run(create_app(args.stepline_url), host=args.host, port=args.port, log_level="warning")

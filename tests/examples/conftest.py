@@ -13,6 +13,12 @@ from stepline.engine.engine import Engine
 from tests.inngest.conftest import make_stepline, servers, stepline  # noqa: F401  # for SDK apps
 
 
+@pytest.fixture(autouse=True)
+def fast_portal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's portal answers at once here (`STATIONS_FAST`), not slowly enough to watch."""
+    monkeypatch.setenv("STATIONS_FAST", "1")
+
+
 @pytest.fixture
 def vendor(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[portal.Portal]:
     """A simulator of this test's own, and a fresh stations database, wired in by env."""
