@@ -29,7 +29,7 @@ from stepline.store.base import EventRecord
 Inner = Callable[[Request], Awaitable[Response]]
 Guard = Callable[..., Awaitable[Response]]
 Context = Callable[..., dict[str, Any]]
-PREVIEW_CHARS = 120
+PREVIEW_CHARS = 80
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
