@@ -70,3 +70,21 @@ def test_runs_list_prints_the_same_json_with_o_json_and_json(dev_server: DevServ
     assert by_option.returncode == 0, by_option.stderr
     assert run_id in {run["id"] for run in json.loads(by_option.stdout)}
     assert json.loads(by_flag.stdout)[0]["id"] == json.loads(by_option.stdout)[0]["id"]
+
+
+def test_events_show_gives_the_event_and_the_runs_it_started(dev_server: DevServer) -> None:
+    event_id = dev_server.client.send_event("cli/pair", {"n": 6}, id="cli-pair-6")
+    runs = {run["function_id"]: run["id"] for run in dev_server.client.runs_for_event(event_id)}
+
+    shown = run_cli(dev_server.url, "events", "show", "cli-pair-6")
+    as_json = run_cli(dev_server.url, "events", "show", event_id, "-o", "json")
+    unknown = run_cli(dev_server.url, "events", "show", "no-such-event")
+
+    assert shown.returncode == 0, shown.stderr
+    lines = [" ".join(line.split()) for line in shown.stdout.splitlines()]
+    assert {f"event {event_id}", "id cli-pair-6", "name cli/pair", 'data {"n": 6}'} <= set(lines)
+    assert "runs (2)" in lines
+    assert all(run_id in shown.stdout for run_id in runs.values())
+    event = json.loads(as_json.stdout)
+    assert {run["id"] for run in event["runs"]} == set(runs.values())
+    assert unknown.returncode == 2 and unknown.stderr.startswith("error: no event with id")

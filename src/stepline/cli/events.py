@@ -15,7 +15,7 @@ from rich.table import Table
 
 from stepline import errors
 from stepline._durations import parse_duration
-from stepline.cli import _format
+from stepline.cli import _format, _render
 from stepline.cli._connect import console, output_options, run_url, with_client
 from stepline.cli._data_command import DataCommand, data_option, refuse_timeout_without_wait
 from stepline.cli._flags import parse_flags
@@ -99,7 +99,7 @@ _SCAN_LIMIT = 5000
 
 @click.group()
 def events() -> None:
-    """List the events received."""
+    """List the events received, or show one with the runs it started."""
 
 
 @events.command("list")
@@ -144,6 +144,33 @@ def list_events(
         click.echo(
             f"only the newest {_SCAN_LIMIT} events were searched; narrow with --since", err=True
         )
+
+
+@events.command("show")
+@click.argument("event_id")
+@output_options
+@with_client
+def show_event(client: Client, event_id: str, as_json: bool) -> None:
+    """Show an event (by its id or the sender's) and the runs it started."""
+    event = client.get_event(event_id)
+    started = client.runs_for_event(event["internal_id"])
+    if as_json:
+        click.echo(json.dumps({**event, "runs": started}, indent=2))
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("event", event["internal_id"])
+    if event["id"] != event["internal_id"]:
+        grid.add_row("id", event["id"])
+    grid.add_row("name", event["name"])
+    grid.add_row("received", _format.moment(event["received_at"]))
+    grid.add_row("data", _format.json_text(event["data"]))
+    out = console()
+    out.print(grid)
+    out.print(f"\nruns ({len(started)})", style="bold")
+    if started:
+        out.print(_render.runs_table(started))
 
 
 def _since(text: str | None) -> datetime | None:
