@@ -88,3 +88,18 @@ def test_events_show_gives_the_event_and_the_runs_it_started(dev_server: DevServ
     event = json.loads(as_json.stdout)
     assert {run["id"] for run in event["runs"]} == set(runs.values())
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: no event with id")
+
+
+def test_cancel_of_an_ended_run_and_runs_of_an_unknown_function_say_so(
+    dev_server: DevServer,
+) -> None:
+    run_id = dev_server.client.invoke("echo", {"n": 7})
+    dev_server.client.wait_for_run(run_id, timeout=5)
+
+    cancelled = run_cli(dev_server.url, "runs", "cancel", run_id)
+    listed = run_cli(dev_server.url, "runs", "list", "--function", "no-such-function")
+
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout == f"{run_id} COMPLETED: it had already ended, nothing cancelled\n"
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stderr.startswith("no runs; no function 'no-such-function' (known: ")

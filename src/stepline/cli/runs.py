@@ -17,7 +17,7 @@ from stepline.cli._connect import console, output_options, with_client
 from stepline.cli._flags import parse_json_object
 from stepline.cli._outcome import exit_code, outcome
 from stepline.cli._watch import follow
-from stepline.client import Client
+from stepline.client import END_STATUSES, Client
 from stepline.store.base import RunStatus, TriggerKind
 
 
@@ -102,9 +102,19 @@ def list_runs(
     if as_json:
         click.echo(json.dumps(found, indent=2))
     elif not found:
-        click.echo("no runs", err=True)
+        click.echo(f"no runs{_unknown(client, function_id)}", err=True)
     else:
         console().print(_render.runs_table(found))
+
+
+def _unknown(client: Client, function_id: str | None) -> str:
+    """A note naming the known functions when `function_id` names none, else ""."""
+    if function_id is None:
+        return ""
+    known = sorted(fn["id"] for fn in client.functions())
+    if function_id in known:
+        return ""
+    return f"; no function {function_id!r} (known: {', '.join(known) or 'none registered'})"
 
 
 @runs.command()
@@ -265,8 +275,10 @@ def cancel(client: Client, run_id: str | None, preview: bool, **filters: str | N
     """Cancel RUN_ID, or every active run matching the filters (--preview first, to see them)."""
     if not _bulk(client, "cancel", run_id, preview, filters):
         assert run_id is not None
+        before = client.get_run(run_id)["status"]
         run: dict[str, Any] = client.cancel(run_id)
-        click.echo(f"{run['id']} {run['status']}")
+        ended = ": it had already ended, nothing cancelled" if before in END_STATUSES else ""
+        click.echo(f"{run['id']} {run['status']}{ended}")
 
 
 @runs.command()
