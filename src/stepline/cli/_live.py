@@ -104,8 +104,9 @@ def _bar_line(run: dict[str, Any], seconds_left: float | None) -> Table:
     figures = run["progress"] or {}
     total = figures.get("total") or None
     done = float(figures.get("done") or 0)
-    if run["status"] == "COMPLETED" and total is None:
-        total, done = 1.0, 1.0
+    # Without a total the bar pulses: only while the run executes, not parked or ended.
+    if total is None and (run["status"] != "RUNNING" or run.get("detail")):
+        total, done = 1.0, float(run["status"] == "COMPLETED")
     line = Table.grid(padding=(0, 1), expand=True)
     line.add_column(no_wrap=True, overflow="ellipsis", max_width=30)
     line.add_column(no_wrap=True)
@@ -115,12 +116,7 @@ def _bar_line(run: dict[str, Any], seconds_left: float | None) -> Table:
     line.add_row(
         Text(run["function_id"], style="bold"),
         _status(run),
-        ProgressBar(
-            total=total,
-            completed=done,
-            pulse=total is None and run["status"] == "RUNNING" and not run.get("detail"),
-            finished_style="green",
-        ),
+        ProgressBar(total=total, completed=done, finished_style="green"),
         Text(tail),
     )
     return line
