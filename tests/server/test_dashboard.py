@@ -92,7 +92,7 @@ def test_every_page_is_complete_html_without_javascript(served: Served) -> None:
         # Offline: no CDN, nothing loaded from another host.
         assert not re.search(r'(src|href)="(https?:)?//', text), path
         assert 'href="#main"' in text and 'id="main"' in text, "skip link"
-    for asset in ("htmx.min.js", "htmx-ext-sse.min.js", "dashboard.css"):
+    for asset in ("htmx.min.js", "htmx-ext-sse.min.js", "dashboard.css", "trace.js"):
         assert served.http.get(f"/static/{asset}").status_code == 200
 
 
@@ -102,7 +102,8 @@ def test_run_page_shows_steps_counters_error_logs_and_the_next_cron_fire(
     run_id = _completed_run(served)
     text = _html(served.http.get(f"/runs/{run_id}"))
     assert 'class="log log-error"' in text and "something looked odd" in text
-    assert 'id="step-' in text and 'style="left: ' in text
+    assert 'class="trace-row indent-0"' in text and 'class="span span-attempt-ok"' in text
+    assert 'class="trace-panel card" id="panel-' in text and 'style="left: ' in text
     assert "sse-connect" not in text, "a finished run does not stream"
     assert "Cancel run" not in text and "Replay" in text
     # 02:30 in Tokyo is 17:30 UTC the day before; the fake clock starts 2026-01-01 00:00 UTC.

@@ -117,11 +117,11 @@ def test_run_now_lands_on_the_run_page_which_completes_live(
     expect(page.locator("#run-percent")).to_have_text("100%")
     expect(page.locator("#run-counters")).to_contain_text("30")
     expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
-    steps = page.locator("article.step")
-    expect(steps).to_have_count(7)
-    expect(page.locator("#step-" + _hash_prefix(served, "fetch-page-3"))).to_contain_text(
-        '"page": 3'
-    )
+    expect(page.locator(".trace-row")).to_have_count(8)  # the run and its seven steps
+    page.locator(".trace-label", has_text="fetch-page-3").click()
+    panel = page.locator("#panel-" + _hash_prefix(served, "fetch-page-3"))
+    expect(panel).to_be_visible()
+    expect(panel).to_contain_text('"page": 3')
     expect(page.locator("#run-outcome")).to_contain_text('"pages": 3')
     expect(page.locator("#run-logs")).to_contain_text("waiting for the gate")
     # Times were turned into the viewer's zone (Johannesburg, UTC+2); the UTC text is kept.
@@ -150,7 +150,7 @@ def test_cancel_a_sleeping_run_from_its_page(served: Served, page: Page, store: 
     _wait_for(lambda: store.get_run(run_id).detail == "SLEEPING", "the nap")
     page.goto(f"{served.url}/runs/{run_id}")
     expect(page.locator("#run-detail")).to_have_text("SLEEPING")
-    expect(page.locator("#run-steps")).to_contain_text("wakes")
+    expect(page.locator(".trace-row", has_text="nap").locator(".span-sleep")).to_have_count(1)
     page.get_by_role("button", name="Cancel run").click()
     expect(page.locator("#run-status")).to_have_text("CANCELLED")
     assert page.url.endswith(f"/runs/{run_id}")

@@ -106,9 +106,8 @@ def test_rerun_from_a_step_and_with_an_edited_payload_in_the_browser(
     served, run_id = _served(make_engine, serve, calls)
 
     page.goto(f"{served.url}/runs/{run_id}")
-    page.locator("article.step", has_text="transform").get_by_role(
-        "button", name="Rerun from here"
-    ).click()
+    page.locator(".trace-label", has_text="transform").click()
+    page.locator(".trace-panel.selected").get_by_role("button", name="Rerun from here").click()
     expect(page.locator("#run-status")).to_have_text("COMPLETED")
     expect(page.locator("#run-summary")).to_contain_text("Rerun of")
     expect(page.locator("#run-logs")).to_contain_text("reused 1 earlier step(s): 'fetch'")

@@ -30,7 +30,8 @@ from stepline.server.auth import AuthSettings
 from stepline.server.dashboard_auth import COOKIE, DashboardAuth, login_redirect
 from stepline.server.dashboard_bulk import BulkActions, bulk_links, done_notice
 from stepline.server.dashboard_filters import PAGE_SIZE, event_filter, filter_params, run_filter
-from stepline.server.dashboard_rerun import RerunEditor, Reruns, rerun_editor
+from stepline.server.dashboard_rerun import Reruns, rerun_editor
+from stepline.server.dashboard_trace import build_trace
 from stepline.server.errors import public_error, retry_headers
 from stepline.server.forms import parse_payload, read_form
 from stepline.server.models import SyncAppBody, parse
@@ -284,18 +285,20 @@ class Dashboard:
 
         return await self._guard(request, inner, stream=True)
 
-    def _run_model(self, run_id: str) -> models.RunPage:
-        return models.run_page(self.ops.run_detail(run_id), self.ops.clock.now())
-
-    def _run_models(self, run_id: str) -> tuple[models.RunPage, RerunEditor | None]:
-        detail = self.ops.run_detail(run_id)
-        return models.run_page(detail, self.ops.clock.now()), rerun_editor(self.ops, detail)
+    def _run_models(self, run_id: str) -> dict[str, Any]:
+        """The run page's models: the page, its trace and its rerun editor."""
+        detail, now = self.ops.run_detail(run_id), self.ops.clock.now()
+        return {
+            "run": models.run_page(detail, now),
+            "trace": build_trace(detail, now),
+            "rerun": rerun_editor(self.ops, detail),
+        }
 
     async def _run_context(self, request: Request, run_id: str) -> dict[str, Any]:
-        run, editor = await run_in_threadpool(self._run_models, run_id)
-        if editor is not None and "rerun" in request.query_params:  # "Rerun with edits…"
-            editor = replace(editor, open=True)
-        return self._context(request, "runs", f"Run {run.id}", run=run, rerun=editor)
+        found = await run_in_threadpool(self._run_models, run_id)
+        if found["rerun"] is not None and "rerun" in request.query_params:  # "Rerun with edits…"
+            found["rerun"] = replace(found["rerun"], open=True)
+        return self._context(request, "runs", f"Run {found['run'].id}", **found)
 
     async def run_page(self, request: Request) -> Response:
         """GET /runs/{id}: one run, live while it is active."""
@@ -314,13 +317,12 @@ class Dashboard:
             await run_in_threadpool(self.ops.store.get_run, run_id)  # NotFound → 404
 
             def poll() -> sse.Snapshot:
-                detail = self.ops.run_detail(run_id)
-                run = models.run_page(detail, self.ops.clock.now())
+                detail, now = self.ops.run_detail(run_id), self.ops.clock.now()
+                page = {"run": models.run_page(detail, now), "trace": build_trace(detail, now)}
                 return sse.Snapshot(
                     key=repr(detail),
                     render=lambda: {
-                        name: render(template, {"run": run})
-                        for name, template in RUN_SECTIONS.items()
+                        name: render(template, page) for name, template in RUN_SECTIONS.items()
                     },
                     final=detail.run.ended,
                 )

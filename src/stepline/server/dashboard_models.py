@@ -19,14 +19,12 @@ from stepline.engine.option_views import option_lines
 from stepline.engine.views import progress_view, success_rate
 from stepline.sdk.triggers import CronTrigger
 from stepline.store.base import (
-    AttemptRecord,
     CronState,
     EventRecord,
     FunctionRecord,
     FunctionStats,
     LogRecord,
     RunRecord,
-    StepRecord,
 )
 
 LONG_JSON_CHARS = 600
@@ -162,36 +160,6 @@ class ProgressView:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class AttemptView:
-    """A failed attempt and, when it will be retried, when."""
-
-    attempt: int
-    error: ErrorView
-    ended: Moment
-    retry_at: Moment | None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StepView:
-    """A step in the timeline: status, timing, bar geometry, output or error, failed attempts."""
-
-    id: str
-    anchor: str
-    kind: str
-    status: str
-    status_class: str
-    attempts: int
-    duration: str
-    started: Moment
-    ended: Moment | None
-    wake_at: Moment | None
-    bar_style: str
-    output: JsonBlock | None
-    error: ErrorView | None
-    failures: list[AttemptView]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
 class LogView:
     """A log line; errors are highlighted."""
 
@@ -240,8 +208,6 @@ class RunPage:
     counters: list[tuple[str, str]]
     output: JsonBlock | None
     error: ErrorView | None
-    steps: list[StepView]
-    function_failures: list[AttemptView]
     logs: list[LogView]
 
 
@@ -473,48 +439,8 @@ def _progress(run: RunRecord, now: datetime) -> ProgressView | None:
     )
 
 
-def _attempt_view(attempt: AttemptRecord) -> AttemptView:
-    return AttemptView(
-        attempt=attempt.attempt + 1,  # stored from 0; people count from 1, as the CLI does
-        error=error_view(attempt.error),
-        ended=moment(attempt.ended_at),
-        retry_at=maybe_moment(attempt.retry_at),
-    )
-
-
-def _bar_style(step: StepRecord, origin: datetime, end: datetime) -> str:
-    """`left` and `width` in percent of the run's span from `origin` to `end`."""
-    span = max((end - origin).total_seconds(), 1e-6)
-    left = (step.started_at - origin).total_seconds() / span
-    width = ((step.ended_at or end) - step.started_at).total_seconds() / span
-    left = min(max(left, 0.0), 1.0)
-    width = min(max(width, 0.0), 1.0 - left)
-    return f"left: {left * 100:.2f}%; width: {width * 100:.2f}%"
-
-
-def _step_view(
-    step: StepRecord, failures: list[AttemptRecord], origin: datetime, end: datetime
-) -> StepView:
-    return StepView(
-        id=step.id,
-        anchor=f"step-{step.hash[:12]}",
-        kind=step.kind,
-        status=step.status,
-        status_class=f"step-status step-{step.status}",
-        attempts=step.attempts,
-        duration=_duration(step.started_at, step.ended_at),
-        started=moment(step.started_at),
-        ended=maybe_moment(step.ended_at),
-        wake_at=maybe_moment(step.wake_at),
-        bar_style=_bar_style(step, origin, end),
-        output=json_block(json.loads(step.output)) if step.output is not None else None,
-        # A failed step's error is also its last failed attempt's: show it once.
-        error=error_view(step.error) if step.error is not None and not failures else None,
-        failures=[_attempt_view(a) for a in failures],
-    )
-
-
-def _log_view(log: LogRecord) -> LogView:
+def log_view(log: LogRecord) -> LogView:
+    """A log line as a table row or a panel line shows it."""
     return LogView(
         ts=moment(log.ts),
         level=log.level,
@@ -527,11 +453,7 @@ def _log_view(log: LogRecord) -> LogView:
 def run_page(detail: RunDetail, now: datetime) -> RunPage:
     """The run page's model; an active run is drawn up to `now`."""
     run = detail.run
-    origin = run.started_at or run.created_at
     end = run.ended_at or now
-    by_step: dict[str, list[AttemptRecord]] = {}
-    for attempt in detail.attempts:
-        by_step.setdefault(attempt.step_hash, []).append(attempt)
     counters = json.loads(run.counters)
     return RunPage(
         id=run.id,
@@ -568,9 +490,7 @@ def run_page(detail: RunDetail, now: datetime) -> RunPage:
         counters=[(name, number(value)) for name, value in sorted(counters.items())],
         output=json_block(json.loads(run.output)) if run.output is not None else None,
         error=error_view(run.error) if run.error is not None else None,
-        steps=[_step_view(s, by_step.get(s.hash, []), origin, end) for s in detail.steps],
-        function_failures=[_attempt_view(a) for a in by_step.get("", [])],
-        logs=[_log_view(log) for log in detail.logs],
+        logs=[log_view(log) for log in detail.logs],
     )
 
 
