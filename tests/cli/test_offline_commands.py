@@ -86,7 +86,9 @@ def test_db_upgrade_migrates_a_fresh_file_and_is_repeatable(tmp_path: Path) -> N
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found: list[tuple[str, ...]] = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         if isinstance(command, click.Group):
             found += _commands(command, (*prefix, name))
         else:
@@ -104,13 +106,15 @@ def test_every_option_has_a_stepline_env_var_shown_in_help() -> None:
         ("events", "list"),
         ("functions", "invoke"),
         ("completion",),
+        ("dev",),
+        ("worker",),
         ("db", "upgrade"),
     } <= set(commands)
     for path in commands:
         command = cli
         for name in path:
             assert isinstance(command, click.Group)
-            command = command.commands[name]  # type: ignore[assignment]  # a Group until the leaf
+            command = command.get_command(click.Context(command), name)  # type: ignore[assignment]  # a Group until the leaf
         result = runner.invoke(cli, [*path, "--help"], terminal_width=200)
         assert result.exit_code == 0, result.output
         for param in command.params:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -11,16 +12,36 @@ from stepline import errors
 from stepline.cli.apps_cmd import apps
 from stepline.cli.completion import completion
 from stepline.cli.db import db
-from stepline.cli.dev import dev
 from stepline.cli.events import events, send
 from stepline.cli.functions import functions, trigger
 from stepline.cli.runs import runs
-from stepline.cli.server import server
-from stepline.cli.worker import worker
 from stepline.cli.workers import workers
 
+# The commands that serve or execute, imported when called: they load the server and engine,
+# which would double the start-up time of every other command.
+_SERVING = {
+    "dev": "stepline.cli.dev",
+    "server": "stepline.cli.server",
+    "worker": "stepline.cli.worker",
+}
 
-@click.group()
+
+class _Commands(click.Group):
+    """The `stepline` group, whose serving commands are imported only when called."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command's name, the serving ones included."""
+        return sorted({*super().list_commands(ctx), *_SERVING})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command named `cmd_name`, importing a serving command's module first."""
+        if cmd_name in _SERVING and cmd_name not in self.commands:
+            module = importlib.import_module(_SERVING[cmd_name])
+            self.add_command(getattr(module, cmd_name))
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="stepline", message="stepline %(version)s")
 @click.option(
     "-v",
@@ -36,20 +57,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj = {"verbose": verbose}
 
 
-for command in (
-    dev,
-    server,
-    worker,
-    workers,
-    send,
-    trigger,
-    runs,
-    events,
-    functions,
-    apps,
-    db,
-    completion,
-):
+for command in (workers, send, trigger, runs, events, functions, apps, db, completion):
     cli.add_command(command)
 
 
