@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -50,16 +51,17 @@ def encode(event: str, data: str) -> str:
 
 
 def close_streams(app: Starlette) -> None:
-    """End every open stream of `app` now, and any opened later (call on the app's loop)."""
+    """End every open stream of `app` on the running loop now, and any opened on it later."""
     _closing(app).set()
 
 
 def _closing(app: Starlette) -> asyncio.Event:
-    """The app's "streams must end" flag, made on first use."""
-    closing: asyncio.Event | None = getattr(app.state, "sse_closing", None)
-    if closing is None:
-        closing = app.state.sse_closing = asyncio.Event()
-    return closing
+    """The app's "streams must end" flag on the running loop (an app may be served again)."""
+    flags: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] | None
+    flags = getattr(app.state, "sse_closing", None)
+    if flags is None:
+        flags = app.state.sse_closing = weakref.WeakKeyDictionary()
+    return flags.setdefault(asyncio.get_running_loop(), asyncio.Event())
 
 
 async def _closed_within(closing: asyncio.Event, seconds: float) -> bool:
