@@ -288,10 +288,12 @@ class Dashboard:
     def _run_models(self, run_id: str) -> dict[str, Any]:
         """The run page's models: the page, its trace and its rerun editor."""
         detail, now = self.ops.run_detail(run_id), self.ops.clock.now()
+        events = self.ops.store.get_events(detail.run.event_ids)
         return {
             "run": models.run_page(detail, now),
             "trace": build_trace(detail, now),
-            "rerun": rerun_editor(self.ops, detail),
+            "event": models.trigger_event(events),
+            "rerun": rerun_editor(detail, events),
         }
 
     async def _run_context(self, request: Request, run_id: str) -> dict[str, Any]:

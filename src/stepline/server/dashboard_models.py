@@ -30,6 +30,7 @@ from stepline.store.base import (
 LONG_JSON_CHARS = 600
 LONG_JSON_LINES = 15
 ERROR_LEVELS = frozenset({"error", "critical", "exception", "fatal"})
+PREVIEW_CHARS = 120  # of an event's data shown in one line
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -448,6 +449,41 @@ def log_view(log: LogRecord) -> LogView:
         step_id=log.step_id,
         css="log log-error" if log.level.lower() in ERROR_LEVELS else "log",
     )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TriggerEvent:
+    """The event that started a run: its name, a one-line preview of its data, the data.
+
+    `more` counts the other events of a batch.
+    """
+
+    name: str
+    href: str
+    preview: str
+    payload: JsonBlock
+    more: int
+
+
+def trigger_event(events: Sequence[EventRecord]) -> TriggerEvent | None:
+    """The run page's trigger line for the run's events (None for a run without one)."""
+    if not events:
+        return None
+    first = events[0]
+    data = json.loads(first.data)
+    return TriggerEvent(
+        name=first.name,
+        href=event_href(first.internal_id),
+        preview=data_preview(data),
+        payload=json_block(data),
+        more=len(events) - 1,
+    )
+
+
+def data_preview(data: Any) -> str:
+    """Event data as compact JSON on one line, cut at `PREVIEW_CHARS` with an ellipsis."""
+    text = json.dumps(data, ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
 def run_page(detail: RunDetail, now: datetime) -> RunPage:

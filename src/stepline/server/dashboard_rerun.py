@@ -9,7 +9,7 @@ page again with the editor open, the text kept and the reason beside it.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from stepline.engine.operations import Operations, RunDetail
 from stepline.server import dashboard_models as models
 from stepline.server.forms import parse_payload, read_form
 from stepline.server.templating import page
-from stepline.store.base import RunRecord
+from stepline.store.base import EventRecord, RunRecord
 
 Inner = Callable[[Request], Awaitable[Response]]
 Guard = Callable[[Request, Inner], Awaitable[Response]]
@@ -48,12 +48,11 @@ class RerunEditor:
     open: bool = False
 
 
-def rerun_editor(ops: Operations, detail: RunDetail) -> RerunEditor | None:
-    """The editor for a run as stored; None for a parallel branch (its run is rerun)."""
+def rerun_editor(detail: RunDetail, events: Sequence[EventRecord]) -> RerunEditor | None:
+    """The editor for a run and its events; None for a parallel branch (its run is rerun)."""
     run = detail.run
     if run.trigger_kind == "parallel":
         return None
-    events = ops.store.get_events(run.event_ids)
     data = json.loads(events[0].data) if len(events) == 1 else None
     return RerunEditor(
         action=f"{models.run_href(run.id)}/rerun",

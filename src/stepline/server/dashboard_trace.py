@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from stepline._durations import format_duration
+from stepline._durations import format_duration, period_text
 from stepline.engine.operations import RunDetail
 from stepline.server.dashboard_models import (
     ErrorView,
@@ -79,9 +79,13 @@ class Span:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Row:
-    """One line of the waterfall: a label (the step id), its indent and its spans."""
+    """One line of the waterfall: its label, indent, spans and the panel its label opens.
+
+    In a branch, `label` is the step's own id and `full_label` the scoped one.
+    """
 
     label: str
+    full_label: str
     indent: int
     status_class: str
     duration: str
@@ -206,6 +210,7 @@ def _run_row(run: RunRecord, axis: _Axis, failures: list[AttemptRecord]) -> Row:
     spans += _failure_spans("run", failures, axis, None)
     return Row(
         label="run",
+        full_label="the run",
         indent=0,
         status_class=f"status status-{run.status.lower()}",
         duration=_span_text(run.started_at, run.ended_at or axis.end) if run.started_at else "",
@@ -228,7 +233,8 @@ def _step_row(step: StepRecord, indent: int, failures: list[AttemptRecord], axis
         )
     )
     return Row(
-        label=step.id,
+        label=step.id.split("/", 1)[1] if indent == 2 else step.id,
+        full_label=step.id,
         indent=indent,
         status_class=f"step-status step-{step.status}",
         duration=_span_text(failures[0].started_at if failures else step.started_at, step.ended_at)
@@ -397,5 +403,5 @@ def _span_text(start: datetime | None, end: datetime | None) -> str:
 
 
 def _offset(seconds: float) -> str:
-    """An axis label: +0, +250ms, +2s, +1m30s."""
-    return "0" if seconds == 0 else f"+{format_duration(seconds)}"
+    """An axis label: 0, +250ms, +2s, +15m, +1h."""
+    return "0" if seconds == 0 else f"+{period_text(seconds)}"

@@ -1,0 +1,100 @@
+"""The run page's trace in Chromium, on both stores: a run with a retried step, a sleep and
+parallel branches shows every attempt, the backoff between them, the sleep and the branches as
+spans of their own rows, in the order they ran; a bar opens its attempt's panel; the trigger's
+payload is on the page; nothing overflows a 390 px phone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Page, expect
+
+import stepline
+from stepline.engine.clock import FakeClock
+from stepline.engine.engine import Engine
+from stepline.sdk.step import Step
+from tests.engine.support import drive, start
+from tests.server.conftest import Served, shoot
+
+pytestmark = pytest.mark.timeout(60)
+EVENT = "trace/sync"
+
+
+def _app() -> stepline.App:
+    app = stepline.App("trace")
+    tries = {"upload": 0}
+
+    def upload() -> str:
+        tries["upload"] += 1
+        if tries["upload"] < 3:
+            raise stepline.RetryAfterError(f"vendor said 429 (try {tries['upload']})", delay=30)
+        return "uploaded"
+
+    @app.function(id="sync", triggers=[stepline.event(EVENT)], retries=3)
+    def sync(ctx: stepline.Context[Step]) -> str:
+        ctx.step.run("fetch", lambda: 12)
+        ctx.step.run("upload", upload)
+        ctx.step.sleep("cool-down", "1h")
+        ctx.step.parallel(
+            "regions",
+            [
+                lambda: ctx.step.run("north", lambda: "n"),
+                lambda: ctx.step.run("south", lambda: "s"),
+            ],
+        )
+        return ctx.step.run("report", lambda: "done")
+
+    return app
+
+
+def test_the_trace_shows_attempts_backoff_sleep_and_branches(
+    make_engine: Callable[..., Engine],
+    serve: Callable[..., Served],
+    clock: FakeClock,
+    page: Page,
+) -> None:
+    served = serve(make_engine(_app()))
+    run = drive(served.engine, clock, start(served.engine, EVENT, {"region": "eu", "rows": 12}))
+    assert run.status == "COMPLETED", run.error
+
+    page.goto(f"{served.url}/runs/{run.id}")
+
+    labels = page.locator(".trace-label")
+    expect(labels).to_have_text(
+        [
+            "run",
+            "fetch",
+            "upload",
+            "cool-down",
+            "regions",
+            "regions[0]",
+            "north",
+            "regions[1]",
+            "south",
+            "report",
+        ]
+    )
+    upload = page.locator(".trace-row", has=page.locator(".trace-label", has_text="upload"))
+    expect(upload.locator(".span-attempt-failed")).to_have_count(2)
+    expect(upload.locator(".span-backoff")).to_have_count(2)
+    expect(upload.locator(".span-attempt-ok")).to_have_count(1)
+    sleep = page.locator(".trace-row", has=page.locator(".trace-label", has_text="cool-down"))
+    expect(sleep.locator(".span-sleep")).to_have_count(1)
+    expect(page.locator(".trace-row.indent-2")).to_have_count(2)
+    expect(page.locator("#run-trigger")).to_contain_text(EVENT)
+    expect(page.locator("#run-trigger .payload-preview")).to_have_text(
+        '{"region": "eu", "rows": 12}'
+    )
+
+    upload.locator(".span-attempt-failed").nth(1).click()
+    panel = page.locator(".trace-panel.selected")
+    expect(panel).to_have_count(1)
+    expect(panel).to_contain_text("attempt 2 failed")
+    expect(panel).to_contain_text("vendor said 429 (try 2)")
+    page.locator(".trace-label", has_text="north").click()
+    expect(page.locator(".trace-panel.selected")).to_contain_text('"n"')
+    expect(page.locator(".trace-panel.selected")).to_contain_text("Rerun from here")
+    assert page.url.endswith(page.locator(".trace-panel.selected").get_attribute("id") or "?")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shoot(page, "run-trace")
