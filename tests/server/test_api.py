@@ -738,12 +738,12 @@ def test_dashboard_shows_the_success_rate_pauses_and_filters_by_time_and_text(
     _wait(served, run["id"])
     functions = served.http.get("/functions").text
     assert "100% (1 of 1 ended)" in functions
-    assert 'action="/functions/echo/pause"' in functions
+    assert 'href="/functions/echo/pause"' in functions  # to the confirmation
     paused = served.http.post(
         "/functions/echo/pause", headers={"content-type": "application/x-www-form-urlencoded"}
     )
     assert paused.status_code == 303
-    assert 'action="/functions/echo/resume"' in served.http.get("/functions").text
+    assert 'href="/functions/echo/resume"' in served.http.get("/functions").text
     found = served.http.get("/runs", params={"q": "needle"}).text
     assert run["id"] in found and 'value="needle"' in found
     later = _rfc3339(clock.now() + timedelta(seconds=1))

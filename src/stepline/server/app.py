@@ -316,9 +316,17 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
         # dashboard: HTML pages, plain form posts (303 redirects), SSE streams
         Route("/", ui.functions_page, methods=["GET"]),
         Route("/functions", ui.functions_page, methods=["GET"]),
+        Route("/functions/{function_id}", ui.functions.page, methods=["GET"]),
         Route("/functions/{function_id}/invoke", ui.invoke, methods=["POST"]),
-        Route("/functions/{function_id}/pause", ui.pause, methods=["POST"]),
-        Route("/functions/{function_id}/resume", ui.resume, methods=["POST"]),
+        Route("/functions/{function_id}/run", ui.functions.run, methods=["POST"]),
+        Route(
+            "/functions/{function_id}/pause", ui.functions.confirm_page("pause"), methods=["GET"]
+        ),
+        Route("/functions/{function_id}/pause", ui.functions.toggle("pause"), methods=["POST"]),
+        Route(
+            "/functions/{function_id}/resume", ui.functions.confirm_page("resume"), methods=["GET"]
+        ),
+        Route("/functions/{function_id}/resume", ui.functions.toggle("resume"), methods=["POST"]),
         Route("/runs", ui.runs_page, methods=["GET"]),
         Route("/runs/stream", ui.runs_stream, methods=["GET"]),  # before /runs/{run_id}
         Route("/runs/replay", ui.bulk.preview_page("replay"), methods=["GET"]),
@@ -330,9 +338,12 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
         Route("/runs/{run_id}/cancel", ui.cancel, methods=["POST"]),
         Route("/runs/{run_id}/replay", ui.replay, methods=["POST"]),
         Route("/runs/{run_id}/rerun", ui.reruns.rerun, methods=["POST"]),
-        Route("/events", ui.events_page, methods=["GET"]),
-        Route("/events", ui.send_event, methods=["POST"]),
+        Route("/events", ui.events.page, methods=["GET"]),
+        Route("/events", ui.events.send, methods=["POST"]),
+        Route("/events/stream", ui.events.stream, methods=["GET"]),  # before /events/{event_id}
         Route("/events/{event_id}", ui.event_page, methods=["GET"]),
+        Route("/workers", ui.workers.page, methods=["GET"]),
+        Route("/workers/stream", ui.workers.stream, methods=["GET"]),
         Route("/apps", ui.apps_page, methods=["GET"]),
         Route("/apps", ui.sync_app, methods=["POST"]),
         Route("/login", ui.auth.login_page, methods=["GET"]),

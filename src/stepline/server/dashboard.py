@@ -5,7 +5,9 @@ answered with a 303 redirect (or the same page with the error, status 400). htmx
 extension only add live updates: the runs list and the run page subscribe to `/…/stream` and
 swap in the sections the server sends when the store changed. Sign-in and forgery checks are
 in `dashboard_auth`; view models in `dashboard_models`; the runs page's filters in
-`dashboard_filters`; bulk replay and cancel in `dashboard_bulk`; templates hold no logic.
+`dashboard_filters`; bulk replay and cancel in `dashboard_bulk`; the function page (with pause
+and resume) in `dashboard_functions`; workers in `dashboard_workers`; the events list in
+`dashboard_events`; templates hold no logic.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ from stepline.server.api import path_value
 from stepline.server.auth import AuthSettings
 from stepline.server.dashboard_auth import COOKIE, DashboardAuth, login_redirect
 from stepline.server.dashboard_bulk import BulkActions, bulk_links, done_notice
-from stepline.server.dashboard_filters import PAGE_SIZE, event_filter, filter_params, run_filter
+from stepline.server.dashboard_events import EventPages
+from stepline.server.dashboard_filters import filter_params, run_filter
+from stepline.server.dashboard_functions import FunctionPages, with_real_ticks
 from stepline.server.dashboard_rerun import Reruns, rerun_editor
 from stepline.server.dashboard_trace import build_trace
+from stepline.server.dashboard_workers import WorkerPages
 from stepline.server.errors import public_error, retry_headers
 from stepline.server.forms import parse_payload, read_form
 from stepline.server.models import SyncAppBody, parse
@@ -59,6 +64,9 @@ class Dashboard:
         self.syncer = syncer_for(operations, auth.signing_keys)
         self.bulk = BulkActions(operations, guard=self._guard, context=self._context)
         self.reruns = Reruns(operations, guard=self._guard, run_context=self._run_context)
+        self.functions = FunctionPages(operations, guard=self._guard, context=self._context)
+        self.workers = WorkerPages(operations, guard=self._guard, context=self._context)
+        self.events = EventPages(operations, guard=self._guard, context=self._context)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -115,7 +123,7 @@ class Dashboard:
                 )
             else:
                 card = models.function_card(fn, stats.get(fn.id), now, cron=states, sdk=sdk)
-            cards.append(card)
+            cards.append(with_real_ticks(card, fn, states or {}))
         return cards
 
     def _worker_notices(self) -> list[str]:
@@ -159,24 +167,6 @@ class Dashboard:
                 context = self._context(request, "functions", "Functions", functions=cards)
                 return page("functions.html", context, status=status)
             return RedirectResponse(models.run_href(run_id), status_code=303)
-
-        return await self._guard(request, inner)
-
-    async def pause(self, request: Request) -> Response:
-        """POST /functions/{id}/pause: its events and cron ticks start no runs; back to it."""
-
-        async def inner(request: Request) -> Response:
-            fn = await run_in_threadpool(self.ops.pause, path_value(request, "function_id"))
-            return RedirectResponse(models.function_href(fn.id), status_code=303)
-
-        return await self._guard(request, inner)
-
-    async def resume(self, request: Request) -> Response:
-        """POST /functions/{id}/resume: start runs from its events and ticks again."""
-
-        async def inner(request: Request) -> Response:
-            fn = await run_in_threadpool(self.ops.resume, path_value(request, "function_id"))
-            return RedirectResponse(models.function_href(fn.id), status_code=303)
 
         return await self._guard(request, inner)
 
@@ -352,47 +342,6 @@ class Dashboard:
         return await self._guard(request, inner)
 
     # -- events ------------------------------------------------------------------------------
-
-    def _events_context(self, name: str | None, before: str | None) -> dict[str, Any]:
-        events = self.ops.store.list_events(name, PAGE_SIZE + 1, before)
-        rows = [models.event_row(e) for e in events[:PAGE_SIZE]]
-        older = None
-        if len(events) > PAGE_SIZE:
-            query = {"name": name, "before": rows[-1].internal_id}
-            older = "/events?" + urlencode({k: v for k, v in query.items() if v})
-        return {"rows": rows, "name": name or "", "older_href": older, "before": before}
-
-    def _events_page(
-        self, request: Request, form: dict[str, str], error: str | None, status: int = 200
-    ) -> Response:
-        query = event_filter(request.query_params)
-        values = self._events_context(query.name, query.before)
-        context = self._context(request, "events", "Events", form=form, error=error, **values)
-        return page("events.html", context, status=status)
-
-    async def events_page(self, request: Request) -> Response:
-        """GET /events: events newest first (filtered by exact name), and "Send event"."""
-
-        async def inner(request: Request) -> Response:
-            form = {"name": "", "data": "{}"}
-            return await run_in_threadpool(self._events_page, request, form, None)
-
-        return await self._guard(request, inner)
-
-    async def send_event(self, request: Request) -> Response:
-        """POST /events: send `{name, data}`; go to the stored event."""
-
-        async def inner(request: Request) -> Response:
-            form = await read_form(request)
-            form = {"name": form.get("name", ""), "data": form.get("data", "")}
-            try:
-                data = parse_payload(form["data"], "data")
-                ids = await run_in_threadpool(self.ops.send, {"name": form["name"], "data": data})
-            except errors.InvalidInput as exc:
-                return await run_in_threadpool(self._events_page, request, form, str(exc), 400)
-            return RedirectResponse(models.event_href(ids[0]), status_code=303)
-
-        return await self._guard(request, inner)
 
     def _event_model(self, event_id: str) -> models.EventPage:
         event = self.ops.get_event(event_id)
