@@ -60,6 +60,9 @@ def test_dev_syncs_the_app_given_by_url_even_when_it_starts_later(
         [run] = eventually(finished, what="the run to complete", timeout_seconds=30)
         assert run["output"] == "hello ann"
         assert "synced" in log.read_text()
+        ended = "✓ late-hello COMPLETED in "  # an SDK app's run gets its lines too
+        eventually(lambda: ended in log.read_text(), what="the run's end line", timeout_seconds=5)
+        assert f"▶ late-hello {run['id']} started (event t/late)" in log.read_text()
     finally:
         _stop(process)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from stepline import errors
 from stepline.engine.clock import Clock
+from stepline.engine.ending import COMPLETED, LOST, Ending
 from stepline.engine.inngest.driver import HttpDriver
 from stepline.engine.retry import RetryPolicy, describe, next_attempt_at
 from stepline.engine.routing import Routing
@@ -29,7 +30,7 @@ from stepline.sdk.app import Function
 from stepline.sdk.context import CancelFlag, Context
 from stepline.sdk.event import Event
 from stepline.sdk.step import AsyncStep, Step, encode_output
-from stepline.store.base import ClaimedRun, NewAttempt, RunStatus, Store
+from stepline.store.base import ClaimedRun, NewAttempt, Store
 
 logger = logging.getLogger("stepline.executor")
 _NO_SDK_FUNCTIONS: Mapping[str, Any] = MappingProxyType({})
@@ -41,28 +42,6 @@ class Outcome:
 
     value: Any = None
     error: BaseException | None = None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Ending:
-    """How a replay left its run, when it did not park it: ended, or taken from it.
-
-    Attributes:
-        status: COMPLETED or FAILED, as committed; None when the lease was lost.
-        error: The failure as stored (JSON with `name` and `message`).
-    """
-
-    status: RunStatus | None
-    error: str | None = None
-
-    @property
-    def lost(self) -> bool:
-        """The run was no longer this replay's (cancelled, timed out or reclaimed)."""
-        return self.status is None
-
-
-COMPLETED = Ending(status="COMPLETED")
-LOST = Ending(status=None)
 
 
 @dataclass(kw_only=True)
@@ -152,8 +131,7 @@ class Executor:
         `CancelledError` unwinds user code, and the replay ends without committing anything.
         """
         if claimed.run.function_id not in self.functions and self.http is not None:
-            await self.http.execute(claimed, lost)  # an SDK app's function, over HTTP
-            return None
+            return await self.http.execute(claimed, lost)  # an SDK app's function, over HTTP
         fn, session = self._session(claimed, lost)
         ctx = self._context(claimed, session, AsyncStep(session))
         try:

@@ -28,8 +28,9 @@ from typing import Any, Protocol
 from stepline import errors
 from stepline.engine.abandonment import Abandonment
 from stepline.engine.clock import Clock, Wakeup
+from stepline.engine.ending import Ending
 from stepline.engine.events import new_id
-from stepline.engine.executor import Ending, Executor
+from stepline.engine.executor import Executor
 from stepline.store.base import ClaimedRun, RunDelta, RunRecord, Store, WorkerRecord
 
 logger = logging.getLogger("stepline.worker")

@@ -24,6 +24,7 @@ import httpx
 
 from stepline import errors
 from stepline.engine.clock import Clock
+from stepline.engine.ending import LOST, Ending
 from stepline.engine.inngest.call import DISCOVERY, USE_API_BYTES, Call, sdk_event
 from stepline.engine.inngest.functions import SdkFunctions, SdkTarget
 from stepline.engine.inngest.memo import memo
@@ -74,8 +75,13 @@ class HttpDriver:
     settings: HttpSettings = field(default_factory=HttpSettings)
     _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = field(default_factory=dict)
 
-    async def execute(self, claimed: ClaimedRun, lost: threading.Event | None = None) -> None:
-        """Drive one claimed run until it parks or ends (cancelled from outside if lost)."""
+    async def execute(
+        self, claimed: ClaimedRun, lost: threading.Event | None = None
+    ) -> Ending | None:
+        """Drive one claimed run until it parks or ends (cancelled from outside if lost).
+
+        Returns how it ended (None: parked or handed back), as `Executor.execute` does.
+        """
         target = self.functions.known().get(claimed.run.function_id)
         writer = Writer(
             claimed=claimed,
@@ -90,19 +96,21 @@ class HttpDriver:
         if target is None:
             message = f"function {claimed.run.function_id!r} is no longer registered"
             await asyncio.to_thread(writer.give_up, message)
-            return
+            return writer.ending
         try:
             try:
                 await self._drive(claimed, target, writer, lost)
             except errors.Conflict as exc:  # its stored state moved on (a child settled a step)
                 logger.info("run %s: %s; claiming it afresh", claimed.run.id, exc)
                 await asyncio.to_thread(writer.hand_back)
-        except errors.LeaseLost as exc:
-            logger.info("run %s: %s; leaving it to its new owner", claimed.run.id, exc)
+        except errors.LeaseLost as exc:  # the worker says why (a cancel, a takeover)
+            logger.debug("run %s: %s", claimed.run.id, exc)
+            return LOST
         except errors.StoreUnavailable as exc:
             logger.warning(
                 "run %s: not saved (%s); replayed when its lease expires", claimed.run.id, exc
             )
+        return writer.ending
 
     async def _drive(
         self,

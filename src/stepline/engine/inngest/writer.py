@@ -16,6 +16,7 @@ from typing import Any
 
 from stepline import errors
 from stepline.engine.clock import Clock
+from stepline.engine.ending import Ending
 from stepline.engine.inngest.call import DISCOVERY
 from stepline.engine.inngest.fanout import Fanout
 from stepline.engine.inngest.reply import LAZY_OPS, Op, Reply
@@ -63,6 +64,7 @@ class Writer:
     config: str
     steps: dict[str, StepRecord] = field(init=False)
     failures: dict[str, int] = field(init=False)
+    ending: Ending | None = field(init=False, default=None)  # once it ended the run
 
     def __post_init__(self) -> None:
         self.steps = {step.hash: step for step in self.claimed.steps}
@@ -322,6 +324,7 @@ class Writer:
             attempt=attempt,
             routing=self.routing,
         )
+        self.ending = Ending(status=status, error=error)
 
     def park_all(self, until: datetime, detail: str, **writes: Any) -> None:
         """Park the run on several steps at once (see `Fanout`)."""
