@@ -103,3 +103,17 @@ def test_cancel_of_an_ended_run_and_runs_of_an_unknown_function_say_so(
     assert cancelled.stdout == f"{run_id} COMPLETED: it had already ended, nothing cancelled\n"
     assert listed.returncode == 0, listed.stderr
     assert listed.stderr.startswith("no runs; no function 'no-such-function' (known: ")
+
+
+def test_runs_list_finds_runs_by_text_in_their_event_data_since_a_time(
+    dev_server: DevServer,
+) -> None:
+    event_id = dev_server.client.send_event("cli/echo", {"tag": "needle-42"})
+    [run] = dev_server.client.runs_for_event(event_id)
+
+    found = run_cli(dev_server.url, "runs", "list", "--since", "1h", "--search", "NEEDLE-42")
+    bad = run_cli(dev_server.url, "runs", "list", "--since", "soon")
+
+    assert found.returncode == 0, found.stderr
+    assert [line.split()[0] for line in found.stdout.splitlines() if "echo" in line] == [run["id"]]
+    assert bad.returncode == 2 and "--since" in bad.stderr

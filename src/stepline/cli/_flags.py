@@ -1,13 +1,17 @@
-"""Turn free `--key=value` flags and `--data` JSON into a function's event data."""
+"""Read what people type: `--key=value` flags and `--data` JSON as data, `--since` spans."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+import click
+
 from stepline import errors
+from stepline._durations import parse_duration
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -96,3 +100,17 @@ def parse_flags(args: Sequence[str]) -> dict[str, Any]:
                 arg,
             )
     return data
+
+
+def since(text: str | None) -> datetime | None:
+    """The moment `text` ("2h", "30m", "1d") ago; None for None.
+
+    Raises:
+        click.BadParameter: `text` is not a duration; the message names --since.
+    """
+    if text is None:
+        return None
+    try:
+        return datetime.now(UTC) - parse_duration(text, field="--since")
+    except errors.InvalidInput as exc:
+        raise click.BadParameter(exc.reason, param_hint="--since") from None

@@ -6,19 +6,18 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
 from rich import box
 from rich.table import Table
 
-from stepline import errors
-from stepline._durations import parse_duration
 from stepline.cli import _format, _render
 from stepline.cli._connect import console, output_options, run_url, with_client
 from stepline.cli._data_command import DataCommand, data_option, refuse_timeout_without_wait
 from stepline.cli._flags import parse_flags
+from stepline.cli._flags import since as parse_since
 from stepline.cli._outcome import wait_and_report, wait_options
 from stepline.client import Client
 
@@ -133,7 +132,7 @@ def list_events(
     client: Client, prefix: str | None, since: str | None, limit: int, as_json: bool
 ) -> None:
     """List events, newest first: id, name, when received, data."""
-    found, scanned_all = _events(client, prefix, _since(since), limit)
+    found, scanned_all = _events(client, prefix, parse_since(since), limit)
     if as_json:
         click.echo(json.dumps(found, indent=2))
     elif not found:
@@ -171,15 +170,6 @@ def show_event(client: Client, event_id: str, as_json: bool) -> None:
     out.print(f"\nruns ({len(started)})", style="bold")
     if started:
         out.print(_render.runs_table(started))
-
-
-def _since(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return datetime.now(UTC) - parse_duration(text, field="--since")
-    except errors.InvalidInput as exc:
-        raise click.BadParameter(exc.reason, param_hint="--since") from None
 
 
 def _events(

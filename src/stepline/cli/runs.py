@@ -5,16 +5,15 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 import click
 
 from stepline import errors
-from stepline._durations import parse_duration
 from stepline.cli import _render
 from stepline.cli._connect import console, output_options, with_client
 from stepline.cli._flags import parse_json_object
+from stepline.cli._flags import since as parse_since
 from stepline.cli._outcome import exit_code, outcome
 from stepline.cli._watch import follow
 from stepline.client import END_STATUSES, Client
@@ -70,6 +69,20 @@ def runs() -> None:
     help="Only dry runs.",
 )
 @click.option(
+    "--since",
+    envvar="STEPLINE_SINCE",
+    default=None,
+    show_envvar=True,
+    help='Only runs created in the last this long, e.g. "2h", "30m", "1d".',
+)
+@click.option(
+    "--search",
+    envvar="STEPLINE_SEARCH",
+    default=None,
+    show_envvar=True,
+    help="Only runs whose triggering event's data contains this text (any case).",
+)
+@click.option(
     "--limit",
     envvar="STEPLINE_LIMIT",
     default=20,
@@ -87,11 +100,15 @@ def list_runs(
     trigger_kind: str | None,
     event_id: str | None,
     dry_run: bool | None,
+    since: str | None,
+    search: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
     """List runs, newest first."""
     found = client.list_runs(
+        created_after=parse_since(since),
+        q=search,
         dry_run=dry_run or None,
         function_id=function_id,
         status=status.upper() if status else None,  # type: ignore[arg-type]  # a Choice of RunStatus
@@ -230,13 +247,8 @@ def _criteria(
         "function_id": function_id,
         "status": status.upper() if status else None,
         "error_name": error_name,
+        "created_after": parse_since(since),
     }
-    if since is not None:
-        try:
-            span = parse_duration(since, field="--since")
-        except errors.InvalidInput as exc:
-            raise click.BadParameter(exc.reason, param_hint="--since") from None
-        criteria["created_after"] = datetime.now(UTC) - span
     return {k: v for k, v in criteria.items() if v is not None}
 
 
