@@ -153,3 +153,24 @@ def test_a_running_engines_worker_shows_its_run_in_flight_until_it_ends(
         gate.set()
     expect(row.get_by_role("link", name=run_id)).to_have_count(0)
     expect(row).to_contain_text("0 busy, 8 free of 8")
+
+
+def test_send_event_and_a_cards_run_now_refuse_bad_json_before_sending(
+    served: Served, page: Page
+) -> None:
+    before = len(served.engine.operations.store.list_events(None, 100, None))
+    page.goto(served.url + "/events")
+    page.get_by_label("Name", exact=True).fill("shop/order.paid")
+    page.get_by_label("Data").fill('{"order": ')
+    page.get_by_role("button", name="Send event").click()
+    expect(page.locator("#event-data-error")).to_contain_text("data: not valid JSON")
+    assert len(served.engine.operations.store.list_events(None, 100, None)) == before
+
+    page.goto(served.url + "/functions")
+    card = page.locator("#function-report")
+    card.get_by_label("Payload").fill("[]")
+    card.get_by_role("button", name="Run now").click()
+    expect(card.get_by_role("alert")).to_have_text(
+        'payload: must be a JSON object, like {"key": "value"}'
+    )
+    assert page.url.endswith("/functions"), "nothing was posted"

@@ -14,6 +14,15 @@
     var name = form.getAttribute("data-json-field");
     var field = form.elements[name];
     var message = document.getElementById(field.id + "-error");
+    if (!message) {  /* the server wrote none: no refusal yet */
+      message = document.createElement("p");
+      message.className = "form-error";
+      message.id = field.id + "-error";
+      message.setAttribute("role", "alert");
+      message.hidden = true;
+      field.parentNode.insertBefore(message, field);
+      field.setAttribute("aria-describedby", message.id);
+    }
     function check() {
       var found = problem(field.value);
       if (found) {
