@@ -122,6 +122,18 @@ def test_runs_show_gives_steps_durations_attempts_errors_and_logs(
     assert re.search(r"info\s+prepared 1", out)
 
 
+def test_runs_show_v_after_the_command_adds_tracebacks(dev_server: DevServer) -> None:
+    run_id = _only_run(dev_server, dev_server.client.send_event("cli/flaky"))
+    dev_server.client.wait_for_run(run_id, timeout=5)
+
+    plain = run_cli(dev_server.url, "runs", "show", run_id)
+    verbose = run_cli(dev_server.url, "runs", "show", run_id, "-v")
+
+    assert "Traceback (most recent call last)" not in plain.stdout
+    assert verbose.returncode == 0, verbose.stderr
+    assert verbose.stdout.index("attempt 1 failed") < verbose.stdout.index("Traceback")
+
+
 def test_runs_show_of_unknown_run_exits_2_with_one_line(dev_server: DevServer) -> None:
     result = run_cli(dev_server.url, "runs", "show", "01NOSUCHRUN0000000000000000")
 

@@ -136,19 +136,27 @@ def _unknown(client: Client, function_id: str | None) -> str:
 
 @runs.command()
 @click.argument("run_id")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    envvar="STEPLINE_VERBOSE",
+    show_envvar=True,
+    help="Tracebacks too (as `stepline -v runs show`).",
+)
 @output_options
 @with_client
 @click.pass_context
-def show(ctx: click.Context, client: Client, run_id: str, as_json: bool) -> None:
+def show(ctx: click.Context, client: Client, run_id: str, verbose: bool, as_json: bool) -> None:
     """Show a run: status, timing, output or error, progress, its steps and their attempts, logs.
 
-    With -v (before the command), tracebacks too.
+    With -v, tracebacks too.
     """
     run = client.get_run(run_id)
     if as_json:
         click.echo(json.dumps(run, indent=2))
         return
-    verbose = bool((ctx.find_root().obj or {}).get("verbose"))
+    verbose = verbose or bool((ctx.find_root().obj or {}).get("verbose"))
     console().print(_render.run_report(run, verbose))
 
 
