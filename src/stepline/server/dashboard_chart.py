@@ -62,6 +62,10 @@ class Chart:
     """The SVG's parts, its summary in words and the hourly table."""
 
     view_box: str
+    width: str
+    rate_axis: str  # the y of the success-rate band's base line
+    time_axis: str  # the y of the duration band's base line
+    label_y: str  # the y of the hour labels
     summary: str
     bars: list[Bar]
     p50_line: str
@@ -166,6 +170,10 @@ def hourly_chart(timings: Sequence[RunTiming], now: datetime) -> Chart:
     ]
     return Chart(
         view_box=f"0 0 {number(WIDTH)} {number(HEIGHT)}",
+        width=number(WIDTH),
+        rate_axis=number(RATE_TOP + RATE_HEIGHT),
+        time_axis=number(TIME_TOP + TIME_HEIGHT),
+        label_y=number(HEIGHT - 2),
         summary=_summary([t for runs in buckets for t in runs]),
         bars=bars,
         p50_line=" ".join(f"{d.cx},{d.cy}" for d in p50_dots),
