@@ -18,7 +18,7 @@ from stepline.engine.engine import Engine
 from stepline.engine.events import build_event
 from stepline.engine.routing import Routing
 from stepline.store.base import Store
-from tests.server.conftest import Served, shoot
+from tests.server.conftest import SCREENSHOTS, Served, shoot
 from tests.server.pages_support import NOW, seeded_engine, tick, worker
 
 pytestmark = pytest.mark.timeout(40)
@@ -29,6 +29,14 @@ def served(store: Store, clock: FakeClock, serve: Callable[..., Served]) -> Iter
     engine = seeded_engine(store, clock)
     yield serve(engine)
     engine.worker.stop(grace_seconds=0)  # never started: this closes its event loop
+
+
+def _phone(page: Page, name: str) -> None:
+    """A 390 px phone's view (a common width), with no sideways scroll."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-390.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def test_function_page_from_its_name_with_chart_runs_and_a_checked_run_now(
@@ -47,6 +55,7 @@ def test_function_page_from_its_name_with_chart_runs_and_a_checked_run_now(
     expect(page.locator("svg.chart rect.rate")).to_have_count(2)
     expect(page.locator("#runs-rows tr")).to_have_count(5)
     shoot(page, "function-page")
+    _phone(page, "function-page")
 
     before = len(served.engine.list_runs())
     payload = page.get_by_label("Payload")
@@ -102,6 +111,7 @@ def test_workers_page_shows_runs_in_flight_the_dead_worker_and_new_ones_live(
     )
     expect(page.locator("#worker-w-dead")).to_contain_text("DEAD")
     shoot(page, "workers")
+    _phone(page, "workers")
 
     store.register_worker(worker("w-new", NOW, slots=8))
     expect(page.locator("#worker-w-new")).to_contain_text("0 busy, 8 free of 8")
