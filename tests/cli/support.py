@@ -19,9 +19,9 @@ APP_FILE = Path(__file__).with_name("cli_app.py")
 
 
 def cli_env(url: str) -> dict[str, str]:
-    """The environment for a CLI subprocess: the server from STEPLINE_URL, wide tables."""
+    """The environment for a CLI subprocess: the server from STEPLINE_URL, wide tables, UTC."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
-    env.update(STEPLINE_URL=url, COLUMNS="200", NO_COLOR="1")
+    env.update(STEPLINE_URL=url, COLUMNS="200", NO_COLOR="1", TZ="UTC")
     return env
 
 

@@ -221,6 +221,10 @@ def test_functions_lists_each_function_with_its_triggers(dev_server: DevServer) 
     assert "event cli/echo" in rows["echo"]
     assert "invoke only" in rows["broken"]
     assert "cron 0 0 * * * (Africa/Johannesburg)" in rows["nightly"]
+    # The next tick at midnight in the schedule's zone, then in the viewer's (UTC here).
+    assert re.search(
+        r"^\s+next \d{4}-\d\d-\d\d 00:00 \((\d{4}-\d\d-\d\d )?22:00 UTC\)", result.stdout, re.M
+    )
     assert "event cli/night" in result.stdout
 
 

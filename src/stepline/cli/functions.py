@@ -27,8 +27,19 @@ def _trigger_text(trigger: dict[str, Any]) -> str:
     if "event" in trigger:
         return f"event {trigger['event']}" + (f" if {trigger['if']}" if trigger.get("if") else "")
     if "cron" in trigger:
-        return f"cron {trigger['cron']} ({trigger.get('tz', 'UTC')})"
+        text = f"cron {trigger['cron']} ({trigger.get('tz', 'UTC')})"
+        return text + _next_fire(trigger.get("next_fire_at"))
     return _format.json_text(trigger)
+
+
+def _next_fire(text: str | None) -> str:
+    """The next tick in the schedule's zone, then in the viewer's (with its date if another)."""
+    when = _format.parse_moment(text)
+    if when is None:
+        return ""
+    local = when.astimezone()
+    viewer = local.strftime("%H:%M %Z" if local.date() == when.date() else "%Y-%m-%d %H:%M %Z")
+    return f"\n  next {when:%Y-%m-%d %H:%M} ({viewer})"
 
 
 @click.group(invoke_without_command=True)
