@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.table import Table
 
 from stepline.client import Client
 
@@ -58,6 +59,21 @@ def with_client(command: Callable[..., Any]) -> Callable[..., Any]:
 def run_url(run_id: str) -> str:
     """The run's page on the dashboard of the server the current command talks to."""
     return f"{click.get_current_context().meta[_URL_KEY]}/runs/{run_id}"
+
+
+def print_table(table: Table) -> None:
+    """Print a table on stdout without the blank lines around it.
+
+    Through a pipe, also without the spaces that pad its lines: scripts get the text alone.
+    """
+    table.show_edge = False
+    out = console()
+    if out.is_terminal:
+        out.print(table)
+        return
+    with out.capture() as captured:
+        out.print(table)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def console(stderr: bool = False) -> Console:

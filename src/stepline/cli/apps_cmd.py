@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stepline.cli import _format
-from stepline.cli._connect import console, output_options, with_client
+from stepline.cli._connect import output_options, print_table, with_client
 from stepline.client import Client
 
 
@@ -27,7 +27,7 @@ def apps(ctx: click.Context, client: Client, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
-    console().print(_apps_table(found))
+    print_table(_apps_table(found))
 
 
 def _apps_table(found: list[dict[str, Any]]) -> Table:

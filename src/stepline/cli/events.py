@@ -14,7 +14,7 @@ from rich import box
 from rich.table import Table
 
 from stepline.cli import _format, _render
-from stepline.cli._connect import console, output_options, run_url, with_client
+from stepline.cli._connect import console, output_options, print_table, run_url, with_client
 from stepline.cli._data_command import DataCommand, data_option, refuse_timeout_without_wait
 from stepline.cli._flags import parse_flags
 from stepline.cli._flags import since as parse_since
@@ -138,7 +138,7 @@ def list_events(
     elif not found:
         click.echo("no events", err=True)
     else:
-        console().print(_events_table(found))
+        print_table(_events_table(found))
     if not scanned_all:
         click.echo(
             f"only the newest {_SCAN_LIMIT} events were searched; narrow with --since", err=True
@@ -169,7 +169,7 @@ def show_event(client: Client, event_id: str, as_json: bool) -> None:
     out.print(grid)
     out.print(f"\nruns ({len(started)})", style="bold")
     if started:
-        out.print(_render.runs_table(started))
+        print_table(_render.runs_table(started))
 
 
 def _events(

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stepline.cli import _format
-from stepline.cli._connect import console, output_options, with_client
+from stepline.cli._connect import output_options, print_table, with_client
 from stepline.cli._data_command import (
     DataCommand,
     data_option,
@@ -58,15 +58,14 @@ def functions(ctx: click.Context, client: Client, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
-    out = console()
-    out.print(_functions_table(found))
+    print_table(_functions_table(found))
     # A table of its own: an options column would squeeze the triggers at 80 columns.
     with_options = [fn for fn in found if fn.get("option_summaries")]
     if with_options:
         options = Table("function", "options", box=box.SIMPLE_HEAD)
         for fn in with_options:
             options.add_row(fn["id"], Text("\n".join(fn["option_summaries"])))
-        out.print(options)
+        print_table(options)
 
 
 def _functions_table(found: list[dict[str, Any]]) -> Table:

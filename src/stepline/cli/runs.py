@@ -11,7 +11,7 @@ import click
 
 from stepline import errors
 from stepline.cli import _render
-from stepline.cli._connect import console, output_options, with_client
+from stepline.cli._connect import console, output_options, print_table, with_client
 from stepline.cli._flags import parse_json_object
 from stepline.cli._flags import since as parse_since
 from stepline.cli._outcome import exit_code, outcome
@@ -121,7 +121,7 @@ def list_runs(
     elif not found:
         click.echo(f"no runs{_unknown(client, function_id)}", err=True)
     else:
-        console().print(_render.runs_table(found))
+        print_table(_render.runs_table(found))
 
 
 def _unknown(client: Client, function_id: str | None) -> str:
@@ -277,7 +277,7 @@ def _bulk(
         raise click.UsageError("give RUN_ID, or filters such as --status FAILED --since 2h")
     if preview:
         found = client.preview_runs(action, **criteria)
-        console().print(_render.runs_table(found["sample"]))
+        print_table(_render.runs_table(found["sample"]))
         shown = len(found["sample"])
         more = f" (the newest {shown} shown)" if shown < found["count"] else ""
         click.echo(f"{action} would touch {found['count']} run(s){more}; nothing done")

@@ -10,7 +10,7 @@ from rich import box
 from rich.table import Table
 
 from stepline.cli import _format
-from stepline.cli._connect import console, output_options, with_client
+from stepline.cli._connect import output_options, print_table, with_client
 from stepline.client import Client
 from stepline.engine import views
 
@@ -40,7 +40,7 @@ def workers(client: Client, as_json: bool) -> None:
             _format.moment(worker["heartbeat_at"]),
             ", ".join(worker["functions"]),
         )
-    console().print(table)
+    print_table(table)
     for worker in found:
         if worker.get("abandoned"):
             click.echo(f"{worker['id']}: {views.abandoned_text(worker['abandoned'])}")
