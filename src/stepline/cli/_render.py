@@ -131,16 +131,20 @@ def _timeline(run: dict[str, Any], verbose: bool) -> Iterator[RenderableType]:
         yield from _attempt_lines(rest, verbose)
 
 
-def _logs(run: dict[str, Any]) -> Iterator[Text]:
+def _logs(run: dict[str, Any]) -> Iterator[RenderableType]:
     if not run["logs"]:
         return
     yield Text(f"\nlogs ({len(run['logs'])})", style="bold")
+    # A grid, so that a long message wraps under itself rather than under the time.
+    lines = Table.grid(padding=(0, 2), pad_edge=True)
+    lines.add_column(no_wrap=True)
+    lines.add_column(no_wrap=True, min_width=7)
+    lines.add_column()
     for log in run["logs"]:
         level = str(log["level"])
-        line = Text(f"  {_format.moment(log['ts'])}  ")
-        line.append(f"{level:<7}", style="red" if level in ("error", "warning") else "dim")
-        line.append(f"  {log['message']}")
-        yield line
+        style = "red" if level in ("error", "warning") else "dim"
+        lines.add_row(_format.moment(log["ts"]), Text(level, style=style), Text(log["message"]))
+    yield lines
 
 
 def run_report(run: dict[str, Any], verbose: bool = False) -> Group:
