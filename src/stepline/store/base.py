@@ -751,8 +751,8 @@ class Store(Protocol):
     def function_timings(self, function_id: str, since: datetime) -> list[RunTiming]:
         """One function's runs that ended at or after `since`, oldest end first.
 
-        A range scan of the (ended_at, function_id, status) index over the window, reading
-        the table only for this function's runs: never every run of the function.
+        A range scan of the (ended_at, function_id, status) index over the window: the runs
+        of every function that ended in it, never every run this function ever had.
         """
         ...
 

@@ -29,7 +29,7 @@ class InsightsMixin:
         r = t.runs.c
         # Comparing an expression, not the bare column, keeps the planners off the
         # (function_id, ...) indexes, which would read every run the function ever had: the
-        # `ended_at` index's range holds only the window, and it carries function_id.
+        # `ended_at` index's range holds only the window (of every function's runs).
         query = (
             select(r.status, r.started_at, r.ended_at)
             .where(r.ended_at >= since.timestamp(), r.function_id.concat("") == function_id)
