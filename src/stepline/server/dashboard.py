@@ -33,12 +33,12 @@ from stepline.server.dashboard_auth import COOKIE, DashboardAuth, login_redirect
 from stepline.server.dashboard_bulk import BulkActions, bulk_links, done_notice
 from stepline.server.dashboard_events import EventPages
 from stepline.server.dashboard_filters import filter_params, run_filter
-from stepline.server.dashboard_functions import FunctionPages, with_real_ticks
+from stepline.server.dashboard_functions import FunctionPages, RunNow, with_real_ticks
 from stepline.server.dashboard_rerun import Reruns, rerun_editor
 from stepline.server.dashboard_trace import build_trace
 from stepline.server.dashboard_workers import WorkerPages
 from stepline.server.errors import public_error, retry_headers
-from stepline.server.forms import parse_payload, read_form
+from stepline.server.forms import read_form
 from stepline.server.models import SyncAppBody, parse
 from stepline.server.templating import page, render
 from stepline.store.base import RunFilter, RunStatus, TriggerKind
@@ -154,16 +154,12 @@ class Dashboard:
         async def inner(request: Request) -> Response:
             function_id = path_value(request, "function_id")
             await run_in_threadpool(self.ops.function, function_id)  # NotFound → 404
-            form = await read_form(request)
-            payload, dry_run = form.get("payload", ""), form.get("dry_run") == "true"
+            form = await RunNow.read(request)
             try:
-                data = parse_payload(payload, "payload")
-                run_id = await run_in_threadpool(
-                    lambda: self.ops.invoke(function_id, data, by="dashboard", dry_run=dry_run)
-                )
+                run_id = await form.start(self.ops, function_id)
             except (errors.InvalidInput, errors.Conflict) as exc:
                 status = 409 if isinstance(exc, errors.Conflict) else 400
-                cards = await run_in_threadpool(self._cards, (function_id, payload, str(exc)))
+                cards = await run_in_threadpool(self._cards, (function_id, form.payload, str(exc)))
                 context = self._context(request, "functions", "Functions", functions=cards)
                 return page("functions.html", context, status=status)
             return RedirectResponse(models.run_href(run_id), status_code=303)

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -42,9 +42,25 @@ CONSEQUENCES = {
 }
 
 
-def function_page_href(function_id: str) -> str:
-    """The function page's path."""
-    return f"/functions/{quote(function_id, safe='')}"
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunNow:
+    """A posted Run now form: the payload as typed and the dry-run box."""
+
+    payload: str
+    dry_run: bool
+
+    @classmethod
+    async def read(cls, request: Request) -> RunNow:
+        """The form of `request` (a URL-encoded post)."""
+        form = await read_form(request)
+        return cls(payload=form.get("payload", ""), dry_run=form.get("dry_run") == "true")
+
+    async def start(self, ops: Operations, function_id: str) -> str:
+        """Start the run; raises `InvalidInput` (the payload) or `Conflict` (paused, busy)."""
+        data = parse_payload(self.payload, "payload")
+        return await run_in_threadpool(
+            lambda: ops.invoke(function_id, data, by="dashboard", dry_run=self.dry_run)
+        )
 
 
 def real_last_tick(cron: CronTrigger, state: CronState) -> datetime | None:
@@ -110,9 +126,9 @@ def confirmation(fn: FunctionRecord, action: Toggle) -> Confirmation:
         function_id=fn.id,
         question=f"{verb} function {fn.id}?",
         consequence=CONSEQUENCES[action],
-        action=f"{function_page_href(fn.id)}/{action}",
+        action=f"{models.function_page_href(fn.id)}/{action}",
         button=f"{verb} {fn.id}",
-        back_href=function_page_href(fn.id),
+        back_href=models.function_page_href(fn.id),
     )
 
 
@@ -136,7 +152,7 @@ class FunctionPages:
         card = models.function_card(
             fn, stats, now, cron=states, payload=payload, error=error, sdk=sdk
         )
-        href = function_page_href(fn.id)
+        href = models.function_page_href(fn.id)
         card = replace(
             with_real_ticks(card, fn, states),
             form=replace(card.form, action=f"{href}/run", field_id="payload"),
@@ -173,16 +189,12 @@ class FunctionPages:
         async def inner(request: Request) -> Response:
             function_id = path_value(request, "function_id")
             await run_in_threadpool(self.ops.function, function_id)  # NotFound → 404
-            form = await read_form(request)
-            payload, dry_run = form.get("payload", ""), form.get("dry_run") == "true"
+            form = await RunNow.read(request)
             try:
-                data = parse_payload(payload, "payload")
-                run_id = await run_in_threadpool(
-                    lambda: self.ops.invoke(function_id, data, by="dashboard", dry_run=dry_run)
-                )
+                run_id = await form.start(self.ops, function_id)
             except (errors.InvalidInput, errors.Conflict) as exc:
                 status = 409 if isinstance(exc, errors.Conflict) else 400
-                model = await run_in_threadpool(self._model, function_id, payload, str(exc))
+                model = await run_in_threadpool(self._model, function_id, form.payload, str(exc))
                 return self._render(request, model, status)
             return RedirectResponse(models.run_href(run_id), status_code=303)
 
@@ -209,7 +221,7 @@ class FunctionPages:
             async def inner(request: Request) -> Response:
                 act = self.ops.pause if action == "pause" else self.ops.resume
                 fn = await run_in_threadpool(act, path_value(request, "function_id"))
-                return RedirectResponse(function_page_href(fn.id), status_code=303)
+                return RedirectResponse(models.function_page_href(fn.id), status_code=303)
 
             return await self._guard(request, inner)
 

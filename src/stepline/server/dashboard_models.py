@@ -287,6 +287,11 @@ def run_href(run_id: str) -> str:
     return f"/runs/{quote(run_id, safe='')}"
 
 
+def function_page_href(function_id: str) -> str:
+    """The function page's path."""
+    return f"/functions/{quote(function_id, safe='')}"
+
+
 def function_href(function_id: str) -> str:
     """The function's card on the functions page."""
     return f"/functions#function-{quote(function_id, safe='')}"
@@ -494,7 +499,7 @@ def run_page(detail: RunDetail, now: datetime) -> RunPage:
     return RunPage(
         id=run.id,
         function_id=run.function_id,
-        function_href=runs_href(function_id=run.function_id),
+        function_href=function_page_href(run.function_id),
         stream_url=None if run.ended else f"{run_href(run.id)}/stream",
         cancel_action=f"{run_href(run.id)}/cancel",
         replay_action=f"{run_href(run.id)}/replay",

@@ -21,7 +21,7 @@ from stepline.engine import views
 from stepline.engine.operations import Operations
 from stepline.server import dashboard_models as models
 from stepline.server import sse
-from stepline.server.dashboard_functions import function_page_href
+from stepline.server.dashboard_models import function_page_href
 from stepline.server.templating import page, render
 from stepline.store.base import LeasedRun, WorkerRecord
 
