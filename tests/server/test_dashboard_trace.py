@@ -14,7 +14,7 @@ import stepline
 from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
 from stepline.sdk.step import Step
-from tests.engine.support import drive, start
+from tests.engine.support import drive, parked, start
 from tests.server.conftest import Served, shoot
 
 pytestmark = pytest.mark.timeout(60)
@@ -98,3 +98,20 @@ def test_the_trace_shows_attempts_backoff_sleep_and_branches(
     assert page.url.endswith(page.locator(".trace-panel.selected").get_attribute("id") or "?")
     page.set_viewport_size({"width": 390, "height": 844})
     shoot(page, "run-trace")
+
+
+def test_a_step_waiting_to_be_retried_shows_its_failed_attempt_and_the_backoff(
+    make_engine: Callable[..., Engine], serve: Callable[..., Served], page: Page
+) -> None:
+    served = serve(make_engine(_app()))
+    run_id = start(served.engine, EVENT, {"region": "eu"})
+    parked(served.engine, run_id, "RETRYING")
+
+    page.goto(f"{served.url}/runs/{run_id}")
+
+    upload = page.locator(".trace-row", has=page.locator(".trace-label", has_text="upload"))
+    expect(upload.locator(".span-attempt-failed")).to_have_count(1)
+    expect(upload.locator(".span-backoff")).to_have_count(1)
+    expect(upload.locator(".trace-duration")).to_have_text("retrying")
+    upload.locator(".trace-label").click()
+    expect(page.locator(".trace-panel.selected")).to_contain_text("vendor said 429 (try 1)")

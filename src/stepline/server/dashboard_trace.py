@@ -61,6 +61,7 @@ TICK_STEPS = (
     86400,
 )
 MAX_TICKS = 6
+_UNPLACED = 10**9  # the position of a step that has no stored row yet
 Fact = tuple[str, str | Moment]  # a Moment shows in the viewer's time zone
 
 
@@ -150,16 +151,54 @@ def build_trace(detail: RunDetail, now: datetime) -> Trace:
     rows: list[Row] = [_run_row(run, axis, failures.get("", []))]
     panels: list[Panel] = [_run_panel(run, failures.get("", []), detail.logs)]
     panels += _attempt_panels("run", failures.get("", []), detail.logs, None)
-    for step, indent in _ordered(detail.steps):
+    retrying = _retrying(detail.steps, failures)
+    for step, indent in _ordered([*detail.steps, *retrying]):
         tried = failures.get(step.hash, [])
-        rows.append(_step_row(step, indent, tried, axis))
-        panels.append(_step_panel(step, tried, detail.logs, children.get(step.hash)))
+        if step in retrying:
+            rows.append(_retrying_row(step, indent, tried, axis))
+        else:
+            rows.append(_step_row(step, indent, tried, axis))
+            panels.append(_step_panel(step, tried, detail.logs, children.get(step.hash)))
         panels += _attempt_panels(_panel_id(step), tried, detail.logs, step.id)
     return Trace(
         rows=rows,
         ticks=axis.ticks(),
         panels=panels,
         span_text=format_duration(axis.seconds),
+    )
+
+
+def _retrying(
+    steps: Sequence[StepRecord], failures: dict[str, list[AttemptRecord]]
+) -> list[StepRecord]:
+    """Stand-ins for the steps that failed and wait to be tried again (they have no row yet)."""
+    stored = {step.hash for step in steps}
+    return [
+        StepRecord(
+            run_id=tried[0].run_id,
+            hash=step_hash,
+            id=tried[0].step_id or step_hash,
+            kind="run",
+            status="waiting",
+            position=_UNPLACED,
+            started_at=tried[0].started_at,
+        )
+        for step_hash, tried in failures.items()
+        if step_hash and step_hash not in stored
+    ]
+
+
+def _retrying_row(step: StepRecord, indent: int, failures: list[AttemptRecord], axis: _Axis) -> Row:
+    """A step between attempts: its failed attempts and the backoff running until the retry."""
+    panel = f"{_panel_id(step)}-a{failures[-1].attempt + 1}"  # the latest attempt's panel
+    return Row(
+        label=step.id.split("/", 1)[1] if indent == 2 else step.id,
+        full_label=step.id,
+        indent=indent,
+        status_class="step-status step-waiting",
+        duration="retrying",
+        panel=panel,
+        spans=_failure_spans(_panel_id(step), failures, axis, None),
     )
 
 
