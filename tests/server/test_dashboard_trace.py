@@ -5,6 +5,7 @@ payload is on the page; nothing overflows a 390 px phone."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -115,3 +116,30 @@ def test_a_step_waiting_to_be_retried_shows_its_failed_attempt_and_the_backoff(
     expect(upload.locator(".trace-duration")).to_have_text("retrying")
     upload.locator(".trace-label").click()
     expect(page.locator(".trace-panel.selected")).to_contain_text("vendor said 429 (try 1)")
+
+
+def test_the_step_executing_now_appears_live_and_ends_as_an_attempt(
+    make_engine: Callable[..., Engine], serve: Callable[..., Served], page: Page
+) -> None:
+    gate = threading.Event()
+    app = stepline.App("trace")
+
+    @app.function(id="slow", triggers=[stepline.event(EVENT)])
+    def slow(ctx: stepline.Context[Step]) -> str:
+        ctx.step.run("prepare", lambda: 1)
+        return ctx.step.run("download", lambda: "done" if gate.wait(20) else "late")
+
+    served = serve(make_engine(app))
+    run_id = start(served.engine, EVENT)
+    try:
+        page.goto(f"{served.url}/runs/{run_id}")
+        # The worker's heartbeat (a third of the 5 s lease) records the step in flight.
+        download = page.locator(".trace-row", has=page.locator(".trace-label", has_text="download"))
+        expect(download.locator(".span-in-flight")).to_have_count(1, timeout=8000)
+        expect(download.locator(".trace-duration[data-since]")).to_have_count(1)
+        expect(page.locator(".span-in-flight")).to_have_count(1)
+    finally:
+        gate.set()
+    expect(page.locator("#run-status")).to_have_text("COMPLETED")
+    expect(page.locator(".span-in-flight")).to_have_count(0)
+    expect(download.locator(".span-attempt-ok")).to_have_count(1)

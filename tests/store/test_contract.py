@@ -127,6 +127,22 @@ def test_extend_leases_keeps_a_run_from_being_claimed(store: Store) -> None:
     assert len(claim(store, "worker-b", renewed_until)) == 1
 
 
+def test_a_heartbeat_records_the_step_in_flight_until_the_next_claim(store: Store) -> None:
+    [run_id] = new_runs(store, 1)
+    assert store.step_in_flight(run_id) is None
+    claim(store, "worker-a", T0)
+    until = T0 + timedelta(seconds=LEASE_SECONDS)
+    since = T0 + timedelta(seconds=1)
+
+    store.extend_leases("worker-a", [run_id], until, {run_id: ("download", since)})
+    store.extend_leases("worker-b", [run_id], until, {run_id: ("intruder", since)})
+
+    assert store.step_in_flight(run_id) == ("download", since)
+    later = T0 + timedelta(seconds=LEASE_SECONDS + 1)  # worker-a's lease expired: reclaimed
+    assert len(claim(store, "worker-b", later)) == 1
+    assert store.step_in_flight(run_id) is None
+
+
 def test_a_claimed_parallel_branch_carries_its_parent_runs_origin(store: Store) -> None:
     parent = store.create_run(
         NewRun(id=new_id(), function_id="fn", trigger_kind="manual", trigger_by="api"),

@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -64,6 +64,8 @@ class Executor:
     _ids: tuple[Mapping[str, Any] | None, list[str]] = field(
         default=(None, []), init=False, repr=False
     )
+    # The replays in progress here, by run id (the heartbeat records their steps in flight).
+    _sessions: dict[str, RunSession] = field(default_factory=dict, init=False, repr=False)
 
     def function_ids(self) -> list[str]:
         """The functions whose runs this executor takes: its Python ones and SDK apps' ones.
@@ -94,7 +96,17 @@ class Executor:
             lost=lost,
             function_config=fn.config,
         )
+        self._sessions[claimed.run.id] = session
         return fn, session
+
+    def steps_in_flight(self, run_ids: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+        """Per run of `run_ids` replaying here in a step: that step's id and start."""
+        found = {run_id: self._sessions.get(run_id) for run_id in run_ids}
+        return {
+            run_id: session.in_flight
+            for run_id, session in found.items()
+            if session is not None and session.in_flight is not None
+        }
 
     def _context(self, claimed: ClaimedRun, session: RunSession, step: Any) -> Context[Any]:
         events = tuple(Event.of(event.payload()) for event in claimed.events)
@@ -115,12 +127,15 @@ class Executor:
         fn, session = self._session(claimed, lost)
         ctx = self._context(claimed, session, Step(session))
         try:
-            outcome = Outcome(value=fn.handler(ctx))
-        except Exception as exc:
-            outcome = Outcome(error=exc)
-        except (Parked, Restart, Lost, BranchDone) as signal:
-            outcome = Outcome(error=signal)
-        return self._settle(fn, session, outcome)
+            try:
+                outcome = Outcome(value=fn.handler(ctx))
+            except Exception as exc:
+                outcome = Outcome(error=exc)
+            except (Parked, Restart, Lost, BranchDone) as signal:
+                outcome = Outcome(error=signal)
+            return self._settle(fn, session, outcome)
+        finally:
+            self._sessions.pop(claimed.run.id, None)
 
     async def execute_async(
         self, claimed: ClaimedRun, lost: threading.Event | None = None
@@ -135,12 +150,15 @@ class Executor:
         fn, session = self._session(claimed, lost)
         ctx = self._context(claimed, session, AsyncStep(session))
         try:
-            outcome = Outcome(value=await fn.handler(ctx))
-        except Exception as exc:
-            outcome = Outcome(error=exc)
-        except (Parked, Restart, Lost, BranchDone) as signal:
-            outcome = Outcome(error=signal)
-        return await asyncio.to_thread(self._settle, fn, session, outcome)
+            try:
+                outcome = Outcome(value=await fn.handler(ctx))
+            except Exception as exc:
+                outcome = Outcome(error=exc)
+            except (Parked, Restart, Lost, BranchDone) as signal:
+                outcome = Outcome(error=signal)
+            return await asyncio.to_thread(self._settle, fn, session, outcome)
+        finally:
+            self._sessions.pop(claimed.run.id, None)
 
     def _settle(self, fn: Function, session: RunSession, outcome: Outcome) -> Ending | None:
         """Commit the outcome; a lost lease means someone else (or a cancel) owns the run now.

@@ -52,7 +52,8 @@ class RunDetail:
     """A run with its steps, failed attempts and log lines.
 
     `waiting_for`: why it is not executing, if it is active; `children`: the runs it started
-    by a step (invoked runs, parallel branches).
+    by a step (invoked runs, parallel branches); `in_flight`: the step it is executing and
+    since when, as its worker's last heartbeat said.
     """
 
     run: RunRecord
@@ -61,6 +62,7 @@ class RunDetail:
     logs: list[LogRecord]
     waiting_for: str | None = None
     children: list[RunRecord] = field(default_factory=list)
+    in_flight: tuple[str, datetime] | None = None
 
 
 class Operations:
@@ -322,6 +324,7 @@ class Operations:
             logs=self.store.get_logs(run_id),
             waiting_for=self.waiting([run]).get(run.id),
             children=self.store.list_runs(RunFilter(parent_run_id=run_id, limit=1000)),
+            in_flight=None if run.ended else self.store.step_in_flight(run_id),
         )
 
     def waiting(self, runs: Sequence[RunRecord]) -> dict[str, str]:

@@ -146,6 +146,8 @@ class RunSession:
         self._seen: dict[str, int] = {}
         self._position = 0
         self._current_step: str | None = None
+        # The step executing and since when, for the worker's heartbeat to record.
+        self.in_flight: tuple[str, datetime] | None = None
         self._halted: BaseException | None = None
         self._delta = RunDelta()
         self._last_flush = time.monotonic()
@@ -242,16 +244,20 @@ class RunSession:
         if self._delta:
             self._save_before(key.position)
         self._current_step = key.id
-        return self._clock.now()
+        started = self._clock.now()
+        self.in_flight = (key.id, started)
+        return started
 
     def completed(self, key: StepKey, output: str, started_at: datetime) -> None:
         """Commit a finished `step.run` with the run's progress."""
         self._current_step = None
+        self.in_flight = None
         self._commit(self._record(key, "run", started_at, output=output))
 
     def failed(self, key: StepKey, error: BaseException, started_at: datetime) -> NoReturn:
         """Park the run for a retry of this step, or commit the step's failure and raise."""
         self._current_step = None
+        self.in_flight = None
         attempt = self._failures.get(key.hash, 0)
         now = self._clock.now()
         retry_at = next_attempt_at(error, attempt, self._max_attempts, now, self._policy, self._rng)
@@ -489,6 +495,7 @@ class RunSession:
     def interrupt(self) -> NoReturn:
         """End the replay: `Lost`, or (the worker is stopping) hand the run back, due now."""
         self._current_step = None
+        self.in_flight = None
         if self.lost:
             self._halt(self._lost_signal())
         self.forget_retried_work()  # the next replay runs the code before this step again

@@ -473,7 +473,8 @@ class Worker:
         gone: set[str] = set()
         if held:
             until = self._clock.now() + timedelta(seconds=self._settings.lease_seconds)
-            gone = self._store.extend_leases(self.id, list(held), until)
+            steps = self._executor.steps_in_flight(list(held)) if heartbeat else None
+            gone = self._store.extend_leases(self.id, list(held), until, steps)
         with self._lock:
             before = self._abandonment.abandoned_runs
             fresh = self._abandonment.update(held, gone, self._inflight, heartbeat=heartbeat)

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from stepline._durations import format_duration, period_text
 from stepline.engine.operations import RunDetail
+from stepline.sdk.step import hash_step_id
 from stepline.server.dashboard_models import (
     ErrorView,
     JsonBlock,
@@ -92,6 +93,7 @@ class Row:
     duration: str
     panel: str
     spans: list[Span]
+    since: str | None = None  # ISO start of a step executing now: the page counts up from it
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -151,11 +153,13 @@ def build_trace(detail: RunDetail, now: datetime) -> Trace:
     rows: list[Row] = [_run_row(run, axis, failures.get("", []))]
     panels: list[Panel] = [_run_panel(run, failures.get("", []), detail.logs)]
     panels += _attempt_panels("run", failures.get("", []), detail.logs, None)
-    retrying = _retrying(detail.steps, failures)
-    for step, indent in _ordered([*detail.steps, *retrying]):
+    in_flight = _in_flight(detail)
+    pending = _pending(detail.steps, failures, in_flight)
+    for step, indent in _ordered([*detail.steps, *pending]):
         tried = failures.get(step.hash, [])
-        if step in retrying:
-            rows.append(_retrying_row(step, indent, tried, axis))
+        if step in pending:
+            since = in_flight[1] if in_flight and in_flight[0] == step.id else None
+            rows.append(_pending_row(step, indent, tried, axis, since))
         else:
             rows.append(_step_row(step, indent, tried, axis))
             panels.append(_step_panel(step, tried, detail.logs, children.get(step.hash)))
@@ -168,37 +172,71 @@ def build_trace(detail: RunDetail, now: datetime) -> Trace:
     )
 
 
-def _retrying(
-    steps: Sequence[StepRecord], failures: dict[str, list[AttemptRecord]]
+def _in_flight(detail: RunDetail) -> tuple[str, datetime] | None:
+    """The step the run is executing, unless its row says it ended since the worker said so."""
+    if detail.in_flight is None or detail.run.detail is not None:
+        return None  # parked (sleeping, waiting, retrying): nothing executes
+    step_id, since = detail.in_flight
+    ended = any(s.id == step_id and s.status in ("completed", "failed") for s in detail.steps)
+    return None if ended else (step_id, since)
+
+
+def _pending(
+    steps: Sequence[StepRecord],
+    failures: dict[str, list[AttemptRecord]],
+    in_flight: tuple[str, datetime] | None,
 ) -> list[StepRecord]:
-    """Stand-ins for the steps that failed and wait to be tried again (they have no row yet)."""
+    """Stand-ins for the steps with no row yet: to be tried again, or executing now."""
     stored = {step.hash for step in steps}
+    found: dict[str, tuple[str, datetime]] = {
+        step_hash: (tried[0].step_id or step_hash, tried[0].started_at)
+        for step_hash, tried in failures.items()
+        if step_hash and step_hash not in stored
+    }
+    if in_flight is not None and hash_step_id(in_flight[0]) not in stored:
+        found.setdefault(hash_step_id(in_flight[0]), in_flight)
     return [
         StepRecord(
-            run_id=tried[0].run_id,
+            run_id="",
             hash=step_hash,
-            id=tried[0].step_id or step_hash,
+            id=step_id,
             kind="run",
             status="waiting",
             position=_UNPLACED,
-            started_at=tried[0].started_at,
+            started_at=started,
         )
-        for step_hash, tried in failures.items()
-        if step_hash and step_hash not in stored
+        for step_hash, (step_id, started) in found.items()
     ]
 
 
-def _retrying_row(step: StepRecord, indent: int, failures: list[AttemptRecord], axis: _Axis) -> Row:
-    """A step between attempts: its failed attempts and the backoff running until the retry."""
-    panel = f"{_panel_id(step)}-a{failures[-1].attempt + 1}"  # the latest attempt's panel
+def _pending_row(
+    step: StepRecord,
+    indent: int,
+    failures: list[AttemptRecord],
+    axis: _Axis,
+    since: datetime | None,
+) -> Row:
+    """A step with no row yet: its failed attempts, then the backoff or the attempt in flight."""
+    panel = f"{_panel_id(step)}-a{failures[-1].attempt + 1}" if failures else "panel-run"
+    spans = _failure_spans(_panel_id(step), failures, axis, since)
+    if since is not None:
+        spans.append(
+            Span(
+                kind="in-flight",
+                style=axis.style(since, None),
+                title=f"{step.id}: executing for {_span_text(since, axis.end)}",
+                panel=panel,
+            )
+        )
     return Row(
         label=step.id.split("/", 1)[1] if indent == 2 else step.id,
         full_label=step.id,
         indent=indent,
         status_class="step-status step-waiting",
-        duration="retrying",
+        duration=_span_text(since, axis.end) if since is not None else "retrying",
         panel=panel,
-        spans=_failure_spans(_panel_id(step), failures, axis, None),
+        spans=spans,
+        since=since.isoformat() if since is not None else None,
     )
 
 

@@ -853,8 +853,21 @@ class Store(Protocol):
         """Per run among `run_ids` that is due but held back by a full concurrency key: the key."""
         ...
 
-    def extend_leases(self, owner: str, run_ids: Sequence[str], until: datetime) -> set[str]:
-        """Extend leases; returns the ids whose lease this owner no longer holds."""
+    def extend_leases(
+        self,
+        owner: str,
+        run_ids: Sequence[str],
+        until: datetime,
+        steps: Mapping[str, tuple[str, datetime]] | None = None,
+    ) -> set[str]:
+        """Extend leases; returns the ids whose lease this owner no longer holds.
+
+        `steps`: per run, the step it is executing and since when (shown as in flight).
+        """
+        ...
+
+    def step_in_flight(self, run_id: str) -> tuple[str, datetime] | None:
+        """The step a leased run is executing and since when, as its worker last said."""
         ...
 
     def commit_step(

@@ -209,6 +209,10 @@ queue = Table(
     Column("slot_limit_1", Integer),
     Column("slot_key_2", String(512)),
     Column("slot_limit_2", Integer),
+    # The step the leaseholder is executing and since when, as its last heartbeat said
+    # (cleared by each claim): what the run page shows in flight.
+    Column("step_id", String(255)),
+    Column("step_started_at", Double),
     Index(None, "available_at"),
     Index(None, "timeout_at"),
 )

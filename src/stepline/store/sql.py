@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -249,7 +249,12 @@ class _Statements:
             return prepare(
                 update(t.queue)
                 .where(q.run_id.in_(candidates))
-                .values(lease_owner=owner, lease_expires_at=bindparam("until"))
+                .values(
+                    lease_owner=owner,
+                    lease_expires_at=bindparam("until"),
+                    step_id=None,
+                    step_started_at=None,
+                )
                 .returning(q.run_id, t.CLAIM_ORDER.label("claim_order"), *t.queue.c[SLOT_COLUMNS])
             )
 
@@ -295,6 +300,16 @@ class _Statements:
             .returning(q.run_id)
         )
         held = and_(q.run_id == run_id, q.lease_owner == owner)
+        self.note_step = prepare(
+            update(t.queue)
+            .where(held)
+            .values(step_id=bindparam("step_id"), step_started_at=bindparam("started_at"))
+        )
+        self.step_in_flight = prepare(
+            select(q.step_id, q.step_started_at).where(
+                q.run_id == run_id, q.lease_owner.is_not(None), q.step_id.is_not(None)
+            )
+        )
         self.holds = prepare(select(q.run_id).where(held))
         self.hold = prepare(update(t.queue).where(held).values(lease_expires_at=bindparam("until")))
         self.release = prepare(
@@ -1132,8 +1147,14 @@ class SqlStore(
                 waits[run_id] = blocking[0]
         return waits
 
-    def extend_leases(self, owner: str, run_ids: Sequence[str], until: datetime) -> set[str]:
-        """Extend leases; returns the ids whose lease this owner no longer holds."""
+    def extend_leases(
+        self,
+        owner: str,
+        run_ids: Sequence[str],
+        until: datetime,
+        steps: Mapping[str, tuple[str, datetime]] | None = None,
+    ) -> set[str]:
+        """Extend leases and note the steps in flight; returns the ids no longer held."""
         if not run_ids:
             return set()
         with self._transaction() as tx:
@@ -1143,7 +1164,23 @@ class SqlStore(
                 owner=owner,
                 until=until.timestamp(),
             )
+            if steps:
+                tx.execute_many(
+                    self._sql.note_step,
+                    [
+                        {"run_id": r, "owner": owner, "step_id": s, "started_at": at.timestamp()}
+                        for r, (s, at) in steps.items()
+                    ],
+                )
         return set(run_ids) - set(held)
+
+    def step_in_flight(self, run_id: str) -> tuple[str, datetime] | None:
+        """The step a leased run is executing and since when, as its worker last said."""
+        with self._transaction() as tx:
+            row = tx.first(self._sql.step_in_flight, run_id=run_id)
+        if row is None:
+            return None
+        return row["step_id"], datetime.fromtimestamp(row["step_started_at"], UTC)
 
     def _hold(self, tx: RawTransaction, lease: Lease, now: datetime) -> None:
         """Renew the lease, or raise LeaseLost: the check every lease-taking write starts with."""

@@ -23,6 +23,19 @@
     history.replaceState(null, "", "#" + id);
     show(id);
   });
+  /* A step executing now: its row's duration counts up every second between live updates. */
+  function elapsed(seconds) {
+    if (seconds < 60) { return seconds.toFixed(1) + "s"; }
+    var minutes = Math.floor(seconds / 60), rest = Math.floor(seconds % 60);
+    if (minutes < 60) { return minutes + "m" + (rest < 10 ? "0" : "") + rest + "s"; }
+    return Math.floor(minutes / 60) + "h" + (minutes % 60 < 10 ? "0" : "") + (minutes % 60) + "m";
+  }
+  setInterval(function () {
+    document.querySelectorAll(".trace-duration[data-since]").forEach(function (cell) {
+      var since = new Date(cell.getAttribute("data-since")).getTime();
+      if (!isNaN(since)) { cell.textContent = elapsed(Math.max(0, Date.now() - since) / 1000); }
+    });
+  }, 1000);
   function fromHash() { show(decodeURIComponent(location.hash.slice(1))); }
   document.addEventListener("htmx:afterSettle", fromHash);
   window.addEventListener("hashchange", fromHash);
