@@ -59,7 +59,7 @@ def alive(pid: int) -> bool:
     """True while the process exists and is not a zombie."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before or while it was read
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
