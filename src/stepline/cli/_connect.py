@@ -88,6 +88,19 @@ def console(stderr: bool = False) -> Console:
     return out
 
 
+def limit_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--limit N` (1 to 500, 20 by default) of a listing of `what`, newest first."""
+    return click.option(
+        "--limit",
+        envvar="STEPLINE_LIMIT",
+        default=20,
+        show_default=True,
+        type=click.IntRange(1, 500),
+        show_envvar=True,
+        help=f"At most this many {what}, newest first.",
+    )
+
+
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add `-o/--output table|json` and `--json` to a command, which receives `as_json`.
 

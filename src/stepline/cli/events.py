@@ -14,7 +14,14 @@ from rich import box
 from rich.table import Table
 
 from stepline.cli import _format, _render
-from stepline.cli._connect import console, output_options, print_table, run_url, with_client
+from stepline.cli._connect import (
+    console,
+    limit_option,
+    output_options,
+    print_table,
+    run_url,
+    with_client,
+)
 from stepline.cli._data_command import DataCommand, data_option, refuse_timeout_without_wait
 from stepline.cli._flags import parse_flags
 from stepline.cli._flags import since as parse_since
@@ -117,15 +124,7 @@ def events() -> None:
     show_envvar=True,
     help='Only events received in the last this long, e.g. "2h", "30m", "1d".',
 )
-@click.option(
-    "--limit",
-    envvar="STEPLINE_LIMIT",
-    default=20,
-    show_default=True,
-    type=click.IntRange(1, 500),
-    show_envvar=True,
-    help="At most this many events, newest first.",
-)
+@limit_option("events")
 @output_options
 @with_client
 def list_events(

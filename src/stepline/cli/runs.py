@@ -11,7 +11,7 @@ import click
 
 from stepline import errors
 from stepline.cli import _render
-from stepline.cli._connect import console, output_options, print_table, with_client
+from stepline.cli._connect import console, limit_option, output_options, print_table, with_client
 from stepline.cli._flags import parse_json_object
 from stepline.cli._flags import since as parse_since
 from stepline.cli._outcome import exit_code, outcome
@@ -82,15 +82,7 @@ def runs() -> None:
     show_envvar=True,
     help="Only runs whose triggering event's data contains this text (any case).",
 )
-@click.option(
-    "--limit",
-    envvar="STEPLINE_LIMIT",
-    default=20,
-    show_default=True,
-    type=click.IntRange(1, 500),
-    show_envvar=True,
-    help="At most this many runs, newest first.",
-)
+@limit_option("runs")
 @output_options
 @with_client
 def list_runs(

@@ -229,7 +229,7 @@ def _pending_row(
             )
         )
     return Row(
-        label=step.id.split("/", 1)[1] if indent == 2 else step.id,
+        label=_label(step.id, indent),
         full_label=step.id,
         indent=indent,
         status_class="step-status step-waiting",
@@ -257,6 +257,11 @@ def _ordered(steps: Sequence[StepRecord]) -> list[tuple[StepRecord, int]]:
             )
             ordered += [(member, 1 if member.kind == "branch" else 2) for member in members]
     return ordered
+
+
+def _label(step_id: str, indent: int) -> str:
+    """A row's label: a branch's step (`group[i]/step`) by its own id, under its branch."""
+    return step_id.split("/", 1)[1] if indent == 2 else step_id
 
 
 def _branch(step_id: str) -> str:
@@ -310,7 +315,7 @@ def _step_row(step: StepRecord, indent: int, failures: list[AttemptRecord], axis
         )
     )
     return Row(
-        label=step.id.split("/", 1)[1] if indent == 2 else step.id,
+        label=_label(step.id, indent),
         full_label=step.id,
         indent=indent,
         status_class=f"step-status step-{step.status}",
