@@ -20,6 +20,7 @@ from stepline.server.auth import AuthSettings
 from stepline.server.dashboard_auth import safe_next
 from stepline.server.dashboard_models import json_block, moment
 from stepline.store.base import Store
+from tests.engine.support import eventually
 from tests.server.conftest import Served, options_app
 
 pytestmark = pytest.mark.timeout(15)
@@ -115,9 +116,11 @@ def test_functions_page_shows_the_last_and_missed_cron_fires(
     served: Served, clock: FakeClock
 ) -> None:
     # While no scheduler ran, four ticks fell due; the latest of them was run, three missed.
-    store = served.engine.store
+    # The engine's scheduler records the schedule on first sight: after that, no race.
+    store, schedule = served.engine.store, "TZ=Asia/Tokyo 30 2 * * *"
+    eventually(lambda: store.cron_last_tick("echo", schedule), what="the schedule's first sight")
     tick = datetime(2026, 1, 4, 17, 30, tzinfo=UTC)
-    store.fire_cron_tick("echo", "TZ=Asia/Tokyo 30 2 * * *", tick, None, clock.now(), missed=3)
+    assert store.fire_cron_tick("echo", schedule, tick, None, clock.now(), missed=3)
     functions = _html(served.http.get("/"))
     assert "3 missed" in functions
     assert '<time datetime="2026-01-04T17:30:00.000Z">' in functions
