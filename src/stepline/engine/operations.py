@@ -24,6 +24,7 @@ from stepline.engine.events import (
     build_event,
     build_events,
 )
+from stepline.engine.reasons import given_reason
 from stepline.engine.rerun import rerun_note, reused_steps
 from stepline.engine.routing import Routing
 from stepline.engine.waiting import waiting_reasons
@@ -130,9 +131,16 @@ class Operations:
             )
         return fn
 
-    def pause(self, function_id: str) -> FunctionRecord:
-        """Stop a function's events and cron ticks from starting runs; `NotFound` if unknown."""
-        return self.store.set_function_paused(function_id, True)
+    def pause(
+        self, function_id: str, *, by: str | None = None, reason: str | None = None
+    ) -> FunctionRecord:
+        """Stop a function's events and cron ticks from starting runs; `NotFound` if unknown.
+
+        The function records the pause's time, `by` (who asked) and `reason` (see `reasons`).
+        """
+        return self.store.set_function_paused(
+            function_id, True, self.clock.now(), by=by, reason=given_reason(reason)
+        )
 
     def resume(self, function_id: str) -> FunctionRecord:
         """Let a paused function's events and cron ticks start runs again."""
@@ -184,20 +192,26 @@ class Operations:
         )
         return self.store.create_run(run, [event], now, self.routing)
 
-    def cancel(self, run_id: str) -> RunRecord:
-        """Cancel a run: no new step starts; a sleeping or waiting run ends at once."""
-        return self.store.cancel_run(run_id, self.clock.now(), self.routing)
+    def cancel(self, run_id: str, *, by: str | None = None, reason: str | None = None) -> RunRecord:
+        """Cancel a run: no new step starts; a sleeping or waiting run ends at once.
 
-    def replay(self, run_id: str) -> str:
+        The run records `by` (who asked: "api", "dashboard", "client") and `reason`.
+        """
+        reason = given_reason(reason)
+        return self.store.cancel_run(run_id, self.clock.now(), self.routing, by=by, reason=reason)
+
+    def replay(self, run_id: str, *, reason: str | None = None) -> str:
         """Start a new run with the same trigger as `run_id`, linked to it; returns its id.
 
-        Raises `NotFound` (run or function) and `Conflict` if the function is paused.
+        `reason` is stored with the new run. Raises `NotFound` (run or function), `Conflict`
+        if the function is paused or its flow control refuses the run (`run_id`: the run in
+        the way), `InvalidInput` for a reason too long.
         """
+        reason = given_reason(reason)
         original = self.store.get_run(run_id)
         fn = self.startable(original.function_id)
-        return self.store.create_run(
-            self._replay_of(original, fn), [], self.clock.now(), self.routing
-        )
+        run = replace(self._replay_of(original, fn), trigger_reason=reason)
+        return self.store.create_run(run, [], self.clock.now(), self.routing)
 
     def rerun(
         self,
@@ -206,17 +220,19 @@ class Operations:
         from_step: str | None = None,
         data: dict[str, Any] | None = None,
         dry_run: bool | None = None,
+        reason: str | None = None,
     ) -> str:
         """Start a new run linked to `run_id` from one of its steps; returns its id.
 
         The finished steps before `from_step` (None: none) are reused, not executed again;
         the rest run with `data` as the event data if given (else the original event's).
-        `dry_run` None keeps the original run's.
+        `dry_run` None keeps the original run's; `reason` is stored with the new run.
 
         Raises `NotFound` (run or function), `Conflict` if the function is paused, and
         `InvalidInput` for a step the run does not have, data for a run of several events
         or a parallel branch (its run is the one to rerun).
         """
+        reason = given_reason(reason)
         original = self.store.get_run(run_id)
         if original.trigger_kind == "parallel":
             raise errors.InvalidInput(
@@ -238,6 +254,7 @@ class Operations:
             replay_of=original.id,
             dry_run=original.dry_run if dry_run is None else dry_run,
         )
+        run = replace(run, trigger_reason=reason)
         note = rerun_note(original.id, from_step, reused, edited=bool(edited))
         return self.store.create_run(
             run,
@@ -265,27 +282,36 @@ class Operations:
         _check_bulk(ids)
         return len(ids), [self.store.get_run(run_id) for run_id in ids[:PREVIEW_SAMPLE]]
 
-    def cancel_matching(self, run_filter: RunFilter) -> int:
+    def cancel_matching(
+        self, run_filter: RunFilter, *, by: str | None = None, reason: str | None = None
+    ) -> int:
         """Cancel every active run matching the filter; returns how many were cancelled.
 
-        Raises `InvalidInput` if more than `MAX_BULK_RUNS` active runs match (nothing done).
+        Each records `by` and `reason` (as `cancel`). Raises `InvalidInput` if more than
+        `MAX_BULK_RUNS` active runs match (nothing done).
         """
+        reason = given_reason(reason)
         ids = self.store.list_run_ids(_bulk(run_filter), active_only=True)
         _check_bulk(ids)
-        return self.store.cancel_runs(ids, self.clock.now(), self.routing)
+        return self.store.cancel_runs(ids, self.clock.now(), self.routing, by=by, reason=reason)
 
-    def replay_matching(self, run_filter: RunFilter) -> int:
+    def replay_matching(self, run_filter: RunFilter, *, reason: str | None = None) -> int:
         """Replay every run matching the filter, all in one transaction; returns how many.
 
-        Raises `InvalidInput` past `MAX_BULK_RUNS` runs, `NotFound` if a run's function is no
-        longer registered and `Conflict` if it is paused; nothing is started then.
+        Each new run stores `reason`. Raises `InvalidInput` past `MAX_BULK_RUNS` runs,
+        `NotFound` if a run's function is no longer registered and `Conflict` if it is
+        paused; nothing is started then.
         """
+        reason = given_reason(reason)
         originals = self.store.list_runs(_bulk(run_filter))
         _check_bulk(originals)
         functions = self._replayable(originals)
         # A limit that refuses one of many replays records it as skipped, not the whole call.
         runs = [
-            self._replay_of(run, functions[run.function_id], refuse="record")
+            replace(
+                self._replay_of(run, functions[run.function_id], refuse="record"),
+                trigger_reason=reason,
+            )
             for run in reversed(originals)
         ]
         return len(self.store.create_runs(runs, self.clock.now(), self.routing))

@@ -101,6 +101,8 @@ class StoreInternals(Protocol):
         reason: str | None = None,
         cancelled_by: str | None = None,
         error: str | None = None,
+        requested_by: str | None = None,
+        request_reason: str | None = None,
     ) -> bool: ...
 
     def _ended(self, tx: RawTransaction, run_id: str) -> None: ...

@@ -270,6 +270,7 @@ def _run_row(run: NewRun, status: RunStatus, now: datetime) -> dict[str, Any]:
         "status": status,
         "trigger_kind": run.trigger_kind,
         "trigger_by": run.trigger_by,
+        "trigger_reason": run.trigger_reason,
         "event_id": run.event_ids[0] if run.event_ids else None,
         "event_ids": json.dumps(list(run.event_ids)),
         "replay_of": run.replay_of,

@@ -35,13 +35,19 @@ def _at(value: float) -> datetime:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FunctionRecord:
-    """A registered function: its id, app, name and JSON config (triggers and options)."""
+    """A registered function: its id, app, name and JSON config (triggers and options).
+
+    A paused function has the pause's record: since when, who paused it and why (all optional).
+    """
 
     id: str
     app_id: str
     name: str
     config: str
     paused: bool = False
+    paused_at: datetime | None = None
+    paused_by: str | None = None
+    pause_reason: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> FunctionRecord:
@@ -52,6 +58,9 @@ class FunctionRecord:
             name=row["name"],
             config=row["config"],
             paused=bool(row["paused"]),
+            paused_at=from_epoch(row["paused_at"]),
+            paused_by=row["paused_by"],
+            pause_reason=row["pause_reason"],
         )
 
 
@@ -207,13 +216,17 @@ NO_FLOW = FlowPlan()
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NewRun:
-    """A run to create. `available_at` is when a worker may first claim it."""
+    """A run to create. `available_at` is when a worker may first claim it.
+
+    `trigger_reason`: the reason a person gave for starting it (a replay, a rerun).
+    """
 
     id: str
     function_id: str
     trigger_kind: TriggerKind
     event_ids: Sequence[str] = ()
     trigger_by: str | None = None
+    trigger_reason: str | None = None
     replay_of: str | None = None
     idempotency_key: str | None = None
     available_at: datetime | None = None
@@ -226,7 +239,11 @@ class NewRun:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunRecord:
-    """A run as stored, with its outcome, timing, progress and counters."""
+    """A run as stored, with its outcome, timing, progress and counters.
+
+    `reason` says in words why it was skipped or cancelled; a run cancelled by request has who
+    asked (`cancel_requested_by`: "api", "dashboard", "client") and the reason they gave.
+    """
 
     id: str
     function_id: str
@@ -256,6 +273,9 @@ class RunRecord:
     parent_step: str | None = None
     start_by: datetime | None = None
     dry_run: bool = False
+    cancel_requested_by: str | None = None
+    cancel_reason: str | None = None
+    trigger_reason: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> RunRecord:
@@ -289,6 +309,9 @@ class RunRecord:
             parent_step=row["parent_step"],
             start_by=from_epoch(row["start_by"]),
             dry_run=bool(row["dry_run"]),
+            cancel_requested_by=row["cancel_requested_by"],
+            cancel_reason=row["cancel_reason"],
+            trigger_reason=row["trigger_reason"],
         )
 
     @property
@@ -730,8 +753,19 @@ class Store(Protocol):
         """Every app, by id."""
         ...
 
-    def set_function_paused(self, function_id: str, paused: bool) -> FunctionRecord:
+    def set_function_paused(
+        self,
+        function_id: str,
+        paused: bool,
+        now: datetime | None = None,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+    ) -> FunctionRecord:
         """Pause or resume a function; returns it. Idempotent; raises `NotFound`.
+
+        A pause records `now` (default: the current time), `by` and `reason`; pausing a paused
+        function keeps the first pause's record, and resuming clears it.
 
         A paused function starts no runs from events (routing skips it in every process from
         the next event on) or cron ticks (its ticks pass without a run); runs already started
@@ -967,12 +1001,37 @@ class Store(Protocol):
         """The runs whose lease a worker holds, by worker id then run id (queue items only)."""
         ...
 
-    def cancel_run(self, run_id: str, now: datetime, routing: EventRouting) -> RunRecord:
-        """Cancel a queued, running, sleeping or waiting run; a no-op on an ended run."""
+    def run_summaries(self, run_ids: Sequence[str], data_chars: int) -> dict[str, RunSummary]:
+        """Each run's summary by id, its event's data cut at `data_chars` (unknown ids left out)."""
         ...
 
-    def cancel_runs(self, run_ids: Sequence[str], now: datetime, routing: EventRouting) -> int:
+    def cancel_run(
+        self,
+        run_id: str,
+        now: datetime,
+        routing: EventRouting,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+    ) -> RunRecord:
+        """Cancel a queued, running, sleeping or waiting run; a no-op on an ended run.
+
+        The run records who asked (`by`) and the reason they gave, if any.
+        """
+        ...
+
+    def cancel_runs(
+        self,
+        run_ids: Sequence[str],
+        now: datetime,
+        routing: EventRouting,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+    ) -> int:
         """Cancel every active run among `run_ids` in one transaction; returns how many.
+
+        Each records `by` and `reason` as with `cancel_run`.
 
         Ended and unknown ids are skipped, so repeating a call cancels nothing more.
         """

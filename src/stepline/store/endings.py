@@ -74,7 +74,15 @@ class EndingStatements:
             .where(r.id == run_id, r.status.in_(ACTIVE_STATUSES))
             .values(detail=None)
             .returning(*ENDED_COLUMNS),
-            ["status", "ended_at", "error", "reason", "cancelled_by"],
+            [
+                "status",
+                "ended_at",
+                "error",
+                "reason",
+                "cancelled_by",
+                "cancel_requested_by",
+                "cancel_reason",
+            ],
         )
         self.delete_listeners = prepare(
             delete(t.cancel_listeners).where(t.cancel_listeners.c.run_id == run_id)
@@ -143,8 +151,13 @@ class EndingsMixin:
         reason: str | None = None,
         cancelled_by: str | None = None,
         error: str | None = None,
+        requested_by: str | None = None,
+        request_reason: str | None = None,
     ) -> bool:
-        """End an active run not held by this caller (cancel, timeout); False if it had ended."""
+        """End an active run not held by this caller (cancel, timeout); False if it had ended.
+
+        A cancel by request records who asked (`requested_by`) and the reason they gave.
+        """
         ends = self._endings
         parent = tx.scalars(ends.parent_of, run_id=run_id)
         if parent and parent[0]:
@@ -159,6 +172,8 @@ class EndingsMixin:
             error=error,
             reason=reason,
             cancelled_by=cancelled_by,
+            cancel_requested_by=requested_by,
+            cancel_reason=request_reason,
         )
         if row is None:
             return False

@@ -41,6 +41,10 @@ functions = Table(
     Column("config", Text, nullable=False),
     Column("paused", Boolean, nullable=False, default=False),
     Column("updated_at", Double, nullable=False),
+    # The pause in force: since when, who paused it and the reason they gave (cleared by resume).
+    Column("paused_at", Double),
+    Column("paused_by", String(255)),
+    Column("pause_reason", Text),
 )
 
 # An app: a set of functions registered together. Python apps register from the processes that
@@ -134,6 +138,11 @@ runs = Table(
     Column("start_by", Double),
     # A dry run: its steps run, but what it sends (`step.send_event`) is only recorded.
     Column("dry_run", Boolean, nullable=False, default=False, server_default=false()),
+    # A person's actions on the run: who asked to cancel it and the reason they gave, and the
+    # reason given for starting it (a replay or rerun of another run).
+    Column("cancel_requested_by", String(255)),
+    Column("cancel_reason", Text),
+    Column("trigger_reason", Text),
     UniqueConstraint("function_id", "idempotency_key"),
     Index(None, "function_id", "status", "created_at"),
     Index(None, "function_id", "created_at"),

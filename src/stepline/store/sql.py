@@ -108,6 +108,7 @@ _RUN_COLUMNS = (
     "status",
     "trigger_kind",
     "trigger_by",
+    "trigger_reason",
     "event_id",
     "event_ids",
     "replay_of",
@@ -621,12 +622,31 @@ class SqlStore(
             rows = conn.execute(select(t.functions).order_by(t.functions.c.id)).mappings()
             return [FunctionRecord.from_row(r) for r in rows]
 
-    def set_function_paused(self, function_id: str, paused: bool) -> FunctionRecord:
-        """Pause or resume a function; returns it. Idempotent; raises `NotFound`."""
+    def set_function_paused(
+        self,
+        function_id: str,
+        paused: bool,
+        now: datetime | None = None,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+    ) -> FunctionRecord:
+        """Pause or resume a function; returns it. Idempotent; raises `NotFound`.
+
+        Pausing a paused function keeps its first pause's record; resuming clears it.
+        """
         f = t.functions.c
+        record: dict[str, Any] = {"paused_at": None, "paused_by": None, "pause_reason": None}
+        if paused:
+            at = (now or datetime.now(UTC)).timestamp()
+            record = {"paused_at": at, "paused_by": by, "pause_reason": reason}
         with self._write() as conn:
             _bump_registry_version(conn)
-            conn.execute(update(t.functions).where(f.id == function_id).values(paused=paused))
+            conn.execute(
+                update(t.functions)
+                .where(f.id == function_id, f.paused.is_(not paused))
+                .values(paused=paused, **record)
+            )
             row = conn.execute(select(t.functions).where(f.id == function_id)).mappings().first()
         if row is None:
             raise errors.NotFound(f"no function with id {function_id!r}")
@@ -1488,22 +1508,58 @@ class SqlStore(
             ).mappings()
             return [WorkerRecord.from_row(row) for row in rows]
 
-    def cancel_run(self, run_id: str, now: datetime, routing: EventRouting) -> RunRecord:
+    def cancel_run(
+        self,
+        run_id: str,
+        now: datetime,
+        routing: EventRouting,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+    ) -> RunRecord:
         """Cancel a queued, running, sleeping or waiting run; a no-op on an ended run."""
         with self._transaction() as tx:
-            self._end_run(tx, run_id, "CANCELLED", now, routing, reason="cancelled by request")
+            self._cancel_requested(tx, run_id, now, routing, by, reason)
             row = tx.first(self._sql.run, run_id=run_id)
         if row is None:
             raise errors.NotFound(f"no run with id {run_id!r}")
         return RunRecord.from_row(row)
 
-    def cancel_runs(self, run_ids: Sequence[str], now: datetime, routing: EventRouting) -> int:
+    def cancel_runs(
+        self,
+        run_ids: Sequence[str],
+        now: datetime,
+        routing: EventRouting,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+    ) -> int:
         """Cancel every active run among `run_ids` in one transaction; returns how many."""
         with self._transaction() as tx:
             return sum(
-                self._end_run(tx, run_id, "CANCELLED", now, routing, reason="cancelled by request")
-                for run_id in run_ids
+                self._cancel_requested(tx, run_id, now, routing, by, reason) for run_id in run_ids
             )
+
+    def _cancel_requested(
+        self,
+        tx: RawTransaction,
+        run_id: str,
+        now: datetime,
+        routing: EventRouting,
+        by: str | None,
+        reason: str | None,
+    ) -> bool:
+        """End an active run as cancelled by request, recording who asked and why."""
+        return self._end_run(
+            tx,
+            run_id,
+            "CANCELLED",
+            now,
+            routing,
+            reason="cancelled by request",
+            requested_by=by,
+            request_reason=reason,
+        )
 
     def fail_timed_out_runs(self, now: datetime, routing: EventRouting) -> list[str]:
         """End every active run past a deadline; returns their ids.
