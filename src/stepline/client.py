@@ -32,14 +32,14 @@ class _Backend(Protocol):
     def get_run(self, run_id: str) -> dict[str, Any]: ...
     def list_runs(self, query: dict[str, Any]) -> list[dict[str, Any]]: ...
     def runs_for_event(self, event_id: str) -> list[dict[str, Any]]: ...
-    def cancel(self, run_id: str) -> dict[str, Any]: ...
-    def replay(self, run_id: str) -> str: ...
+    def cancel(self, run_id: str, reason: str | None) -> dict[str, Any]: ...
+    def replay(self, run_id: str, reason: str | None) -> str: ...
     def rerun(self, run_id: str, request: dict[str, Any]) -> str: ...
-    def cancel_runs(self, selection: dict[str, Any]) -> int: ...
-    def replay_runs(self, selection: dict[str, Any]) -> int: ...
+    def cancel_runs(self, selection: dict[str, Any], reason: str | None) -> int: ...
+    def replay_runs(self, selection: dict[str, Any], reason: str | None) -> int: ...
     def preview_runs(self, action: str, selection: dict[str, Any]) -> dict[str, Any]: ...
     def functions(self) -> list[dict[str, Any]]: ...
-    def set_paused(self, function_id: str, paused: bool) -> dict[str, Any]: ...
+    def set_paused(self, function_id: str, paused: bool, reason: str | None) -> dict[str, Any]: ...
     def get_event(self, event_id: str) -> dict[str, Any]: ...
     def list_events(self, query: dict[str, Any]) -> dict[str, Any]: ...
     def workers(self) -> list[dict[str, Any]]: ...
@@ -68,11 +68,11 @@ class _Local:
     def list_runs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
         return [views.run_view(r) for r in self._ops.list_runs(RunFilter(**query))]
 
-    def cancel_runs(self, selection: dict[str, Any]) -> int:
-        return self._ops.cancel_matching(RunFilter(**selection))
+    def cancel_runs(self, selection: dict[str, Any], reason: str | None) -> int:
+        return self._ops.cancel_matching(RunFilter(**selection), by="client", reason=reason)
 
-    def replay_runs(self, selection: dict[str, Any]) -> int:
-        return self._ops.replay_matching(RunFilter(**selection))
+    def replay_runs(self, selection: dict[str, Any], reason: str | None) -> int:
+        return self._ops.replay_matching(RunFilter(**selection), reason=reason)
 
     def preview_runs(self, action: str, selection: dict[str, Any]) -> dict[str, Any]:
         count, sample = self._ops.preview_matching(
@@ -83,11 +83,11 @@ class _Local:
     def runs_for_event(self, event_id: str) -> list[dict[str, Any]]:
         return [views.run_view(r) for r in self._ops.runs_for_event(event_id)]
 
-    def cancel(self, run_id: str) -> dict[str, Any]:
-        return views.run_view(self._ops.cancel(run_id))
+    def cancel(self, run_id: str, reason: str | None) -> dict[str, Any]:
+        return views.run_view(self._ops.cancel(run_id, by="client", reason=reason))
 
-    def replay(self, run_id: str) -> str:
-        return self._ops.replay(run_id)
+    def replay(self, run_id: str, reason: str | None) -> str:
+        return self._ops.replay(run_id, reason=reason)
 
     def rerun(self, run_id: str, request: dict[str, Any]) -> str:
         return self._ops.rerun(run_id, **request)
@@ -103,8 +103,11 @@ class _Local:
             for f in self._ops.list_functions()
         ]
 
-    def set_paused(self, function_id: str, paused: bool) -> dict[str, Any]:
-        fn = self._ops.pause(function_id) if paused else self._ops.resume(function_id)
+    def set_paused(self, function_id: str, paused: bool, reason: str | None) -> dict[str, Any]:
+        if paused:
+            fn = self._ops.pause(function_id, by="client", reason=reason)
+        else:
+            fn = self._ops.resume(function_id)
         stats, cron = self._ops.function_stats(), self._ops.cron_states()
         return views.function_view(fn, stats.get(fn.id), cron=cron.get(fn.id))
 
@@ -221,12 +224,14 @@ class _Http:
         runs: list[dict[str, Any]] = self._call("GET", "/v1/runs", params=_params(query))["data"]
         return runs
 
-    def cancel_runs(self, selection: dict[str, Any]) -> int:
-        body = self._call("POST", "/v1/runs/cancel", json=_params(selection))
+    def cancel_runs(self, selection: dict[str, Any], reason: str | None) -> int:
+        request = _params({**selection, "reason": reason})
+        body = self._call("POST", "/v1/runs/cancel", json=request)
         return int(body["data"]["affected"])
 
-    def replay_runs(self, selection: dict[str, Any]) -> int:
-        body = self._call("POST", "/v1/runs/replay", json=_params(selection))
+    def replay_runs(self, selection: dict[str, Any], reason: str | None) -> int:
+        request = _params({**selection, "reason": reason})
+        body = self._call("POST", "/v1/runs/replay", json=request)
         return int(body["data"]["affected"])
 
     def preview_runs(self, action: str, selection: dict[str, Any]) -> dict[str, Any]:
@@ -239,12 +244,14 @@ class _Http:
         runs: list[dict[str, Any]] = self._call("GET", f"/v1/events/{event_id}/runs")["data"]
         return runs
 
-    def cancel(self, run_id: str) -> dict[str, Any]:
-        run: dict[str, Any] = self._call("POST", f"/v1/runs/{run_id}/cancel")["data"]
+    def cancel(self, run_id: str, reason: str | None) -> dict[str, Any]:
+        request = _params({"reason": reason})
+        run: dict[str, Any] = self._call("POST", f"/v1/runs/{run_id}/cancel", json=request)["data"]
         return run
 
-    def replay(self, run_id: str) -> str:
-        return str(self._call("POST", f"/v1/runs/{run_id}/replay")["data"]["run_id"])
+    def replay(self, run_id: str, reason: str | None) -> str:
+        request = _params({"reason": reason})
+        return str(self._call("POST", f"/v1/runs/{run_id}/replay", json=request)["data"]["run_id"])
 
     def rerun(self, run_id: str, request: dict[str, Any]) -> str:
         body = self._call("POST", f"/v1/runs/{run_id}/rerun", json=request)
@@ -254,9 +261,10 @@ class _Http:
         functions: list[dict[str, Any]] = self._call("GET", "/v1/functions")["data"]
         return functions
 
-    def set_paused(self, function_id: str, paused: bool) -> dict[str, Any]:
-        action = "pause" if paused else "resume"
-        fn: dict[str, Any] = self._call("POST", f"/v1/functions/{function_id}/{action}")["data"]
+    def set_paused(self, function_id: str, paused: bool, reason: str | None) -> dict[str, Any]:
+        path = f"/v1/functions/{function_id}/{'pause' if paused else 'resume'}"
+        request = _params({"reason": reason}) if paused else None
+        fn: dict[str, Any] = self._call("POST", path, json=request)["data"]
         return fn
 
     def get_event(self, event_id: str) -> dict[str, Any]:
@@ -386,22 +394,23 @@ class Client:
             }
         )
 
-    def cancel_runs(self, **criteria: Unpack[RunCriteria]) -> int:
+    def cancel_runs(self, *, reason: str | None = None, **criteria: Unpack[RunCriteria]) -> int:
         """Cancel every active run matching all the criteria given; returns how many.
 
         Criteria (`RunCriteria`): function_id, status, event_id, trigger_kind, dry_run,
         error_name (the error's class name), created_after, created_before, q. At least one
         is required; more than 10,000 matching runs is refused whole (`InvalidInput`).
+        `reason` (at most 500 characters) is stored with each run cancelled.
         """
-        return self._backend.cancel_runs(_selection(criteria))
+        return self._backend.cancel_runs(_selection(criteria), reason)
 
-    def replay_runs(self, **criteria: Unpack[RunCriteria]) -> int:
+    def replay_runs(self, *, reason: str | None = None, **criteria: Unpack[RunCriteria]) -> int:
         """Replay every run matching all the criteria given (all or none); returns how many.
 
         Criteria as for `cancel_runs`. More than 10,000 runs is refused (`InvalidInput`), and
-        so is a paused function's run (`Conflict`).
+        so is a paused function's run (`Conflict`). `reason` is stored with each new run.
         """
-        return self._backend.replay_runs(_selection(criteria))
+        return self._backend.replay_runs(_selection(criteria), reason)
 
     def preview_runs(
         self, action: Literal["cancel", "replay"], **criteria: Unpack[RunCriteria]
@@ -431,13 +440,24 @@ class Client:
                 raise TimeoutError(f"run {run_id} still {run['status']} after {timeout:g}s")
             time.sleep(poll)
 
-    def cancel(self, run_id: str) -> dict[str, Any]:
-        """Cancel a run; returns it (a no-op on a run that already ended)."""
-        return self._backend.cancel(run_id)
+    def cancel(self, run_id: str, *, reason: str | None = None) -> dict[str, Any]:
+        """Cancel a run; returns it (a no-op on a run that already ended).
 
-    def replay(self, run_id: str) -> str:
-        """Start a new run with the same trigger, linked to the original; returns its id."""
-        return self._backend.replay(run_id)
+        The run records who asked (over HTTP "api", locally "client") and `reason`, if given
+        (at most 500 characters): its `cancellation`.
+        """
+        return self._backend.cancel(run_id, reason)
+
+    def replay(self, run_id: str, *, reason: str | None = None) -> str:
+        """Start a new run with the same trigger, linked to the original; returns its id.
+
+        `reason` is stored with the new run (its `trigger.reason`).
+
+        Raises:
+            Conflict: The function is paused, or its flow control refuses the run (e.g. a
+                `skip` singleton whose key is busy: `run_id` is then the active run's id).
+        """
+        return self._backend.replay(run_id, reason)
 
     def rerun(
         self,
@@ -446,12 +466,14 @@ class Client:
         from_step: str | None = None,
         data: dict[str, Any] | None = None,
         dry_run: bool | None = None,
+        reason: str | None = None,
     ) -> str:
         """Start a new run linked to `run_id` from one of its steps; returns its id.
 
         The finished steps before `from_step` (None: none) keep their stored results and
         are not executed again; the rest execute with `data` as the event data if given
-        (else the original event's). `dry_run` None: as the original run.
+        (else the original event's). `dry_run` None: as the original run. `reason` is
+        stored with the new run.
 
         Raises:
             NotFound: No such run, or its function is gone.
@@ -459,20 +481,23 @@ class Client:
             InvalidInput: The run has no step `from_step` (its steps are named), or `data`
                 for a run of several events.
         """
-        request = {"from_step": from_step, "data": data, "dry_run": dry_run}
+        request = {"from_step": from_step, "data": data, "dry_run": dry_run, "reason": reason}
         return self._backend.rerun(run_id, {k: v for k, v in request.items() if v is not None})
 
     def functions(self) -> list[dict[str, Any]]:
         """The registered functions with their triggers."""
         return self._backend.functions()
 
-    def pause(self, function_id: str) -> dict[str, Any]:
-        """Pause a function: its events and cron ticks start no runs; returns it."""
-        return self._backend.set_paused(function_id, True)
+    def pause(self, function_id: str, *, reason: str | None = None) -> dict[str, Any]:
+        """Pause a function: its events and cron ticks start no runs; returns it.
+
+        The function records the pause's time, who asked and `reason` (its `pause`).
+        """
+        return self._backend.set_paused(function_id, True, reason)
 
     def resume(self, function_id: str) -> dict[str, Any]:
         """Resume a paused function; returns it."""
-        return self._backend.set_paused(function_id, False)
+        return self._backend.set_paused(function_id, False, None)
 
     def get_event(self, event_id: str) -> dict[str, Any]:
         """One stored event."""

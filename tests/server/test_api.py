@@ -740,7 +740,9 @@ def test_dashboard_shows_the_success_rate_pauses_and_filters_by_time_and_text(
     assert "100% (1 of 1 ended)" in functions
     assert 'href="/functions/echo/pause"' in functions  # to the confirmation
     paused = served.http.post(
-        "/functions/echo/pause", headers={"content-type": "application/x-www-form-urlencoded"}
+        "/functions/echo/pause",
+        data={"confirmed": "true"},
+        headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert paused.status_code == 303
     assert 'href="/functions/echo/resume"' in served.http.get("/functions").text

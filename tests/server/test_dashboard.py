@@ -217,7 +217,7 @@ def test_cancel_and_replay_forms_redirect(served: Served, store: Store) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert "Cancel run" in _html(served.http.get(f"/runs/{run_id}"))
-    cancelled = _post(served, f"/runs/{run_id}/cancel", {})
+    cancelled = _post(served, f"/runs/{run_id}/cancel", {"confirmed": "true"})
     assert cancelled.status_code == 303 and cancelled.headers["location"] == f"/runs/{run_id}"
     assert store.get_run(run_id).status == "CANCELLED"
     replayed = _post(served, f"/runs/{run_id}/replay", {})

@@ -93,13 +93,13 @@ def test_pause_asks_first_then_pauses_and_resume_likewise(served: Served) -> Non
     assert 'action="/functions/report/pause"' in ask
     assert not served.engine.operations.function("report").paused, "asking paused nothing"
 
-    done = served.http.post("/functions/report/pause", headers=FORM)
+    done = served.http.post("/functions/report/pause", data={"confirmed": "true"}, headers=FORM)
     assert done.status_code == 303 and done.headers["location"] == "/functions/report"
     assert served.engine.operations.function("report").paused
     page = _html(served.http.get("/functions/report"))
     assert "PAUSED" in page and '<button type="submit" disabled>Run now</button>' in page
     assert "Resume function report?" in _html(served.http.get("/functions/report/resume"))
-    served.http.post("/functions/report/resume", headers=FORM)
+    served.http.post("/functions/report/resume", data={"confirmed": "true"}, headers=FORM)
     assert not served.engine.operations.function("report").paused
 
 

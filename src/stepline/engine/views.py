@@ -59,6 +59,17 @@ def progress_view(run: RunRecord, now: datetime) -> dict[str, Any] | None:
     }
 
 
+def cancellation_view(run: RunRecord) -> dict[str, Any] | None:
+    """Who asked to cancel the run, when, and the reason given; None unless cancelled by request."""
+    if run.status != "CANCELLED" or run.cancel_requested_by is None:
+        return None
+    return {
+        "at": _iso(run.ended_at),
+        "requested_by": run.cancel_requested_by,
+        "reason": run.cancel_reason,
+    }
+
+
 def run_view(
     run: RunRecord, now: datetime | None = None, waiting_for: str | None = None
 ) -> dict[str, Any]:
@@ -77,12 +88,14 @@ def run_view(
         "waiting_for": waiting_for,
         "reason": run.reason,
         "cancelled_by": run.cancelled_by,
+        "cancellation": cancellation_view(run),
         "parent_run_id": run.parent_run_id,
         "start_by": _iso(run.start_by),
         "dry_run": run.dry_run,
         "trigger": {
             "kind": run.trigger_kind,
             "by": run.trigger_by,
+            "reason": run.trigger_reason,
             "event_id": run.event_id,
             "event_ids": list(run.event_ids),
         },
@@ -192,6 +205,13 @@ def trigger_view(
     }
 
 
+def pause_view(fn: FunctionRecord) -> dict[str, Any] | None:
+    """Since when a paused function is paused, who paused it and why; None when it is not."""
+    if not fn.paused:
+        return None
+    return {"at": _iso(fn.paused_at), "by": fn.paused_by, "reason": fn.pause_reason}
+
+
 def success_rate(ended: Mapping[str, int]) -> float | None:
     """COMPLETED runs over all ended runs (rounded to 4 places); None when none ended."""
     total = sum(ended.values())
@@ -222,6 +242,7 @@ def function_view(
         "url": config.get("url"),
         "name": fn.name,
         "paused": fn.paused,
+        "pause": pause_view(fn),
         "triggers": [trigger_view(t, now, cron) for t in config["triggers"]],
         "retries": config["retries"],
         "timeout_seconds": config.get("timeout_seconds"),

@@ -27,7 +27,7 @@ from stepline.server.auth import AuthSettings, check_token
 from stepline.server.body import read_json
 from stepline.server.inngest import rest
 from stepline.server.intake import bounded_batch, intake_endpoint
-from stepline.server.models import EventQuery, InvokeBody, parse
+from stepline.server.models import EventQuery, InvokeBody, ReasonBody, parse
 from stepline.server.openapi import Endpoint, document
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -171,11 +171,15 @@ class Api(RunHandlers, AppHandlers):
         """GET /v1/functions/{id}: one function."""
         return await self._data(lambda: self._function(function_id))
 
-    async def pause_function(self, function_id: str) -> JSONResponse:
-        """POST /v1/functions/{id}/pause: its events and cron ticks start no runs."""
+    async def pause_function(self, function_id: str, body: ReasonBody | None) -> JSONResponse:
+        """POST /v1/functions/{id}/pause: its events and cron ticks start no runs.
+
+        The function records the pause's time, that the API asked, and `{"reason"}` if given.
+        """
+        reason = body.reason if body is not None else None
 
         def pause() -> dict[str, Any]:
-            self.ops.pause(function_id)
+            self.ops.pause(function_id, by="api", reason=reason)
             return self._function(function_id)
 
         return await self._data(pause)

@@ -22,7 +22,7 @@ from stepline.server.auth import AuthSettings
 from stepline.server.inngest import rest
 from stepline.server.inngest.reads import parse_run_id
 from stepline.server.inngest.routes import check_sdk_auth
-from stepline.server.models import BulkSelection, RerunBody, RunQuery
+from stepline.server.models import BulkSelection, ReasonBody, RerunBody, RunQuery
 
 RUN_EVENT = "run"
 RUNS_EVENT = "runs"
@@ -70,16 +70,22 @@ class RunHandlers:
             return await self._shaped(lambda: rest.run_view(self.ops.store.get_run(run_id)), True)
         return await self._data(lambda: views.run_detail_view(self.ops.run_detail(run_id)))
 
-    async def cancel_run(self, run_id: str, inngest: bool = False) -> Response:
+    async def cancel_run(
+        self, run_id: str, inngest: bool = False, body: ReasonBody | None = None
+    ) -> Response:
         """POST /v1/runs/{id}/cancel: cancel a run (a no-op on an ended run); the run.
 
-        `DELETE /v1/runs/{id}` too, which answers Inngest clients with an empty 200.
+        The run records that the API asked, and `{"reason"}` if given. `DELETE /v1/runs/{id}`
+        too (no body), which answers Inngest clients with an empty 200.
         """
+        reason = body.reason if body is not None else None
         if inngest:
             run_id = parse_run_id(run_id, "run_id")
-            await run_in_threadpool(self.ops.cancel, run_id)
+            await run_in_threadpool(lambda: self.ops.cancel(run_id, by="api"))
             return rest.cancelled()
-        return await self._data(lambda: views.run_view(self.ops.cancel(run_id)))
+        return await self._data(
+            lambda: views.run_view(self.ops.cancel(run_id, by="api", reason=reason))
+        )
 
     async def cancel_run_v0(self, request: Request) -> Response:
         """DELETE /v0/runs/{id}: Inngest's legacy cancel, as its dev server answers it.
@@ -88,14 +94,17 @@ class RunHandlers:
         """
         check_sdk_auth(self.auth, request)
         run_id = parse_run_id(request.path_params["run_id"], "run_id")
-        run = await run_in_threadpool(self.ops.cancel, run_id)
+        run = await run_in_threadpool(lambda: self.ops.cancel(run_id, by="api"))
         if run.status in ("COMPLETED", "FAILED"):
             raise errors.Conflict("This function has already completed")
         return Response(status_code=204)
 
-    async def replay_run(self, run_id: str) -> JSONResponse:
-        """POST /v1/runs/{id}/replay: start a new run with the same trigger."""
-        return await self._data(lambda: {"run_id": self.ops.replay(run_id)}, status=201)
+    async def replay_run(self, run_id: str, body: ReasonBody | None) -> JSONResponse:
+        """POST /v1/runs/{id}/replay: start a new run with the same trigger (and `reason`)."""
+        reason = body.reason if body is not None else None
+        return await self._data(
+            lambda: {"run_id": self.ops.replay(run_id, reason=reason)}, status=201
+        )
 
     async def rerun_run(self, run_id: str, body: RerunBody | None) -> JSONResponse:
         """POST /v1/runs/{id}/rerun: a new run from `from_step`, with `data` if given."""
@@ -104,7 +113,11 @@ class RunHandlers:
         def rerun() -> dict[str, str]:
             return {
                 "run_id": self.ops.rerun(
-                    run_id, from_step=body.from_step, data=body.data, dry_run=body.dry_run
+                    run_id,
+                    from_step=body.from_step,
+                    data=body.data,
+                    dry_run=body.dry_run,
+                    reason=body.reason,
                 )
             }
 
@@ -114,14 +127,21 @@ class RunHandlers:
         """POST /v1/runs/cancel: cancel every active run matching the filter (or preview it)."""
         if body.preview:
             return await self._data(lambda: self._preview(body, active_only=True))
-        return await self._data(lambda: {"affected": self.ops.cancel_matching(body.run_filter())})
+        return await self._data(
+            lambda: {
+                "affected": self.ops.cancel_matching(
+                    body.run_filter(), by="api", reason=body.reason
+                )
+            }
+        )
 
     async def replay_runs(self, body: BulkSelection) -> JSONResponse:
         """POST /v1/runs/replay: replay every run matching the filter (or preview it)."""
         if body.preview:
             return await self._data(lambda: self._preview(body, active_only=False))
         return await self._data(
-            lambda: {"affected": self.ops.replay_matching(body.run_filter())}, status=201
+            lambda: {"affected": self.ops.replay_matching(body.run_filter(), reason=body.reason)},
+            status=201,
         )
 
     def _preview(self, body: BulkSelection, *, active_only: bool) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from stepline.server.dashboard_events import EventPages
 from stepline.server.dashboard_filters import filter_params, run_filter
 from stepline.server.dashboard_functions import FunctionPages, RunNow, with_real_ticks
 from stepline.server.dashboard_rerun import Reruns, rerun_editor
+from stepline.server.dashboard_run_actions import RunActions
 from stepline.server.dashboard_trace import build_trace
 from stepline.server.dashboard_workers import WorkerPages
 from stepline.server.errors import public_error, retry_headers
@@ -64,6 +65,9 @@ class Dashboard:
         self.syncer = syncer_for(operations, auth.signing_keys)
         self.bulk = BulkActions(operations, guard=self._guard, context=self._context)
         self.reruns = Reruns(operations, guard=self._guard, run_context=self._run_context)
+        self.run_actions = RunActions(
+            operations, guard=self._guard, context=self._context, run_context=self._run_context
+        )
         self.functions = FunctionPages(operations, guard=self._guard, context=self._context)
         self.workers = WorkerPages(operations, guard=self._guard, context=self._context)
         self.events = EventPages(operations, guard=self._guard, context=self._context)
@@ -318,24 +322,6 @@ class Dashboard:
             return sse.stream(poll)
 
         return await self._guard(request, inner, stream=True)
-
-    async def cancel(self, request: Request) -> Response:
-        """POST /runs/{id}/cancel: cancel the run; back to its page."""
-
-        async def inner(request: Request) -> Response:
-            run = await run_in_threadpool(self.ops.cancel, path_value(request, "run_id"))
-            return RedirectResponse(models.run_href(run.id), status_code=303)
-
-        return await self._guard(request, inner)
-
-    async def replay(self, request: Request) -> Response:
-        """POST /runs/{id}/replay: start a new run with the same trigger; go to it."""
-
-        async def inner(request: Request) -> Response:
-            run_id = await run_in_threadpool(self.ops.replay, path_value(request, "run_id"))
-            return RedirectResponse(models.run_href(run_id), status_code=303)
-
-        return await self._guard(request, inner)
 
     # -- events ------------------------------------------------------------------------------
 

@@ -6,7 +6,9 @@ posts the same filter with the count it showed and a fingerprint of the runs' id
 runs matching have changed since (in number, or other runs in place of some), nothing is done
 and the preview is shown again saying so, so that nobody acts on runs they did not see. (The
 check and the action are two calls: a run changing in the instant between them is not
-caught.) Done, it goes back to the runs page saying how many runs it replayed or cancelled.
+caught.) Its optional reason is kept with each run cancelled, or each new run of a replay; one
+too long shows the preview again with the text kept. Done, it goes back to the runs page
+saying how many runs it replayed or cancelled.
 The actions are `Operations.replay_matching` and `cancel_matching`, as the API's.
 """
 
@@ -33,6 +35,7 @@ from stepline.server.dashboard_filters import (
     moment_text,
     run_filter,
 )
+from stepline.server.dashboard_reasons import ReasonField, reason_field
 from stepline.server.errors import public_error
 from stepline.server.forms import read_form
 from stepline.server.templating import page
@@ -43,6 +46,7 @@ Inner = Callable[[Request], Awaitable[Response]]
 Guard = Callable[[Request, Inner], Awaitable[Response]]
 Context = Callable[..., dict[str, Any]]
 ERROR_CHARS = 160  # of a sample run's error message
+REASON_HINTS = {"cancel": "kept with each run cancelled", "replay": "kept with each new run"}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -77,7 +81,8 @@ class BulkPreview:
     `fields` are the hidden fields of the Confirm form: the filter, the count shown and
     `selection`, the fingerprint of the matching runs' ids (`selection_digest`). `can_confirm`
     is false when nothing matches or the action would be refused (`error`).
-    `notice` says that the selection changed between the preview and the confirm.
+    `notice` says that the selection changed between the preview and the confirm; `reason`
+    is the Confirm form's reason box.
     """
 
     title: str
@@ -93,6 +98,7 @@ class BulkPreview:
     fields: list[tuple[str, str]]
     back_href: str
     can_confirm: bool
+    reason: ReasonField
     error: str | None = None
     notice: str | None = None
 
@@ -187,6 +193,7 @@ def preview(
     selection: str = "",
     error: str | None = None,
     notice: str | None = None,
+    reason: ReasonField | None = None,
 ) -> BulkPreview:
     """The preview page's model for `count` matching runs, `sample` the newest of them."""
     lines = criteria_words(query)
@@ -212,6 +219,7 @@ def preview(
         fields=fields,
         back_href=models.runs_href(**filter_params(criteria(query))),
         can_confirm=count > 0 and error is None,
+        reason=reason or ReasonField(hint=REASON_HINTS[action]),
         error=error,
         notice=notice,
     )
@@ -275,10 +283,10 @@ class BulkActions:
         selection = selection_digest(self.ops.store.list_run_ids(every, active_only=active_only))
         return preview(action, query, count, sample, now, selection=selection), 200
 
-    def _act(self, action: Action, query: RunFilter) -> int:
+    def _act(self, action: Action, query: RunFilter, reason: str | None) -> int:
         if action == "cancel":
-            return self.ops.cancel_matching(query)
-        return self.ops.replay_matching(query)
+            return self.ops.cancel_matching(query, by="dashboard", reason=reason)
+        return self.ops.replay_matching(query, reason=reason)
 
     def _page(self, request: Request, view: BulkPreview, status: int) -> Response:
         context = self.context(request, "runs", view.title, view=view)
@@ -305,14 +313,16 @@ class BulkActions:
             query = run_filter(form, self.ops.clock.now())
             seen = _seen_count(form.get("count", ""))
             view, status = await run_in_threadpool(self._preview, action, query)
+            reason = reason_field(form, REASON_HINTS[action])
+            view = replace(view, reason=reason)
             if status == 200 and (view.count, view.selection) != (seen, form.get("selection")):
                 notice = _changed_notice(view.count, seen)
                 return self._page(request, replace(view, notice=notice), 409)
-            if status != 200:
-                return self._page(request, view, status)
+            if status != 200 or reason.error is not None:
+                return self._page(request, view, status if status != 200 else 400)
             started = self.ops.clock.now()
             try:
-                done = await run_in_threadpool(self._act, action, query)
+                done = await run_in_threadpool(self._act, action, query, reason.given)
             except (errors.InvalidInput, errors.NotFound, errors.Conflict) as exc:
                 status, error = _refusal(action, exc)
                 view = preview(action, query, 0, [], started, error=error)

@@ -1,9 +1,10 @@
 """The function page: config, real cron ticks, recent runs, a chart, Run now, pause, resume.
 
 Pause and resume are two steps: `GET /functions/{id}/pause` (or `resume`) asks, saying what
-it will do, and its Confirm button posts to the same path. The page's Run now posts to
-`/functions/{id}/run`, which shows a refusal on this page (the Functions page's cards post
-to `/invoke` and show theirs there).
+it will do (a pause takes an optional reason, kept with the function until it is resumed), and
+its Confirm button posts to the same path with `confirmed=true`; a post without it only asks.
+The page's Run now posts to `/functions/{id}/run`, which shows a refusal on this page (the
+Functions page's cards post to `/invoke` and show theirs there).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from stepline.server import dashboard_apps
 from stepline.server import dashboard_models as models
 from stepline.server.api import path_value
 from stepline.server.dashboard_chart import Chart, hourly_chart, window_start
+from stepline.server.dashboard_reasons import ReasonField, confirmed, reason_field
 from stepline.server.forms import parse_payload, read_form
 from stepline.server.templating import page
 from stepline.store.base import CronState, FunctionRecord, RunFilter
@@ -40,6 +42,7 @@ CONSEQUENCES = {
     "runs already started go on.",
     "resume": "Its events and cron ticks will start runs again.",
 }
+PAUSE_REASON_HINT = "kept with the function until it is resumed"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -95,7 +98,7 @@ class FunctionPage:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Confirmation:
-    """The question before a pause or resume, and the form that does it."""
+    """The question before a pause or resume, and the form that does it (a pause's reason)."""
 
     function_id: str
     question: str
@@ -103,6 +106,7 @@ class Confirmation:
     action: str
     button: str
     back_href: str
+    reason: ReasonField | None
 
 
 def with_real_ticks(
@@ -119,9 +123,13 @@ def with_real_ticks(
     return replace(card, triggers=views)
 
 
-def confirmation(fn: FunctionRecord, action: Toggle) -> Confirmation:
+def confirmation(
+    fn: FunctionRecord, action: Toggle, reason: ReasonField | None = None
+) -> Confirmation:
     """What the confirmation of a pause or resume of `fn` says."""
     verb = action.capitalize()
+    if action == "pause" and reason is None:
+        reason = ReasonField(hint=PAUSE_REASON_HINT)
     return Confirmation(
         function_id=fn.id,
         question=f"{verb} function {fn.id}?",
@@ -129,6 +137,7 @@ def confirmation(fn: FunctionRecord, action: Toggle) -> Confirmation:
         action=f"{models.function_page_href(fn.id)}/{action}",
         button=f"{verb} {fn.id}",
         back_href=models.function_page_href(fn.id),
+        reason=reason if action == "pause" else None,
     )
 
 
@@ -200,27 +209,42 @@ class FunctionPages:
 
         return await self._guard(request, inner)
 
+    def _ask(self, request: Request, ask: Confirmation, status: int = 200) -> Response:
+        context = self._context(request, "functions", ask.question, confirm=ask)
+        return page("function_confirm.html", context, status=status)
+
     def confirm_page(self, action: Toggle) -> Inner:
         """GET /functions/{id}/pause|resume: ask first, saying what it will do."""
 
         async def handler(request: Request) -> Response:
             async def inner(request: Request) -> Response:
                 fn = await run_in_threadpool(self.ops.function, path_value(request, "function_id"))
-                ask = confirmation(fn, action)
-                context = self._context(request, "functions", ask.question, confirm=ask)
-                return page("function_confirm.html", context)
+                return self._ask(request, confirmation(fn, action))
 
             return await self._guard(request, inner)
 
         return handler
 
     def toggle(self, action: Toggle) -> Inner:
-        """POST /functions/{id}/pause|resume (the confirmation's button); back to its page."""
+        """POST /functions/{id}/pause|resume: if confirmed, do it (else ask); back to its page."""
 
         async def handler(request: Request) -> Response:
             async def inner(request: Request) -> Response:
-                act = self.ops.pause if action == "pause" else self.ops.resume
-                fn = await run_in_threadpool(act, path_value(request, "function_id"))
+                fn = await run_in_threadpool(self.ops.function, path_value(request, "function_id"))
+                form = await read_form(request)
+                reason = reason_field(form, PAUSE_REASON_HINT) if action == "pause" else None
+                refused = reason is not None and reason.error is not None
+                if not confirmed(form) or refused:
+                    return self._ask(
+                        request, confirmation(fn, action, reason), 400 if refused else 200
+                    )
+                if reason is not None:
+                    given = reason.given
+                    await run_in_threadpool(
+                        lambda: self.ops.pause(fn.id, by="dashboard", reason=given)
+                    )
+                else:
+                    await run_in_threadpool(self.ops.resume, fn.id)
                 return RedirectResponse(models.function_page_href(fn.id), status_code=303)
 
             return await self._guard(request, inner)

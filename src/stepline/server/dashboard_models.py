@@ -129,6 +129,7 @@ class FunctionCard:
 
     `sdk` names the SDK serving an SDK app's function ("Python SDK"); None for Python apps.
     `toggle_action` pauses a running function or resumes a paused one (`toggle_label`).
+    A paused function has its pause's record: since when, by whom and the reason given.
     """
 
     id: str
@@ -137,6 +138,9 @@ class FunctionCard:
     app_href: str
     sdk: str | None
     paused: bool
+    paused_since: Moment | None = None
+    paused_by: str | None = None
+    pause_reason: str | None = None
     retries: int
     timeout: str | None
     triggers: list[TriggerView]
@@ -189,6 +193,9 @@ class RunPage:
     waiting_for: str | None
     reason: str | None
     cancelled_by_href: str | None
+    cancel_requested_by: str | None  # who asked, for a cancel by request
+    cancel_reason: str | None  # the reason they gave
+    trigger_reason: str | None  # the reason given for starting it (a replay, a rerun)
     parent_href: str | None
     parent_run_id: str | None
     children: list[tuple[str, str, str, str]]  # (run id, href, function id, status)
@@ -411,6 +418,9 @@ def function_card(
         app_href=app_href(fn.app_id),
         sdk=sdk,
         paused=fn.paused,
+        paused_since=maybe_moment(fn.paused_at) if fn.paused else None,
+        paused_by=fn.paused_by if fn.paused else None,
+        pause_reason=fn.pause_reason if fn.paused else None,
         retries=int(config.get("retries", 0)),
         timeout=format_duration(timeout) if timeout else None,
         triggers=[_trigger_view(t, now, cron or {}) for t in config.get("triggers", [])],
@@ -511,6 +521,9 @@ def run_page(detail: RunDetail, now: datetime) -> RunPage:
         waiting_for=detail.waiting_for,
         reason=run.reason,
         cancelled_by_href=event_href(run.cancelled_by) if run.cancelled_by else None,
+        cancel_requested_by=run.cancel_requested_by if run.status == "CANCELLED" else None,
+        cancel_reason=run.cancel_reason,
+        trigger_reason=run.trigger_reason,
         parent_href=run_href(run.parent_run_id) if run.parent_run_id else None,
         parent_run_id=run.parent_run_id,
         children=[(c.id, run_href(c.id), c.function_id, c.status) for c in detail.children],

@@ -1,7 +1,8 @@
 """The run page's reruns: "Rerun from here" on a step and the "Replay with edited payload" editor.
 
 Both post to `/runs/{id}/rerun` (`Operations.rerun`, as the API's rerun): `from_step` (blank:
-from the start), and from the editor the event data as typed and the dry-run box. Data left as
+from the start), and from the editor the event data as typed, the dry-run box and a reason
+(kept with the new run). Data left as
 it was is not counted as edited. A refused rerun (bad JSON, a paused function) shows the run
 page again with the editor open, the text kept and the reason beside it.
 """
@@ -44,6 +45,7 @@ class RerunEditor:
     from_step: str
     dry_run: bool
     editable: bool
+    reason: str = ""
     error: str | None = None
     open: bool = False
 
@@ -84,7 +86,11 @@ class Reruns:
                 data = await run_in_threadpool(self._edited_data, original, form.get("payload"))
                 new_id = await run_in_threadpool(
                     lambda: self.ops.rerun(
-                        run_id, from_step=from_step, data=data, dry_run=_dry_run(form)
+                        run_id,
+                        from_step=from_step,
+                        data=data,
+                        dry_run=_dry_run(form),
+                        reason=form.get("reason"),
                     )
                 )
             except (errors.InvalidInput, errors.PayloadTooLarge, errors.Conflict) as exc:
@@ -116,6 +122,7 @@ class Reruns:
                 from_step=form.get("from_step", ""),
                 dry_run=editor.dry_run if _dry_run(form) is None else bool(_dry_run(form)),
                 editable=editor.editable,
+                reason=form.get("reason", ""),
                 error=str(exc),
                 open=True,
             )

@@ -32,6 +32,7 @@ from pydantic_core import CoreSchema
 from stepline import errors
 from stepline.engine import events
 from stepline.engine.apps import serve_url_problem
+from stepline.engine.reasons import MAX_REASON_CHARS
 from stepline.server.intake import MAX_EVENTS_PER_REQUEST
 from stepline.store.base import RunFilter, RunStatus, TriggerKind
 
@@ -117,6 +118,14 @@ def _query_flag(value: Any) -> Any:
 
 # JSON bodies take true or false only (not 0, 1 or "yes"); query strings "true" or "false".
 QueryFlag = Annotated[StrictBool, BeforeValidator(_query_flag)]
+Reason = Annotated[
+    Text,
+    Field(
+        max_length=MAX_REASON_CHARS,
+        description="why, in a person's words: stored and shown with what it acted on "
+        "(optional; blank is none)",
+    ),
+]
 
 
 class Model(BaseModel):
@@ -185,10 +194,11 @@ class BulkSelection(RunSelection):
     preview: StrictBool = Field(
         default=False, description="count the runs and show a sample; touch nothing"
     )
+    reason: Reason | None = None
 
     @model_validator(mode="after")
     def _some_criterion(self) -> BulkSelection:
-        criteria = self.model_dump(exclude={"preview"})
+        criteria = self.model_dump(exclude={"preview", "reason"})
         if all(value is None for value in criteria.values()):
             raise ValueError('give at least one criterion, e.g. {"function_id": "..."}')
         return self
@@ -326,6 +336,13 @@ class RerunBody(Model):
     dry_run: StrictBool | None = Field(
         default=None, description="a dry run or not (absent: as the original run)"
     )
+    reason: Reason | None = None
+
+
+class ReasonBody(Model):
+    """A cancel, replay or pause: the reason for it, if given (the body is optional)."""
+
+    reason: Reason | None = None
 
 
 # -- responses -----------------------------------------------------------------------------
@@ -353,6 +370,7 @@ class TriggerInfo(Model):
 
     kind: TriggerKind
     by: str | None
+    reason: str | None = Field(description="the reason given for starting it (a replay, a rerun)")
     event_id: str | None
     event_ids: list[str]
 
@@ -365,6 +383,14 @@ class Progress(Model):
     message: str | None
     percent: float | None
     eta_seconds: float | None
+
+
+class Cancellation(Model):
+    """A cancel by request: when, who asked and the reason they gave."""
+
+    at: datetime
+    requested_by: str = Field(description='"api", "dashboard" or "client" (a local Client)')
+    reason: str | None = Field(description="null when none was given")
 
 
 class Run(Model):
@@ -380,6 +406,9 @@ class Run(Model):
     )
     reason: str | None = Field(description="Why it was skipped or cancelled, in words")
     cancelled_by: str | None = Field(description="The event that cancelled it (`cancel_on`)")
+    cancellation: Cancellation | None = Field(
+        description="Who asked to cancel it, when and why; null unless cancelled by request"
+    )
     parent_run_id: str | None = Field(
         description="The run whose step started it (`step.invoke`, a `step.parallel` branch)"
     )
@@ -594,6 +623,14 @@ class LastRun(Model):
     created_at: datetime
 
 
+class Pause(Model):
+    """The pause in force: since when, who paused the function and the reason they gave."""
+
+    at: datetime | None = Field(description="null for a pause older than this record")
+    by: str | None = Field(description='"api", "dashboard" or "client" (a local Client)')
+    reason: str | None = Field(description="null when none was given")
+
+
 class Function(Model):
     """A registered function: triggers, options, newest run and the last 24 hours."""
 
@@ -605,6 +642,7 @@ class Function(Model):
     url: str | None = Field(description="an SDK app's function: where its SDK serves it")
     name: str
     paused: bool
+    pause: Pause | None = Field(description="the pause in force; null when not paused")
     triggers: list[EventTrigger | CronTrigger]
     retries: int
     timeout_seconds: float | None
