@@ -14,7 +14,10 @@ from playwright.sync_api import Page, expect
 import stepline
 from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
+from stepline.engine.events import new_id
+from stepline.engine.routing import Routing
 from stepline.sdk.step import Step
+from stepline.store.base import NewRun, Store
 from tests.engine.support import drive, parked, start
 from tests.server.conftest import Served, shoot
 
@@ -143,3 +146,38 @@ def test_the_step_executing_now_appears_live_and_ends_as_an_attempt(
     expect(page.locator("#run-status")).to_have_text("COMPLETED")
     expect(page.locator(".span-in-flight")).to_have_count(0)
     expect(download.locator(".span-attempt-ok")).to_have_count(1)
+
+
+def test_a_run_taken_over_from_a_lost_worker_marks_the_gap(
+    store: Store,
+    clock: FakeClock,
+    make_engine: Callable[..., Engine],
+    serve: Callable[..., Served],
+    page: Page,
+) -> None:
+    app = stepline.App("trace")
+
+    @app.function(id="steady", triggers=[stepline.event(EVENT)])
+    def steady(ctx: stepline.Context[Step]) -> str:
+        return ctx.step.run("only", lambda: "done")
+
+    # A worker leased the run, then went silent; a minute later this engine's worker takes over.
+    run = NewRun(id=new_id(), function_id="steady", trigger_kind="manual")
+    run_id = store.create_run(run, [], clock.now(), Routing())
+    assert store.claim_runs("w-gone", 1, clock.now(), 5.0, ["steady"])
+    clock.advance(60)
+    served = serve(make_engine(app))
+    assert served.engine.wait_for_run(run_id, 10).status == "COMPLETED"
+
+    page.goto(f"{served.url}/runs/{run_id}")
+
+    run_row = page.locator(".trace-row").first
+    expect(run_row.locator(".span-takeover")).to_have_count(1)
+    run_row.locator(".span-takeover").click()
+    panel = page.locator(".trace-panel.selected")
+    expect(panel).to_contain_text("Worker lost")
+    expect(panel).to_contain_text(
+        "Worker w-gone stopped renewing its lease (it expired 55.0s before)"
+    )
+    expect(panel).to_contain_text("1m00s")  # the quiet from the claim to the takeover
+    expect(page.locator("#run-logs")).to_contain_text("w-gone stopped renewing its lease")

@@ -79,7 +79,7 @@ def test_commit_step_with_a_lost_lease_raises_lease_lost_and_writes_nothing(
         store.finish_run(stale.lease, "COMPLETED", RunDelta(), later, output="1", routing=Routing())
 
     assert store.get_steps(run_id) == []
-    assert store.get_logs(run_id) == []
+    assert [log.level for log in store.get_logs(run_id)] == ["reclaim"], "only the takeover's"
     run = store.get_run(run_id)
     assert (run.status, run.progress_done, run.counters) == ("RUNNING", None, "{}")
     store.commit_step(fresh.lease, step(run_id), progress(run_id), later)
@@ -113,6 +113,26 @@ def test_claim_leases_at_most_limit_and_never_another_owners_live_lease(store: S
     expired = claim(store, "worker-c", T0 + timedelta(seconds=LEASE_SECONDS))
     assert {c.run.id for c in expired} == set(run_ids)
     assert all(c.lease.owner == "worker-c" for c in expired)
+
+
+def test_taking_over_an_expired_lease_says_so_in_the_runs_log(store: Store) -> None:
+    [lost, kept] = new_runs(store, 2)
+    claim(store, "worker-a", T0)
+    renewed = T0 + timedelta(seconds=2 * LEASE_SECONDS)
+    store.extend_leases("worker-a", [kept], renewed)
+    taken_at = T0 + timedelta(seconds=LEASE_SECONDS + 3)
+
+    assert [c.run.id for c in claim(store, "worker-b", taken_at)] == [lost]
+
+    [line] = store.get_logs(lost)
+    assert (line.level, line.ts, line.step_id) == ("reclaim", taken_at, None)
+    assert line.message.startswith(
+        "Worker worker-a stopped renewing its lease (it expired 3.0s before)"
+    )
+    assert "worker worker-b took the run over" in line.message
+    assert store.get_logs(kept) == [], "a renewed lease is not taken over"
+    assert claim(store, "worker-c", taken_at) == []
+    assert len(store.get_logs(lost)) == 1, "one line per takeover"
 
 
 def test_extend_leases_keeps_a_run_from_being_claimed(store: Store) -> None:

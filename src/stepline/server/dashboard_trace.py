@@ -29,7 +29,7 @@ from stepline.server.dashboard_models import (
     moment,
     run_href,
 )
-from stepline.store.base import AttemptRecord, LogRecord, RunRecord, StepRecord
+from stepline.store.base import RECLAIM_LEVEL, AttemptRecord, LogRecord, RunRecord, StepRecord
 
 MIN_WIDTH_PCT = 0.4  # a span shorter than this is drawn this wide, so it can be seen and clicked
 TICK_STEPS = (
@@ -70,7 +70,8 @@ Fact = tuple[str, str | Moment]  # a Moment shows in the viewer's time zone
 class Span:
     """A bar on a row, placed by `style`, opening panel `panel` when selected.
 
-    `kind` names what it was: attempt-ok, attempt-failed, backoff, sleep, wait, queued, running.
+    `kind` names what it was: attempt-ok, attempt-failed, backoff, sleep, wait, queued, running,
+    in-flight, or takeover (the quiet before another worker took over a lost run).
     """
 
     kind: str
@@ -150,8 +151,10 @@ def build_trace(detail: RunDetail, now: datetime) -> Trace:
     for attempt in sorted(detail.attempts, key=lambda a: a.attempt):
         failures.setdefault(attempt.step_hash, []).append(attempt)
     children = {child.parent_step: child for child in detail.children if child.parent_step}
-    rows: list[Row] = [_run_row(run, axis, failures.get("", []))]
+    takeovers = _takeovers(detail, axis)
+    rows: list[Row] = [_run_row(run, axis, failures.get("", []), [s for s, _ in takeovers])]
     panels: list[Panel] = [_run_panel(run, failures.get("", []), detail.logs)]
+    panels += [panel for _, panel in takeovers]
     panels += _attempt_panels("run", failures.get("", []), detail.logs, None)
     in_flight = _in_flight(detail)
     pending = _pending(detail.steps, failures, in_flight)
@@ -269,7 +272,48 @@ def _branch(step_id: str) -> str:
     return step_id.split("/", 1)[0]
 
 
-def _run_row(run: RunRecord, axis: _Axis, failures: list[AttemptRecord]) -> Row:
+def _takeovers(detail: RunDetail, axis: _Axis) -> list[tuple[Span, Panel]]:
+    """Each time the run's worker stopped renewing its lease and another took the run over.
+
+    The span covers the quiet before the takeover: from the last thing the run recorded.
+    """
+    found = []
+    for i, log in enumerate(log for log in detail.logs if log.level == RECLAIM_LEVEL):
+        quiet = _last_sign_of_life(detail, log.ts)
+        gap = _span_text(quiet, log.ts)
+        panel = f"panel-takeover-{i + 1}"
+        span = Span(
+            kind="takeover",
+            style=axis.style(quiet, log.ts),
+            title=f"worker lost: nothing recorded for {gap}, then another worker took over",
+            panel=panel,
+        )
+        facts: list[Fact] = [
+            ("Last recorded", moment(quiet)),
+            ("Taken over", moment(log.ts)),
+            ("Gap", gap),
+        ]
+        found.append(
+            (
+                span,
+                Panel(id=panel, title="Worker lost", facts=facts, logs=[log_view(log)], links=[]),
+            )
+        )
+    return found
+
+
+def _last_sign_of_life(detail: RunDetail, before: datetime) -> datetime:
+    """The latest moment before `before` at which the run recorded something."""
+    moments = [detail.run.created_at, detail.run.started_at]
+    moments += [moment for step in detail.steps for moment in (step.started_at, step.ended_at)]
+    moments += [attempt.ended_at for attempt in detail.attempts]
+    moments += [log.ts for log in detail.logs]
+    return max((m for m in moments if m is not None and m < before), default=detail.run.created_at)
+
+
+def _run_row(
+    run: RunRecord, axis: _Axis, failures: list[AttemptRecord], takeovers: list[Span]
+) -> Row:
     spans: list[Span] = []
     if run.started_at is None or run.started_at > run.created_at:
         spans.append(
@@ -290,6 +334,7 @@ def _run_row(run: RunRecord, axis: _Axis, failures: list[AttemptRecord]) -> Row:
             )
         )
     spans += _failure_spans("run", failures, axis, None)
+    spans += takeovers
     return Row(
         label="run",
         full_label="the run",

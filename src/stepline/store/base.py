@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from stepline._durations import format_duration
+
 RunStatus = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED"]
 ACTIVE_STATUSES: tuple[RunStatus, ...] = ("QUEUED", "RUNNING")
 END_STATUSES: tuple[RunStatus, ...] = ("COMPLETED", "FAILED", "CANCELLED", "SKIPPED")
@@ -404,6 +406,24 @@ class LogRecord:
             message=row["message"],
             step_id=row["step_id"],
         )
+
+
+RECLAIM_LEVEL = "reclaim"
+"""The level of the log line the store writes when a worker takes over an expired lease."""
+
+
+def reclaim_log(
+    run_id: str, lost_by: str, expired_at: datetime, owner: str, now: datetime
+) -> LogRecord:
+    """The run's log line saying its worker stopped renewing its lease and `owner` took over."""
+    late = format_duration(max(0.0, (now - expired_at).total_seconds()))
+    return LogRecord(
+        run_id=run_id,
+        ts=now,
+        level=RECLAIM_LEVEL,
+        message=f"Worker {lost_by} stopped renewing its lease (it expired {late} before); "
+        f"worker {owner} took the run over and resumes it after its last completed step.",
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -999,10 +1019,6 @@ class Store(Protocol):
 
     def leased_runs(self) -> list[LeasedRun]:
         """The runs whose lease a worker holds, by worker id then run id (queue items only)."""
-        ...
-
-    def run_summaries(self, run_ids: Sequence[str], data_chars: int) -> dict[str, RunSummary]:
-        """Each run's summary by id, its event's data cut at `data_chars` (unknown ids left out)."""
         ...
 
     def cancel_run(

@@ -51,7 +51,7 @@ from sqlalchemy.sql.expression import (
 from stepline import errors
 from stepline.store import schema as t
 from stepline.store._nesting import ConnectionGuard
-from stepline.store._prepared import Prepared, RawTransaction
+from stepline.store._prepared import Prepared, RawTransaction, Row
 from stepline.store.admission import Admission, AdmissionStatements, AdmittingMixin
 from stepline.store.apps import AppsMixin, AppStatements
 from stepline.store.base import (
@@ -80,6 +80,7 @@ from stepline.store.base import (
     WaitRecord,
     WorkerRecord,
     from_epoch,
+    reclaim_log,
 )
 from stepline.store.cancellation import CancellationMixin, CancellationStatements
 from stepline.store.endings import EndingsMixin, EndingStatements
@@ -247,9 +248,12 @@ class _Statements:
                 .limit(bindparam("limit"))
                 .with_for_update(skip_locked=True)
             )
+            return lease(q.run_id.in_(candidates))
+
+        def lease(which: Any) -> Prepared:
             return prepare(
                 update(t.queue)
-                .where(q.run_id.in_(candidates))
+                .where(which)
                 .values(
                     lease_owner=owner,
                     lease_expires_at=bindparam("until"),
@@ -273,10 +277,20 @@ class _Statements:
             ),
             t.CLAIM_ORDER,
         )
-        self.claim_expired = claim(
-            and_(q.lease_owner.is_not(None), q.lease_expires_at <= bindparam("now")),
-            q.lease_expires_at,
+        # Expired leases are read before they are taken over: the run's log names the worker
+        # that lost it (`Store.claim_runs`).
+        self.expired_leases = prepare(
+            select(q.run_id, q.lease_owner, q.lease_expires_at)
+            .where(
+                q.lease_owner.is_not(None),
+                q.lease_expires_at <= bindparam("now"),
+                q.function_id.in_(_ids("function_ids")),
+            )
+            .order_by(q.lease_expires_at)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
         )
+        self.take_over = lease(q.run_id.in_(_ids("run_ids")))
         now = bindparam("now", type_=Double)
         # Queued or resumed: executing now, no longer sleeping, waiting or retrying.
         self.start_runs = prepare(
@@ -1029,7 +1043,7 @@ class SqlStore(
         }
         with self._transaction() as tx:
             # Expired leases first: their runs were due before anything still unclaimed.
-            claimed = tx.rows(self._sql.claim_expired, limit=limit, **lease)
+            claimed = self._take_over_expired(tx, limit, lease)
             if len(claimed) < limit:
                 claimed += self._claim_ready(tx, limit - len(claimed), lease)
             if not claimed:
@@ -1049,6 +1063,25 @@ class SqlStore(
             runs = [RunRecord.from_row(row) for row in rows]
             keyed = {row["run_id"] for row in claimed if is_keyed(row)}
             return self._load_claimed(tx, runs, owner, lease_seconds, keyed)
+
+    def _take_over_expired(
+        self, tx: RawTransaction, limit: int, lease: dict[str, Any]
+    ) -> list[Row]:
+        """Lease runs whose holder stopped renewing; each run's log says who lost it, and when."""
+        expired = tx.rows(self._sql.expired_leases, limit=limit, **lease)
+        if not expired:
+            return []
+        run_ids = [row["run_id"] for row in expired]
+        claimed = tx.rows(self._sql.take_over, run_ids=run_ids, **lease)
+        taken = {row["run_id"] for row in claimed}
+        now = datetime.fromtimestamp(lease["now"], UTC)
+        logs = [
+            reclaim_log(row["run_id"], row["lease_owner"], _expiry(row), lease["owner"], now)
+            for row in expired
+            if row["run_id"] in taken
+        ]
+        tx.execute_many(self._sql.insert_log, [_log_row(log) for log in logs])
+        return claimed
 
     def _load_claimed(
         self,
@@ -1803,6 +1836,13 @@ def _event_row(event: EventRecord) -> dict[str, Any]:
         "received_at": event.received_at.timestamp(),
         "source": event.source,
     }
+
+
+def _expiry(row: Row) -> datetime:
+    """When a queue row's lease expired (it is set on every leased row)."""
+    expired = from_epoch(row["lease_expires_at"])
+    assert expired is not None
+    return expired
 
 
 def _log_row(log: LogRecord) -> dict[str, Any]:
