@@ -128,7 +128,7 @@ def test_preview_touches_nothing_and_confirm_replays_exactly_the_previewed_runs(
     assert link is not None
     listed = _text(served.http.get(link[1]))
     assert all(run.id in listed for run in replays)
-    assert not any(f'href="/runs/{run_id}"' in listed for run_id in runs)
+    assert not any(f'class="run-link" href="/runs/{run_id}"' in listed for run_id in runs)
 
 
 def test_a_selection_changed_since_the_preview_is_refused_with_a_notice(served: Served) -> None:
@@ -196,7 +196,7 @@ def test_without_a_filter_no_bulk_action_is_offered(served: Served) -> None:
     _runs(served, ["timeout"])
 
     bare = _text(served.http.get("/runs"))
-    assert "set a filter first" in bare and "/runs/replay" not in bare
+    assert "select them below, or set a filter" in bare and "Replay matching runs" not in bare
     filtered = _text(served.http.get("/runs", params={"status": "FAILED"}))
     assert 'href="/runs/replay?status=FAILED"' in filtered
     assert 'href="/runs/cancel?status=FAILED"' in filtered
@@ -205,7 +205,8 @@ def test_without_a_filter_no_bulk_action_is_offered(served: Served) -> None:
     assert 'href="/runs/replay?status=FAILED"' in paged  # the page size is no criterion
 
     page = _text(served.http.get("/runs/replay"), 400)
-    assert "Set at least one filter" in page and 'class="bulk-confirm"' not in page
+    assert "Select runs or set at least one filter" in page
+    assert 'class="bulk-confirm"' not in page
     before = _snapshot(served)
     assert _post(served, "/runs/replay", {"count": "1"}).status_code == 400
     assert _snapshot(served) == before
@@ -240,9 +241,9 @@ def test_since_selects_the_last_hours_and_the_preview_pins_the_time(served: Serv
     page = _text(served.http.get("/runs", params={**FAILED_TIMEOUTS, "since": "2h"}))
 
     two_hours_ago = (now - timedelta(hours=2)).replace(microsecond=0)
-    shown = two_hours_ago.replace(tzinfo=None).isoformat()
-    assert f'name="created_after" value="{shown}"' in page
-    assert f"created_after={shown.replace(':', '%3A')}" in page  # in the bulk links
+    shown = two_hours_ago.replace(tzinfo=None).isoformat() + "Z"
+    assert '<option value="2h" selected>Last 2h</option>' in page  # the page keeps it relative
+    assert f"created_after={shown.replace(':', '%3A')}" in page  # the bulk links pin it
     preview = _text(served.http.get("/runs/replay", params={**FAILED_TIMEOUTS, "since": "2h"}))
     assert f"created at or after {two_hours_ago:%Y-%m-%d %H:%M:%S} UTC" in preview
     assert _confirm_fields(preview)["created_after"] == shown

@@ -1,6 +1,7 @@
 """Bulk replay in Chromium, on both stores: filter the runs page by status, error class and
-"in the last", preview what "Replay matching runs…" would touch, confirm, read the notice and
-follow it to the new replays. Screenshots at 1280 px and 360 px go to test-output/screenshots/."""
+"last 24 hours", preview what "Replay matching runs…" would touch, confirm, read the notice
+and follow it to the new replays. Screenshots at 1280 px and 360 px go to
+test-output/screenshots/."""
 
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ def test_filter_preview_confirm_then_see_the_new_replays(served: Served, page: P
     runs = _runs(served, ["timeout", "value", "timeout", "ok", "timeout"])
     timeouts = [runs[4], runs[2], runs[0]]  # newest first
     page.goto(served.url + "/runs")
-    expect(page.get_by_text("set a filter first")).to_be_visible()
+    expect(page.get_by_text("select them below, or set a filter")).to_be_visible()
     expect(page.get_by_role("link", name="Replay matching runs…")).to_have_count(0)
 
     page.get_by_label("Status").select_option("FAILED")
     page.get_by_label("Error class").fill("TimeoutError")
-    page.get_by_label("Or created in the last").fill("2h")
+    page.locator("select[name=since]").select_option("24h")
     page.get_by_role("button", name="Filter").click()
     page.wait_for_url(re.compile(r"error_name=TimeoutError"))
     expect(page.locator("#runs-rows tr")).to_have_count(3)
@@ -55,11 +56,11 @@ def test_filter_preview_confirm_then_see_the_new_replays(served: Served, page: P
     page.get_by_role("button", name="Replay 3 runs").click()
 
     page.wait_for_url(re.compile(r"/runs\?.*replayed=3"))
-    notice = page.get_by_role("status")
+    notice = page.locator("p.flash[role=status]")
     expect(notice).to_have_text("Replayed 3 runs. See the new replays")
     replays = [run for run in served.engine.list_runs() if run.replay_of is not None]
     assert sorted(run.replay_of or "" for run in replays) == sorted(timeouts)
     notice.get_by_role("link", name="See the new replays").click()
     page.wait_for_url(re.compile(r"trigger_kind=replay"))
     expect(page.locator("#runs-rows tr")).to_have_count(3)
-    expect(page.locator("#runs-rows tr td:nth-child(4)")).to_have_text(["replay"] * 3)
+    expect(page.locator("#runs-rows td[data-label=Trigger] .tag")).to_have_text(["replay"] * 3)

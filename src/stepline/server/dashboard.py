@@ -4,17 +4,17 @@ Every page is complete HTML that works without JavaScript, and every form is a p
 answered with a 303 redirect (or the same page with the error, status 400). htmx and its SSE
 extension only add live updates: the runs list and the run page subscribe to `/…/stream` and
 swap in the sections the server sends when the store changed. Sign-in and forgery checks are
-in `dashboard_auth`; view models in `dashboard_models`; the runs page's filters in
-`dashboard_filters`; bulk replay and cancel in `dashboard_bulk`; the function page (with pause
-and resume) in `dashboard_functions`; workers in `dashboard_workers`; the events list in
-`dashboard_events`; templates hold no logic.
+in `dashboard_auth`; view models in `dashboard_models`; the runs list in `dashboard_runs`, its
+filters in `dashboard_filters`; bulk replay and cancel in `dashboard_bulk`; the function page
+(with pause and resume) in `dashboard_functions`; workers in `dashboard_workers`; the events
+list in `dashboard_events`; templates hold no logic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, get_args
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -25,27 +25,25 @@ from stepline import errors
 from stepline.engine import apps, views
 from stepline.engine.inngest.sync import SyncFailed, syncer_for
 from stepline.engine.operations import Operations
-from stepline.server import dashboard_apps, sse
+from stepline.server import dashboard_apps, dashboard_runs, sse
 from stepline.server import dashboard_models as models
 from stepline.server.api import path_value
 from stepline.server.auth import AuthSettings
 from stepline.server.dashboard_auth import COOKIE, DashboardAuth, login_redirect
-from stepline.server.dashboard_bulk import BulkActions, bulk_links, done_notice
+from stepline.server.dashboard_bulk import BulkActions, done_notice
 from stepline.server.dashboard_events import EventPages
-from stepline.server.dashboard_filters import filter_params, run_filter
+from stepline.server.dashboard_filters import runs_filters
 from stepline.server.dashboard_functions import FunctionPages, RunNow, with_real_ticks
 from stepline.server.dashboard_rerun import Reruns, rerun_editor
 from stepline.server.dashboard_run_actions import RunActions
+from stepline.server.dashboard_runs import SELECTABLE, run_rows
 from stepline.server.dashboard_trace import build_trace
 from stepline.server.dashboard_workers import WorkerPages
 from stepline.server.errors import public_error, retry_headers
 from stepline.server.forms import read_form
 from stepline.server.models import SyncAppBody, parse
 from stepline.server.templating import page, render
-from stepline.store.base import RunFilter, RunStatus, TriggerKind
 
-STATUSES: tuple[str, ...] = get_args(RunStatus)
-TRIGGER_KINDS: tuple[str, ...] = get_args(TriggerKind)
 RUN_SECTIONS = {
     "summary": "_run_summary.html",
     "progress": "_run_progress.html",
@@ -213,41 +211,13 @@ class Dashboard:
 
     # -- runs --------------------------------------------------------------------------------
 
-    def _runs_context(self, query: RunFilter) -> dict[str, Any]:
-        now = self.ops.clock.now()
-        # One more than shown tells whether an older page exists.
-        runs = self.ops.list_runs(replace(query, limit=query.limit + 1))
-        rows = [models.run_row(r, now) for r in runs[: query.limit]]
-        params = filter_params(query)
-        older = None
-        if len(runs) > query.limit:
-            older = models.runs_href(**params, before=rows[-1].id)
-        return {
-            "rows": rows,
-            "query": query,
-            "function_options": models.options(
-                sorted(f.id for f in self.ops.list_functions()), query.function_id, "any"
-            ),
-            "status_options": models.options(STATUSES, query.status, "any"),
-            "error_name": query.error_name or "",
-            "kind_options": models.options(TRIGGER_KINDS, query.trigger_kind, "any"),
-            "event_id": query.event_id,
-            "created_after": params.get("created_after", ""),
-            "created_before": params.get("created_before", ""),
-            "q": query.q or "",
-            "dry_run": query.dry_run,
-            "bulk": bulk_links(query),
-            "older_href": older,
-            "newest_href": models.runs_href(**params) if query.before else None,
-            "stream_url": None if query.before else f"/runs/stream?{urlencode(params)}",
-        }
-
     async def runs_page(self, request: Request) -> Response:
         """GET /runs: runs newest first, filtered, keyset-paged with `before`."""
 
         async def inner(request: Request) -> Response:
-            query = run_filter(request.query_params, self.ops.clock.now())
-            values = await run_in_threadpool(self._runs_context, query)
+            now = self.ops.clock.now()
+            filters = runs_filters(request.query_params, now)
+            values = await run_in_threadpool(dashboard_runs.runs_page, self.ops, filters, now)
             notice = done_notice(request.query_params)
             context = self._context(request, "runs", "Runs", notice=notice, **values)
             return page("runs.html", context)
@@ -255,20 +225,27 @@ class Dashboard:
         return await self._guard(request, inner)
 
     async def runs_stream(self, request: Request) -> Response:
-        """GET /runs/stream: SSE `runs` events with fresh table rows when the list changes."""
+        """GET /runs/stream: SSE `runs` events with fresh table rows when the list changes.
+
+        A relative range (`since`) moves with the clock; `select` asks for the runs page's
+        rows, with a checkbox each.
+        """
 
         async def inner(request: Request) -> Response:
-            query = run_filter(request.query_params, self.ops.clock.now())
-            if query.before is not None:  # an unknown cursor → 404 now, not a broken stream
-                await run_in_threadpool(self.ops.list_runs, query)
+            filters = runs_filters(request.query_params, self.ops.clock.now())
+            if filters.given.before is not None:  # an unknown cursor → 404, not a broken stream
+                await run_in_threadpool(self.ops.list_runs, filters.given)
+            selectable = SELECTABLE in request.query_params
 
             def poll() -> sse.Snapshot:
-                runs = self.ops.list_runs(query)
                 now = self.ops.clock.now()
-                rows = [models.run_row(r, now) for r in runs]
+                runs = self.ops.list_runs(filters.at(now))
+                rows = run_rows(self.ops.store, runs, now)
                 return sse.Snapshot(
-                    key=repr(runs),
-                    render=lambda: {"runs": render("_runs_rows.html", {"rows": rows})},
+                    key=repr(rows),
+                    render=lambda: {
+                        "runs": render("_runs_rows.html", {"rows": rows, "selectable": selectable})
+                    },
                 )
 
             return sse.stream(poll)
@@ -326,9 +303,11 @@ class Dashboard:
     # -- events ------------------------------------------------------------------------------
 
     def _event_model(self, event_id: str) -> models.EventPage:
-        event = self.ops.get_event(event_id)
+        event, now = self.ops.get_event(event_id), self.ops.clock.now()
         runs = self.ops.runs_for_event(event.internal_id)
-        return models.event_page(event, runs, self.ops.clock.now())
+        return replace(
+            models.event_page(event, runs, now), runs=run_rows(self.ops.store, runs, now)
+        )
 
     async def event_page(self, request: Request) -> Response:
         """GET /events/{id}: one event, its payload and the runs it started (live)."""

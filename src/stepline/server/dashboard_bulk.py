@@ -1,4 +1,4 @@
-"""The dashboard's bulk replay and cancel: the runs page's filters → a preview → confirm.
+"""The dashboard's bulk replay and cancel: the runs page's filters or selection → preview → do.
 
 The preview (GET) touches nothing: it says what the filter selects, how many runs the action
 would touch (for cancel, only the active ones) and the newest of them. Its Confirm button
@@ -154,6 +154,8 @@ def criteria_words(query: RunFilter) -> list[str]:
         "q": f'event data contains "{query.q}"',
     }
     lines = [text for name, text in words.items() if getattr(query, name)]
+    if query.run_ids is not None:
+        lines.insert(0, f"{_plural(len(query.run_ids), 'run')} selected on the runs page")
     if query.dry_run is not None:
         lines.append("dry runs only" if query.dry_run else "real runs only (no dry runs)")
     if query.created_after is not None:
@@ -206,7 +208,7 @@ def preview(
     ]
     shown = len(sample)
     return BulkPreview(
-        title="Replay matching runs" if action == "replay" else "Cancel matching active runs",
+        title=_title(action, selected=query.run_ids is not None),
         criteria=lines,
         count=count,
         selection=selection,
@@ -223,6 +225,11 @@ def preview(
         error=error,
         notice=notice,
     )
+
+
+def _title(action: Action, *, selected: bool) -> str:
+    runs = "selected" if selected else "matching"
+    return f"Replay {runs} runs" if action == "replay" else f"Cancel {runs} active runs"
 
 
 def selection_digest(run_ids: Sequence[str]) -> str:
@@ -269,7 +276,7 @@ class BulkActions:
         now = self.ops.clock.now()
         if not has_criteria(query):
             error = (
-                "Set at least one filter on the runs page first: "
+                "Select runs or set at least one filter on the runs page first: "
                 "a bulk action never applies to every run."
             )
             return preview(action, query, 0, [], now, error=error), 400

@@ -28,6 +28,7 @@ from stepline.server import dashboard_models as models
 from stepline.server.api import path_value
 from stepline.server.dashboard_chart import Chart, hourly_chart, window_start
 from stepline.server.dashboard_reasons import ReasonField, confirmed, reason_field
+from stepline.server.dashboard_runs import run_rows
 from stepline.server.forms import parse_payload, read_form
 from stepline.server.templating import page
 from stepline.store.base import CronState, FunctionRecord, RunFilter
@@ -171,7 +172,7 @@ class FunctionPages:
         return FunctionPage(
             card=card,
             attempts=attempts_text(card.retries),
-            runs=[models.run_row(r, now) for r in runs],
+            runs=run_rows(self.ops.store, runs, now),
             stream_url="/runs/stream?"
             + urlencode({"function_id": fn.id, "limit": str(RECENT_RUNS)}),
             chart=hourly_chart(timings, now),

@@ -7,6 +7,7 @@ decided here, from store records and the engine's clock. Pure functions, no I/O.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,12 +26,18 @@ from stepline.store.base import (
     FunctionStats,
     LogRecord,
     RunRecord,
+    RunSummary,
 )
 
 LONG_JSON_CHARS = 600
 LONG_JSON_LINES = 15
 ERROR_LEVELS = frozenset({"error", "critical", "exception", "fatal"})
 PREVIEW_CHARS = 120  # of an event's data shown in one line
+TITLE_CHARS = 2000  # of an event's data shown on hover in a runs list
+SUMMARY_CHARS = 4 * TITLE_CHARS  # of an event's stored data read for it (escapes are longer)
+_BY_PARENT = frozenset({"invoke", "parallel"})  # runs started by another run's step
+_BY_ORIGINAL = frozenset({"replay", "rerun"})  # runs started again from another run
+_OWN_EVENT = frozenset({"event", *_BY_ORIGINAL})  # runs whose event name says what ran
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -76,18 +83,38 @@ def options(values: Sequence[str], selected: str | None, any_label: str) -> list
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunRow:
-    """One line of a runs table."""
+    """One line of a runs table.
+
+    What started it: `event_name` (linked to `event_href`) for a run started by an event (or
+    a replay or rerun of one); otherwise, and for replays and reruns, a `badge` ("cron",
+    "manual", "invoke", "parallel", "replay", "rerun") with its link (the original run, the
+    parent run), its words in full (`badge_title`) and `badge_detail` (a cron schedule, who
+    started it). `preview` is the event's data on one line, `preview_title` its longer text
+    (`TITLE_CHARS`). `steps` counts the steps it recorded, `failed_attempts` its failed
+    attempts (retried, or the last one that ended it), None without any.
+    """
 
     id: str
     href: str
     function_id: str
+    function_href: str
     status: str
     status_class: str
     detail: str
-    trigger: str
-    trigger_href: str | None
+    active: bool
+    event_name: str | None
+    event_href: str | None
+    more_events: int
+    badge: str | None
+    badge_href: str | None
+    badge_title: str | None
+    badge_detail: str | None
+    preview: str
+    preview_title: str
     created: Moment
     duration: str
+    steps: str
+    failed_attempts: str | None
     dry_run: bool = False
 
 
@@ -330,19 +357,97 @@ def _trigger_text(run: RunRecord) -> str:
     return f"{run.trigger_kind} by {run.trigger_by}" if run.trigger_by else run.trigger_kind
 
 
-def run_row(run: RunRecord, now: datetime) -> RunRow:
-    """A runs-table line; an active run's duration counts up to `now`."""
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _badge(run: RunRecord) -> tuple[str | None, str | None, str | None, str | None]:
+    """A runs-table trigger badge: its text, link, words in full, and the text after it."""
+    kind, by = run.trigger_kind, run.trigger_by
+    if kind in _BY_ORIGINAL and run.replay_of:
+        title = f"{'Rerun' if kind == 'rerun' else 'Replay'} of run {run.replay_of}"
+        return kind, run_href(run.replay_of), title, None
+    if kind in _BY_PARENT and by:
+        title = f"Started by a step of run {by}"
+        return kind, run_href(by), title, None
+    if kind == "cron":
+        return kind, None, "Started by a cron tick", by
+    if kind == "event":
+        return None, None, None, None
+    return kind, None, f"Started {kind}", f"by {by}" if by else None
+
+
+_ESCAPE = re.compile(r"\\\\|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})|\\u([0-9a-f]{4})", re.I)
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[,:]|[^",:]+')
+_PARTIAL = re.compile(r"\\(?:u[dD][89abAB][0-9a-fA-F]{2}|u[0-9a-fA-F]{0,3})?$")  # a cut escape
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    """A JSON escape of a character `json.dumps(..., ensure_ascii=False)` writes as itself."""
+    high, low, single = match.groups()
+    if high:
+        return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + int(low, 16) - 0xDC00)
+    code = int(single, 16) if single else 0
+    return chr(code) if code >= 0x80 and not 0xD800 <= code < 0xE000 else match.group(0)
+
+
+def _spaced(text: str) -> str:
+    """The start of compact JSON text, written as `data_preview` writes whole values."""
+    parts = []
+    for token in _TOKEN.findall(_PARTIAL.sub("", text)):
+        if token.startswith('"'):
+            parts.append(_ESCAPE.sub(_unescaped, token))
+        else:
+            parts.append({",": ", ", ":": ": "}.get(token, token))
+    return "".join(parts)
+
+
+def _cut(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def stored_preview(summary: RunSummary) -> tuple[str, str]:
+    """A run's event data on one line and on hover, from the start of it the store read."""
+    data, length = summary.data, summary.data_length
+    if data is None:
+        return "", ""
+    if len(data) == length:
+        value = json.loads(data)
+        return data_preview(value), data_preview(value, TITLE_CHARS)
+    text = _spaced(data)
+    return _cut(text, PREVIEW_CHARS), _cut(text, TITLE_CHARS)
+
+
+def run_row(run: RunRecord, now: datetime, summary: RunSummary | None = None) -> RunRow:
+    """A runs-table line; an active run's duration counts up to `now`.
+
+    `summary` (`Store.run_summaries`) adds the event's name and data, and the step count.
+    """
+    badge, badge_href, badge_title, badge_detail = _badge(run)
+    preview, preview_title = stored_preview(summary) if summary else ("", "")
+    own_event = summary is not None and run.trigger_kind in _OWN_EVENT
     return RunRow(
         id=run.id,
         href=run_href(run.id),
         function_id=run.function_id,
+        function_href=function_page_href(run.function_id),
         status=run.status,
         status_class=_status_class(run.status),
         detail=run.detail or "",
-        trigger=_trigger_text(run),
-        trigger_href=event_href(run.event_id) if run.event_id else None,
+        active=not run.ended,
+        event_name=summary.event_name if own_event and summary else None,
+        event_href=event_href(run.event_id) if run.event_id else None,
+        more_events=max(0, len(run.event_ids) - 1),
+        badge=badge,
+        badge_href=badge_href,
+        badge_title=badge_title,
+        badge_detail=badge_detail,
+        preview=preview,
+        preview_title=preview_title,
         created=moment(run.created_at),
         duration=_duration(run.started_at, run.ended_at or (now if run.started_at else None)),
+        steps=_plural(summary.steps, "step") if summary else "",
+        failed_attempts=_plural(run.failures, "failed attempt") if run.failures else None,
         dry_run=run.dry_run,
     )
 
@@ -495,10 +600,9 @@ def trigger_event(events: Sequence[EventRecord]) -> TriggerEvent | None:
     )
 
 
-def data_preview(data: Any) -> str:
-    """Event data as compact JSON on one line, cut at `PREVIEW_CHARS` with an ellipsis."""
-    text = json.dumps(data, ensure_ascii=False, separators=(", ", ": "))
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+def data_preview(data: Any, chars: int = PREVIEW_CHARS) -> str:
+    """Event data as compact JSON on one line, cut at `chars` with an ellipsis."""
+    return _cut(json.dumps(data, ensure_ascii=False, separators=(", ", ": ")), chars)
 
 
 def run_page(detail: RunDetail, now: datetime) -> RunPage:

@@ -9,6 +9,7 @@ and a drift between a view and its model fails the schema tests.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -185,16 +186,30 @@ class RunSelection(Model):
 class BulkSelection(RunSelection):
     """The runs a bulk cancel or replay acts on; at least one criterion is required.
 
-    With `preview`, nothing is touched: the answer counts the runs and shows a sample.
+    `run_ids` selects runs one by one (with other criteria, a run must also match them). With
+    `preview`, nothing is touched: the answer counts the runs and shows a sample.
     """
 
     model_config = ConfigDict(
-        json_schema_extra={"anyOf": [{"required": [name]} for name in RunSelection.model_fields]}
+        json_schema_extra={
+            "anyOf": [{"required": [name]} for name in [*RunSelection.model_fields, "run_ids"]]
+        }
+    )
+    run_ids: list[Text] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_LIMIT,
+        description="only the runs with these ids",
     )
     preview: StrictBool = Field(
         default=False, description="count the runs and show a sample; touch nothing"
     )
     reason: Reason | None = None
+
+    def run_filter(self, *, before: str | None = None, limit: int = 50) -> RunFilter:
+        """The store's filter for these criteria and ids."""
+        found = super().run_filter(before=before, limit=limit)
+        return found if self.run_ids is None else replace(found, run_ids=tuple(self.run_ids))
 
     @model_validator(mode="after")
     def _some_criterion(self) -> BulkSelection:

@@ -615,6 +615,7 @@ class RunFilter:
     window is half-open: `created_after <= created_at < created_before`. `q` keeps the runs
     whose triggering event's data contains it (case-insensitively) as JSON text: a substring
     test on every candidate run's event, so narrow with the other criteria on large stores.
+    `run_ids` keeps only the runs with those ids (runs selected one by one).
     """
 
     function_id: str | None = None
@@ -627,6 +628,7 @@ class RunFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     q: str | None = None
+    run_ids: tuple[str, ...] | None = None
     before: str | None = None
     limit: int = 50
 
@@ -661,6 +663,20 @@ class LeasedRun:
     run_id: str
     function_id: str
     worker_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunSummary:
+    """What a runs list shows of a run beyond its record: its event's name and data, its steps.
+
+    `data` is the start of the event's data as stored (JSON text), `data_length` its whole
+    length; both are None for a run without an event. `steps` counts the steps it recorded.
+    """
+
+    event_name: str | None
+    data: str | None
+    data_length: int | None
+    steps: int
 
 
 class EventRouting(Protocol):
@@ -1019,6 +1035,10 @@ class Store(Protocol):
 
     def leased_runs(self) -> list[LeasedRun]:
         """The runs whose lease a worker holds, by worker id then run id (queue items only)."""
+        ...
+
+    def run_summaries(self, run_ids: Sequence[str], data_chars: int) -> dict[str, RunSummary]:
+        """Each run's summary by id, its event's data cut at `data_chars` (unknown ids left out)."""
         ...
 
     def cancel_run(

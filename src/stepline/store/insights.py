@@ -1,20 +1,22 @@
-"""Reads for the dashboard's function and workers pages: run timings, and leases by worker.
+"""Reads for the dashboard's pages: run timings, leases by worker, and runs lists' summaries.
 
-Both are bounded by an index: the timings by the window on `ended_at`, the leases by the
-queue (active runs only). Neither reads every run.
+Each is bounded by an index: the timings by the window on `ended_at`, the leases by the
+queue (active runs only), the summaries by the primary keys of one page of runs. None reads
+every run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from stepline.store import schema as t
-from stepline.store.base import LeasedRun, RunTiming
+from stepline.store.base import LeasedRun, RunSummary, RunTiming
 
 
 class _Reader(Protocol):
@@ -22,7 +24,7 @@ class _Reader(Protocol):
 
 
 class InsightsMixin:
-    """`SqlStore`'s reads for the function and workers pages (see the module docstring)."""
+    """`SqlStore`'s reads for the dashboard's pages (see the module docstring)."""
 
     def function_timings(self: _Reader, function_id: str, since: datetime) -> list[RunTiming]:
         """One function's runs that ended at or after `since`, oldest end first."""
@@ -60,3 +62,23 @@ class InsightsMixin:
             LeasedRun(run_id=run_id, function_id=function_id, worker_id=owner)
             for run_id, function_id, owner in rows
         ]
+
+    def run_summaries(
+        self: _Reader, run_ids: Sequence[str], data_chars: int
+    ) -> dict[str, RunSummary]:
+        """Each run's event name, the start of its event's data, and its count of steps."""
+        if not run_ids:
+            return {}
+        r, e, s = t.runs.c, t.events.c, t.steps.c
+        steps = select(func.count()).where(s.run_id == r.id).scalar_subquery()
+        query = (
+            select(r.id, e.name, func.substr(e.data, 1, data_chars), func.length(e.data), steps)
+            .select_from(t.runs.outerjoin(t.events, e.internal_id == r.event_id))
+            .where(r.id.in_(list(run_ids)))
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return {
+            run_id: RunSummary(event_name=name, data=data, data_length=length, steps=count)
+            for run_id, name, data, length, count in rows
+        }

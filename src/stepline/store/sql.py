@@ -1662,6 +1662,8 @@ class SqlStore(
             (_error_name(conn.dialect.name), run_filter.error_name),
         )
         where: list[Any] = [column == value for column, value in equal if value is not None]
+        if run_filter.run_ids is not None:
+            where.append(r.id.in_(run_filter.run_ids))
         if run_filter.event_id is not None:
             event = self._find_event(conn, run_filter.event_id)
             event_id = event.internal_id if event else run_filter.event_id
