@@ -74,7 +74,7 @@ def test_a_confirmed_cancel_keeps_its_reason_and_the_run_page_shows_it(served: S
         "vendor outage",
     )
     shown = _text(_html(served.http.get(f"/runs/{run_id}")))
-    assert "Cancelled by request (dashboard) at" in shown
+    assert "Cancelled by request (dashboard)," in shown
     assert "“vendor outage”" in shown or ": vendor outage" in shown
     assert "Cancel run…" not in shown
     ended = _text(_html(served.http.get(f"/runs/{run_id}/cancel")))

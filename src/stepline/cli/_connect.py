@@ -101,6 +101,17 @@ def limit_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
     )
 
 
+def reason_option(kept: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--reason TEXT`: why, kept `kept` and shown there (optional, at most 500 characters)."""
+    return click.option(
+        "--reason",
+        metavar="TEXT",
+        envvar="STEPLINE_REASON",
+        show_envvar=True,
+        help=f"Why (optional, at most 500 characters): kept {kept} and shown there.",
+    )
+
+
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add `-o/--output table|json` and `--json` to a command, which receives `as_json`.
 

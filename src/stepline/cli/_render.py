@@ -45,17 +45,14 @@ def _header(run: dict[str, Any], verbose: bool) -> Table:
     grid.add_row("status", _format.status(run))
     if run.get("dry_run"):
         grid.add_row("dry run", Text("yes: what it sent is on its log, not sent", style="yellow"))
-    for label, key in (
-        ("waiting", "waiting_for"),
-        ("reason", "reason"),
-        ("parent", "parent_run_id"),
-    ):
-        if run.get(key):
-            grid.add_row(label, Text(str(run[key])))
+    for label, text in _why_rows(run):
+        grid.add_row(label, Text(text))
     if run.get("children"):
         started = [f"{c['id']} {c['function_id']} {c['status']}" for c in run["children"]]
         grid.add_row("started", Text("\n".join(started)))
     grid.add_row("trigger", _format.trigger(run))
+    if run["trigger"].get("reason"):
+        grid.add_row(f"{run['trigger']['kind']} reason", Text(f"“{run['trigger']['reason']}”"))
     if run["trigger"].get("event_id"):
         grid.add_row("event", ", ".join(run["trigger"]["event_ids"]) or run["trigger"]["event_id"])
     grid.add_row("attempt", str(run["attempt"] + 1))
@@ -78,6 +75,26 @@ def _header(run: dict[str, Any], verbose: bool) -> Table:
     elif run["output"] is not None or run["status"] == "COMPLETED":
         grid.add_row("output", Text(_format.json_text(run["output"])))
     return grid
+
+
+def _why_rows(run: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """Why it waits, why it ended as it did (who cancelled it, and why), what started it."""
+    cancellation = run.get("cancellation")
+    if run.get("waiting_for"):
+        yield "waiting", str(run["waiting_for"])
+    if cancellation:
+        yield "cancelled", _cancelled_text(cancellation)
+    elif run.get("reason"):
+        yield "reason", str(run["reason"])
+    if run.get("parent_run_id"):
+        yield "parent", str(run["parent_run_id"])
+
+
+def _cancelled_text(cancellation: dict[str, Any]) -> str:
+    """A cancel by request: 'by request (api) at 2026-… : “vendor outage”'."""
+    text = f"by request ({cancellation['requested_by']}) at {_format.moment(cancellation['at'])}"
+    reason = cancellation.get("reason")
+    return f"{text}: “{reason}”" if reason else f"{text}, no reason given"
 
 
 def _traceback(error: Any) -> str:

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stepline.cli import _format
-from stepline.cli._connect import output_options, print_table, with_client
+from stepline.cli._connect import output_options, print_table, reason_option, with_client
 from stepline.cli._data_command import (
     DataCommand,
     data_option,
@@ -59,6 +59,9 @@ def functions(ctx: click.Context, client: Client, as_json: bool) -> None:
         click.echo(json.dumps(found, indent=2))
         return
     print_table(_functions_table(found))
+    for fn in found:
+        if fn.get("pause"):
+            click.echo(f"{fn['id']} {_pause_text(fn['pause'])}")
     # A table of its own: an options column would squeeze the triggers at 80 columns.
     with_options = [fn for fn in found if fn.get("option_summaries")]
     if with_options:
@@ -66,6 +69,16 @@ def functions(ctx: click.Context, client: Client, as_json: bool) -> None:
         for fn in with_options:
             options.add_row(fn["id"], Text("\n".join(fn["option_summaries"])))
         print_table(options)
+
+
+def _pause_text(pause: dict[str, Any]) -> str:
+    """A pause in words: "paused since 2026-… by api: “vendor outage”"."""
+    text = "paused"
+    if pause.get("at"):
+        text += f" since {_format.moment(pause['at'])}"
+    if pause.get("by"):
+        text += f" by {pause['by']}"
+    return f"{text}: “{pause['reason']}”" if pause.get("reason") else text
 
 
 def _functions_table(found: list[dict[str, Any]]) -> Table:
@@ -151,14 +164,15 @@ functions.add_command(trigger, "invoke")
 
 @functions.command()
 @click.argument("function_id", metavar="FUNCTION")
+@reason_option("with the function until it is resumed")
 @with_client
-def pause(client: Client, function_id: str) -> None:
+def pause(client: Client, function_id: str, reason: str | None) -> None:
     """Pause FUNCTION: its events and cron ticks start no runs until it is resumed.
 
     Runs already started go on; `trigger` and `functions invoke` are refused while paused.
     """
     with naming_known_functions(client, function_id):
-        client.pause(function_id)
+        client.pause(function_id, reason=reason)
     click.echo(f"{function_id} paused: its events and cron ticks start no runs")
 
 

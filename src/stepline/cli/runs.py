@@ -11,7 +11,14 @@ import click
 
 from stepline import errors
 from stepline.cli import _render
-from stepline.cli._connect import console, limit_option, output_options, print_table, with_client
+from stepline.cli._connect import (
+    console,
+    limit_option,
+    output_options,
+    print_table,
+    reason_option,
+    with_client,
+)
 from stepline.cli._flags import parse_json_object
 from stepline.cli._flags import since as parse_since
 from stepline.cli._outcome import exit_code, outcome
@@ -258,6 +265,7 @@ def _bulk(
     run_id: str | None,
     preview: bool,
     filters: dict[str, str | None],
+    reason: str | None,
 ) -> bool:
     """Act on the runs the filters select (printing the outcome); False when RUN_ID is given."""
     criteria = _criteria(**filters)
@@ -274,7 +282,10 @@ def _bulk(
         more = f" (the newest {shown} shown)" if shown < found["count"] else ""
         click.echo(f"{action} would touch {found['count']} run(s){more}; nothing done")
         return True
-    done = client.cancel_runs(**criteria) if action == "cancel" else client.replay_runs(**criteria)
+    if action == "cancel":
+        done = client.cancel_runs(reason=reason, **criteria)
+    else:
+        done = client.replay_runs(reason=reason, **criteria)
     click.echo(f"{'cancelled' if action == 'cancel' else 'replayed'} {done} run(s)")
     return True
 
@@ -282,13 +293,16 @@ def _bulk(
 @runs.command()
 @click.argument("run_id", required=False)
 @bulk_options
+@reason_option("with each run cancelled")
 @with_client
-def cancel(client: Client, run_id: str | None, preview: bool, **filters: str | None) -> None:
+def cancel(
+    client: Client, run_id: str | None, preview: bool, reason: str | None, **filters: str | None
+) -> None:
     """Cancel RUN_ID, or every active run matching the filters (--preview first, to see them)."""
-    if not _bulk(client, "cancel", run_id, preview, filters):
+    if not _bulk(client, "cancel", run_id, preview, filters, reason):
         assert run_id is not None
         before = client.get_run(run_id)["status"]
-        run: dict[str, Any] = client.cancel(run_id)
+        run: dict[str, Any] = client.cancel(run_id, reason=reason)
         ended = ": it had already ended, nothing cancelled" if before in END_STATUSES else ""
         click.echo(f"{run['id']} {run['status']}{ended}")
 
@@ -296,12 +310,15 @@ def cancel(client: Client, run_id: str | None, preview: bool, **filters: str | N
 @runs.command()
 @click.argument("run_id", required=False)
 @bulk_options
+@reason_option("with each new run")
 @with_client
-def replay(client: Client, run_id: str | None, preview: bool, **filters: str | None) -> None:
+def replay(
+    client: Client, run_id: str | None, preview: bool, reason: str | None, **filters: str | None
+) -> None:
     """Replay RUN_ID (prints the new run id), or every run matching the filters."""
-    if not _bulk(client, "replay", run_id, preview, filters):
+    if not _bulk(client, "replay", run_id, preview, filters, reason):
         assert run_id is not None
-        click.echo(client.replay(run_id))
+        click.echo(client.replay(run_id, reason=reason))
 
 
 @runs.command()
@@ -329,6 +346,7 @@ def replay(client: Client, run_id: str | None, preview: bool, **filters: str | N
     show_envvar=True,
     help="Whether it is a dry run (default: as the original run).",
 )
+@reason_option("with the new run")
 @with_client
 def rerun(
     client: Client,
@@ -336,10 +354,11 @@ def rerun(
     from_step: str | None,
     data_text: str | None,
     dry_run: bool | None,
+    reason: str | None,
 ) -> None:
     """Start a new run of RUN_ID from a step, maybe with edited data; prints its id."""
     try:
         data = None if data_text is None else parse_json_object(data_text, "--data")
     except errors.InvalidInput as exc:
         raise click.BadParameter(exc.reason, param_hint="--data") from None
-    click.echo(client.rerun(run_id, from_step=from_step, data=data, dry_run=dry_run))
+    click.echo(client.rerun(run_id, from_step=from_step, data=data, dry_run=dry_run, reason=reason))

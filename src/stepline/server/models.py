@@ -119,12 +119,22 @@ def _query_flag(value: Any) -> Any:
 
 # JSON bodies take true or false only (not 0, 1 or "yes"); query strings "true" or "false".
 QueryFlag = Annotated[StrictBool, BeforeValidator(_query_flag)]
+
+
+def _bounded_reason(value: str) -> str:
+    """At most `MAX_REASON_CHARS` characters, said in characters (pydantic says "items")."""
+    if len(value) > MAX_REASON_CHARS:
+        raise ValueError(f"must be at most {MAX_REASON_CHARS} characters (got {len(value)})")
+    return value
+
+
 Reason = Annotated[
     Text,
+    AfterValidator(_bounded_reason),
     Field(
-        max_length=MAX_REASON_CHARS,
         description="why, in a person's words: stored and shown with what it acted on "
         "(optional; blank is none)",
+        json_schema_extra={"maxLength": MAX_REASON_CHARS},
     ),
 ]
 
