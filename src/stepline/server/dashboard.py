@@ -242,7 +242,8 @@ class Dashboard:
                 runs = self.ops.list_runs(filters.at(now))
                 rows = run_rows(self.ops.store, runs, now)
                 return sse.Snapshot(
-                    key=repr(rows),
+                    # Not the rows: an active run's duration would resend them every poll.
+                    key=repr((runs, [row.steps for row in rows])),
                     render=lambda: {
                         "runs": render("_runs_rows.html", {"rows": rows, "selectable": selectable})
                     },
