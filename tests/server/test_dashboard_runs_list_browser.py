@@ -117,10 +117,11 @@ def test_at_a_phone_width_runs_are_cards_without_sideways_scroll(
     send(served, {"order": "P-1", "note": "a long note " * 40})
     send(served, {"order": "P-2", "fail": True})
     page.goto(served.url + "/runs")
+    wrap = page.locator(".runs-wrap")
+    assert wrap.evaluate("el => el.scrollWidth - el.clientWidth") <= 0  # at 1280 px, all fits
     page.set_viewport_size({"width": 390, "height": 844})
 
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
-    wrap = page.locator(".runs-wrap")
     assert wrap.evaluate("el => el.scrollWidth - el.clientWidth") <= 0
     expect(
         page.locator("#runs-rows tr.run-row").first.locator("td[data-label=Trigger]")
