@@ -30,9 +30,9 @@ def parse_moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def zone() -> str:
-    """The local time zone's name ("CET", "UTC"), which the CLI's times are in."""
-    return datetime.now().astimezone().strftime("%Z")
+def zone(now: datetime | None = None) -> str:
+    """The local time zone's name now ("CET", "UTC"): what a table's time column is in."""
+    return (now or datetime.now(UTC)).astimezone().strftime("%Z")
 
 
 def moment(text: str | None) -> str:
@@ -43,18 +43,33 @@ def moment(text: str | None) -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def moment_short(text: str | None) -> str:
-    """An API timestamp in local time: "13:04:05" today, "2026-01-02 13:04" other days.
-
-    No zone: a table names it in the column's header (`zone()`), a sentence after the time.
-    """
+def _local(text: str | None, now: datetime | None) -> tuple[str, str, str] | None:
+    """The local time of `text` ("13:04:05" today, else "2026-01-02 13:04"), its zone, now's."""
     when = parse_moment(text)
     if when is None:
+        return None
+    local, today = when.astimezone(), (now or datetime.now(UTC)).astimezone()
+    shown = local.strftime("%H:%M:%S" if local.date() == today.date() else "%Y-%m-%d %H:%M")
+    return shown, local.strftime("%Z"), today.strftime("%Z")
+
+
+def moment_short(text: str | None, now: datetime | None = None) -> str:
+    """An API timestamp in local time: "13:04:05" today, "2026-01-02 13:04" other days.
+
+    For a table whose column header names `zone()`; a time in another zone than that (the other
+    side of a daylight-saving change) names its own: "2026-07-01 13:04 CEST". "-" for none.
+    """
+    found = _local(text, now)
+    if found is None:
         return "-"
-    local = when.astimezone()
-    if local.date() == datetime.now().astimezone().date():
-        return local.strftime("%H:%M:%S")
-    return local.strftime("%Y-%m-%d %H:%M")
+    shown, own, current = found
+    return shown if own == current else f"{shown} {own}"
+
+
+def moment_clock(text: str | None, now: datetime | None = None) -> str:
+    """An API timestamp for a sentence: as `moment_short`, its zone always named; "-" for none."""
+    found = _local(text, now)
+    return "-" if found is None else f"{found[0]} {found[1]}"
 
 
 def duration(seconds: float | None) -> str:

@@ -70,7 +70,7 @@ def step_text(run: dict[str, Any]) -> str:
     if parked and run["status"] == "RUNNING":
         step = parked[-1]
         wake_at = step["wake_at"]
-        until = f" until {_format.moment_short(wake_at)} {_format.zone()}" if wake_at else ""
+        until = f" until {_format.moment_clock(wake_at)}" if wake_at else ""
         return f"{step['status']} at step {step['id']}{until}"
     if run.get("waiting_for"):
         return str(run["waiting_for"])

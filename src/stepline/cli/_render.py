@@ -109,7 +109,7 @@ def _attempt_lines(attempts: list[dict[str, Any]], verbose: bool) -> Iterator[Te
         line = Text(f"    attempt {attempt['attempt'] + 1} failed: ", style="red")
         line.append(_format.error(attempt["error"]))
         if attempt["retry_at"]:
-            retry_at = f"{_format.moment_short(attempt['retry_at'])} {_format.zone()}"
+            retry_at = _format.moment_clock(attempt["retry_at"])
             line.append(f"  (retry at {retry_at})", style="dim")
         yield line
         traceback = _traceback(attempt["error"])
