@@ -26,7 +26,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -154,9 +154,13 @@ def _display(view: dict[str, Any]) -> dict[str, str]:
 
 
 def _when(iso: str | None) -> str:
+    """A moment in UTC, which the page shows without JavaScript (its script shows local time)."""
     if not iso:
         return "—"
-    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+TEMPLATES.filters["utc"] = _when
 
 
 def _duration(seconds: float | None) -> str:
