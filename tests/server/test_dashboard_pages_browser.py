@@ -49,7 +49,9 @@ def test_function_page_from_its_name_with_chart_runs_and_a_checked_run_now(
 
     expect(page.get_by_role("heading", name="report", level=1)).to_be_visible()
     expect(page.locator("#function-retries")).to_have_text("4 retries (up to 5 attempts)")
-    expect(page.locator("#function-triggers .last-fire time")).to_contain_text("GMT+2")
+    last_fire = page.locator("#function-triggers .last-fire time")
+    expect(last_fire).to_have_text("7 h ago")  # the real tick at 02:30 UTC; now is 10:20 UTC
+    expect(last_fire).to_have_attribute("title", re.compile(r"^01/02/2026, 04:30:00 AM GMT\+2"))
     expect(page.locator("svg.chart circle.p50")).to_have_count(2)
     expect(page.locator("svg.chart circle.p95")).to_have_count(2)
     expect(page.locator("svg.chart rect.rate")).to_have_count(2)

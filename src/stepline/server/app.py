@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -24,6 +26,16 @@ from stepline.server.openapi import Endpoint
 async def health(request: Request) -> JSONResponse:
     """Liveness: 200 when the server answers."""
     return JSONResponse({"status": 200, "message": "OK"})
+
+
+_FAVICON = resources.files("stepline.server").joinpath("static/favicon.svg").read_bytes()
+
+
+async def favicon(request: Request) -> Response:
+    """GET /favicon.ico: the dashboard's icon (SVG), for clients that ask there by habit."""
+    return Response(
+        _FAVICON, media_type="image/svg+xml", headers={"cache-control": "public, max-age=86400"}
+    )
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -358,6 +370,7 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
         Route("/logout", ui.auth.logout, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("stepline.server", "static")]), name="static"),
         Route("/health", health, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         # intake and REST: one table, also the OpenAPI document's source
         *(Route(e.path, api.endpoint(e), methods=[e.method]) for e in API),
         # what the Inngest SDKs and their test tooling read runs through (protocol §7.3, §12)

@@ -74,7 +74,13 @@ class Dashboard:
 
     def _context(self, request: Request, nav: str, title: str, **values: Any) -> dict[str, Any]:
         signed_in_by_cookie = self.auth.required and COOKIE in request.cookies
-        return {"title": title, "nav": nav, "signed_in": signed_in_by_cookie, **values}
+        return {
+            "title": title,
+            "nav": nav,
+            "signed_in": signed_in_by_cookie,
+            "server_now": models.moment(self.ops.clock.now()).iso,  # "ago" counts from it
+            **values,
+        }
 
     async def _guard(self, request: Request, inner: Inner, *, stream: bool = False) -> Response:
         """Sign-in, forgery check for posts, and Stepline errors as HTML pages."""
