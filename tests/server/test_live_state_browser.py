@@ -120,6 +120,10 @@ def test_pages_say_they_are_reconnecting_and_recover_when_the_engine_is_back(
             expect(tab.locator(".stale-note")).to_contain_text("Stale")
         expect(run.locator("#run-status")).to_have_text("RUNNING")  # what it had, marked stale
         _shot(run, "live-reconnecting")
+        run.set_viewport_size({"width": 390, "height": 844})  # a phone: the banner fits
+        assert run.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+        run.screenshot(path=str(SCREENSHOTS / "live-reconnecting-390.png"))
+        run.set_viewport_size({"width": 1280, "height": 900})
 
         # While it is down, a link stays on the page, and a form says why it was not sent.
         run.get_by_role("navigation", name="Main").get_by_role("link", name="Events").click()
