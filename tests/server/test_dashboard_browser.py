@@ -116,7 +116,7 @@ def test_run_now_lands_on_the_run_page_which_completes_live(
     assert page.evaluate("window.__notReloaded") is True, "the page reloaded"
     expect(page.locator("#run-percent")).to_have_text("100%")
     expect(page.locator("#run-counters")).to_contain_text("30")
-    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    expect(page.get_by_role("link", name="Cancel run…")).to_have_count(0)
     expect(page.locator(".trace-row")).to_have_count(8)  # the run and its seven steps
     page.locator(".trace-label", has_text="fetch-page-3").click()
     panel = page.locator("#panel-" + _hash_prefix(served, "fetch-page-3"))
@@ -152,10 +152,11 @@ def test_cancel_a_sleeping_run_from_its_page(served: Served, page: Page, store: 
     page.goto(f"{served.url}/runs/{run_id}")
     expect(page.locator("#run-detail")).to_have_text("SLEEPING")
     expect(page.locator(".trace-row", has_text="nap").locator(".span-sleep")).to_have_count(1)
-    page.get_by_role("button", name="Cancel run").click()
+    page.get_by_role("link", name="Cancel run…").click()
+    page.get_by_role("button", name="Cancel run").click()  # on the confirmation page
     expect(page.locator("#run-status")).to_have_text("CANCELLED")
     assert page.url.endswith(f"/runs/{run_id}")
-    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    expect(page.get_by_role("link", name="Cancel run…")).to_have_count(0)
     assert store.get_run(run_id).status == "CANCELLED"
 
 
