@@ -20,8 +20,10 @@
   var timer = null, grace = null, ticker = null, hider = null;
   var shown = false, stopped = false, leaving = false;
 
+  /* Streams closed by leaving the page are no news; back from the history cache, they are. */
   window.addEventListener("pagehide", function () { leaving = true; });
   window.addEventListener("beforeunload", function () { leaving = true; });
+  window.addEventListener("pageshow", function () { leaving = false; });
 
   function delay() { return failures <= 1 ? 0 : Math.min(500 * Math.pow(2, failures - 1), MAX_DELAY_MS); }
 
