@@ -90,7 +90,8 @@
       shown = true;
       say([span("live-message", "Reconnecting…"), document.createTextNode(" "),
            span("live-age", age(), true), document.createTextNode(" "),
-           span("live-reason", ""), button("Retry now", retryNow)], "down");
+           span("live-reason", ""), document.createTextNode(" "), button("Retry now", retryNow)],
+          "down");
     }
     banner.querySelector(".live-reason").textContent = reason ? reason + "." : "";
     if (!ticker) {
