@@ -169,3 +169,19 @@ def test_a_rerun_from_the_editor_keeps_its_reason(served: Served) -> None:
     new_id = done.headers["location"].removeprefix("/runs/")
     assert served.engine.store.get_run(new_id).trigger_reason == "with key b"
     assert "with key b" in _text(_html(served.http.get(f"/runs/{new_id}")))
+
+
+def test_a_bulk_replay_that_a_busy_singleton_refuses_says_so_on_the_runs_page(
+    served: Served,
+) -> None:
+    active = sleeping_run(served.engine, "a")
+    fields = _hidden_fields(_html(served.http.get("/runs/replay", params={"function_id": "hold"})))
+
+    done = _post(served, "/runs/replay", fields)
+
+    assert done.status_code == 303, done.text
+    assert "skipped=1" in done.headers["location"]
+    notice = _text(_html(served.http.get(done.headers["location"])))
+    assert "Replayed 1 run: 1 of the new runs skipped by flow control" in notice
+    [replay] = [r for r in served.engine.list_runs() if r.replay_of == active]
+    assert replay.status == "SKIPPED" and f"run {active} is still active" in (replay.reason or "")

@@ -122,11 +122,21 @@ def _plural(count: int, noun: str) -> str:
 
 
 def done_notice(params: Mapping[str, str]) -> Notice | None:
-    """What the runs page says after a bulk action redirected to it ("Replayed 3 runs.")."""
+    """What the runs page says after a bulk action redirected to it ("Replayed 3 runs.").
+
+    Replays that flow control refused (a busy singleton, a rate limit) are counted apart:
+    each is a SKIPPED run saying why.
+    """
     for key, verb in (("replayed", "Replayed"), ("cancelled", "Cancelled")):
         count = params.get(key, "")
         if _whole_number(count):
             text = f"{verb} {_plural(int(count), 'run')}."
+            skipped = params.get("skipped", "")
+            if key == "replayed" and _whole_number(skipped) and int(skipped):
+                text = (
+                    f"{verb} {_plural(int(count), 'run')}: {skipped} of the new runs skipped by "
+                    "flow control (a busy singleton, a limit); each says why."
+                )
             since = params.get("replays_from")
             if key == "replayed" and since:
                 href = models.runs_href(trigger_kind="replay", created_after=since)
@@ -135,11 +145,15 @@ def done_notice(params: Mapping[str, str]) -> Notice | None:
     return None
 
 
-def _done_href(action: Action, query: RunFilter, count: int, started: datetime) -> str:
-    """The runs page with the same filters, saying what was done."""
+def _done_href(
+    action: Action, query: RunFilter, count: int, started: datetime, skipped: int = 0
+) -> str:
+    """The runs page with the same filters, saying what was done (and how many were skipped)."""
     params = filter_params(criteria(query))
     if action == "cancel":
         return models.runs_href(**params, cancelled=str(count))
+    if skipped:
+        params["skipped"] = str(skipped)
     return models.runs_href(**params, replayed=str(count), replays_from=moment_text(started))
 
 
@@ -295,6 +309,13 @@ class BulkActions:
             return self.ops.cancel_matching(query, by="dashboard", reason=reason)
         return self.ops.replay_matching(query, reason=reason)
 
+    def _skipped_since(self, started: datetime) -> int:
+        """How many replays created since `started` flow control refused (SKIPPED)."""
+        skipped = RunFilter(
+            trigger_kind="replay", status="SKIPPED", created_after=started, limit=MAX_BULK_RUNS
+        )
+        return len(self.ops.store.list_run_ids(skipped))
+
     def _page(self, request: Request, view: BulkPreview, status: int) -> Response:
         context = self.context(request, "runs", view.title, view=view)
         return page("runs_bulk.html", context, status=status)
@@ -334,7 +355,11 @@ class BulkActions:
                 status, error = _refusal(action, exc)
                 view = preview(action, query, 0, [], started, error=error)
                 return self._page(request, view, status)
-            return RedirectResponse(_done_href(action, query, done, started), status_code=303)
+            skipped = (
+                0 if action == "cancel" else await run_in_threadpool(self._skipped_since, started)
+            )
+            href = _done_href(action, query, done, started, skipped)
+            return RedirectResponse(href, status_code=303)
 
         async def handler(request: Request) -> Response:
             return await self.guard(request, inner)
