@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -66,3 +68,12 @@ def test_the_eta_counts_down_between_reports_and_is_set_again_by_the_next() -> N
     assert shown == [2.0, 1.5, 0.5, 0.0]
     assert countdown.seconds_left(later, 103.2) == 1.0
     assert "ETA due" in plain_line(run, 0.0)
+
+
+def test_the_step_executing_now_is_named_with_how_long_it_has_run() -> None:
+    since = (datetime.now(UTC) - timedelta(seconds=12)).isoformat().replace("+00:00", "Z")
+    run = _run(in_flight={"step_id": "page-4", "since": since})
+
+    _, step, _ = _screen(run, 1.3)
+
+    assert re.fullmatch(r"  executing step page-4 for 1[23]\.\ds · page 4", step), step

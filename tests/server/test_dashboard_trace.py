@@ -141,11 +141,14 @@ def test_the_step_executing_now_appears_live_and_ends_as_an_attempt(
         expect(download.locator(".span-in-flight")).to_have_count(1, timeout=8000)
         expect(download.locator(".trace-duration[data-since]")).to_have_count(1)
         expect(page.locator(".span-in-flight")).to_have_count(1)
+        in_flight = served.http.get(f"/v1/runs/{run_id}").json()["data"]["in_flight"]
+        assert in_flight["step_id"] == "download" and in_flight["since"].endswith("Z")
     finally:
         gate.set()
     expect(page.locator("#run-status")).to_have_text("COMPLETED")
     expect(page.locator(".span-in-flight")).to_have_count(0)
     expect(download.locator(".span-attempt-ok")).to_have_count(1)
+    assert served.http.get(f"/v1/runs/{run_id}").json()["data"]["in_flight"] is None
 
 
 def test_a_run_taken_over_from_a_lost_worker_marks_the_gap(

@@ -8,6 +8,7 @@ down from there.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -64,7 +65,7 @@ def figures_text(run: dict[str, Any]) -> str:
 
 
 def step_text(run: dict[str, Any]) -> str:
-    """Where the run stands: a parked step, why it waits, or its last finished step."""
+    """Where the run stands: parked, waiting, executing a step, or its last finished step."""
     steps = run.get("steps", [])
     parked = [s for s in steps if s["status"] in ("sleeping", "waiting")]
     if parked and run["status"] == "RUNNING":
@@ -74,10 +75,18 @@ def step_text(run: dict[str, Any]) -> str:
         return f"{step['status']} at step {step['id']}{until}"
     if run.get("waiting_for"):
         return str(run["waiting_for"])
+    in_flight = run.get("in_flight")
+    if in_flight:
+        running = _format.duration(_seconds_since(datetime.fromisoformat(in_flight["since"])))
+        return f"executing step {in_flight['step_id']} for {running}"
     finished = [s for s in steps if s["status"] in ("completed", "failed")]
     if finished:
         return f"last step {finished[-1]['id']} {finished[-1]['status']}"
     return ""
+
+
+def _seconds_since(moment: datetime) -> float:
+    return max(0.0, (datetime.now(UTC) - moment).total_seconds())
 
 
 def plain_line(run: dict[str, Any], seconds_left: float | None) -> str:

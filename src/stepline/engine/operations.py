@@ -343,15 +343,28 @@ class Operations:
     def run_detail(self, run_id: str) -> RunDetail:
         """A run with its steps, failed attempts and logs; raises `NotFound`."""
         run = self.store.get_run(run_id)
+        steps = self.store.get_steps(run_id)
         return RunDetail(
             run=run,
-            steps=self.store.get_steps(run_id),
+            steps=steps,
             attempts=self.store.get_attempts(run_id),
             logs=self.store.get_logs(run_id),
             waiting_for=self.waiting([run]).get(run.id),
             children=self.store.list_runs(RunFilter(parent_run_id=run_id, limit=1000)),
-            in_flight=None if run.ended else self.store.step_in_flight(run_id),
+            in_flight=self._in_flight(run, steps),
         )
+
+    def _in_flight(
+        self, run: RunRecord, steps: Sequence[StepRecord]
+    ) -> tuple[str, datetime] | None:
+        """The step the run is executing, unless it is parked or that step's row has ended."""
+        if run.ended or run.detail is not None:
+            return None  # parked (sleeping, waiting, retrying): nothing executes
+        found = self.store.step_in_flight(run.id)
+        if found is None:
+            return None
+        ended = any(s.id == found[0] and s.status in ("completed", "failed") for s in steps)
+        return None if ended else found
 
     def waiting(self, runs: Sequence[RunRecord]) -> dict[str, str]:
         """Per active run, why it is not executing (see `waiting`)."""

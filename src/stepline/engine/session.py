@@ -572,7 +572,7 @@ class RunSession:
             saved_before_step=position,
         )
         try:
-            self._store.save_progress(self.lease, delta)
+            self._store.save_progress(self.lease, delta, self._clock.now())
         except errors.StoreError:
             return
         self._delta = RunDelta()
@@ -589,7 +589,7 @@ class RunSession:
         delta = RunDelta(progress=self._delta.progress, logs=self._delta.logs)
         self._last_flush = time.monotonic()
         try:
-            self._store.save_progress(self.lease, delta)
+            self._store.save_progress(self.lease, delta, self._clock.now())
         except errors.StoreError:
             return  # best effort: what was not saved goes with the next commit
         self._delta = RunDelta(counters=self._delta.counters)

@@ -40,22 +40,29 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def progress_view(run: RunRecord, now: datetime) -> dict[str, Any] | None:
-    """Progress with percent and an ETA extrapolated from the pace so far."""
+    """Progress with percent and an ETA: the pace up to the last report, counted down since.
+
+    Between two reports the ETA falls as time passes (it never grows while the run works
+    towards the next report); it stays at 0 once it has passed.
+    """
     if run.progress_done is None:
         return None
     done, total = run.progress_done, run.progress_total
+    reported = run.progress_at or now
     percent = eta = None
     if total:
         percent = round(min(100.0, 100.0 * done / total), 1)
-        elapsed = _seconds(run.started_at, run.ended_at or now)
+        elapsed = _seconds(run.started_at, reported)
         if elapsed is not None and 0 < done < total and not run.ended:
-            eta = round(elapsed * (total - done) / done, 1)
+            left = elapsed * (total - done) / done - max(0.0, (now - reported).total_seconds())
+            eta = round(max(0.0, left), 1)
     return {
         "done": done,
         "total": total,
         "message": run.progress_message,
         "percent": percent,
         "eta_seconds": eta,
+        "reported_at": _iso(run.progress_at),
     }
 
 
@@ -161,9 +168,14 @@ def child_view(run: RunRecord) -> dict[str, Any]:
 
 
 def run_detail_view(detail: RunDetail, now: datetime | None = None) -> dict[str, Any]:
-    """A run with its steps, failed attempts and logs."""
+    """A run with its steps, failed attempts and logs, and the step it is executing now."""
+    in_flight = None
+    if detail.in_flight is not None:
+        step_id, since = detail.in_flight
+        in_flight = {"step_id": step_id, "since": _iso(since)}
     return {
         **run_view(detail.run, now, detail.waiting_for),
+        "in_flight": in_flight,
         "children": [child_view(child) for child in detail.children],
         "steps": [step_view(s) for s in detail.steps],
         "attempts": [attempt_view(a) for a in detail.attempts],

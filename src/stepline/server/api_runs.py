@@ -68,7 +68,9 @@ class RunHandlers:
         if inngest:
             run_id = parse_run_id(run_id, "run_id")
             return await self._shaped(lambda: rest.run_view(self.ops.store.get_run(run_id)), True)
-        return await self._data(lambda: views.run_detail_view(self.ops.run_detail(run_id)))
+        return await self._data(
+            lambda: views.run_detail_view(self.ops.run_detail(run_id), self.ops.clock.now())
+        )
 
     async def cancel_run(
         self, run_id: str, inngest: bool = False, body: ReasonBody | None = None
@@ -161,7 +163,9 @@ class RunHandlers:
             detail = self.ops.run_detail(run_id)
             return sse.Snapshot(
                 key=repr(detail),
-                render=lambda: {RUN_EVENT: _dumps(views.run_detail_view(detail))},
+                render=lambda: {
+                    RUN_EVENT: _dumps(views.run_detail_view(detail, self.ops.clock.now()))
+                },
                 final=detail.run.ended,
             )
 

@@ -156,7 +156,7 @@ def build_trace(detail: RunDetail, now: datetime) -> Trace:
     panels: list[Panel] = [_run_panel(run, failures.get("", []), detail.logs)]
     panels += [panel for _, panel in takeovers]
     panels += _attempt_panels("run", failures.get("", []), detail.logs, None)
-    in_flight = _in_flight(detail)
+    in_flight = detail.in_flight
     pending = _pending(detail.steps, failures, in_flight)
     for step, indent in _ordered([*detail.steps, *pending]):
         tried = failures.get(step.hash, [])
@@ -173,15 +173,6 @@ def build_trace(detail: RunDetail, now: datetime) -> Trace:
         panels=panels,
         span_text=format_duration(axis.seconds),
     )
-
-
-def _in_flight(detail: RunDetail) -> tuple[str, datetime] | None:
-    """The step the run is executing, unless its row says it ended since the worker said so."""
-    if detail.in_flight is None or detail.run.detail is not None:
-        return None  # parked (sleeping, waiting, retrying): nothing executes
-    step_id, since = detail.in_flight
-    ended = any(s.id == step_id and s.status in ("completed", "failed") for s in detail.steps)
-    return None if ended else (step_id, since)
 
 
 def _pending(

@@ -401,13 +401,17 @@ class TriggerInfo(Model):
 
 
 class Progress(Model):
-    """Progress reported with `ctx.progress`, with a percentage and an ETA when known."""
+    """Progress reported with `ctx.progress`, with a percentage and an ETA when known.
+
+    The ETA is the pace up to the last report (`reported_at`), counted down since then.
+    """
 
     done: float
     total: float | None
     message: str | None
     percent: float | None
     eta_seconds: float | None
+    reported_at: datetime | None
 
 
 class Cancellation(Model):
@@ -501,9 +505,20 @@ class ChildRun(Model):
     status: RunStatus
 
 
-class RunDetail(Run):
-    """A run with its steps, failed attempts and log lines."""
+class StepInFlight(Model):
+    """The step an active run is executing now (as its worker's last heartbeat said), since when.
 
+    Only for Python functions executed in-process; null for SDK apps' runs.
+    """
+
+    step_id: str
+    since: datetime
+
+
+class RunDetail(Run):
+    """A run with its steps, failed attempts and log lines, and its step in flight."""
+
+    in_flight: StepInFlight | None
     children: list[ChildRun]
     steps: list[Step]
     attempts: list[Attempt]

@@ -268,6 +268,7 @@ class RunRecord:
     progress_total: float | None
     progress_message: str | None
     counters: str
+    progress_at: datetime | None = None
     saved_before_step: int = -1
     reason: str | None = None
     cancelled_by: str | None = None
@@ -303,6 +304,7 @@ class RunRecord:
             progress_done=row["progress_done"],
             progress_total=row["progress_total"],
             progress_message=row["progress_message"],
+            progress_at=from_epoch(row["progress_at"]),
             counters=row["counters"],
             saved_before_step=row["saved_before_step"],
             reason=row["reason"],
@@ -1000,8 +1002,8 @@ class Store(Protocol):
         """
         ...
 
-    def save_progress(self, lease: Lease, delta: RunDelta) -> None:
-        """Save progress and log lines between steps (throttled by the caller)."""
+    def save_progress(self, lease: Lease, delta: RunDelta, now: datetime) -> None:
+        """Save progress and log lines between steps (throttled by the caller) at `now`."""
         ...
 
     def release_runs(self, owner: str, run_ids: Sequence[str], now: datetime) -> int:

@@ -122,6 +122,7 @@ runs = Table(
     Column("progress_done", Double),
     Column("progress_total", Double),
     Column("progress_message", Text),
+    Column("progress_at", Double),  # when the progress was last reported (committed)
     Column("counters", Text, nullable=False, default="{}"),
     # Counters and log lines written before the step at this position are stored: a replay
     # reaching that code again must not write them twice.

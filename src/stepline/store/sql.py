@@ -401,7 +401,8 @@ class _Statements:
         self.counters = prepare(select(r.counters).where(run))
         self.set_counters = prepare(update(t.runs).where(run), ["counters"])
         self.set_progress = prepare(
-            update(t.runs).where(run), ["progress_done", "progress_total", "progress_message"]
+            update(t.runs).where(run),
+            ["progress_done", "progress_total", "progress_message", "progress_at"],
         )
         self.set_saved_before_step = prepare(update(t.runs).where(run), ["saved_before_step"])
         tick = and_(c.function_id == bindparam("fn"), c.schedule == bindparam("sched"))
@@ -1241,7 +1242,7 @@ class SqlStore(
         if tx.execute(self._sql.hold, run_id=lease.run_id, owner=lease.owner, until=until) != 1:
             raise errors.LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
 
-    def _apply_delta(self, tx: RawTransaction, run_id: str, delta: RunDelta) -> None:
+    def _apply_delta(self, tx: RawTransaction, run_id: str, delta: RunDelta, now: datetime) -> None:
         if not delta:
             return
         sql = self._sql
@@ -1253,6 +1254,7 @@ class SqlStore(
                 progress_done=done,
                 progress_total=total,
                 progress_message=message,
+                progress_at=now.timestamp(),
             )
         if delta.saved_before_step is not None:
             tx.execute(
@@ -1294,7 +1296,7 @@ class SqlStore(
             if attempt is not None:
                 self._insert_attempt(tx, lease.run_id, attempt, now)
                 tx.execute(self._sql.add_failure, run_id=lease.run_id, failed=1)
-            self._apply_delta(tx, lease.run_id, delta)
+            self._apply_delta(tx, lease.run_id, delta, now)
             if events and routing is not None:
                 _, woke = self._ingest(tx, events, routing, now)
                 if woke:
@@ -1371,7 +1373,7 @@ class SqlStore(
                     created_at=now.timestamp(),
                     expires_at=new_wait.expires_at.timestamp(),
                 )
-            self._apply_delta(tx, lease.run_id, delta)
+            self._apply_delta(tx, lease.run_id, delta, now)
             if (runs or children) and routing is not None:
                 self._start_children(tx, children, runs, events, routing, now)
         if runs:
@@ -1449,7 +1451,7 @@ class SqlStore(
                 failed=int(attempt is not None),
             )
             tx.execute(sql.delete_waits, run_id=lease.run_id)
-            self._apply_delta(tx, lease.run_id, delta)
+            self._apply_delta(tx, lease.run_id, delta, now)
             [checks] = ended
             listened = bool(checks["finished_waited"]) or self._triggers_on(
                 tx, checks["registry_version"], FINISHED_EVENT, routing
@@ -1460,11 +1462,11 @@ class SqlStore(
                 end = RunEnd.from_row(row)
                 self._after_end(tx, end, now, routing, finished_listened=listened)
 
-    def save_progress(self, lease: Lease, delta: RunDelta) -> None:
+    def save_progress(self, lease: Lease, delta: RunDelta, now: datetime) -> None:
         """Save progress and log lines between commits; silently skipped if the lease is gone."""
         with self._transaction() as tx:
             if tx.first(self._sql.holds, run_id=lease.run_id, owner=lease.owner) is not None:
-                self._apply_delta(tx, lease.run_id, delta)
+                self._apply_delta(tx, lease.run_id, delta, now)
 
     def release_runs(self, owner: str, run_ids: Sequence[str], now: datetime) -> int:
         """Give leased runs back to the queue, due now (a worker shutting down)."""
