@@ -121,6 +121,7 @@ class _Local:
             query["before"],
             received_after=query["received_after"],
             received_before=query["received_before"],
+            name_prefix=query["name_prefix"],
         )
         return {"data": [views.event_view(e) for e in events], "next_cursor": cursor}
 
@@ -507,6 +508,7 @@ class Client:
         self,
         *,
         name: str | None = None,
+        name_prefix: str | None = None,
         received_after: datetime | None = None,
         received_before: datetime | None = None,
         limit: int = 50,
@@ -514,11 +516,13 @@ class Client:
     ) -> dict[str, Any]:
         """Events, newest first: `{"data": [...], "next_cursor": ...}`.
 
-        Pass `next_cursor` as `before` for the next page (None on the last page).
+        `name` matches exactly, `name_prefix` the start of the name. Pass `next_cursor` as
+        `before` for the next page (None on the last page).
         """
         return self._backend.list_events(
             {
                 "name": name,
+                "name_prefix": name_prefix,
                 "received_after": received_after,
                 "received_before": received_before,
                 "limit": limit,

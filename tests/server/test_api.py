@@ -598,6 +598,12 @@ def test_events_are_listed_by_name_and_time_and_paged(served: Served, clock: Fak
         "/v1/events", params={"received_before": _rfc3339(t0 + timedelta(minutes=1))}
     ).json()["data"]
     assert sorted(e["name"] for e in old) == ["test/a", "test/b"]
+    started = served.http.get("/v1/events", params={"name_prefix": "test/"}).json()["data"]
+    assert len(started) == 3
+    assert served.http.get("/v1/events", params={"name_prefix": "test/b"}).json()["data"] == [
+        e for e in started if e["name"] == "test/b"
+    ]
+    assert served.http.get("/v1/events", params={"name_prefix": "TEST/"}).json()["data"] == []
     first = served.http.get("/v1/events", params={"limit": 2}).json()
     rest = served.http.get("/v1/events", params={"before": first["next_cursor"]}).json()
     assert len(first["data"]) == 2 and len(rest["data"]) == 1 and rest["next_cursor"] is None

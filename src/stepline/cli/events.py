@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 import click
@@ -99,10 +98,6 @@ def send(
         ctx.exit(wait_and_report(client, [r["id"] for r in started], timeout_seconds))
 
 
-# Events scanned for a name prefix at most (the API filters by exact name only).
-_SCAN_LIMIT = 5000
-
-
 @click.group()
 def events() -> None:
     """List the events received, or show one with the runs it started."""
@@ -131,17 +126,14 @@ def list_events(
     client: Client, prefix: str | None, since: str | None, limit: int, as_json: bool
 ) -> None:
     """List events, newest first: id, name, when received, data."""
-    found, scanned_all = _events(client, prefix, parse_since(since), limit)
+    page = client.list_events(name_prefix=prefix, received_after=parse_since(since), limit=limit)
+    found = page["data"]
     if as_json:
         click.echo(json.dumps(found, indent=2))
     elif not found:
         click.echo("no events", err=True)
     else:
         print_table(_events_table(found))
-    if not scanned_all:
-        click.echo(
-            f"only the newest {_SCAN_LIMIT} events were searched; narrow with --since", err=True
-        )
 
 
 @events.command("show")
@@ -169,24 +161,6 @@ def show_event(client: Client, event_id: str, as_json: bool) -> None:
     out.print(f"\nruns ({len(started)})", style="bold")
     if started:
         print_table(_render.runs_table(started))
-
-
-def _events(
-    client: Client, prefix: str | None, after: datetime | None, limit: int
-) -> tuple[list[dict[str, Any]], bool]:
-    """Up to `limit` events named `prefix...`, and whether every candidate was searched."""
-    if not prefix:
-        return client.list_events(received_after=after, limit=limit)["data"], True
-    found: list[dict[str, Any]] = []
-    cursor, scanned = None, 0
-    while len(found) < limit and scanned < _SCAN_LIMIT:
-        page = client.list_events(received_after=after, limit=500, before=cursor)
-        scanned += len(page["data"])
-        found += [e for e in page["data"] if e["name"].startswith(prefix)]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return found[:limit], True
-    return found[:limit], len(found) >= limit
 
 
 def _events_table(found: list[dict[str, Any]]) -> Table:

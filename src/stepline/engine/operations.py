@@ -408,6 +408,7 @@ class Operations:
         *,
         received_after: datetime | None = None,
         received_before: datetime | None = None,
+        name_prefix: str | None = None,
     ) -> tuple[list[EventRecord], str | None]:
         """A page of events, newest first, and the cursor of the next page (or None)."""
         events = self.store.list_events(
@@ -416,6 +417,7 @@ class Operations:
             before,
             received_after=received_after,
             received_before=received_before,
+            name_prefix=name_prefix,
         )
         if len(events) > limit:
             return events[:limit], events[limit - 1].internal_id

@@ -119,6 +119,7 @@ class Api(RunHandlers, AppHandlers):
                 query.start,
                 received_after=query.received_after,
                 received_before=query.received_before,
+                name_prefix=query.name_prefix,
             )
             if inngest:
                 return rest.payload([rest.event_view(e) for e in events])

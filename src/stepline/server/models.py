@@ -238,9 +238,12 @@ class RunQuery(RunSelection):
 
 
 class EventQuery(Model):
-    """`GET /v1/events`: by exact name, in the window [received_after, received_before)."""
+    """`GET /v1/events`: by exact name or a name's start, in [received_after, received_before)."""
 
     name: Text | None = None
+    name_prefix: Text | None = Field(
+        default=None, description='Only events whose name starts with this, e.g. "shop/"'
+    )
     received_after: Moment | None = None
     received_before: Moment | None = None
     before: Cursor = None
