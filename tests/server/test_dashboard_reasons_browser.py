@@ -90,7 +90,7 @@ def test_pause_keeps_its_reason_and_disables_run_now(served: Served, page: Page)
     page.get_by_role("button", name="Pause hold").click()
 
     page.wait_for_url(f"{served.url}/functions/hold")
-    expect(page.locator("#function-state")).to_contain_text(re.compile(r"paused since .+"))
+    expect(page.locator("#function-state")).to_contain_text(re.compile(r"paused .+ by dashboard"))
     expect(page.locator("#function-state")).to_contain_text("by dashboard")
     expect(page.locator("#function-state q")).to_have_text("vendor outage")
     expect(page.get_by_role("button", name="Run now")).to_be_disabled()
