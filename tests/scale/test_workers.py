@@ -67,6 +67,10 @@ def test_two_worker_processes_complete_every_run_and_both_take_a_share(
     assert set(done.values()) == {1}, "a step ran twice without any crash"
     share = {w.pid: sum(e.pid == w.pid for e in effects) for w in workers}
     assert all(share.values()), f"a worker executed nothing: {share}"
+    # Each worker says which runs it started and how they ended (the run lines of `stepline dev`).
+    lines = [cluster.log(w) for w in workers]
+    assert sum(log.count(" started (event ") for log in lines) == RUNS, cluster.logs()
+    assert sum(log.count("✓ steps COMPLETED in ") for log in lines) == RUNS, cluster.logs()
 
     listed = {w["pid"]: w for w in cluster.workers()}
     assert set(listed) == {w.pid for w in workers}

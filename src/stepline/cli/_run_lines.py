@@ -1,4 +1,4 @@
-"""`stepline dev`'s run lines: one when a run starts here, one when it ends, with a link."""
+"""`stepline dev` and `stepline worker`'s run lines: one when a run starts, one when it ends."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from stepline.cli._format import duration
 from stepline.store.base import ClaimedRun, RunRecord
 
-logger = logging.getLogger("stepline.dev")
+logger = logging.getLogger("stepline.runs")
 MARKS = {"COMPLETED": "✓", "FAILED": "✗", "CANCELLED": "⊘"}
 
 
@@ -18,11 +18,12 @@ class RunLines:
     A failed or cancelled run's line ends with the first line of its error or reason.
 
     Args:
-        base_url: Where the dashboard is; each end line links to the run's page there.
+        base_url: Where the dashboard is; each end line links to the run's page there (without
+            one, the line names the run by its id).
     """
 
-    def __init__(self, base_url: str) -> None:
-        self._base_url = base_url.rstrip("/")
+    def __init__(self, base_url: str | None) -> None:
+        self._base_url = base_url.rstrip("/") if base_url else None
 
     def started(self, claimed: ClaimedRun) -> None:
         """A run started in this process."""
@@ -35,14 +36,14 @@ class RunLines:
         if run.started_at is not None and run.ended_at is not None:
             took = f" in {duration((run.ended_at - run.started_at).total_seconds())}"
         why = _first_line(run.reason or _error(run.error))
+        where = f"{self._base_url}/runs/{run.id}" if self._base_url else run.id
         logger.info(
-            "%s %s %s%s · %s/runs/%s%s",
+            "%s %s %s%s · %s%s",
             MARKS.get(run.status, "•"),
             run.function_id,
             run.status,
             took,
-            self._base_url,
-            run.id,
+            where,
             f" · {why}" if why else "",
         )
 

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 import click
 
+from stepline.cli._run_lines import RunLines
 from stepline.cli._sdk import sdk_timeout_option, signing_options
 from stepline.cli._serve import configure_logging
 from stepline.cli.apps import load_app
@@ -61,6 +62,21 @@ EXIT_ABANDONED = 3  # all slots held by abandoned steps: the supervisor should r
     show_envvar=True,
     help="On SIGTERM/SIGINT, how long running steps may take to finish.",
 )
+@click.option(
+    "--dashboard-url",
+    envvar="STEPLINE_DASHBOARD_URL",
+    default=None,
+    show_envvar=True,
+    help="The server's URL: each run's end line links to its page there.",
+)
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    envvar="STEPLINE_QUIET",
+    show_envvar=True,
+    help="No line per run started and ended (warnings, errors and app logs still show).",
+)
 @sdk_timeout_option
 @signing_options
 def worker(
@@ -69,6 +85,8 @@ def worker(
     slots: int,
     lease_seconds: float,
     grace_seconds: float,
+    dashboard_url: str | None,
+    quiet: bool,
     sdk_timeout: float,
     signing_keys: SigningKeys | None,
 ) -> None:
@@ -80,7 +98,8 @@ def worker(
     lets running steps finish within the grace period and hands the rest to other workers.
     When all its slots are held by abandoned steps (still executing although their run was
     cancelled or timed out), it hands its runs back and exits with status 3, for its
-    supervisor to restart it.
+    supervisor to restart it. Each run started and ended here gets a line with its status
+    and duration (-q: none).
     """
     loaded: list[App] = [app for spec in apps for app in load_app(spec)]
     store = open_store(db)
@@ -90,6 +109,7 @@ def worker(
         replace_exhausted_worker=False,
         signing_keys=signing_keys,
         http=HttpSettings(request_timeout_seconds=sdk_timeout),
+        observer=None if quiet else RunLines(dashboard_url),
     )
     engine = Engine(loaded, db=store, settings=settings, upgrade=False)
     configure_logging()
