@@ -94,8 +94,9 @@ def test_sigterm_lets_the_running_step_commit_and_hands_the_rest_over(
 ) -> None:
     [first] = start_workers(store, cluster, 1, slots=2, grace_seconds=15)
     cluster.server()
-    # s1 lasts long enough for a second worker to start on a loaded machine before SIGTERM.
-    cluster.send({"steps": STEPS, "seconds": [6.0, 0.5, 0.5, 0.5, 0.5]})
+    # s1 lasts long enough for a second worker to start on a loaded machine before SIGTERM
+    # (6 s was not always enough at a load of 11), and ends within the 15 s grace.
+    cluster.send({"steps": STEPS, "seconds": [12.0, 0.5, 0.5, 0.5, 0.5]})
     assert first_execution(cluster, "s1") == first.pid
     [second] = start_workers(store, cluster, 1, slots=2)
 
