@@ -1,5 +1,8 @@
 """Shared fixtures: a real store per test (SQLite file, PostgreSQL database), a fake clock.
 
+Browser tests share one Chromium per session (`browser`): Playwright's sync API runs once per
+process.
+
 PostgreSQL tests use the server named by STEPLINE_TEST_POSTGRES_DSN: one fresh database per
 test session (dropped afterwards), emptied before each test. Without the DSN they are skipped,
 unless STEPLINE_REQUIRE_POSTGRES=1 (set by CI), which turns the skip into a failure.
@@ -15,6 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import URL, text
 
 import stepline
@@ -127,3 +131,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter:
             reporter.write_line(f"STEPLINE_NO_SKIPS=1: {skipped} test(s) were skipped", red=True)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (never a downloaded browser)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()

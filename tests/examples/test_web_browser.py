@@ -21,13 +21,12 @@ from tests.examples.test_web import (  # noqa: F401  # fixtures
     wait_for_status,
 )
 from tests.loopback import free_port
-from tests.server.conftest import browser  # noqa: F401  # a fixture
 
 pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
-def tab(browser: Browser) -> Iterator[Page]:  # noqa: F811
+def tab(browser: Browser) -> Iterator[Page]:
     """A tab in Johannesburg (UTC+2 all year)."""
     context = browser.new_context(timezone_id="Africa/Johannesburg")
     context.set_default_timeout(10_000)
