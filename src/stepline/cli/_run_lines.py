@@ -5,11 +5,23 @@ from __future__ import annotations
 import json
 import logging
 
+import click
+
 from stepline.cli._format import duration
 from stepline.store.base import ClaimedRun, RunRecord
 
 logger = logging.getLogger("stepline.runs")
 MARKS = {"COMPLETED": "✓", "FAILED": "✗", "CANCELLED": "⊘"}
+
+quiet_option = click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    envvar="STEPLINE_QUIET",
+    show_envvar=True,
+    help="No line per run started and ended (warnings, errors and app logs still show).",
+)
+"""`-q`: the command prints no run lines."""
 
 
 class RunLines:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import click
 
-from stepline.cli._run_lines import RunLines
+from stepline.cli._run_lines import RunLines, quiet_option
 from stepline.cli._sdk import sdk_timeout_option, sdk_urls_option, signing_options
 from stepline.cli._secrets import Secrets, auth_settings
 from stepline.cli._serve import configure_logging, listen, local_url, serve, serve_options
@@ -41,14 +41,7 @@ from stepline.server.app import create_app
     show_envvar=True,
     help="Runs executed at once.",
 )
-@click.option(
-    "-q",
-    "--quiet",
-    is_flag=True,
-    envvar="STEPLINE_QUIET",
-    show_envvar=True,
-    help="No line per run started and ended (warnings, errors and app logs still show).",
-)
+@quiet_option
 @sdk_urls_option
 @sdk_timeout_option
 @serve_options

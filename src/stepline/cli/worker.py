@@ -12,7 +12,7 @@ from typing import NoReturn
 
 import click
 
-from stepline.cli._run_lines import RunLines
+from stepline.cli._run_lines import RunLines, quiet_option
 from stepline.cli._sdk import sdk_timeout_option, signing_options
 from stepline.cli._serve import configure_logging
 from stepline.cli.apps import load_app
@@ -69,14 +69,7 @@ EXIT_ABANDONED = 3  # all slots held by abandoned steps: the supervisor should r
     show_envvar=True,
     help="The server's URL: each run's end line links to its page there.",
 )
-@click.option(
-    "-q",
-    "--quiet",
-    is_flag=True,
-    envvar="STEPLINE_QUIET",
-    show_envvar=True,
-    help="No line per run started and ended (warnings, errors and app logs still show).",
-)
+@quiet_option
 @sdk_timeout_option
 @signing_options
 def worker(
