@@ -1,7 +1,7 @@
-"""Guarded actions in Chromium, on both stores: Cancel run… asks on its own page and the run
-then says who cancelled it and why (with JavaScript and without); a replay refused by a busy
-singleton is said on the run page; Pause… keeps its reason and disables Run now; a bulk
-cancel keeps the reason typed on its confirmation. Screenshots go to test-output/screenshots/."""
+"""Guarded actions in Chromium, on both stores: Cancel run… asks in a dialog (without
+JavaScript, on its own page) and the run then says who cancelled it and why; a replay refused
+by a busy singleton is said on the run page; Pause… keeps its reason and disables Run now; a
+bulk cancel keeps the reason typed on its confirmation. Screenshots: test-output/screenshots/."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from stepline.engine.engine import Engine
-from tests.server.conftest import Served, shoot
+from tests.server.conftest import SCREENSHOTS, Served, shoot
 from tests.server.reasons_support import holding_app, sleeping_run
 
 pytestmark = pytest.mark.timeout(40)
@@ -34,36 +34,45 @@ def no_js_page(browser: Browser, served: Served) -> Iterator[Page]:
     context.close()
 
 
-def _cancel_with_reason(page: Page, served: Served, run_id: str, reason: str) -> None:
+def test_cancel_asks_in_a_dialog_then_the_run_says_who_cancelled_it_and_why(
+    served: Served, page: Page
+) -> None:
+    run_id = sleeping_run(served.engine)
     page.goto(f"{served.url}/runs/{run_id}")
     page.get_by_role("link", name="Cancel run…").click()
-    page.wait_for_url(f"{served.url}/runs/{run_id}/cancel")
-    expect(page.get_by_role("heading", level=1)).to_have_text(f"Cancel run {run_id} of hold?")
-    page.get_by_label("Reason").fill(reason)
-    page.get_by_role("button", name="Cancel run").click()
-    page.wait_for_url(f"{served.url}/runs/{run_id}")
+    dialog = page.get_by_role("dialog", name=f"Cancel run {run_id} of hold?")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("link", name="Back").click()
+    expect(dialog).to_have_count(0)
+    assert served.engine.store.get_run(run_id).status == "RUNNING", "Back cancels nothing"
+    page.get_by_role("link", name="Cancel run…").click()
+    expect(dialog.get_by_label("Reason")).to_be_focused()
+    dialog.get_by_label("Reason").fill("vendor outage")
+    page.screenshot(path=str(SCREENSHOTS / "run-cancel-dialog-1280.png"))
 
-
-def test_cancel_asks_then_the_run_says_who_cancelled_it_and_why(served: Served, page: Page) -> None:
-    run_id = sleeping_run(served.engine)
-    page.goto(f"{served.url}/runs/{run_id}/cancel")
-    shoot(page, "run-cancel-confirm")
-
-    _cancel_with_reason(page, served, run_id, "vendor outage")
+    dialog.get_by_role("button", name="Cancel run").click()
 
     expect(page.locator("#run-status")).to_have_text("CANCELLED")
+    assert page.url == f"{served.url}/runs/{run_id}"
     expect(page.locator("#run-cancellation")).to_contain_text("by request (dashboard), ")
     expect(page.locator("#run-cancellation q")).to_have_text("vendor outage")
     expect(page.get_by_role("link", name="Cancel run…")).to_have_count(0)
     shoot(page, "run-cancelled-with-reason")
 
 
-def test_cancel_works_without_javascript(served: Served, no_js_page: Page) -> None:
-    run_id = sleeping_run(served.engine)
+def test_cancel_asks_on_its_own_page_without_javascript(served: Served, no_js_page: Page) -> None:
+    page, run_id = no_js_page, sleeping_run(served.engine)
+    page.goto(f"{served.url}/runs/{run_id}")
+    page.get_by_role("link", name="Cancel run…").click()
+    page.wait_for_url(f"{served.url}/runs/{run_id}/cancel")
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Cancel run {run_id} of hold?")
+    page.get_by_label("Reason").fill("no script needed")
+    shoot(page, "run-cancel-confirm")
 
-    _cancel_with_reason(no_js_page, served, run_id, "no script needed")
+    page.get_by_role("button", name="Cancel run").click()
 
-    expect(no_js_page.locator("#run-cancellation q")).to_have_text("no script needed")
+    page.wait_for_url(f"{served.url}/runs/{run_id}")
+    expect(page.locator("#run-cancellation q")).to_have_text("no script needed")
     assert served.engine.store.get_run(run_id).cancel_requested_by == "dashboard"
 
 
