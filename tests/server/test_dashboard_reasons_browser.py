@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 from stepline.engine.engine import Engine
 from tests.server.conftest import SCREENSHOTS, Served, shoot
 from tests.server.reasons_support import holding_app, sleeping_run
+from tests.server.test_dashboard_accessibility import _violations
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -49,6 +50,7 @@ def test_cancel_asks_in_a_dialog_then_the_run_says_who_cancelled_it_and_why(
     expect(dialog.get_by_label("Reason")).to_be_focused()
     dialog.get_by_label("Reason").fill("vendor outage")
     page.screenshot(path=str(SCREENSHOTS / "run-cancel-dialog-1280.png"))
+    assert _violations(page) == [], "axe-core, WCAG 2.1 A/AA, with the dialog open"
 
     dialog.get_by_role("button", name="Cancel run").click()
 
