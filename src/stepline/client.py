@@ -6,7 +6,6 @@ same JSON-shaped dicts as the REST API.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 from typing_extensions import Unpack
 
 from stepline import errors
+from stepline._blocking import run_to_end
 from stepline.engine import apps, views
 from stepline.engine.inngest.sync import SyncFailed, syncer_for
 from stepline.engine.operations import Operations
@@ -134,7 +134,7 @@ class _Local:
     def sync_app(self, url: str) -> dict[str, Any]:
         syncer = syncer_for(self._ops, None)
         try:
-            app = asyncio.run(apps.sync_by_url(syncer, self._ops.store, url))
+            app = run_to_end(apps.sync_by_url(syncer, self._ops.store, url))
         except SyncFailed as exc:
             raise errors.ClientError(str(exc), status=502) from None
         return apps.app_view(self._ops.store, app)

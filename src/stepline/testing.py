@@ -24,13 +24,11 @@ result, without calling the step's function. See docs/testing.md.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import shutil
 import tempfile
-from collections.abc import Callable, Coroutine, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +36,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from stepline import errors
+from stepline._blocking import run_to_end
 from stepline._durations import Duration, parse_duration, require_aware
 from stepline.engine.clock import FakeClock
 from stepline.engine.executor import Executor
@@ -295,7 +294,7 @@ class TestRun:
             if not claimed:
                 return replays
             if self._fn.is_async:
-                _run_coroutine(self._executor.execute_async(claimed[0]))
+                run_to_end(self._executor.execute_async(claimed[0]))
             else:
                 self._executor.execute(claimed[0])
         raise errors.ConfigurationError(
@@ -332,16 +331,6 @@ class TestRun:
             for event_id in json.loads(step.output)
         ]
         return [event.payload() for event in self._store.get_events(ids)]
-
-
-def _run_coroutine(coroutine: Coroutine[Any, Any, object]) -> None:
-    """Run an `async def` replay to its end, on a loop of its own in a thread of its own.
-
-    The calling thread may have an event loop running already (Playwright's sync API, say),
-    where `asyncio.run` is refused; the test still waits for the replay to end.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stepline-test") as pool:
-        pool.submit(asyncio.run, coroutine).result()
 
 
 def run_function(

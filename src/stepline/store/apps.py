@@ -49,7 +49,9 @@ class AppStatements:
             select(f.id, f.app_id).where(f.id.in_(bindparam("ids", expanding=True)))
         )
         self.functions_of = prepare(select(f.id).where(f.app_id == app_id))
-        self.insert_function = prepare(insert(t.functions))
+        self.insert_function = prepare(
+            insert(t.functions), ["id", "app_id", "name", "config", "updated_at", "paused"]
+        )
         self.update_function = prepare(
             update(t.functions).where(f.id == bindparam("function_id")),
             ["name", "config", "updated_at"],
