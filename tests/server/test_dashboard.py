@@ -109,7 +109,10 @@ def test_run_page_shows_steps_counters_error_logs_and_the_next_cron_fire(
     assert "Cancel run" not in text and "Replay" in text
     # 02:30 in Tokyo is 17:30 UTC the day before; the fake clock starts 2026-01-01 00:00 UTC.
     functions = _html(served.http.get("/"))
-    assert '<time datetime="2026-01-01T17:30:00.000Z">2026-01-01 17:30:00 UTC</time>' in functions
+    assert (
+        '<time datetime="2026-01-01T17:30:00.000Z" data-relative>2026-01-01 17:30:00 UTC</time>'
+        in functions
+    )
 
 
 def test_functions_page_shows_the_last_and_missed_cron_fires(
@@ -123,7 +126,7 @@ def test_functions_page_shows_the_last_and_missed_cron_fires(
     assert store.fire_cron_tick("echo", schedule, tick, None, clock.now(), missed=3)
     functions = _html(served.http.get("/"))
     assert "3 missed" in functions
-    assert '<time datetime="2026-01-04T17:30:00.000Z">' in functions
+    assert '<time datetime="2026-01-04T17:30:00.000Z" data-relative>' in functions
 
 
 def _options_listed(page: str, function_id: str) -> list[tuple[str, str]]:

@@ -166,7 +166,8 @@ class Worker:
         self._settings = settings
         self._function_ids = sorted(executor.functions)  # SDK apps' too, from the first claim
         self._wakeup = Wakeup()
-        self._stopping = threading.Event()
+        self._stopping = threading.Event()  # claim nothing more
+        self._drained = threading.Event()  # the grace period is over: stop heartbeating
         self._inflight: dict[str, ClaimedRun] = {}  # run id → its claim, while executing
         self._renewed: dict[str, ClaimedRun] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}  # run id → its `async` replay
@@ -246,6 +247,10 @@ class Worker:
             pause.wait(0.02)
         with self._lock:
             unfinished = list(self._inflight)
+        # Until here the heartbeat kept renewing the leases of the steps still finishing: a step
+        # longer than the lease must not be taken over (and executed again) during the grace.
+        self._drained.set()
+        self._check.set()
         try:
             if unfinished:
                 released = self._store.release_runs(self.id, unfinished, self._clock.now())
@@ -426,7 +431,7 @@ class Worker:
         while True:
             self._check.wait(max(0.0, due - time.monotonic()))
             self._check.clear()
-            if self._stopping.is_set():
+            if self._drained.is_set():
                 return
             if time.monotonic() < due:  # woken early: runs in flight here were ended
                 try:
