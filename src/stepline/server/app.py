@@ -21,6 +21,7 @@ from stepline.server.dashboard import Dashboard
 from stepline.server.errors import error_response, handle_stepline_error, refusal
 from stepline.server.inngest.routes import inngest_routes
 from stepline.server.openapi import Endpoint
+from stepline.server.security_headers import SecurityHeaders
 
 
 async def health(request: Request) -> JSONResponse:
@@ -379,7 +380,10 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(CrossSiteGuard, open_server=auth.open)],
+        middleware=[
+            Middleware(CrossSiteGuard, open_server=auth.open),
+            Middleware(SecurityHeaders),
+        ],
         exception_handlers={
             errors.SteplineError: handle_stepline_error,
             404: _not_found,
