@@ -62,7 +62,7 @@ PEERS = {
     "w2_p50_push_dispatched_ms": "4.5-7 (Celery 4.5, DBOS direct 5.8-7.0, procrastinate 7.1)",
 }
 BATCH = 100
-PARTS = ("raw", "w1", "w2", "w4", "flow", "sdk")
+PARTS = ("raw", "w1", "w2", "w4", "flow", "sdk", "retention")
 
 
 class EngineProcess:
@@ -474,13 +474,33 @@ def run_sdk(
         report["postgres"]["sdk"] = attempt("postgres.sdk", part)
 
 
+def run_retention(
+    args: argparse.Namespace,
+    parts: set[str],
+    stores: list[str],
+    report: dict[str, Any],
+    attempt: Attempt,
+) -> None:
+    """The retention part (retention_part.py) on each store, if selected."""
+    if "retention" not in parts:
+        return
+    from retention_part import retention_postgres, retention_sqlite
+
+    kept = (args.retention_runs, args.latency_runs, args.retention_seconds, args.retention_rate)
+    if "sqlite" in stores:
+        report["sqlite"]["retention"] = attempt("sqlite.retention", lambda: retention_sqlite(*kept))
+    if "postgres" in stores:
+        part = functools.partial(retention_postgres, args.pg_url, *kept)
+        report["postgres"]["retention"] = attempt("postgres.retention", part)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument(
         "--parts",
         default=",".join(PARTS),
-        help="comma-separated: raw,w1,w2,w4,flow,sdk (default all)",
+        help="comma-separated: raw,w1,w2,w4,flow,sdk,retention (default all)",
     )
     parser.add_argument("--runs", type=int, default=2000, help="W1 runs (3 steps each)")
     parser.add_argument("--latency-runs", type=int, default=200, help="W2 runs")
@@ -505,6 +525,15 @@ def main() -> None:
     parser.add_argument("--sdk-runs", type=int, default=300, help="sdk part: W1 runs")
     parser.add_argument("--sdk-latency-runs", type=int, default=30, help="sdk part: W2 runs/round")
     parser.add_argument("--sdk-rounds", type=int, default=3, help="sdk part: rounds")
+    parser.add_argument(
+        "--retention-runs", type=int, default=100_000, help="retention part: old runs seeded"
+    )
+    parser.add_argument(
+        "--retention-seconds", type=float, default=240, help="retention part: steady load length"
+    )
+    parser.add_argument(
+        "--retention-rate", type=float, default=40, help="retention part: steady runs per second"
+    )
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
     parser.add_argument(
@@ -559,6 +588,7 @@ def main() -> None:
                 ),
             )
     run_sdk(args, parts, stores, report, attempt)
+    run_retention(args, parts, stores, report, attempt)
     if "w4" in parts:
         from w4_history import w4_postgres, w4_sqlite
 

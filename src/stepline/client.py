@@ -99,7 +99,9 @@ class _Local:
             self._ops.clock.now(),
         )
         return [
-            views.function_view(f, stats.get(f.id), now, cron.get(f.id))
+            views.function_view(
+                f, stats.get(f.id), now, cron.get(f.id), retention=self._ops.retention
+            )
             for f in self._ops.list_functions()
         ]
 
@@ -109,7 +111,9 @@ class _Local:
         else:
             fn = self._ops.resume(function_id)
         stats, cron = self._ops.function_stats(), self._ops.cron_states()
-        return views.function_view(fn, stats.get(fn.id), cron=cron.get(fn.id))
+        return views.function_view(
+            fn, stats.get(fn.id), cron=cron.get(fn.id), retention=self._ops.retention
+        )
 
     def get_event(self, event_id: str) -> dict[str, Any]:
         return views.event_view(self._ops.get_event(event_id))

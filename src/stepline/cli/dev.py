@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import click
 
+from stepline._retention import Retention
+from stepline.cli._retain import retain_option
 from stepline.cli._run_lines import RunLines, quiet_option
 from stepline.cli._sdk import sdk_timeout_option, sdk_urls_option, signing_options
 from stepline.cli._secrets import Secrets, auth_settings
@@ -16,6 +18,7 @@ from stepline.engine.inngest.driver import HttpSettings
 from stepline.engine.inngest.poller import AppPoller
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.inngest.sync import syncer_for
+from stepline.engine.retention import RetentionSettings
 from stepline.engine.worker import WorkerSettings
 from stepline.sdk.app import App
 from stepline.server.app import create_app
@@ -42,6 +45,7 @@ from stepline.server.app import create_app
     help="Runs executed at once.",
 )
 @quiet_option
+@retain_option("This process prunes.")
 @sdk_urls_option
 @sdk_timeout_option
 @serve_options
@@ -51,6 +55,7 @@ def dev(
     db: str,
     slots: int,
     quiet: bool,
+    retain: Retention,
     sdk_urls: tuple[str, ...],
     sdk_timeout: float,
     host: str,
@@ -77,6 +82,7 @@ def dev(
         signing_keys=signing_keys,
         http=HttpSettings(request_timeout_seconds=sdk_timeout),
         observer=None if quiet else RunLines(url),
+        retention=RetentionSettings(default=retain),
     )
     engine = Engine(loaded, db=db, settings=settings)
     functions = ", ".join(sorted(engine.functions)) or "none"

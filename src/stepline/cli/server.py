@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import click
 
+from stepline._retention import Retention
+from stepline.cli._retain import retain_option
 from stepline.cli._sdk import sdk_urls_option, signing_options
 from stepline.cli._secrets import Secrets, auth_settings
 from stepline.cli._serve import configure_logging, listen, local_url, serve, serve_options
@@ -32,12 +34,14 @@ from stepline.store import open_store
     show_envvar=True,
     help="Run without event keys and API token (loopback only).",
 )
+@retain_option("Shown on the dashboard: give the workers' value.")
 @sdk_urls_option
 @serve_options
 @signing_options
 def server(
     db: str,
     insecure: bool,
+    retain: Retention,
     sdk_urls: tuple[str, ...],
     host: str,
     port: int,
@@ -58,7 +62,7 @@ def server(
     sock = listen(host, port)
     configure_logging()
     click.echo(f"Stepline server: http://{host}:{port}")
-    operations = Operations(store)
+    operations = Operations(store, retention=retain)
     poller = AppPoller(
         syncer_for(operations, signing_keys), sdk_urls, server_url=local_url(host, port)
     )

@@ -12,6 +12,8 @@ from typing import NoReturn
 
 import click
 
+from stepline._retention import Retention
+from stepline.cli._retain import retain_option
 from stepline.cli._run_lines import RunLines, quiet_option
 from stepline.cli._sdk import sdk_timeout_option, signing_options
 from stepline.cli._serve import configure_logging
@@ -19,6 +21,7 @@ from stepline.cli.apps import load_app
 from stepline.engine.engine import Engine, EngineSettings
 from stepline.engine.inngest.driver import HttpSettings
 from stepline.engine.inngest.signing import SigningKeys
+from stepline.engine.retention import RetentionSettings
 from stepline.engine.worker import WorkerSettings
 from stepline.sdk.app import App
 from stepline.store import open_store
@@ -70,6 +73,7 @@ EXIT_ABANDONED = 3  # all slots held by abandoned steps: the supervisor should r
     help="The server's URL: each run's end line links to its page there.",
 )
 @quiet_option
+@retain_option("The leader prunes: give all workers the same.")
 @sdk_timeout_option
 @signing_options
 def worker(
@@ -80,6 +84,7 @@ def worker(
     grace_seconds: float,
     dashboard_url: str | None,
     quiet: bool,
+    retain: Retention,
     sdk_timeout: float,
     signing_keys: SigningKeys | None,
 ) -> None:
@@ -103,6 +108,7 @@ def worker(
         signing_keys=signing_keys,
         http=HttpSettings(request_timeout_seconds=sdk_timeout),
         observer=None if quiet else RunLines(dashboard_url),
+        retention=RetentionSettings(default=retain),
     )
     engine = Engine(loaded, db=store, settings=settings, upgrade=False)
     configure_logging()

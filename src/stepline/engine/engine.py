@@ -18,6 +18,7 @@ from stepline.engine.inngest.driver import HttpDriver, HttpSettings
 from stepline.engine.inngest.functions import SdkFunctions
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.operations import Operations, RunDetail
+from stepline.engine.retention import RetentionSettings
 from stepline.engine.retry import RetryPolicy
 from stepline.engine.scheduler import Scheduler
 from stepline.engine.worker import RunObserver, Worker, WorkerSettings
@@ -42,6 +43,8 @@ class EngineSettings:
             for apps in dev mode, as with the Inngest dev server.
         http: Limits of the calls to SDK apps.
         observer: Hears of each run the worker starts and ends (`stepline dev`'s run lines).
+        retention: The default retention of ended runs (30 days) and how the scheduler
+            prunes them.
     """
 
     worker: WorkerSettings = field(default_factory=WorkerSettings)
@@ -52,6 +55,7 @@ class EngineSettings:
     signing_keys: SigningKeys | None = None
     http: HttpSettings = field(default_factory=HttpSettings)
     observer: RunObserver | None = None
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
 
 def collect_functions(apps: Iterable[App]) -> dict[str, Function]:
@@ -97,7 +101,9 @@ class Engine:
             self.store.upgrade()
         self.clock = clock or SystemClock()
         self.settings = settings or EngineSettings()
-        self.operations = Operations(self.store, self.clock)
+        self.operations = Operations(
+            self.store, self.clock, retention=self.settings.retention.default
+        )
         self.sdk_functions = SdkFunctions(self.store)
         self.operations.registry_listeners.append(self.sdk_functions.invalidate)
         self.executor = self._new_executor()
@@ -110,6 +116,7 @@ class Engine:
             poll_seconds=self.settings.scheduler_poll_seconds,
             routing=self.operations.routing,
             sdk_functions=self.sdk_functions,
+            retention=self.settings.retention,
         )
         self._started = False
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from stepline import errors
+from stepline._retention import DEFAULT_RETENTION, Retention
 from stepline.engine.clock import Clock, SystemClock
 from stepline.engine.event_seed import seeded_ids
 from stepline.engine.events import (
@@ -67,11 +68,18 @@ class RunDetail:
 
 
 class Operations:
-    """Commands and queries over a store, shared by `Engine`, `Client.local` and the server."""
+    """Commands and queries over a store, shared by `Engine`, `Client.local` and the server.
 
-    def __init__(self, store: Store, clock: Clock | None = None) -> None:
+    `retention` is the default retention of ended runs that functions are shown with (the
+    workers' `--retain`; pruning itself is the scheduler's).
+    """
+
+    def __init__(
+        self, store: Store, clock: Clock | None = None, *, retention: Retention = DEFAULT_RETENTION
+    ) -> None:
         self.store = store
         self.clock = clock or SystemClock()
+        self.retention = retention
         self.routing = Routing()
         # Called after an SDK app's sync changed the registry (workers here read it again).
         self.registry_listeners: list[Callable[[], None]] = []

@@ -1,4 +1,6 @@
-"""The scheduler: fires cron ticks (exactly once each, across schedulers) and run timeouts.
+"""The scheduler: cron ticks (exactly once each, across schedulers), run timeouts, pruning.
+
+Ended runs past their retention are pruned by the leader (`engine/retention.py`).
 
 Missed ticks (ticks that fell due while no scheduler was running) follow the trigger's
 `missed` policy: "latest" runs only the most recent one, once; "skip" runs none. A tick counts
@@ -19,6 +21,7 @@ from stepline import errors
 from stepline.engine.clock import Clock, Wakeup
 from stepline.engine.events import CRON_EVENT, build_event
 from stepline.engine.inngest.functions import SdkFunctions
+from stepline.engine.retention import Pruner, RetentionSettings
 from stepline.engine.routing import Routing
 from stepline.sdk.app import Function
 from stepline.sdk.triggers import CronTrigger, trigger_from_config
@@ -58,7 +61,10 @@ def due_ticks(trigger: CronTrigger, after: datetime, now: datetime) -> tuple[dat
 
 
 class Scheduler:
-    """Fires due cron ticks for a set of functions and fails runs past their timeout."""
+    """Fires due cron ticks for a set of functions, fails runs past their timeout, prunes.
+
+    `retention`: the default retention and how pruning goes (default: 30 days).
+    """
 
     def __init__(
         self,
@@ -69,6 +75,7 @@ class Scheduler:
         poll_seconds: float = 1,
         routing: Routing | None = None,
         sdk_functions: SdkFunctions | None = None,
+        retention: RetentionSettings | None = None,
     ) -> None:
         self._store = store
         self._sdk_functions = sdk_functions
@@ -81,6 +88,7 @@ class Scheduler:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._leader = store.leader_lock()
+        self._pruner = Pruner(store, retention or RetentionSettings(), self._stopping)
         clock.on_advance(self._wakeup.signal)
 
     def start(self) -> None:
@@ -106,7 +114,7 @@ class Scheduler:
             self._wakeup.wait(self._poll_seconds)
 
     def tick(self) -> None:
-        """One pass at the clock's current time: fire due ticks, fail timed-out runs."""
+        """One pass at the clock's current time: fire due ticks, fail timed-out runs, prune."""
         now = self._clock.now()
         for fn in self._functions:
             for trigger in fn.cron_triggers:
@@ -118,6 +126,7 @@ class Scheduler:
         if self._swept is None or now - self._swept >= SWEEP_EVERY:
             self._store.sweep(now)
             self._swept = now
+        self._pruner.tick(now)
 
     def _sdk_crons(self) -> list[tuple[str, str, CronTrigger, float]]:
         """The cron triggers of SDK apps' functions (with their jitter), as registered now."""

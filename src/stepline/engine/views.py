@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from stepline._retention import DEFAULT_RETENTION, Retention, retention_view
 from stepline.engine.operations import RunDetail
 from stepline.engine.option_views import option_summaries, options_view
 from stepline.engine.waiting import DETAILS
@@ -235,6 +236,8 @@ def function_view(
     stats: FunctionStats | None = None,
     now: datetime | None = None,
     cron: Mapping[str, CronState] | None = None,
+    *,
+    retention: Retention = DEFAULT_RETENTION,
 ) -> dict[str, Any]:
     """A function: triggers (with next cron ticks), options, newest run, the last 24 hours.
 
@@ -242,6 +245,7 @@ def function_view(
     it never ran); `cron` its schedules' states from `Store.cron_states`. "options" holds the
     flow-control options set, as stored; "option_summaries" says each in words. An SDK
     app's function (app_kind "sdk") has the `url` its SDK serves it at; a Python one has none.
+    "retention" is how long its ended runs are kept: its own, else the default `retention`.
     """
     now = now or datetime.now(UTC)
     config = json.loads(fn.config)
@@ -260,6 +264,7 @@ def function_view(
         "timeout_seconds": config.get("timeout_seconds"),
         "options": options_view(config),
         "option_summaries": option_summaries(config),
+        "retention": retention_view(config, retention),
         "last_run": (
             None
             if last is None

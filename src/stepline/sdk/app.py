@@ -13,6 +13,7 @@ from typing import Any
 from stepline import errors
 from stepline._checks import is_int, is_text
 from stepline._durations import Duration, parse_duration
+from stepline._retention import CONFIG_KEY, parse_retention, retention_config
 from stepline.sdk.options import (
     Batch,
     CancelOn,
@@ -40,7 +41,8 @@ class Function:
     """A function registered on an `App`: its stable id, triggers, options and handler.
 
     `options` holds the checked flow-control options as stored in the registry (see
-    `stepline.sdk.options`); the engine reads them from there.
+    `stepline.sdk.options`); the engine reads them from there. `retention_seconds` is the
+    function's own retention as stored (0: forever), None to follow the default.
     """
 
     id: str
@@ -52,6 +54,7 @@ class Function:
     timeout: timedelta | None = None
     is_async: bool = field(default=False)
     options: Mapping[str, Any] = field(default_factory=dict)
+    retention_seconds: float | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -65,15 +68,15 @@ class Function:
 
     def config(self) -> str:
         """The JSON configuration stored in the registry (read by routing and the API)."""
-        return json.dumps(
-            {
-                "triggers": [t.to_config() for t in self.triggers],
-                "retries": self.retries,
-                "timeout_seconds": self.timeout.total_seconds() if self.timeout else None,
-                **self.options,
-            },
-            sort_keys=True,
-        )
+        config = {
+            "triggers": [t.to_config() for t in self.triggers],
+            "retries": self.retries,
+            "timeout_seconds": self.timeout.total_seconds() if self.timeout else None,
+            **self.options,
+        }
+        if self.retention_seconds is not None:
+            config[CONFIG_KEY] = self.retention_seconds
+        return json.dumps(config, sort_keys=True)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the handler directly (useful in unit tests of user code)."""
@@ -127,6 +130,7 @@ class App:
         singleton: Singleton | None = None,
         cancel_on: CancelOn | Sequence[CancelOn] | None = None,
         on_failure: Handler | None = None,
+        retention: Duration | None = None,
     ) -> Callable[[Handler], Function]:
         """Declare a durable function.
 
@@ -150,6 +154,9 @@ class App:
             cancel_on: Events that cancel the run (`CancelOn`, or a list).
             on_failure: A function `(ctx)` run once when a run fails for good; its `ctx.event`
                 is the `stepline/function.failed` event. Registered as "<id>-failure".
+            retention: How long its ended runs are kept, e.g. "7d", or "forever"; None follows
+                the default (`--retain`, 30 days). Runs it starts (invoke, parallel) go
+                with it.
 
         Raises:
             ConfigurationError: An option is invalid, naming the function and the option.
@@ -180,6 +187,7 @@ class App:
                 f"function {id!r}: retries must be an integer from 0 to {MAX_RETRIES}"
             )
         finish, options = _options(id, timeout, timeouts, given)
+        retention_seconds = _retention(id, retention)
 
         def register(handler: Handler) -> Function:
             if not callable(handler):
@@ -194,6 +202,7 @@ class App:
                 timeout=finish,
                 is_async=inspect.iscoroutinefunction(handler),
                 options=options,
+                retention_seconds=retention_seconds,
             )
             if on_failure is not None:
                 self._add_failure_handler(fn, on_failure)
@@ -239,6 +248,16 @@ def _options(
     if on_failure is not None:
         options["on_failure"] = f"{function_id}-failure"
     return finish, options
+
+
+def _retention(function_id: str, retention: Duration | None) -> float | None:
+    """The stored form of a function's own retention; None when it follows the default."""
+    if retention is None:
+        return None
+    try:
+        return retention_config(parse_retention(retention))
+    except errors.InvalidInput as exc:
+        raise errors.ConfigurationError(f"function {function_id!r}: {exc}") from None
 
 
 def _timeouts(

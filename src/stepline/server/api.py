@@ -150,7 +150,9 @@ class Api(RunHandlers, AppHandlers):
     def _function(self, function_id: str) -> dict[str, Any]:
         fn = self.ops.function(function_id)
         stats, cron, now = self.ops.function_stats(), self.ops.cron_states(), self.ops.clock.now()
-        return views.function_view(fn, stats.get(fn.id), now, cron.get(fn.id))
+        return views.function_view(
+            fn, stats.get(fn.id), now, cron.get(fn.id), retention=self.ops.retention
+        )
 
     async def list_functions(self) -> JSONResponse:
         """GET /v1/functions: functions with next cron ticks, newest run, 24 h success rate."""
@@ -162,7 +164,9 @@ class Api(RunHandlers, AppHandlers):
                 self.ops.clock.now(),
             )
             return [
-                views.function_view(f, stats.get(f.id), now, cron.get(f.id))
+                views.function_view(
+                    f, stats.get(f.id), now, cron.get(f.id), retention=self.ops.retention
+                )
                 for f in self.ops.list_functions()
             ]
 

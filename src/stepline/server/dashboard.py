@@ -128,9 +128,12 @@ class Dashboard:
                     payload=failed[1],
                     error=failed[2],
                     sdk=sdk,
+                    retention=self.ops.retention,
                 )
             else:
-                card = models.function_card(fn, stats.get(fn.id), now, cron=states, sdk=sdk)
+                card = models.function_card(
+                    fn, stats.get(fn.id), now, cron=states, sdk=sdk, retention=self.ops.retention
+                )
             cards.append(with_real_ticks(card, fn, states or {}))
         return cards
 

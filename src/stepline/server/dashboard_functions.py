@@ -160,7 +160,14 @@ class FunctionPages:
         sdk = dashboard_apps.sdk_name(app.sdk) if app is not None and app.kind == "sdk" else None
         stats = self.ops.function_stats().get(fn.id)
         card = models.function_card(
-            fn, stats, now, cron=states, payload=payload, error=error, sdk=sdk
+            fn,
+            stats,
+            now,
+            cron=states,
+            payload=payload,
+            error=error,
+            sdk=sdk,
+            retention=self.ops.retention,
         )
         href = models.function_page_href(fn.id)
         card = replace(

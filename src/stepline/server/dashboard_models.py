@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from stepline._durations import format_duration
+from stepline._retention import DEFAULT_RETENTION, Retention, retention_view
 from stepline.engine.operations import RunDetail
 from stepline.engine.option_views import option_lines
 from stepline.engine.views import progress_view, success_rate
@@ -157,6 +158,7 @@ class FunctionCard:
     `sdk` names the SDK serving an SDK app's function ("Python SDK"); None for Python apps.
     `toggle_action` pauses a running function or resumes a paused one (`toggle_label`).
     A paused function has its pause's record: since when, by whom and the reason given.
+    `retention`: how long its ended runs are kept, "30d (default)" or its own "7d".
     """
 
     id: str
@@ -170,6 +172,7 @@ class FunctionCard:
     pause_reason: str | None = None
     retries: int
     timeout: str | None
+    retention: str
     triggers: list[TriggerView]
     options: list[OptionView]
     last_run: RunRow | None
@@ -487,6 +490,12 @@ def _option_views(config: dict[str, Any]) -> list[OptionView]:
     ]
 
 
+def retention_text(config: dict[str, Any], default: Retention) -> str:
+    """A function's retention in words: its own "7d", or "30d (default)"."""
+    view = retention_view(config, default)
+    return str(view["text"]) if view["source"] == "function" else f"{view['text']} (default)"
+
+
 def success_text(ended: dict[str, int] | None) -> str:
     """The last 24 hours as text: "95% (19 of 20 ended)", or "no runs ended"."""
     ended = ended or {}
@@ -506,11 +515,13 @@ def function_card(
     payload: str = "{}",
     error: str | None = None,
     sdk: str | None = None,
+    retention: Retention = DEFAULT_RETENTION,
 ) -> FunctionCard:
     """A function card; `payload` and `error` refill a refused "Run now" form.
 
     `stats` is the function's entry from `Store.function_stats` over the last 24 hours; `sdk`
-    names the SDK serving it, if its app is an SDK app ("TS SDK").
+    names the SDK serving it, if its app is an SDK app ("TS SDK"); `retention` is the
+    default retention, for a function without its own.
     """
     config = json.loads(fn.config)
     timeout = config.get("timeout_seconds")
@@ -528,6 +539,7 @@ def function_card(
         pause_reason=fn.pause_reason if fn.paused else None,
         retries=int(config.get("retries", 0)),
         timeout=format_duration(timeout) if timeout else None,
+        retention=retention_text(config, retention),
         triggers=[_trigger_view(t, now, cron or {}) for t in config.get("triggers", [])],
         options=_option_views(config),
         last_run=run_row(last_run, now) if last_run else None,

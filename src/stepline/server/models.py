@@ -674,6 +674,16 @@ class Pause(Model):
     reason: str | None = Field(description="null when none was given")
 
 
+class Retention(Model):
+    """How long a function's ended runs are kept before the scheduler prunes them."""
+
+    seconds: float | None = Field(description="null: kept forever")
+    text: str = Field(description='in words: "30d", "12h", "forever"')
+    source: Literal["function", "default"] = Field(
+        description="function: its own `retention=`; default: the workers' `--retain`"
+    )
+
+
 class Function(Model):
     """A registered function: triggers, options, newest run and the last 24 hours."""
 
@@ -693,6 +703,7 @@ class Function(Model):
     option_summaries: list[str] = Field(
         description='each option in words, e.g. "throttle 10 per 1m (burst 1)"'
     )
+    retention: Retention
     last_run: LastRun | None
     ended_24h: dict[str, int] = Field(description="runs ended in the last 24 h, by status")
     success_rate_24h: float | None = Field(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from stepline._durations import format_duration
+from stepline.store.pruning import RetentionStore
 
 RunStatus = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED"]
 ACTIVE_STATUSES: tuple[RunStatus, ...] = ("QUEUED", "RUNNING")
@@ -723,7 +724,7 @@ class LeaderLock(Protocol):
         ...
 
 
-class Store(Protocol):
+class Store(RetentionStore, Protocol):
     """Durable state of events, runs, steps and the queue.
 
     Every method is one transaction: it happens entirely or not at all. Methods that take a

@@ -85,6 +85,7 @@ from stepline.store.base import (
 from stepline.store.cancellation import CancellationMixin, CancellationStatements
 from stepline.store.endings import EndingsMixin, EndingStatements
 from stepline.store.insights import InsightsMixin
+from stepline.store.retention import RetentionMixin
 from stepline.store.schema import REGISTRY_ROW
 from stepline.store.slots import (
     SLOT_COLUMNS,
@@ -432,7 +433,13 @@ class _EveryoneLeads:
 
 
 class SqlStore(
-    AdmittingMixin, AppsMixin, EndingsMixin, CancellationMixin, SlotsMixin, InsightsMixin
+    AdmittingMixin,
+    AppsMixin,
+    EndingsMixin,
+    CancellationMixin,
+    SlotsMixin,
+    InsightsMixin,
+    RetentionMixin,
 ):
     """The Store implementation shared by SQLite and PostgreSQL.
 

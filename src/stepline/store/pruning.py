@@ -1,0 +1,95 @@
+"""What a prune removes and how far it has got: the records between the engine and the store.
+
+The store's part is `store/retention.py` (what goes with a run, batches, locks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+Cursor = tuple[float, str]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PruneRule:
+    """Which ended runs and events a prune removes; times are epoch seconds.
+
+    A run of a function in `cutoffs` goes if it ended before that function's cutoff (None:
+    never); a run of any other function if it ended before `default` (None: never). Events no
+    run refers to go once received before `events_before` (None: never) and `now` less 24 h.
+    """
+
+    now: float
+    default: float | None
+    cutoffs: Mapping[str, float | None] = field(default_factory=dict)
+    events_before: float | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class PruneCounts:
+    """What a prune removed (or, dry, would remove)."""
+
+    runs: int = 0
+    steps: int = 0
+    attempts: int = 0
+    logs: int = 0
+    events: int = 0
+
+    def add(self, other: PruneCounts) -> None:
+        """Add another batch's counts to these."""
+        self.runs += other.runs
+        self.steps += other.steps
+        self.attempts += other.attempts
+        self.logs += other.logs
+        self.events += other.events
+
+    def __bool__(self) -> bool:
+        return any((self.runs, self.steps, self.attempts, self.logs, self.events))
+
+    def text(self) -> str:
+        """In words: "12 runs, 36 steps, 2 attempts, 40 log lines, 12 events"."""
+        counted = (
+            (self.runs, "run"),
+            (self.steps, "step"),
+            (self.attempts, "attempt"),
+            (self.logs, "log line"),
+            (self.events, "event"),
+        )
+        return ", ".join(f"{n:,} {noun}{'' if n == 1 else 's'}" for n, noun in counted)
+
+
+@dataclass(kw_only=True, slots=True)
+class PrunePass:
+    """A prune in progress: its rule, how far it has got, and (dry) what it has counted.
+
+    Pass it to `prune_batch` until `done`. `counted_runs` and `counted_events` stand, in a dry
+    run, for the deletions it did not make: an event whose runs were all counted would go.
+    """
+
+    rule: PruneRule
+    dry_run: bool = False
+    run_cursor: Cursor | None = None
+    runs_done: bool = False
+    event_cursor: Cursor | None = None
+    events_done: bool = False
+    counted_runs: set[str] = field(default_factory=set)
+    counted_events: set[str] = field(default_factory=set)
+
+    @property
+    def done(self) -> bool:
+        """Nothing is left to look at."""
+        return self.runs_done and self.events_done
+
+
+class RetentionStore(Protocol):
+    """The store's part in retention (see the module docstring)."""
+
+    def prune_batch(self, progress: PrunePass, limit: int) -> PruneCounts:
+        """Remove (dry: count) one batch of runs, or of events once the runs are done.
+
+        Up to `limit` runs with the runs they started, then up to `limit` events no run
+        refers to; advances `progress`.
+        """
+        ...
