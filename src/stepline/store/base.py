@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from stepline._durations import format_duration
+from stepline.store.access import AccessStore
 from stepline.store.pruning import RetentionStore
 
 RunStatus = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED"]
@@ -119,6 +120,7 @@ class EventRecord:
     ts: int
     received_at: datetime
     source: str = "api"
+    sent_by: str | None = None  # the event key or API token it came with (its name)
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> EventRecord:
@@ -132,6 +134,7 @@ class EventRecord:
             ts=int(row["ts"]),
             received_at=_at(row["received_at"]),
             source=row["source"],
+            sent_by=row["sent_by"],
         )
 
     def payload(self) -> dict[str, Any]:
@@ -724,7 +727,7 @@ class LeaderLock(Protocol):
         ...
 
 
-class Store(RetentionStore, Protocol):
+class Store(AccessStore, RetentionStore, Protocol):
     """Durable state of events, runs, steps and the queue.
 
     Every method is one transaction: it happens entirely or not at all. Methods that take a

@@ -84,6 +84,8 @@ events = Table(
     Column("ts", Double, nullable=False),
     Column("received_at", Double, nullable=False),
     Column("source", String(32), nullable=False),
+    # Who sent it: the name of the event key or API token it came with (null when open).
+    Column("sent_by", String(255)),
     Index(None, "name", "received_at"),
     Index(None, "received_at"),
 )
@@ -349,4 +351,49 @@ cancel_listeners = Table(
     Column("expires_at", Double, nullable=False),
     Index(None, "event_name", "match_path", "match_value"),
     Index(None, "run_id"),
+)
+
+# Named API tokens and event keys. Only the SHA-256 of a secret is kept: secrets are 32 random
+# bytes, so a fast hash is enough and a lookup by hash compares no secret. A token's `role` is
+# read, operate or admin; `functions` (a JSON list) limits it to those functions. A revoked
+# credential keeps its row (and its name) for the audit log.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("functions", Text),
+    Column("created_at", Double, nullable=False),
+    Column("created_by", String(255)),
+    Column("revoked_at", Double),
+    Column("last_used_at", Double),
+    UniqueConstraint("secret_hash"),
+)
+
+event_keys = Table(
+    "event_keys",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("created_by", String(255)),
+    Column("revoked_at", Double),
+    Column("last_used_at", Double),
+    UniqueConstraint("secret_hash"),
+)
+
+# Every operator action, appended: who (`actor`), when, what (`action`), on what (`target`),
+# the reason given and the rest as a JSON object (a bulk action's filter and count, ...).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", Double, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(512)),
+    Column("reason", Text),
+    Column("details", Text, nullable=False),
+    Index(None, "at"),
 )

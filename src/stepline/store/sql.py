@@ -52,6 +52,7 @@ from stepline import errors
 from stepline.store import schema as t
 from stepline.store._nesting import ConnectionGuard
 from stepline.store._prepared import Prepared, RawTransaction, Row
+from stepline.store.access import AccessMixin
 from stepline.store.admission import Admission, AdmissionStatements, AdmittingMixin
 from stepline.store.apps import AppsMixin, AppStatements
 from stepline.store.base import (
@@ -439,6 +440,7 @@ class SqlStore(
     CancellationMixin,
     SlotsMixin,
     InsightsMixin,
+    AccessMixin,
     RetentionMixin,
 ):
     """The Store implementation shared by SQLite and PostgreSQL.
@@ -1846,6 +1848,7 @@ def _event_row(event: EventRecord) -> dict[str, Any]:
         "ts": event.ts,
         "received_at": event.received_at.timestamp(),
         "source": event.source,
+        "sent_by": event.sent_by,
     }
 
 
