@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from stepline import errors
+from stepline.engine import tracing
 from stepline.engine.clock import Clock
 from stepline.engine.ending import COMPLETED, LOST, Ending
 from stepline.engine.inngest.driver import HttpDriver
@@ -166,7 +167,9 @@ class Executor:
         The worker says why the lease was lost (it knows a cancel from a takeover).
         """
         try:
-            return self._commit_outcome(fn, session, outcome)
+            ending = self._commit_outcome(fn, session, outcome)
+            tracing.run_ended(session.trace, session.run, ending, self.clock.now())
+            return ending
         except errors.LeaseLost as exc:
             logger.debug("run %s: %s", session.run.id, exc)
             return LOST

@@ -16,6 +16,7 @@ from typing import Any
 
 from stepline import errors
 from stepline._retention import DEFAULT_RETENTION, Retention
+from stepline.engine import tracing
 from stepline.engine.clock import Clock, SystemClock
 from stepline.engine.event_seed import seeded_ids
 from stepline.engine.events import (
@@ -85,17 +86,24 @@ class Operations:
         self.registry_listeners: list[Callable[[], None]] = []
 
     def send(
-        self, events: Any, *, rules: EventRules = STEPLINE_EVENTS, seed: str | None = None
+        self,
+        events: Any,
+        *,
+        rules: EventRules = STEPLINE_EVENTS,
+        seed: str | None = None,
+        traceparent: str | None = None,
     ) -> list[str]:
         """Validate and store one event or a list; returns their ids (all or nothing).
 
         `seed`: an Inngest SDK's `X-Inngest-Event-Id-Seed`, from which the events' internal
         ids derive (`event_seed`). A retry of a request that was stored stores nothing again
         and is answered with the same ids.
+        `traceparent`: a W3C trace context the runs they start continue (ignored if invalid).
         """
         now = self.clock.now()
         ids = seeded_ids(seed, len(events) if isinstance(events, list) else 1)
         records = build_events(events, now=now, rules=rules, ids=ids)
+        records = tracing.with_traceparents(records, traceparent)
         if not records:
             return []
         if ids is None:

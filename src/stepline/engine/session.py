@@ -12,12 +12,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from stepline import errors
 from stepline._checks import is_number, is_text
+from stepline.engine import tracing
 from stepline.engine.clock import Clock
 from stepline.engine.events import INVOKED_EVENT, build_event
 from stepline.engine.retry import RetryPolicy, describe, next_attempt_at
@@ -38,6 +39,7 @@ from stepline.store.base import (
 )
 
 logger = logging.getLogger("stepline.run")
+_UNTRACED = nullcontext()
 PROGRESS_FLUSH_SECONDS = 0.5
 DRY_RUN_LINE_CHARS = 2000  # an unsent event's JSON, as recorded on the log
 
@@ -160,6 +162,7 @@ class RunSession:
         self._rng = rng
         self._draining = draining
         self._lost = lost
+        self.trace = tracing.run_trace(claimed.run, claimed.events)  # None: tracing is off
 
     # -- StepBackend -------------------------------------------------------------------------
 
@@ -248,6 +251,27 @@ class RunSession:
         self.in_flight = (key.id, started)
         return started
 
+    def attempt(self, key: StepKey) -> AbstractContextManager[object]:
+        """The step attempt's trace span, current while it runs (nothing if tracing is off)."""
+        return _UNTRACED if self.trace is None else self._traced(key)
+
+    @contextmanager
+    def _traced(self, key: StepKey) -> Iterator[None]:
+        attempt = self._failures.get(key.hash, 0) + 1
+        with tracing.step_attempt(self.trace, key.id, attempt) as span:
+            try:
+                yield
+            except Parked as signal:  # parked for a retry: the user's error is its context
+                tracing.step_outcome(span, "retry", signal.__context__)
+                raise
+            except errors.StepError as exc:
+                tracing.step_outcome(span, "error", exc.__cause__ or exc)
+                raise
+            except BaseException:
+                tracing.step_outcome(span, "interrupted")
+                raise
+            tracing.step_outcome(span, "ok")
+
     def completed(self, key: StepKey, output: str, started_at: datetime) -> None:
         """Commit a finished `step.run` with the run's progress."""
         self._current_step = None
@@ -330,6 +354,7 @@ class RunSession:
             build_event(raw, now=now, field=f"events[{i}]", source="step")
             for i, raw in enumerate(events)
         ]
+        records = tracing.with_traceparents(records, tracing.current_traceparent(self.trace))
         ids = [record.internal_id for record in records]
         step = self._record(key, "send_event", now, output=json.dumps(ids))
         if self.run.dry_run:
@@ -373,6 +398,7 @@ class RunSession:
             source="invoke",
             internal=True,
         )
+        event = tracing.with_traceparent(event, tracing.current_traceparent(self.trace))
         child = self._routing.new_run(
             target.id,
             target.config,

@@ -68,6 +68,10 @@ class StepBackend(CommandHost, Protocol):
         """Note that a new step begins; returns its start time."""
         ...
 
+    def attempt(self, key: StepKey) -> AbstractContextManager[object]:
+        """Around one attempt of a `step.run` (its trace span, current while it runs)."""
+        ...
+
     def completed(self, key: StepKey, output: str, started_at: datetime) -> None:
         """Commit a finished `step.run`."""
         ...
@@ -186,11 +190,12 @@ class Step(_Base):
         if done:
             return value  # type: ignore[no-any-return]  # decoded JSON, typed by the caller
         started = self._backend.started(key)
-        try:
-            output = encode_output(key.id, fn(*args, **kwargs))
-        except Exception as exc:
-            self._backend.failed(key, exc, started)
-        self._backend.completed(key, output, started)
+        with self._backend.attempt(key):
+            try:
+                output = encode_output(key.id, fn(*args, **kwargs))
+            except Exception as exc:
+                self._backend.failed(key, exc, started)
+            self._backend.completed(key, output, started)
         return json.loads(output)  # type: ignore[no-any-return]
 
     def exec(
@@ -345,14 +350,15 @@ class AsyncStep(_Base):
         if done:
             return value
         started = backend.started(key)
-        try:
-            result = fn(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-            output = encode_output(key.id, result)
-        except Exception as exc:
-            await asyncio.to_thread(backend.failed, key, exc, started)
-        await asyncio.to_thread(backend.completed, key, output, started)
+        with backend.attempt(key):
+            try:
+                result = fn(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+                output = encode_output(key.id, result)
+            except Exception as exc:
+                await asyncio.to_thread(backend.failed, key, exc, started)
+            await asyncio.to_thread(backend.completed, key, output, started)
         return json.loads(output)
 
     async def exec(

@@ -56,6 +56,7 @@ def intake_endpoint(operations: Operations, auth: AuthSettings) -> object:
                 body,
                 rules=INTAKE_EVENTS,
                 seed=request.headers.get(SEED_HEADER),
+                traceparent=request.headers.get("traceparent"),
             )
             ids = await run_in_threadpool(send)
         except errors.Unauthorized as exc:
