@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import Tracer, TracerProvider
     from opentelemetry.trace import Span, SpanContext
 
+logger = logging.getLogger("stepline.tracing")
 TRACEPARENT_KEY = "traceparent"  # in an event's `data._inngest`
 _META_KEY = "_inngest"
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -162,6 +164,8 @@ def _global_tracer() -> Tracer | None:
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
     except ImportError:  # the `otel` extra is not installed
+        if any(os.environ.get(key) for key in _ENV_KEYS):
+            logger.warning("OTEL_* is set but the OpenTelemetry SDK is not installed: no traces")
         return None
     given = trace.get_tracer_provider()
     if isinstance(given, TracerProvider):
@@ -197,6 +201,7 @@ def _provider_from_env() -> TracerProvider | None:
                 OTLPSpanExporter,
             )
         except ImportError:
+            logger.warning("no traces: OTLP needs opentelemetry-exporter-otlp (stepline[otel])")
             return None
         exporter = OTLPSpanExporter()  # reads OTEL_EXPORTER_OTLP_* itself
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "stepline")})
