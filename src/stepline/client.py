@@ -17,6 +17,7 @@ from typing_extensions import Unpack
 
 from stepline import errors
 from stepline._blocking import run_to_end
+from stepline._client_access import AccessMethods, HttpAccess, LocalAccess
 from stepline.engine import apps, views
 from stepline.engine.inngest.sync import SyncFailed, syncer_for
 from stepline.engine.operations import Operations
@@ -72,7 +73,7 @@ class _Local:
         return self._ops.cancel_matching(RunFilter(**selection), by="client", reason=reason)
 
     def replay_runs(self, selection: dict[str, Any], reason: str | None) -> int:
-        return self._ops.replay_matching(RunFilter(**selection), reason=reason)
+        return self._ops.replay_matching(RunFilter(**selection), by="client", reason=reason)
 
     def preview_runs(self, action: str, selection: dict[str, Any]) -> dict[str, Any]:
         count, sample = self._ops.preview_matching(
@@ -87,10 +88,10 @@ class _Local:
         return views.run_view(self._ops.cancel(run_id, by="client", reason=reason))
 
     def replay(self, run_id: str, reason: str | None) -> str:
-        return self._ops.replay(run_id, reason=reason)
+        return self._ops.replay(run_id, by="client", reason=reason)
 
     def rerun(self, run_id: str, request: dict[str, Any]) -> str:
-        return self._ops.rerun(run_id, **request)
+        return self._ops.rerun(run_id, by="client", **request)
 
     def functions(self) -> list[dict[str, Any]]:
         stats, cron, now = (
@@ -109,7 +110,7 @@ class _Local:
         if paused:
             fn = self._ops.pause(function_id, by="client", reason=reason)
         else:
-            fn = self._ops.resume(function_id)
+            fn = self._ops.resume(function_id, by="client")
         stats, cron = self._ops.function_stats(), self._ops.cron_states()
         return views.function_view(
             fn, stats.get(fn.id), cron=cron.get(fn.id), retention=self._ops.retention
@@ -149,7 +150,7 @@ class _Local:
 
 _ERRORS: dict[int, type[errors.SteplineError]] = {
     401: errors.Unauthorized,
-    403: errors.Unauthorized,
+    403: errors.Forbidden,
     404: errors.NotFound,
     409: errors.Conflict,
 }
@@ -296,8 +297,8 @@ class _Http:
         self._http.close()
 
 
-class Client:
-    """Send events to Stepline and follow the runs they start.
+class Client(AccessMethods):
+    """Send events to Stepline and follow the runs they start (and, as admin, manage tokens).
 
     Args:
         url: The server, e.g. "http://127.0.0.1:8288".
@@ -306,7 +307,8 @@ class Client:
         timeout: Seconds to wait for each HTTP response.
 
     Every method raises `NotFound` for unknown ids, `InvalidInput` for rejected input,
-    `Unauthorized` for a bad key or token, and `ClientError` when the server is unreachable.
+    `Unauthorized` for a bad key or token, `Forbidden` for a token whose role does not allow
+    the call, and `ClientError` when the server is unreachable.
     """
 
     def __init__(
@@ -317,7 +319,9 @@ class Client:
         token: str | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self._backend: _Backend = _Http(url, event_key, token, timeout)
+        http = _Http(url, event_key, token, timeout)
+        self._backend: _Backend = http
+        self._access = HttpAccess(http._call)
 
     @classmethod
     def local(cls, db: str | Path) -> Client:
@@ -326,7 +330,9 @@ class Client:
         Runs it starts are executed by whatever engine serves that database.
         """
         client = cls.__new__(cls)
-        client._backend = _Local(db)
+        local = _Local(db)
+        client._backend = local
+        client._access = LocalAccess(local._ops)
         return client
 
     def send(self, events: dict[str, Any] | list[dict[str, Any]]) -> list[str]:

@@ -86,6 +86,10 @@ class Unauthorized(SteplineError):
     """The event key or API token is missing or wrong."""
 
 
+class Forbidden(SteplineError):
+    """The API token is right, but its role (or function limit) does not allow this."""
+
+
 class ClientError(SteplineError):
     """The Stepline server could not be reached or answered with an error."""
 

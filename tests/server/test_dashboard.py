@@ -292,7 +292,7 @@ def test_token_protects_pages_and_the_login_cookie_opens_them(
     assert served.http.get("/static/dashboard.css").status_code == 200
 
     wrong = _post(served, "/login", {"token": "nope", "next": "/runs"})
-    assert wrong.status_code == 401 and "not the API token" in wrong.text
+    assert wrong.status_code == 401 and "not an API token of this server" in wrong.text
     login = _post(served, "/login", {"token": "s3cret", "next": f"/runs/{run_id}"})
     assert login.status_code == 303 and login.headers["location"] == f"/runs/{run_id}"
     cookie = login.headers["set-cookie"].lower()

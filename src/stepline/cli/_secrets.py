@@ -4,7 +4,8 @@ A secret on a command line is visible to every user of the machine (`ps`), so ea
 come from an environment variable or a file (`--api-token-file`, `--event-key-file`, one key
 per line). Outside `stepline dev` on loopback, each must be at least `MIN_SECRET_LENGTH`
 characters, and an event key (handed to every app that sends events) may never be the API
-token (which opens the whole API).
+token (which opens the whole API). A server whose database holds named API tokens (`stepline
+tokens create`) needs no `--api-token`, nor `--event-key` if it holds named event keys.
 """
 
 from __future__ import annotations
@@ -68,8 +69,13 @@ def _check_strength(keys: tuple[str, ...], token: str | None) -> None:
             )
 
 
-def auth_settings(host: str, secrets: Secrets, *, dev: bool, open_allowed: bool) -> AuthSettings:
+def auth_settings(
+    host: str, secrets: Secrets, *, dev: bool, open_allowed: bool, named: bool = False
+) -> AuthSettings:
     """Keys and token, checked; refuses to run open unless allowed, and never off loopback.
+
+    `named`: the database holds a named API token that is not revoked; a server not allowed
+    to run open then needs no `--api-token` (nor `--event-key`: named keys can be made).
 
     Raises:
         ConfigurationError: A secret is unreadable, too short (outside `dev` on loopback) or
@@ -86,14 +92,18 @@ def auth_settings(host: str, secrets: Secrets, *, dev: bool, open_allowed: bool)
         _check_strength(keys, token)
     if keys and token:
         return AuthSettings(event_keys=keys, api_token=token)
+    if named and not open_allowed:
+        return AuthSettings(event_keys=keys, api_token=token, closed=True)
     if not is_loopback(host):
         raise errors.ConfigurationError(
-            f"refusing to listen on {host} without --event-key and --api-token"
+            f"refusing to listen on {host} without --event-key and --api-token (or named "
+            "tokens: stepline tokens create NAME --role admin --db DB)"
         )
     if not open_allowed:
         raise errors.ConfigurationError(
             "refusing to start without --event-key and --api-token "
-            "(STEPLINE_EVENT_KEY, STEPLINE_API_TOKEN, or their _FILE variants); add --insecure "
+            "(STEPLINE_EVENT_KEY, STEPLINE_API_TOKEN, or their _FILE variants) or a named "
+            "token (stepline tokens create NAME --role admin --db DB); add --insecure "
             "to run open on loopback"
         )
     return AuthSettings(event_keys=keys, api_token=token)

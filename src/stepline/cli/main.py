@@ -9,6 +9,7 @@ import sys
 import click
 
 from stepline import errors
+from stepline.cli.access import audit, keys, tokens
 from stepline.cli.apps_cmd import apps
 from stepline.cli.completion import completion
 from stepline.cli.db import db
@@ -57,7 +58,20 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj = {"verbose": verbose}
 
 
-for command in (workers, send, trigger, runs, events, functions, apps, db, completion):
+for command in (
+    workers,
+    send,
+    trigger,
+    runs,
+    events,
+    functions,
+    apps,
+    db,
+    tokens,
+    keys,
+    audit,
+    completion,
+):
     cli.add_command(command)
 
 

@@ -51,14 +51,17 @@ def server(
     """Serve intake, API and dashboard for the workers sharing DB (run `stepline worker`).
 
     Event keys and the API token are required (at least 16 characters each, the token unlike
-    every key); give them as files or environment variables to keep them out of `ps`. Inngest
+    every key), unless the database holds named tokens (`stepline tokens create`); give them
+    as files or environment variables to keep them out of `ps`. Inngest
     SDK apps sync here and authenticate with the signing key (`--signing-key`).
     """
-    auth = replace(
-        auth_settings(host, secrets, dev=False, open_allowed=insecure), signing_keys=signing_keys
-    )
     store = open_store(db)
     store.check_schema()
+    named = any(not token.revoked for token in store.list_credentials("token"))
+    auth = replace(
+        auth_settings(host, secrets, dev=False, open_allowed=insecure, named=named),
+        signing_keys=signing_keys,
+    )
     sock = listen(host, port)
     configure_logging()
     click.echo(f"Stepline server: http://{host}:{port}")

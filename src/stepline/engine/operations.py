@@ -17,6 +17,8 @@ from typing import Any
 from stepline import errors
 from stepline._retention import DEFAULT_RETENTION, Retention
 from stepline.engine import tracing
+from stepline.engine.access import Credentials
+from stepline.engine.audit import Audit, filter_details
 from stepline.engine.clock import Clock, SystemClock
 from stepline.engine.event_seed import seeded_ids
 from stepline.engine.events import (
@@ -82,6 +84,8 @@ class Operations:
         self.clock = clock or SystemClock()
         self.retention = retention
         self.routing = Routing()
+        self.audit = Audit(store, self.clock)
+        self.credentials = Credentials(store, self.clock, self.audit)
         # Called after an SDK app's sync changed the registry (workers here read it again).
         self.registry_listeners: list[Callable[[], None]] = []
 
@@ -91,18 +95,22 @@ class Operations:
         *,
         rules: EventRules = STEPLINE_EVENTS,
         seed: str | None = None,
+        sent_by: str | None = None,
         traceparent: str | None = None,
     ) -> list[str]:
         """Validate and store one event or a list; returns their ids (all or nothing).
 
         `seed`: an Inngest SDK's `X-Inngest-Event-Id-Seed`, from which the events' internal
         ids derive (`event_seed`). A retry of a request that was stored stores nothing again
-        and is answered with the same ids.
+        and is answered with the same ids. `sent_by`: the name of the event key or API token
+        the events came with, kept with each and as the `trigger.by` of the runs they start.
         `traceparent`: a W3C trace context the runs they start continue (ignored if invalid).
         """
         now = self.clock.now()
         ids = seeded_ids(seed, len(events) if isinstance(events, list) else 1)
         records = build_events(events, now=now, rules=rules, ids=ids)
+        if sent_by is not None:
+            records = [replace(record, sent_by=sent_by) for record in records]
         records = tracing.with_traceparents(records, traceparent)
         if not records:
             return []
@@ -152,15 +160,21 @@ class Operations:
     ) -> FunctionRecord:
         """Stop a function's events and cron ticks from starting runs; `NotFound` if unknown.
 
-        The function records the pause's time, `by` (who asked) and `reason` (see `reasons`).
+        The function records the pause's time, `by` (who asked) and `reason` (see `reasons`);
+        so does the audit log.
         """
-        return self.store.set_function_paused(
-            function_id, True, self.clock.now(), by=by, reason=given_reason(reason)
+        reason = given_reason(reason)
+        fn = self.store.set_function_paused(
+            function_id, True, self.clock.now(), by=by, reason=reason
         )
+        self.audit.record("function.pause", actor=by, target=function_id, reason=reason)
+        return fn
 
-    def resume(self, function_id: str) -> FunctionRecord:
-        """Let a paused function's events and cron ticks start runs again."""
-        return self.store.set_function_paused(function_id, False)
+    def resume(self, function_id: str, *, by: str | None = None) -> FunctionRecord:
+        """Let a paused function's events and cron ticks start runs again (audited as `by`)."""
+        fn = self.store.set_function_paused(function_id, False)
+        self.audit.record("function.resume", actor=by, target=function_id)
+        return fn
 
     def cron_states(self) -> dict[str, dict[str, CronState]]:
         """Per function, per schedule: the last tick and how many ticks were never run."""
@@ -206,17 +220,23 @@ class Operations:
             trigger_by=by,
             dry_run=dry_run,
         )
-        return self.store.create_run(run, [event], now, self.routing)
+        run_id = self.store.create_run(run, [event], now, self.routing)
+        details = {"run_id": run_id, "dry_run": dry_run} if dry_run else {"run_id": run_id}
+        self.audit.record("function.invoke", actor=by, target=function_id, details=details)
+        return run_id
 
     def cancel(self, run_id: str, *, by: str | None = None, reason: str | None = None) -> RunRecord:
         """Cancel a run: no new step starts; a sleeping or waiting run ends at once.
 
-        The run records `by` (who asked: "api", "dashboard", "client") and `reason`.
+        The run records `by` (who asked: a token's name, "dashboard:<name>", or without
+        credentials "api", "dashboard", "client") and `reason`; so does the audit log.
         """
         reason = given_reason(reason)
-        return self.store.cancel_run(run_id, self.clock.now(), self.routing, by=by, reason=reason)
+        run = self.store.cancel_run(run_id, self.clock.now(), self.routing, by=by, reason=reason)
+        self.audit.record("run.cancel", actor=by, target=run_id, reason=reason)
+        return run
 
-    def replay(self, run_id: str, *, reason: str | None = None) -> str:
+    def replay(self, run_id: str, *, by: str | None = None, reason: str | None = None) -> str:
         """Start a new run with the same trigger as `run_id`, linked to it; returns its id.
 
         `reason` is stored with the new run. Raises `NotFound` (run or function), `Conflict`
@@ -227,7 +247,11 @@ class Operations:
         original = self.store.get_run(run_id)
         fn = self.startable(original.function_id)
         run = replace(self._replay_of(original, fn), trigger_reason=reason)
-        return self.store.create_run(run, [], self.clock.now(), self.routing)
+        new_id = self.store.create_run(run, [], self.clock.now(), self.routing)
+        self.audit.record(
+            "run.replay", actor=by, target=run_id, reason=reason, details={"run_id": new_id}
+        )
+        return new_id
 
     def rerun(
         self,
@@ -237,6 +261,7 @@ class Operations:
         data: dict[str, Any] | None = None,
         dry_run: bool | None = None,
         reason: str | None = None,
+        by: str | None = None,
     ) -> str:
         """Start a new run linked to `run_id` from one of its steps; returns its id.
 
@@ -272,7 +297,7 @@ class Operations:
         )
         run = replace(run, trigger_reason=reason)
         note = rerun_note(original.id, from_step, reused, edited=bool(edited))
-        return self.store.create_run(
+        new_id = self.store.create_run(
             run,
             edited,
             now,
@@ -280,6 +305,9 @@ class Operations:
             steps=[replace(step, run_id=run.id, started_at=now, ended_at=now) for step in reused],
             logs=[LogRecord(run_id=run.id, ts=now, level="info", message=note)],
         )
+        details = {"run_id": new_id, "from_step": from_step, "edited": bool(edited)}
+        self.audit.record("run.rerun", actor=by, target=run_id, reason=reason, details=details)
+        return new_id
 
     def preview_matching(
         self, run_filter: RunFilter, *, active_only: bool
@@ -309,9 +337,14 @@ class Operations:
         reason = given_reason(reason)
         ids = self.store.list_run_ids(_bulk(run_filter), active_only=True)
         _check_bulk(ids)
-        return self.store.cancel_runs(ids, self.clock.now(), self.routing, by=by, reason=reason)
+        count = self.store.cancel_runs(ids, self.clock.now(), self.routing, by=by, reason=reason)
+        details = {"filter": filter_details(run_filter), "count": count}
+        self.audit.record("runs.cancel", actor=by, reason=reason, details=details)
+        return count
 
-    def replay_matching(self, run_filter: RunFilter, *, reason: str | None = None) -> int:
+    def replay_matching(
+        self, run_filter: RunFilter, *, by: str | None = None, reason: str | None = None
+    ) -> int:
         """Replay every run matching the filter, all in one transaction; returns how many.
 
         Each new run stores `reason`. Raises `InvalidInput` past `MAX_BULK_RUNS` runs,
@@ -330,7 +363,10 @@ class Operations:
             )
             for run in reversed(originals)
         ]
-        return len(self.store.create_runs(runs, self.clock.now(), self.routing))
+        count = len(self.store.create_runs(runs, self.clock.now(), self.routing))
+        details = {"filter": filter_details(run_filter), "count": count}
+        self.audit.record("runs.replay", actor=by, reason=reason, details=details)
+        return count
 
     def _replayable(self, runs: Sequence[RunRecord]) -> dict[str, FunctionRecord]:
         """The functions of `runs` by id; raises `NotFound` if one is gone, `Conflict` if paused."""

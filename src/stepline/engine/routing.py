@@ -98,7 +98,12 @@ class Routing:
                         continue
                 runs.append(
                     self.new_run(
-                        fn.id, fn.config, kind="event", events=(event,), now=event.received_at
+                        fn.id,
+                        fn.config,
+                        kind="event",
+                        events=(event,),
+                        now=event.received_at,
+                        trigger_by=event.sent_by,
                     )
                 )
                 break

@@ -103,10 +103,11 @@ class RunTrigger:
         kind: `event` (an event matched a trigger), `cron` (a schedule's tick), `manual`
             (Run now, `stepline trigger`, `Client.invoke`), `invoke` (another function's
             `step.invoke`), `replay` (a replay of an earlier run) or `rerun`.
-        by: Who started it, when known: for `manual` the caller (`api` for the API and the
-            CLI, `dashboard`, `client` for an in-process `Client`); for `invoke` the parent
-            run's id; for `replay` the id of the run replayed; for `cron` the schedule; None
-            for `event` (the event itself is `ctx.event`).
+        by: Who started it, when known: for `manual` the caller (the API token's name, also
+            the CLI's, `dashboard:<token name>`, `client` for an in-process `Client`; on an
+            open server `api` or `dashboard`); for `invoke` the parent run's id; for `replay`
+            the id of the run replayed; for `cron` the schedule; for `event` the name of the
+            event key or API token the event came with (None on an open server).
         scheduled_at: For `cron`, the tick the run was scheduled for (in the schedule's time
             zone), however late it started; otherwise None.
     """

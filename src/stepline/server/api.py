@@ -1,13 +1,16 @@
 """REST API v1 handlers: events, runs, functions, apps, workers; every payload is `{"data": ...}`.
 
 Routes and their models are listed once, in `server/app.py`. `Api.endpoint` turns a table
-entry into a Starlette endpoint that checks the token, validates the path, query and body with
-the entry's models and calls the handler with the parsed values, so what the OpenAPI document
-promises is what is enforced. Run handlers are in `api_runs`, app handlers in `api_apps`.
+entry into a Starlette endpoint that checks the token and its role (`server.auth`), validates
+the path, query and body with the entry's models and calls the handler with the parsed values
+(and `principal`, who asks, if the handler takes it), so what the OpenAPI document promises is
+what is enforced. Run handlers are in `api_runs`, app handlers in `api_apps`, token, key and
+audit handlers in `api_access`.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from importlib import metadata
 from typing import Any
@@ -18,12 +21,15 @@ from starlette.responses import JSONResponse, Response
 
 from stepline import errors
 from stepline.engine import views
+from stepline.engine.access import Principal
 from stepline.engine.inngest.names import to_stepline
 from stepline.engine.inngest.sync import syncer_for
 from stepline.engine.operations import Operations
+from stepline.server import scope
+from stepline.server.api_access import AccessHandlers
 from stepline.server.api_apps import AppHandlers
 from stepline.server.api_runs import RunHandlers
-from stepline.server.auth import AuthSettings, check_token
+from stepline.server.auth import AuthSettings, authorize
 from stepline.server.body import read_json
 from stepline.server.inngest import rest
 from stepline.server.intake import bounded_batch, intake_endpoint
@@ -42,7 +48,10 @@ def path_value(request: Request, name: str) -> str:
     return value
 
 
-class Api(RunHandlers, AppHandlers):
+SIGNING_KEY = "signing-key"  # who a request authenticated by an SDK signing key is
+
+
+class Api(RunHandlers, AppHandlers, AccessHandlers):
     """The `/v1` handlers over one `Operations`."""
 
     def __init__(
@@ -60,14 +69,15 @@ class Api(RunHandlers, AppHandlers):
         handler = getattr(self, spec.handler)
         if spec.plain:
             return handler  # type: ignore[no-any-return]  # a method taking the Request
+        wants_principal = "principal" in inspect.signature(handler).parameters
 
         async def endpoint(request: Request) -> Response:
             kwargs: dict[str, Any] = {}
+            principal = await run_in_threadpool(self._authorize, spec, request)
+            if wants_principal:
+                kwargs["principal"] = principal
             if spec.inngest:
-                rest.check_rest_auth(self.auth, request)
                 kwargs["inngest"] = rest.speaks_inngest(request, self.auth.signing_keys)
-            elif spec.auth:
-                check_token(self.auth, request)
             kwargs.update((name, path_value(request, name)) for name in spec.path_params)
             params = dict(request.query_params)
             if spec.query is not None:
@@ -86,6 +96,22 @@ class Api(RunHandlers, AppHandlers):
             return response
 
         return endpoint
+
+    def _authorize(self, spec: Endpoint, request: Request) -> Principal:
+        """Who asks, checked for the route's role and function scope (see `server.auth`)."""
+        if not spec.auth:
+            return Principal(name="api", role="read")
+        keys = self.auth.signing_keys
+        signed = keys is not None and keys.accepts_bearer(request.headers.get("authorization"))
+        if spec.inngest and signed:
+            return Principal(name=SIGNING_KEY, role="admin")
+        principal = authorize(self.auth, request, spec.role, way="api")
+        if principal.functions is not None and not spec.per_function:
+            raise errors.Forbidden(
+                f"the token {principal.name!r} is limited to functions "
+                f"{scope.limited_to(principal)}; {spec.method} {spec.path} spans every function"
+            )
+        return principal
 
     # -- documents -------------------------------------------------------------------------
 
@@ -132,29 +158,36 @@ class Api(RunHandlers, AppHandlers):
         view = rest.event_view if inngest else views.event_view
         return await self._shaped(lambda: view(self.ops.get_event(event_id)), inngest)
 
-    async def send_events(self, body: Any) -> JSONResponse:
-        """POST /v1/events: store one event or a list (all or none); start their runs."""
-        return await self._data(lambda: {"ids": self.ops.send(bounded_batch(body))})
+    async def send_events(self, body: Any, principal: Principal) -> JSONResponse:
+        """POST /v1/events: store one event or a list (all or none); start their runs.
 
-    async def event_runs(self, event_id: str, inngest: bool) -> JSONResponse:
-        """GET /v1/events/{id}/runs: the runs an event started."""
+        Each event records the token it came with, and so do the runs it starts.
+        """
+        sent_by = None if self.auth.open else principal.name
+        return await self._data(
+            lambda: {"ids": self.ops.send(bounded_batch(body), sent_by=sent_by)}
+        )
+
+    async def event_runs(self, event_id: str, inngest: bool, principal: Principal) -> JSONResponse:
+        """GET /v1/events/{id}/runs: the runs an event started (a limited token's: of its own)."""
 
         def runs() -> list[dict[str, Any]]:
-            found = self.ops.runs_for_event(event_id)
+            found = scope.visible(principal, self.ops.runs_for_event(event_id))
             return rest.runs_view(found) if inngest else [views.run_view(r) for r in found]
 
         return await self._shaped(runs, inngest)
 
     # -- functions ---------------------------------------------------------------------------
 
-    def _function(self, function_id: str) -> dict[str, Any]:
+    def _function(self, function_id: str, principal: Principal) -> dict[str, Any]:
+        scope.check_function(principal, function_id)
         fn = self.ops.function(function_id)
         stats, cron, now = self.ops.function_stats(), self.ops.cron_states(), self.ops.clock.now()
         return views.function_view(
             fn, stats.get(fn.id), now, cron.get(fn.id), retention=self.ops.retention
         )
 
-    async def list_functions(self) -> JSONResponse:
+    async def list_functions(self, principal: Principal) -> JSONResponse:
         """GET /v1/functions: functions with next cron ticks, newest run, 24 h success rate."""
 
         def functions() -> list[dict[str, Any]]:
@@ -167,45 +200,57 @@ class Api(RunHandlers, AppHandlers):
                 views.function_view(
                     f, stats.get(f.id), now, cron.get(f.id), retention=self.ops.retention
                 )
-                for f in self.ops.list_functions()
+                for f in scope.visible(principal, self.ops.list_functions())
             ]
 
         return await self._data(functions)
 
-    async def get_function(self, function_id: str) -> JSONResponse:
+    async def get_function(self, function_id: str, principal: Principal) -> JSONResponse:
         """GET /v1/functions/{id}: one function."""
-        return await self._data(lambda: self._function(function_id))
+        return await self._data(lambda: self._function(function_id, principal))
 
-    async def pause_function(self, function_id: str, body: ReasonBody | None) -> JSONResponse:
+    async def pause_function(
+        self, function_id: str, body: ReasonBody | None, principal: Principal
+    ) -> JSONResponse:
         """POST /v1/functions/{id}/pause: its events and cron ticks start no runs.
 
-        The function records the pause's time, that the API asked, and `{"reason"}` if given.
+        The function records the pause's time, the token that asked, and `{"reason"}` if given.
         """
         reason = body.reason if body is not None else None
 
         def pause() -> dict[str, Any]:
-            self.ops.pause(function_id, by="api", reason=reason)
-            return self._function(function_id)
+            scope.check_function(principal, function_id)
+            self.ops.pause(function_id, by=principal.name, reason=reason)
+            return self._function(function_id, principal)
 
         return await self._data(pause)
 
-    async def resume_function(self, function_id: str) -> JSONResponse:
+    async def resume_function(self, function_id: str, principal: Principal) -> JSONResponse:
         """POST /v1/functions/{id}/resume: its events and cron ticks start runs again."""
 
         def resume() -> dict[str, Any]:
-            self.ops.resume(function_id)
-            return self._function(function_id)
+            scope.check_function(principal, function_id)
+            self.ops.resume(function_id, by=principal.name)
+            return self._function(function_id, principal)
 
         return await self._data(resume)
 
-    async def invoke_function(self, function_id: str, body: InvokeBody | None) -> JSONResponse:
-        """POST /v1/functions/{id}/invoke: start a run now with `{"data": {...}}` (or no body)."""
+    async def invoke_function(
+        self, function_id: str, body: InvokeBody | None, principal: Principal
+    ) -> JSONResponse:
+        """POST /v1/functions/{id}/invoke: start a run now with `{"data": {...}}` (or no body).
+
+        The run's `trigger.by` is the token's name.
+        """
         data = body.data if body is not None else {}
         dry_run = body.dry_run if body is not None else False
-        return await self._data(
-            lambda: {"run_id": self.ops.invoke(function_id, data, by="api", dry_run=dry_run)},
-            status=201,
-        )
+
+        def invoke() -> dict[str, str]:
+            scope.check_function(principal, function_id)
+            run_id = self.ops.invoke(function_id, data, by=principal.name, dry_run=dry_run)
+            return {"run_id": run_id}
+
+        return await self._data(invoke, status=201)
 
     # -- workers -----------------------------------------------------------------------------
 

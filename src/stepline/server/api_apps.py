@@ -6,6 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from stepline.engine import apps
+from stepline.engine.access import Principal
 from stepline.engine.inngest.sync import AppSyncer, SyncFailed
 from stepline.engine.operations import Operations
 from stepline.server.errors import error_response
@@ -24,8 +25,8 @@ class AppHandlers:
         """GET /v1/apps: every app, by id, with its function ids."""
         return JSONResponse({"data": await run_in_threadpool(apps.app_views, self.ops.store)})
 
-    async def sync_app(self, body: SyncAppBody) -> JSONResponse:
-        """POST /v1/apps: sync the SDK app served at `url`; the app as now stored.
+    async def sync_app(self, body: SyncAppBody, principal: Principal) -> JSONResponse:
+        """POST /v1/apps: sync the SDK app served at `url`; the app as now stored (audited).
 
         502 when the app could not be reached, refused, or registered somewhere else.
         """
@@ -33,4 +34,7 @@ class AppHandlers:
             app = await apps.sync_by_url(self.syncer, self.ops.store, body.url)
         except SyncFailed as exc:
             return error_response(BAD_GATEWAY, str(exc))
+        await run_in_threadpool(
+            lambda: self.ops.audit.record("app.sync", actor=principal.name, target=body.url)
+        )
         return JSONResponse({"data": await run_in_threadpool(apps.app_view, self.ops.store, app)})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from importlib import resources
 
 from starlette.applications import Starlette
@@ -12,7 +14,9 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from stepline import errors
+from stepline.engine.access import Role
 from stepline.engine.operations import Operations
+from stepline.server import access_models as am
 from stepline.server import models as m
 from stepline.server.api import Api
 from stepline.server.auth import AuthSettings
@@ -29,6 +33,7 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": 200, "message": "OK"})
 
 
+Inner = Callable[[Request], Awaitable[Response]]
 _FAVICON = resources.files("stepline.server").joinpath("static/favicon.svg").read_bytes()
 
 
@@ -67,7 +72,7 @@ def _methods_at(request: Request) -> list[str]:
     return sorted(set().union(*same))
 
 
-_EVENTS, _RUNS, _FUNCTIONS = "events", "runs", "functions"
+_EVENTS, _RUNS, _FUNCTIONS, _ACCESS = "events", "runs", "functions", "access"
 # Every API route, in matching order (a literal segment before a `{parameter}` one).
 API: tuple[Endpoint, ...] = (
     Endpoint(
@@ -112,6 +117,7 @@ API: tuple[Endpoint, ...] = (
         body=m.EventsIn,
         raw_body=True,
         errors=(413,),
+        role="operate",
     ),
     Endpoint(
         method="GET",
@@ -134,6 +140,7 @@ API: tuple[Endpoint, ...] = (
         errors=(404,),
         inngest=True,
         inngest_response=m.InngestRuns,
+        per_function=True,
     ),
     Endpoint(
         method="GET",
@@ -144,6 +151,7 @@ API: tuple[Endpoint, ...] = (
         response=m.RunsPage,
         query=m.RunQuery,
         errors=(404,),
+        per_function=True,
     ),
     Endpoint(
         method="GET",
@@ -154,6 +162,7 @@ API: tuple[Endpoint, ...] = (
         query=m.RunQuery,
         stream=True,
         errors=(404,),
+        per_function=True,
     ),
     Endpoint(
         method="POST",
@@ -164,6 +173,8 @@ API: tuple[Endpoint, ...] = (
         response=m.AffectedResponse,
         body=m.BulkSelection,
         errors=(413,),
+        role="operate",
+        per_function=True,
     ),
     Endpoint(
         method="POST",
@@ -176,6 +187,8 @@ API: tuple[Endpoint, ...] = (
         body=m.BulkSelection,
         errors=(404, 409, 413),
         previews=True,
+        role="operate",
+        per_function=True,
     ),
     Endpoint(
         method="GET",
@@ -187,6 +200,7 @@ API: tuple[Endpoint, ...] = (
         errors=(404,),
         inngest=True,
         inngest_response=m.InngestRunResponse,
+        per_function=True,
     ),
     Endpoint(
         method="DELETE",
@@ -197,6 +211,8 @@ API: tuple[Endpoint, ...] = (
         response=m.RunResponse,
         errors=(404,),
         inngest=True,
+        role="operate",
+        per_function=True,
     ),
     Endpoint(
         method="GET",
@@ -206,6 +222,7 @@ API: tuple[Endpoint, ...] = (
         tag=_RUNS,
         stream=True,
         errors=(404,),
+        per_function=True,
     ),
     Endpoint(
         method="POST",
@@ -217,6 +234,8 @@ API: tuple[Endpoint, ...] = (
         body=m.ReasonBody,
         body_required=False,
         errors=(404, 413),
+        role="operate",
+        per_function=True,
     ),
     Endpoint(
         method="POST",
@@ -229,6 +248,8 @@ API: tuple[Endpoint, ...] = (
         body=m.ReasonBody,
         body_required=False,
         errors=(404, 409, 413),
+        role="operate",
+        per_function=True,
     ),
     Endpoint(
         method="POST",
@@ -241,6 +262,8 @@ API: tuple[Endpoint, ...] = (
         body=m.RerunBody,
         body_required=False,
         errors=(404, 409, 413),
+        role="operate",
+        per_function=True,
     ),
     Endpoint(
         method="GET",
@@ -249,6 +272,7 @@ API: tuple[Endpoint, ...] = (
         summary="List functions with next cron ticks, newest run and 24 h success rate",
         tag=_FUNCTIONS,
         response=m.FunctionList,
+        per_function=True,
     ),
     Endpoint(
         method="GET",
@@ -258,6 +282,7 @@ API: tuple[Endpoint, ...] = (
         tag=_FUNCTIONS,
         response=m.FunctionResponse,
         errors=(404,),
+        per_function=True,
     ),
     Endpoint(
         method="POST",
@@ -269,6 +294,8 @@ API: tuple[Endpoint, ...] = (
         body=m.ReasonBody,
         body_required=False,
         errors=(404, 413),
+        role="operate",
+        per_function=True,
     ),
     Endpoint(
         method="POST",
@@ -278,6 +305,8 @@ API: tuple[Endpoint, ...] = (
         tag=_FUNCTIONS,
         response=m.FunctionResponse,
         errors=(404,),
+        role="operate",
+        per_function=True,
     ),
     Endpoint(
         method="POST",
@@ -290,6 +319,8 @@ API: tuple[Endpoint, ...] = (
         body=m.InvokeBody,
         body_required=False,
         errors=(404, 409, 413),
+        role="operate",
+        per_function=True,
     ),
     Endpoint(
         method="GET",
@@ -308,6 +339,7 @@ API: tuple[Endpoint, ...] = (
         response=m.AppResponse,
         body=m.SyncAppBody,
         errors=(413, 502),
+        role="admin",
     ),
     Endpoint(
         method="GET",
@@ -317,7 +349,125 @@ API: tuple[Endpoint, ...] = (
         tag="workers",
         response=m.WorkerList,
     ),
+    Endpoint(
+        method="GET",
+        path="/v1/tokens",
+        handler="list_tokens",
+        summary="List API tokens (names, roles, use; never secrets), revoked ones too",
+        tag=_ACCESS,
+        response=am.TokenList,
+        role="admin",
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/tokens",
+        handler="create_token",
+        summary="Create a named API token with a role; its secret is shown in this answer only",
+        tag=_ACCESS,
+        response=am.CreatedTokenResponse,
+        status=201,
+        body=am.TokenBody,
+        errors=(409, 413),
+        role="admin",
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/tokens/{name}/revoke",
+        handler="revoke_token",
+        summary="Revoke an API token: refused from the next request on",
+        tag=_ACCESS,
+        response=am.TokenResponse,
+        body=m.ReasonBody,
+        body_required=False,
+        errors=(404, 413),
+        role="admin",
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/keys",
+        handler="list_keys",
+        summary="List named event keys (never secrets), revoked ones too",
+        tag=_ACCESS,
+        response=am.KeyList,
+        role="admin",
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/keys",
+        handler="create_key",
+        summary="Create a named event key; its secret is shown in this answer only",
+        tag=_ACCESS,
+        response=am.CreatedKeyResponse,
+        status=201,
+        body=am.KeyBody,
+        errors=(409, 413),
+        role="admin",
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/keys/{name}/revoke",
+        handler="revoke_key",
+        summary="Revoke an event key: intake refuses it from the next request on",
+        tag=_ACCESS,
+        response=am.KeyResponse,
+        body=m.ReasonBody,
+        body_required=False,
+        errors=(404, 413),
+        role="admin",
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/audit",
+        handler="list_audit",
+        summary="The audit log: operator actions, newest first, keyset-paged",
+        tag=_ACCESS,
+        response=am.AuditPage,
+        query=am.AuditQuery,
+        errors=(404,),
+        role="admin",
+    ),
 )
+
+
+def _pages(ui: Dashboard) -> list[tuple[str, str, Inner, Role]]:
+    """The dashboard's routes, in matching order, and the role each needs (`server.auth`).
+
+    Pages and streams need `read`; forms that act need `operate`; syncing apps and the audit
+    log need `admin`. The forms' confirmation pages (GET) need `operate` too.
+    """
+    f = ui.functions
+    return [
+        ("GET", "/", ui.functions_page, "read"),
+        ("GET", "/functions", ui.functions_page, "read"),
+        ("GET", "/functions/{function_id}", f.page, "read"),
+        ("POST", "/functions/{function_id}/invoke", ui.invoke, "operate"),
+        ("POST", "/functions/{function_id}/run", f.run, "operate"),
+        ("GET", "/functions/{function_id}/pause", f.confirm_page("pause"), "operate"),
+        ("POST", "/functions/{function_id}/pause", f.toggle("pause"), "operate"),
+        ("GET", "/functions/{function_id}/resume", f.confirm_page("resume"), "operate"),
+        ("POST", "/functions/{function_id}/resume", f.toggle("resume"), "operate"),
+        ("GET", "/runs", ui.runs_page, "read"),
+        ("GET", "/runs/stream", ui.runs_stream, "read"),  # before /runs/{run_id}
+        ("GET", "/runs/replay", ui.bulk.preview_page("replay"), "operate"),
+        ("POST", "/runs/replay", ui.bulk.confirm("replay"), "operate"),
+        ("GET", "/runs/cancel", ui.bulk.preview_page("cancel"), "operate"),
+        ("POST", "/runs/cancel", ui.bulk.confirm("cancel"), "operate"),
+        ("GET", "/runs/{run_id}", ui.run_page, "read"),
+        ("GET", "/runs/{run_id}/stream", ui.run_stream, "read"),
+        ("GET", "/runs/{run_id}/cancel", ui.run_actions.cancel_page, "operate"),
+        ("POST", "/runs/{run_id}/cancel", ui.run_actions.cancel, "operate"),
+        ("POST", "/runs/{run_id}/replay", ui.run_actions.replay, "operate"),
+        ("POST", "/runs/{run_id}/rerun", ui.reruns.rerun, "operate"),
+        ("GET", "/events", ui.events.page, "read"),
+        ("POST", "/events", ui.events.send, "operate"),
+        ("GET", "/events/stream", ui.events.stream, "read"),  # before /events/{event_id}
+        ("GET", "/events/{event_id}", ui.event_page, "read"),
+        ("GET", "/workers", ui.workers.page, "read"),
+        ("GET", "/workers/stream", ui.workers.stream, "read"),
+        ("GET", "/apps", ui.apps_page, "read"),
+        ("POST", "/apps", ui.sync_app, "admin"),
+        ("GET", "/audit", ui.audit.page, "admin"),
+    ]
 
 
 def create_app(operations: Operations, auth: AuthSettings | None = None) -> Starlette:
@@ -328,44 +478,12 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
         auth: Event keys and API token; open when empty (only `stepline dev` allows that), and
             then guarded against requests from web pages (see `server.cross_site`).
     """
-    auth = auth or AuthSettings()
+    auth = replace(auth or AuthSettings(), credentials=operations.credentials)
     api = Api(operations, auth, API)
     ui = Dashboard(operations, auth)
     routes: list[BaseRoute] = [
         # dashboard: HTML pages, plain form posts (303 redirects), SSE streams
-        Route("/", ui.functions_page, methods=["GET"]),
-        Route("/functions", ui.functions_page, methods=["GET"]),
-        Route("/functions/{function_id}", ui.functions.page, methods=["GET"]),
-        Route("/functions/{function_id}/invoke", ui.invoke, methods=["POST"]),
-        Route("/functions/{function_id}/run", ui.functions.run, methods=["POST"]),
-        Route(
-            "/functions/{function_id}/pause", ui.functions.confirm_page("pause"), methods=["GET"]
-        ),
-        Route("/functions/{function_id}/pause", ui.functions.toggle("pause"), methods=["POST"]),
-        Route(
-            "/functions/{function_id}/resume", ui.functions.confirm_page("resume"), methods=["GET"]
-        ),
-        Route("/functions/{function_id}/resume", ui.functions.toggle("resume"), methods=["POST"]),
-        Route("/runs", ui.runs_page, methods=["GET"]),
-        Route("/runs/stream", ui.runs_stream, methods=["GET"]),  # before /runs/{run_id}
-        Route("/runs/replay", ui.bulk.preview_page("replay"), methods=["GET"]),
-        Route("/runs/replay", ui.bulk.confirm("replay"), methods=["POST"]),
-        Route("/runs/cancel", ui.bulk.preview_page("cancel"), methods=["GET"]),
-        Route("/runs/cancel", ui.bulk.confirm("cancel"), methods=["POST"]),
-        Route("/runs/{run_id}", ui.run_page, methods=["GET"]),
-        Route("/runs/{run_id}/stream", ui.run_stream, methods=["GET"]),
-        Route("/runs/{run_id}/cancel", ui.run_actions.cancel_page, methods=["GET"]),
-        Route("/runs/{run_id}/cancel", ui.run_actions.cancel, methods=["POST"]),
-        Route("/runs/{run_id}/replay", ui.run_actions.replay, methods=["POST"]),
-        Route("/runs/{run_id}/rerun", ui.reruns.rerun, methods=["POST"]),
-        Route("/events", ui.events.page, methods=["GET"]),
-        Route("/events", ui.events.send, methods=["POST"]),
-        Route("/events/stream", ui.events.stream, methods=["GET"]),  # before /events/{event_id}
-        Route("/events/{event_id}", ui.event_page, methods=["GET"]),
-        Route("/workers", ui.workers.page, methods=["GET"]),
-        Route("/workers/stream", ui.workers.stream, methods=["GET"]),
-        Route("/apps", ui.apps_page, methods=["GET"]),
-        Route("/apps", ui.sync_app, methods=["POST"]),
+        *(Route(path, ui.needs(role, h), methods=[method]) for method, path, h, role in _pages(ui)),
         Route("/login", ui.auth.login_page, methods=["GET"]),
         Route("/login", ui.auth.login, methods=["POST"]),
         Route("/logout", ui.auth.logout, methods=["POST"]),
@@ -378,7 +496,7 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
         *inngest_routes(operations, auth),
         Route("/v0/runs/{run_id}", api.cancel_run_v0, methods=["DELETE"]),  # Inngest's legacy
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[
             Middleware(CrossSiteGuard, open_server=auth.open),
@@ -390,3 +508,5 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
             405: _method_not_allowed,
         },
     )
+    app.state.auth = auth  # for `server.auth.require_role`
+    return app

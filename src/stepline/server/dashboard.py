@@ -23,13 +23,15 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from stepline import errors
 from stepline.engine import apps, views
+from stepline.engine.access import Role
 from stepline.engine.inngest.sync import SyncFailed, syncer_for
 from stepline.engine.operations import Operations
 from stepline.server import dashboard_apps, dashboard_runs, sse
 from stepline.server import dashboard_models as models
 from stepline.server.api import path_value
-from stepline.server.auth import AuthSettings
-from stepline.server.dashboard_auth import COOKIE, DashboardAuth, login_redirect
+from stepline.server.auth import AuthSettings, forbidden, principal_of, remember
+from stepline.server.dashboard_audit import AuditPages
+from stepline.server.dashboard_auth import COOKIE, DashboardAuth, acting, login_redirect
 from stepline.server.dashboard_bulk import BulkActions, done_notice
 from stepline.server.dashboard_events import EventPages
 from stepline.server.dashboard_filters import runs_filters
@@ -52,6 +54,7 @@ RUN_SECTIONS = {
     "logs": "_run_logs.html",
 }
 Inner = Callable[[Request], Awaitable[Response]]
+NEEDED = "stepline_role"  # the request scope's key for the role a route needs
 
 
 class Dashboard:
@@ -59,7 +62,7 @@ class Dashboard:
 
     def __init__(self, operations: Operations, auth: AuthSettings) -> None:
         self.ops = operations
-        self.auth = DashboardAuth(auth)
+        self.auth = DashboardAuth(auth, operations.audit)
         self.syncer = syncer_for(operations, auth.signing_keys)
         self.bulk = BulkActions(operations, guard=self._guard, context=self._context)
         self.reruns = Reruns(operations, guard=self._guard, run_context=self._run_context)
@@ -69,26 +72,44 @@ class Dashboard:
         self.functions = FunctionPages(operations, guard=self._guard, context=self._context)
         self.workers = WorkerPages(operations, guard=self._guard, context=self._context)
         self.events = EventPages(operations, guard=self._guard, context=self._context)
+        self.audit = AuditPages(operations, guard=self._guard, context=self._context)
 
     # -- plumbing ----------------------------------------------------------------------------
 
+    def needs(self, role: Role, handler: Inner) -> Inner:
+        """`handler`, for a signed-in token with `role` at least (checked by `_guard`)."""
+
+        async def endpoint(request: Request) -> Response:
+            request.scope[NEEDED] = role
+            return await handler(request)
+
+        return endpoint
+
     def _context(self, request: Request, nav: str, title: str, **values: Any) -> dict[str, Any]:
         signed_in_by_cookie = self.auth.required and COOKIE in request.cookies
+        principal = principal_of(request)
         return {
             "title": title,
             "nav": nav,
             "signed_in": signed_in_by_cookie,
+            "can_operate": principal is not None and principal.may("operate"),
+            "is_admin": principal is not None and principal.may("admin"),
             "server_now": models.moment(self.ops.clock.now()).iso,  # "ago" counts from it
             **values,
         }
 
     async def _guard(self, request: Request, inner: Inner, *, stream: bool = False) -> Response:
-        """Sign-in, forgery check for posts, and Stepline errors as HTML pages."""
+        """Sign-in, the route's role (`needs`), forgery check for posts, errors as HTML pages."""
         try:
-            if not self.auth.signed_in(request):
+            principal = await run_in_threadpool(self.auth.who, request)
+            if principal is None:
                 if stream or request.method != "GET":
                     return PlainTextResponse("sign in first", status_code=401)
                 return login_redirect(request)
+            remember(request, principal)
+            needed: Role = request.scope.get(NEEDED, "admin")
+            if not principal.may(needed):
+                raise forbidden(principal, needed)
             if request.method == "POST" and self.auth.forged(request):
                 message = "This form was posted from another site; refused."
                 return self._error(request, 403, message)
@@ -208,6 +229,10 @@ class Dashboard:
             try:
                 body = parse(SyncAppBody, {"url": url}, where="body")
                 app = await apps.sync_by_url(self.syncer, self.ops.store, body.url)
+                by = acting(request)
+                await run_in_threadpool(
+                    lambda: self.ops.audit.record("app.sync", actor=by, target=body.url)
+                )
             except (errors.InvalidInput, SyncFailed) as exc:
                 status = 400 if isinstance(exc, errors.InvalidInput) else 502
                 form = dashboard_apps.SyncForm(
@@ -229,6 +254,7 @@ class Dashboard:
             values = await run_in_threadpool(dashboard_runs.runs_page, self.ops, filters, now)
             notice = done_notice(request.query_params)
             context = self._context(request, "runs", "Runs", notice=notice, **values)
+            context["selectable"] = context["selectable"] and context["can_operate"]
             return page("runs.html", context)
 
         return await self._guard(request, inner)
@@ -244,7 +270,9 @@ class Dashboard:
             filters = runs_filters(request.query_params, self.ops.clock.now())
             if filters.given.before is not None:  # an unknown cursor → 404, not a broken stream
                 await run_in_threadpool(self.ops.list_runs, filters.given)
-            selectable = SELECTABLE in request.query_params
+            principal = principal_of(request)
+            operator = principal is not None and principal.may("operate")
+            selectable = SELECTABLE in request.query_params and operator
 
             def poll() -> sse.Snapshot:
                 now = self.ops.clock.now()
@@ -294,10 +322,16 @@ class Dashboard:
         async def inner(request: Request) -> Response:
             run_id = path_value(request, "run_id")
             await run_in_threadpool(self.ops.store.get_run, run_id)  # NotFound → 404
+            principal = principal_of(request)
+            operator = principal is not None and principal.may("operate")
 
             def poll() -> sse.Snapshot:
                 detail, now = self.ops.run_detail(run_id), self.ops.clock.now()
-                page = {"run": models.run_page(detail, now), "trace": build_trace(detail, now)}
+                page = {
+                    "run": models.run_page(detail, now),
+                    "trace": build_trace(detail, now),
+                    "can_operate": operator,
+                }
                 return sse.Snapshot(
                     key=repr(detail),
                     render=lambda: {

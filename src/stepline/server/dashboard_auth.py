@@ -1,10 +1,14 @@
 """Who may use the dashboard, and the checks that stop cross-site request forgery.
 
-With an API token configured (`AuthSettings.api_token`), every dashboard page needs it, either
-as `Authorization: Bearer <token>` (scripts) or as the `stepline_token` cookie that the form at
-`/login` sets. The cookie is HttpOnly (page scripts cannot read it), SameSite=Strict (browsers
-never attach it to a request another site starts) and Secure when served over HTTPS; it lasts
-until the browser closes or `/logout`.
+Unless the server is open, every dashboard page needs an API token (the bootstrap token or a
+named one, of any role), either as `Authorization: Bearer <token>` (scripts) or as the
+`stepline_token` cookie that the form at `/login` sets. The cookie is HttpOnly (page scripts
+cannot read it), SameSite=Strict (browsers never attach it to a request another site starts)
+and Secure when served over HTTPS; it lasts until the browser closes or `/logout`. The token
+is looked up on every request, so revoking it signs its holders out at once. Pages show what
+its role allows (a `read` token sees no action buttons, and is refused the actions: 403); a
+token limited to some functions cannot sign in (it is for the API). Sign-ins, right and wrong,
+go to the audit log, the actor named `dashboard:<token name>`.
 
 Forms post to the dashboard with that cookie, so each post is also checked for forgery: its
 `Origin` header (or, when a browser leaves it out, `Referer`) must name this server's host.
@@ -22,16 +26,39 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from stepline.server.auth import AuthSettings, bearer
+from stepline.engine.access import Principal
+from stepline.engine.audit import Audit
+from stepline.server.auth import AuthSettings, bearer, principal_of
 from stepline.server.errors import retry_headers
 from stepline.server.forms import read_form
 from stepline.server.templating import page
-from stepline.server.throttle import TooManyFailures
+from stepline.server.throttle import TooManyFailures, client_address
 
 COOKIE = "stepline_token"
+OPEN = "dashboard"  # the actor on an open server
+WRONG_TOKEN = "That token is not an API token of this server (or it was revoked)."  # noqa: S105
+LIMITED = "That token is limited to some functions: it opens the API, not the dashboard."
+
+
+def actor(principal: Principal) -> str:
+    """The name the dashboard's actions record: `dashboard:<token name>` (open: "dashboard")."""
+    return principal.name if principal.name == OPEN else f"{OPEN}:{principal.name}"
+
+
+def acting(request: Request) -> str:
+    """Who acts in this dashboard request (see `actor`), as `Dashboard._guard` found."""
+    found = principal_of(request)
+    return OPEN if found is None else actor(found)
+
+
+def sender(request: Request) -> str | None:
+    """Who sends events from this request: `acting`, but None on an open server."""
+    found = principal_of(request)
+    return None if found is None or found.name == OPEN else actor(found)
 
 
 def safe_next(target: str | None) -> str:
@@ -51,30 +78,34 @@ def login_redirect(request: Request) -> RedirectResponse:
 
 
 class DashboardAuth:
-    """The dashboard's sign-in, over the API token of `AuthSettings`."""
+    """The dashboard's sign-in, over the API tokens of `AuthSettings`."""
 
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(self, settings: AuthSettings, audit: Audit) -> None:
         self.settings = settings
+        self.audit = audit
 
     @property
     def required(self) -> bool:
-        """True when a token is configured."""
-        return self.settings.api_token is not None
+        """True unless the server is open."""
+        return not self.settings.open
 
     def _bearer(self, request: Request) -> bool:
         given = bearer(request)
-        return given is not None and self.settings.is_token(given)
+        return given is not None and self.settings.principal(given) is not None
 
-    def signed_in(self, request: Request) -> bool:
-        """True when no token is needed, or the request carries it (header or cookie).
+    def who(self, request: Request) -> Principal | None:
+        """Who is signed in (header or cookie); everyone is an admin on an open server.
+
+        None for no token, a wrong or revoked one, or one limited to some functions.
 
         Raises:
             TooManyFailures: The client presented too many wrong tokens lately.
         """
-        if self.settings.api_token is None:
-            return True
+        if self.settings.open:
+            return Principal(name=OPEN, role="admin")
         given = bearer(request) or request.cookies.get(COOKIE)
-        return given is not None and self.settings.token_matches(request, given)
+        found = None if given is None else self.settings.identify(request, given)
+        return found if found is not None and found.functions is None else None
 
     def cross_site(self, request: Request) -> bool:
         """True when the request's `Origin` (or `Referer`) names another host."""
@@ -96,20 +127,28 @@ class DashboardAuth:
         return self._form(target, error=None, status=200)
 
     async def login(self, request: Request) -> Response:
-        """POST /login: check the token; on success set the cookie and go to `next`."""
-        token = self.settings.api_token
-        if token is None:
+        """POST /login: check the token; on success set the cookie and go to `next`.
+
+        Each sign-in and each refused token is audited (`login`, `login.failed`).
+        """
+        if self.settings.open:
             return RedirectResponse("/", status_code=303)
         if self.cross_site(request):
             return self._form("/", error="This form was posted from another site.", status=403)
         fields = await read_form(request)
         target = safe_next(fields.get("next"))
+        token = fields.get("token", "")
         try:
-            right = self.settings.token_matches(request, fields.get("token", ""))
+            found = await run_in_threadpool(self.settings.identify, request, token)
         except TooManyFailures as exc:
             return self._form(target, error=f"{exc}.", status=429, headers=retry_headers(exc))
-        if not right:
-            return self._form(target, error="That token is not the API token.", status=401)
+        if found is None or found.functions is not None:
+            await self._audit_failure(request, found)
+            error = WRONG_TOKEN if found is None else LIMITED
+            return self._form(target, error=error, status=401 if found is None else 403)
+        await run_in_threadpool(
+            lambda: self.audit.record("login", actor=actor(found), details={"role": found.role})
+        )
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             COOKIE,
@@ -120,6 +159,13 @@ class DashboardAuth:
             path="/",
         )
         return response
+
+    async def _audit_failure(self, request: Request, found: Principal | None) -> None:
+        details = {"address": client_address(request)}
+        name = "dashboard:?" if found is None else actor(found)
+        await run_in_threadpool(
+            lambda: self.audit.record("login.failed", actor=name, details=details)
+        )
 
     async def logout(self, request: Request) -> Response:
         """POST /logout: forget the cookie."""

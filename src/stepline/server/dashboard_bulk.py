@@ -28,6 +28,7 @@ from starlette.responses import RedirectResponse, Response
 from stepline import errors
 from stepline.engine.operations import MAX_BULK_RUNS, Operations
 from stepline.server import dashboard_models as models
+from stepline.server.dashboard_auth import acting
 from stepline.server.dashboard_filters import (
     criteria,
     filter_params,
@@ -304,10 +305,10 @@ class BulkActions:
         selection = selection_digest(self.ops.store.list_run_ids(every, active_only=active_only))
         return preview(action, query, count, sample, now, selection=selection), 200
 
-    def _act(self, action: Action, query: RunFilter, reason: str | None) -> int:
+    def _act(self, action: Action, query: RunFilter, reason: str | None, by: str) -> int:
         if action == "cancel":
-            return self.ops.cancel_matching(query, by="dashboard", reason=reason)
-        return self.ops.replay_matching(query, reason=reason)
+            return self.ops.cancel_matching(query, by=by, reason=reason)
+        return self.ops.replay_matching(query, by=by, reason=reason)
 
     def _skipped_since(self, started: datetime) -> int:
         """How many replays created since `started` flow control refused (SKIPPED)."""
@@ -350,7 +351,8 @@ class BulkActions:
                 return self._page(request, view, status if status != 200 else 400)
             started = self.ops.clock.now()
             try:
-                done = await run_in_threadpool(self._act, action, query, reason.given)
+                by = acting(request)
+                done = await run_in_threadpool(self._act, action, query, reason.given, by)
             except (errors.InvalidInput, errors.NotFound, errors.Conflict) as exc:
                 status, error = _refusal(action, exc)
                 view = preview(action, query, 0, [], started, error=error)

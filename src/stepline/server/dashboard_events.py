@@ -21,6 +21,7 @@ from stepline.engine.events import MAX_NAME_LENGTH
 from stepline.engine.operations import Operations
 from stepline.server import dashboard_models as models
 from stepline.server import sse
+from stepline.server.dashboard_auth import sender
 from stepline.server.dashboard_filters import PAGE_SIZE, event_filter
 from stepline.server.forms import parse_payload, read_form
 from stepline.server.templating import page, render
@@ -125,7 +126,9 @@ class EventPages:
             form = {"name": form.get("name", ""), "data": form.get("data", "")}
             try:
                 data = parse_payload(form["data"], "data")
-                ids = await run_in_threadpool(self.ops.send, {"name": form["name"], "data": data})
+                event = {"name": form["name"], "data": data}
+                by = sender(request)
+                ids = await run_in_threadpool(lambda: self.ops.send(event, sent_by=by))
             except errors.InvalidInput as exc:
                 return await run_in_threadpool(self._page, request, form, str(exc), 400)
             return RedirectResponse(models.event_href(ids[0]), status_code=303)

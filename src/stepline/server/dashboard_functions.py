@@ -26,6 +26,7 @@ from stepline.sdk.triggers import CronTrigger
 from stepline.server import dashboard_apps
 from stepline.server import dashboard_models as models
 from stepline.server.api import path_value
+from stepline.server.dashboard_auth import acting
 from stepline.server.dashboard_chart import Chart, hourly_chart, window_start
 from stepline.server.dashboard_reasons import ReasonField, confirmed, reason_field
 from stepline.server.dashboard_runs import run_rows
@@ -52,18 +53,23 @@ class RunNow:
 
     payload: str
     dry_run: bool
+    by: str
 
     @classmethod
     async def read(cls, request: Request) -> RunNow:
-        """The form of `request` (a URL-encoded post)."""
+        """The form of `request` (a URL-encoded post), and who posted it."""
         form = await read_form(request)
-        return cls(payload=form.get("payload", ""), dry_run=form.get("dry_run") == "true")
+        return cls(
+            payload=form.get("payload", ""),
+            dry_run=form.get("dry_run") == "true",
+            by=acting(request),
+        )
 
     async def start(self, ops: Operations, function_id: str) -> str:
         """Start the run; raises `InvalidInput` (the payload) or `Conflict` (paused, busy)."""
         data = parse_payload(self.payload, "payload")
         return await run_in_threadpool(
-            lambda: ops.invoke(function_id, data, by="dashboard", dry_run=self.dry_run)
+            lambda: ops.invoke(function_id, data, by=self.by, dry_run=self.dry_run)
         )
 
 
@@ -246,13 +252,12 @@ class FunctionPages:
                     return self._ask(
                         request, confirmation(fn, action, reason), 400 if refused else 200
                     )
+                by = acting(request)
                 if reason is not None:
                     given = reason.given
-                    await run_in_threadpool(
-                        lambda: self.ops.pause(fn.id, by="dashboard", reason=given)
-                    )
+                    await run_in_threadpool(lambda: self.ops.pause(fn.id, by=by, reason=given))
                 else:
-                    await run_in_threadpool(self.ops.resume, fn.id)
+                    await run_in_threadpool(lambda: self.ops.resume(fn.id, by=by))
                 return RedirectResponse(models.function_page_href(fn.id), status_code=303)
 
             return await self._guard(request, inner)

@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from stepline import errors
 from stepline.engine.operations import Operations, RunDetail
 from stepline.server import dashboard_models as models
+from stepline.server.dashboard_auth import acting
 from stepline.server.forms import parse_payload, read_form
 from stepline.server.templating import page
 from stepline.store.base import EventRecord, RunRecord
@@ -91,6 +92,7 @@ class Reruns:
                         data=data,
                         dry_run=_dry_run(form),
                         reason=form.get("reason"),
+                        by=acting(request),
                     )
                 )
             except (errors.InvalidInput, errors.PayloadTooLarge, errors.Conflict) as exc:

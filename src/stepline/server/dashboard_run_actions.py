@@ -22,6 +22,7 @@ from stepline import errors
 from stepline.engine.operations import Operations
 from stepline.server import dashboard_models as models
 from stepline.server.api import path_value
+from stepline.server.dashboard_auth import acting
 from stepline.server.dashboard_reasons import ReasonField, confirmed, reason_field
 from stepline.server.forms import read_form
 from stepline.server.templating import page
@@ -136,7 +137,7 @@ class RunActions:
                 status = 400 if reason.error is not None else 200
                 return self._ask(request, cancel_confirmation(run, reason), status)
             await run_in_threadpool(
-                lambda: self.ops.cancel(run_id, by="dashboard", reason=reason.given)
+                lambda: self.ops.cancel(run_id, by=acting(request), reason=reason.given)
             )
             return RedirectResponse(models.run_href(run_id), status_code=303)
 
@@ -154,7 +155,7 @@ class RunActions:
             form = await read_form(request)
             try:
                 new_id = await run_in_threadpool(
-                    lambda: self.ops.replay(run_id, reason=form.get("reason"))
+                    lambda: self.ops.replay(run_id, by=acting(request), reason=form.get("reason"))
                 )
             except (errors.Conflict, errors.InvalidInput) as exc:
                 context = await self._run_context(request, run_id)

@@ -21,6 +21,7 @@ STATUS: dict[type[errors.SteplineError], int] = {
     errors.PayloadTooLarge: 413,
     errors.InvalidInput: 400,
     errors.Unauthorized: 401,
+    errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
     TooManyFailures: 429,

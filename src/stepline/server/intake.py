@@ -44,18 +44,22 @@ def bounded_batch(body: Any) -> Any:
 def intake_endpoint(operations: Operations, auth: AuthSettings) -> object:
     """The handler for `POST /e/{event_key}`: `{"ids": [...], "status": 200}`.
 
+    The events record the name of their key (`sent_by`), as the runs they start do.
+
     A rejected request stores nothing: `{"ids": [], "status": 400, "error": ..., "field": ...}`.
     """
 
     async def send_events(request: Request) -> JSONResponse:
         try:
-            check_event_key(auth, request.path_params["event_key"])
+            key = request.path_params["event_key"]
+            sent_by = await run_in_threadpool(check_event_key, auth, key)
             body = bounded_batch(await read_json(request, limit=MAX_INTAKE_BODY_BYTES))
             send = partial(
                 operations.send,
                 body,
                 rules=INTAKE_EVENTS,
                 seed=request.headers.get(SEED_HEADER),
+                sent_by=sent_by,
                 traceparent=request.headers.get("traceparent"),
             )
             ids = await run_in_threadpool(send)

@@ -139,6 +139,12 @@ Reason = Annotated[
 ]
 
 
+WHO = (
+    'the API token\'s name, "dashboard:<token name>" or "client" (a local Client); on an open '
+    'server "api" or "dashboard"'
+)
+
+
 class Model(BaseModel):
     """A model that refuses unknown fields."""
 
@@ -421,7 +427,7 @@ class Cancellation(Model):
     """A cancel by request: when, who asked and the reason they gave."""
 
     at: datetime
-    requested_by: str = Field(description='"api", "dashboard" or "client" (a local Client)')
+    requested_by: str = Field(description=WHO)
     reason: str | None = Field(description="null when none was given")
 
 
@@ -670,7 +676,7 @@ class Pause(Model):
     """The pause in force: since when, who paused the function and the reason they gave."""
 
     at: datetime | None = Field(description="null for a pause older than this record")
-    by: str | None = Field(description='"api", "dashboard" or "client" (a local Client)')
+    by: str | None = Field(description=WHO)
     reason: str | None = Field(description="null when none was given")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from stepline.engine.access import Role
 from stepline.server import models
 
 REF = "#/components/schemas/{model}"
@@ -27,7 +28,8 @@ INNGEST_SHAPE = (
 )
 ERROR_WHEN = {
     400: "Bad input; `field` names it",
-    401: "Missing or wrong bearer token (only when the server has one)",
+    401: "Missing, wrong or revoked bearer token (only when the server has tokens)",
+    403: "The token's role (or its limit to some functions) does not allow this",
     404: "No such run, event or function (or no run the `before` cursor names)",
     409: "Conflicts with the current state (e.g. the function is paused)",
     413: "Request body or event too large",
@@ -53,9 +55,12 @@ class Endpoint:
         body: The request-body model (parsed before the handler runs, unless `raw_body`).
         body_required: Whether an empty body is refused.
         raw_body: The handler validates the body itself (event intake's own field names).
-        errors: Error statuses besides 400, 503 and, with `auth`, 401 and 429.
+        errors: Error statuses besides 400, 503 and, with `auth`, 401, 403 and 429.
         stream: Answers with server-sent events instead of JSON.
-        auth: Needs the API token (when the server has one); False for public routes.
+        auth: Needs an API token (when the server has tokens); False for public routes.
+        role: The role the token needs: read, operate or admin (see `server.auth`).
+        per_function: It answers a token limited to some functions with theirs only (see
+            `server.scope`); other routes refuse such a token (403).
         plain: The handler takes the `Request` and does all the above itself (event intake).
         error_model: The body of its 4xx answers.
         inngest: Inngest's REST API has this route too: it takes a signing key as well as the
@@ -80,6 +85,8 @@ class Endpoint:
     stream: bool = False
     previews: bool = False
     auth: bool = True
+    role: Role = "read"
+    per_function: bool = False
     plain: bool = False
     error_model: type[BaseModel] = models.Error
     inngest: bool = False
@@ -93,7 +100,7 @@ class Endpoint:
     @property
     def error_statuses(self) -> list[int]:
         """Every error status this route may answer."""
-        common = {400, 503} | ({401, 429} if self.auth else set())
+        common = {400, 503} | ({401, 403, 429} if self.auth else set())
         return sorted(common | set(self.errors))
 
 
@@ -203,8 +210,13 @@ def _operation(endpoint: Endpoint, components: _Components) -> dict[str, Any]:
         }
     if not endpoint.auth:
         operation["security"] = []
+    else:
+        operation["x-stepline-role"] = endpoint.role
+    described = [f"Needs the `{endpoint.role}` role."] if endpoint.auth else []
     if endpoint.inngest:
-        operation["description"] = INNGEST_SHAPE
+        described.append(INNGEST_SHAPE)
+    if described:
+        operation["description"] = " ".join(described)
     return operation
 
 

@@ -17,6 +17,9 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# What the signed-in token's role shows (see `Dashboard._context`); fragments rendered without
+# a page's context (live updates) are given `can_operate` by their handlers.
+_ENV.globals.update(can_operate=True, is_admin=False)
 
 
 def render(name: str, context: Mapping[str, Any]) -> str:

@@ -6,7 +6,7 @@ differ where both cannot hold: a run's status is `Completed` there and `COMPLETE
 `output` holds a failed run's error there, payloads come with `metadata`, a cancel answers an
 empty body. So each request gets one shape whole: Inngest's when it says it is an Inngest
 client (`speaks_inngest`), Stepline's otherwise. On these routes a signing key is a credential
-as good as the API token (`check_rest_auth`), as on Inngest's server.
+as good as an admin token (`Api._authorize`), as on Inngest's server.
 
 Stepline has one account and one environment; they carry the ids the Inngest dev server gives
 its own, and every function is at version 1.
@@ -24,7 +24,7 @@ from starlette.responses import Response
 
 from stepline.engine.inngest.names import to_inngest
 from stepline.engine.inngest.signing import SigningKeys
-from stepline.server.auth import AuthSettings, bearer, check_token
+from stepline.server.auth import bearer
 from stepline.store.base import EventRecord, RunRecord, RunStatus
 
 SHAPE_HEADER = "x-stepline-shape"
@@ -61,19 +61,6 @@ def speaks_inngest(request: Request, keys: SigningKeys | None) -> bool:
     token = bearer(request) or ""
     authorization = request.headers.get("authorization")
     return token.startswith("signkey-") or (keys is not None and keys.accepts_bearer(authorization))
-
-
-def check_rest_auth(auth: AuthSettings, request: Request) -> None:
-    """Raise `Unauthorized` unless the request carries the API token or a signing key.
-
-    Raises:
-        Unauthorized: Neither (when the server has an API token).
-        TooManyFailures: This client presented too many wrong tokens lately.
-    """
-    keys = auth.signing_keys
-    if keys is not None and keys.accepts_bearer(request.headers.get("authorization")):
-        return
-    check_token(auth, request)
 
 
 def _iso(moment: datetime) -> str:

@@ -23,19 +23,20 @@ def check_sdk_auth(auth: AuthSettings, request: Request) -> None:
     """Raise `Unauthorized` unless the request may call the SDK endpoints.
 
     SDK apps send the hash of their signing key as a bearer token (protocol §4.4); people and
-    tools may send the API token. An open server (`stepline dev` without a signing key)
+    tools may send an `admin` API token. An open server (`stepline dev` without a signing key)
     accepts everyone: the SDKs in dev mode send junk such as `Bearer undefined`.
 
     Raises:
         Unauthorized: No token, or a wrong one.
+        Forbidden: A token without the admin role.
         TooManyFailures: This client presented too many wrong tokens lately.
     """
     keys = auth.signing_keys
     if keys is not None and keys.accepts_bearer(request.headers.get("authorization")):
         return
-    if keys is not None and auth.api_token is None:
+    if keys is not None and auth.open:
         raise errors.Unauthorized("Authentication failed")
-    check_token(auth, request)
+    check_token(auth, request, "admin")
 
 
 def _guarded(auth: AuthSettings, handler: Handler) -> Handler:
