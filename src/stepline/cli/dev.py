@@ -67,6 +67,7 @@ def dev(
 
     Migrations are applied automatically. Open (no keys) on loopback only. Each run started
     and ended here gets a line with its status, duration and dashboard link (-q: none).
+    Prometheus metrics (this process's and the queues') are at /metrics.
     Inngest SDK apps use it as their dev server: point them at it
     (INNGEST_DEV=http://127.0.0.1:8288) and give their serve URLs with --sdk-url, or sync them
     from the Apps page.
@@ -96,4 +97,4 @@ def dev(
         poller.stop()
         engine.stop()
 
-    serve(create_app(engine.operations, auth), sock, stop)
+    serve(create_app(engine.operations, auth, engine.metrics), sock, stop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -9,9 +10,12 @@ import sys
 import threading
 from types import FrameType
 from typing import NoReturn
+from wsgiref.simple_server import WSGIServer
 
 import click
+from prometheus_client import start_http_server
 
+from stepline import errors
 from stepline._retention import Retention
 from stepline.cli._retain import retain_option
 from stepline.cli._run_lines import RunLines, quiet_option
@@ -21,6 +25,7 @@ from stepline.cli.apps import load_app
 from stepline.engine.engine import Engine, EngineSettings
 from stepline.engine.inngest.driver import HttpSettings
 from stepline.engine.inngest.signing import SigningKeys
+from stepline.engine.metrics import Metrics
 from stepline.engine.retention import RetentionSettings
 from stepline.engine.worker import WorkerSettings
 from stepline.sdk.app import App
@@ -72,6 +77,22 @@ EXIT_ABANDONED = 3  # all slots held by abandoned steps: the supervisor should r
     show_envvar=True,
     help="The server's URL: each run's end line links to its page there.",
 )
+@click.option(
+    "--metrics-port",
+    envvar="STEPLINE_METRICS_PORT",
+    default=None,
+    type=click.IntRange(1, 65535),
+    show_envvar=True,
+    help="Serve this worker's Prometheus metrics at http://HOST:PORT/metrics (none by default).",
+)
+@click.option(
+    "--metrics-host",
+    envvar="STEPLINE_METRICS_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    show_envvar=True,
+    help="Address the metrics listen on (they need no token: keep them off public networks).",
+)
 @quiet_option
 @retain_option("The leader prunes: give all workers the same.")
 @sdk_timeout_option
@@ -83,6 +104,8 @@ def worker(
     lease_seconds: float,
     grace_seconds: float,
     dashboard_url: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
     quiet: bool,
     retain: Retention,
     sdk_timeout: float,
@@ -97,7 +120,8 @@ def worker(
     When all its slots are held by abandoned steps (still executing although their run was
     cancelled or timed out), it hands its runs back and exits with status 3, for its
     supervisor to restart it. Each run started and ended here gets a line with its status
-    and duration (-q: none).
+    and duration (-q: none). With --metrics-port it serves its own metrics (runs, steps,
+    its database errors) for Prometheus; the server's /metrics has the queues and workers.
     """
     loaded: list[App] = [app for spec in apps for app in load_app(spec)]
     store = open_store(db)
@@ -111,6 +135,7 @@ def worker(
         retention=RetentionSettings(default=retain),
     )
     engine = Engine(loaded, db=store, settings=settings, upgrade=False)
+    exporter = None if metrics_port is None else _serve(engine.metrics, metrics_host, metrics_port)
     configure_logging()
     stop = threading.Event()
 
@@ -127,6 +152,27 @@ def worker(
             _exit_abandoned(engine, slots)
     click.echo(f"stopping: waiting up to {grace_seconds:g}s for running steps")
     engine.stop(grace_seconds)
+    if exporter is not None:
+        exporter.shutdown()
+
+
+def _serve(metrics: Metrics, host: str, port: int) -> WSGIServer:
+    """Serve `metrics` at http://host:port/metrics on a thread; its server.
+
+    Raises:
+        errors.ConfigurationError: The port is taken or the address cannot be bound.
+    """
+    try:
+        server, _ = start_http_server(port, addr=host, registry=metrics)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise errors.ConfigurationError(
+                f"metrics port {port} on {host} is in use; choose another with --metrics-port "
+                "or STEPLINE_METRICS_PORT"
+            ) from exc
+        raise errors.ConfigurationError(f"cannot serve metrics on {host}:{port}: {exc}") from exc
+    click.echo(f"metrics: http://{host}:{port}/metrics")
+    return server
 
 
 def _exit_abandoned(engine: Engine, slots: int) -> NoReturn:

@@ -17,6 +17,7 @@ from stepline.engine.executor import Executor
 from stepline.engine.inngest.driver import HttpDriver, HttpSettings
 from stepline.engine.inngest.functions import SdkFunctions
 from stepline.engine.inngest.signing import SigningKeys
+from stepline.engine.metrics import Metrics
 from stepline.engine.operations import Operations, RunDetail
 from stepline.engine.retention import RetentionSettings
 from stepline.engine.retry import RetryPolicy
@@ -83,6 +84,10 @@ class Engine:
         upgrade: Apply schema migrations when opening `db` (default True).
 
     Use as a context manager, or call `start()` and `stop()`.
+
+    Attributes:
+        metrics: This engine's Prometheus metrics (runs, steps, its store's tally), in a
+            registry of its own; `create_app(..., metrics=engine.metrics)` serves them.
     """
 
     def __init__(
@@ -101,6 +106,7 @@ class Engine:
             self.store.upgrade()
         self.clock = clock or SystemClock()
         self.settings = settings or EngineSettings()
+        self.metrics = Metrics(self.store.tally)
         self.operations = Operations(
             self.store, self.clock, retention=self.settings.retention.default
         )
@@ -161,6 +167,7 @@ class Engine:
             draining=draining,
             keys=self.settings.signing_keys,
             settings=self.settings.http,
+            metrics=self.metrics,
         )
         return Executor(
             store=self.store,
@@ -171,6 +178,7 @@ class Engine:
             rng=random.random,
             draining=draining,
             http=http,
+            metrics=self.metrics,
         )
 
     def _new_worker(self) -> Worker:
@@ -181,6 +189,7 @@ class Engine:
             self.settings.worker,
             on_exhausted=self._worker_exhausted,
             observer=self.settings.observer,
+            metrics=self.metrics,
         )
 
     def _worker_exhausted(self) -> None:

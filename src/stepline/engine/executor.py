@@ -23,6 +23,7 @@ from stepline.engine import tracing
 from stepline.engine.clock import Clock
 from stepline.engine.ending import COMPLETED, LOST, Ending
 from stepline.engine.inngest.driver import HttpDriver
+from stepline.engine.metrics import Metrics
 from stepline.engine.retry import RetryPolicy, describe, next_attempt_at
 from stepline.engine.routing import Routing
 from stepline.engine.run_trigger import run_trigger
@@ -52,6 +53,7 @@ class Executor:
     Once `draining` is set (the worker is stopping), replays start no new step: each hands its
     run back to the queue at the next `step.run` instead. Once a replay's `lost` flag is set
     (the worker found its lease gone), it starts no new step either: it ends with `Lost`.
+    Step attempts are counted in `metrics` (in memory) once committed.
     """
 
     store: Store
@@ -62,6 +64,7 @@ class Executor:
     rng: Callable[[], float] = random.random
     draining: threading.Event = field(default_factory=threading.Event)
     http: HttpDriver | None = None
+    metrics: Metrics | None = None
     _ids: tuple[Mapping[str, Any] | None, list[str]] = field(
         default=(None, []), init=False, repr=False
     )
@@ -96,6 +99,7 @@ class Executor:
             draining=self.draining,
             lost=lost,
             function_config=fn.config,
+            metrics=self.metrics,
         )
         self._sessions[claimed.run.id] = session
         return fn, session

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from stepline import errors
 from stepline._checks import is_number, is_text
@@ -37,6 +37,9 @@ from stepline.store.base import (
     StepRecord,
     Store,
 )
+
+if TYPE_CHECKING:
+    from stepline.engine.metrics import Metrics, StepOutcome
 
 logger = logging.getLogger("stepline.run")
 _UNTRACED = nullcontext()
@@ -128,6 +131,7 @@ class RunSession:
         draining: threading.Event | None = None,
         lost: threading.Event | None = None,
         function_config: Callable[[], str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.run = claimed.run
         self.lease = claimed.lease
@@ -162,6 +166,7 @@ class RunSession:
         self._rng = rng
         self._draining = draining
         self._lost = lost
+        self._metrics = metrics
         self.trace = tracing.run_trace(claimed.run, claimed.events)  # None: tracing is off
 
     # -- StepBackend -------------------------------------------------------------------------
@@ -277,6 +282,7 @@ class RunSession:
         self._current_step = None
         self.in_flight = None
         self._commit(self._record(key, "run", started_at, output=output))
+        self._count_attempt("completed", started_at)
 
     def failed(self, key: StepKey, error: BaseException, started_at: datetime) -> NoReturn:
         """Park the run for a retry of this step, or commit the step's failure and raise."""
@@ -296,12 +302,23 @@ class RunSession:
         )
         if retry_at is not None:
             self.forget_retried_work()
-            self._park(retry_at, "RETRYING", attempt=record)
+            try:
+                self._park(retry_at, "RETRYING", attempt=record)
+            except Parked:  # committed: the attempt counts
+                self._count_attempt("retried", started_at)
+                raise
         step = self._record(key, "run", started_at, error=described, status="failed")
         self._commit(step, attempt=record)
+        self._count_attempt("failed", started_at)
         raise errors.StepError(
             key.id, type(error).__name__, str(error), json.loads(described)["traceback"]
         ) from error
+
+    def _count_attempt(self, outcome: StepOutcome, started_at: datetime) -> None:
+        """Count a step attempt in this process's metrics (in memory)."""
+        if self._metrics is not None:
+            seconds = (self._clock.now() - started_at).total_seconds()
+            self._metrics.step_attempt(self.run.function_id, outcome, seconds)
 
     def sleep(self, key: StepKey, until: datetime) -> None:
         """Return if the sleep is over (committing it), else park the run until `until`."""

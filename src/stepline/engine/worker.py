@@ -31,6 +31,7 @@ from stepline.engine.clock import Clock, Wakeup
 from stepline.engine.ending import Ending
 from stepline.engine.events import new_id
 from stepline.engine.executor import Executor
+from stepline.engine.metrics import Metrics
 from stepline.store.base import ClaimedRun, RunDelta, RunRecord, Store, WorkerRecord
 
 logger = logging.getLogger("stepline.worker")
@@ -144,6 +145,7 @@ class Worker:
         on_exhausted: Called (on the worker's heartbeat thread) once the worker gave up
             because all its slots are held by abandoned steps.
         observer: Hears of the runs started and ended here.
+        metrics: Counts the runs started here and the ends committed here.
 
     Attributes:
         exhausted: Set once the worker gave up that way (it has stopped and deregistered).
@@ -158,6 +160,7 @@ class Worker:
         *,
         on_exhausted: Callable[[], None] | None = None,
         observer: RunObserver | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
         self._store = store
@@ -179,6 +182,7 @@ class Worker:
         self._stopped = False
         self._on_exhausted = on_exhausted
         self._observer = observer
+        self._metrics = metrics
         self.exhausted = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pool = _DaemonPool(settings.slots, "stepline-run")
@@ -327,8 +331,11 @@ class Worker:
             self.id, free, now, self._settings.lease_seconds, self._function_ids
         )
         for claimed in runs:
-            if self._observer is not None and _first_start(claimed, now):
-                self._observer.started(claimed)
+            if _first_start(claimed, now):
+                if self._metrics is not None:
+                    self._metrics.run_started(claimed.run.function_id)
+                if self._observer is not None:
+                    self._observer.started(claimed)
             self._dispatch(claimed)
         return len(runs)
 
@@ -395,12 +402,20 @@ class Worker:
             self._tell_end(claimed, ending)
 
     def _tell_end(self, claimed: ClaimedRun, ending: Ending | None) -> None:
-        """Tell the observer how a run ended here; say why a lost run left (one read, then)."""
+        """Tell the observer (and metrics) how a run ended here; say why a lost run left.
+
+        Metrics count only the ends committed here: a run cancelled or timed out under its
+        replay was counted by the process that ended it. Learning why takes one read.
+        """
         run = claimed.run
-        shown = self._observer is not None and run.trigger_kind != "parallel"
+        branch = run.trigger_kind == "parallel"
+        shown = self._observer is not None and not branch
         if ending is not None and ending.status is not None:
+            at = self._clock.now()
+            if self._metrics is not None and not branch:
+                took = None if run.started_at is None else (at - run.started_at).total_seconds()
+                self._metrics.run_ended(run.function_id, ending.status, took)
             if shown and self._observer is not None:
-                at = self._clock.now()
                 status, error = ending.status, ending.error
                 self._observer.ended(replace(run, status=status, error=error, ended_at=at))
             return

@@ -24,6 +24,7 @@ from stepline.engine import views
 from stepline.engine.access import Principal
 from stepline.engine.inngest.names import to_stepline
 from stepline.engine.inngest.sync import syncer_for
+from stepline.engine.metrics import Metrics
 from stepline.engine.operations import Operations
 from stepline.server import scope
 from stepline.server.api_access import AccessHandlers
@@ -63,6 +64,7 @@ class Api(RunHandlers, AppHandlers, AccessHandlers):
         self._endpoints = endpoints
         self._intake: Any = intake_endpoint(operations, auth)
         self._document: dict[str, Any] | None = None
+        self.metrics: Metrics | None = None  # counts the events accepted (`create_app`)
 
     def endpoint(self, spec: Endpoint) -> Handler:
         """The Starlette endpoint for one table entry."""
@@ -128,6 +130,12 @@ class Api(RunHandlers, AppHandlers, AccessHandlers):
 
     # -- events ------------------------------------------------------------------------------
 
+    def _accepted(self, ids: list[str]) -> list[str]:
+        """`ids`, counted as events accepted through the API."""
+        if self.metrics is not None:
+            self.metrics.intake_events.labels("api").inc(len(ids))
+        return ids
+
     async def list_events(self, query: EventQuery, inngest: bool) -> JSONResponse:
         """GET /v1/events: events newest first, by name and time received, paged.
 
@@ -165,7 +173,7 @@ class Api(RunHandlers, AppHandlers, AccessHandlers):
         """
         sent_by = None if self.auth.open else principal.name
         return await self._data(
-            lambda: {"ids": self.ops.send(bounded_batch(body), sent_by=sent_by)}
+            lambda: {"ids": self._accepted(self.ops.send(bounded_batch(body), sent_by=sent_by))}
         )
 
     async def event_runs(self, event_id: str, inngest: bool, principal: Principal) -> JSONResponse:

@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from stepline import errors
 from stepline.engine.access import Role
+from stepline.engine.metrics import Metrics
 from stepline.engine.operations import Operations
 from stepline.server import access_models as am
 from stepline.server import models as m
@@ -24,6 +25,7 @@ from stepline.server.cross_site import CrossSiteGuard
 from stepline.server.dashboard import Dashboard
 from stepline.server.errors import error_response, handle_stepline_error, refusal
 from stepline.server.inngest.routes import inngest_routes
+from stepline.server.metrics import MetricsEndpoint, RejectionCounter
 from stepline.server.openapi import Endpoint
 from stepline.server.security_headers import SecurityHeaders
 
@@ -470,17 +472,23 @@ def _pages(ui: Dashboard) -> list[tuple[str, str, Inner, Role]]:
     ]
 
 
-def create_app(operations: Operations, auth: AuthSettings | None = None) -> Starlette:
-    """The server: event intake at `/e/{key}`, REST under `/v1`, health, and the dashboard.
+def create_app(
+    operations: Operations, auth: AuthSettings | None = None, metrics: Metrics | None = None
+) -> Starlette:
+    """The server: event intake at `/e/{key}`, REST under `/v1`, health, metrics, dashboard.
 
     Args:
         operations: What the handlers act on.
         auth: Event keys and API token; open when empty (only `stepline dev` allows that), and
             then guarded against requests from web pages (see `server.cross_site`).
+        metrics: This process's metrics, served at `/metrics` with the deployment's
+            gauges (`stepline dev` passes its engine's); new ones when None.
     """
     auth = replace(auth or AuthSettings(), credentials=operations.credentials)
     api = Api(operations, auth, API)
     ui = Dashboard(operations, auth)
+    metrics = metrics or Metrics(operations.store.tally)
+    api.metrics = metrics
     routes: list[BaseRoute] = [
         # dashboard: HTML pages, plain form posts (303 redirects), SSE streams
         *(Route(path, ui.needs(role, h), methods=[method]) for method, path, h, role in _pages(ui)),
@@ -490,6 +498,7 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
         Mount("/static", StaticFiles(packages=[("stepline.server", "static")]), name="static"),
         Route("/health", health, methods=["GET"]),
         Route("/favicon.ico", favicon, methods=["GET"]),
+        Route("/metrics", MetricsEndpoint(metrics, operations, auth).serve, methods=["GET"]),
         # intake and REST: one table, also the OpenAPI document's source
         *(Route(e.path, api.endpoint(e), methods=[e.method]) for e in API),
         # what the Inngest SDKs and their test tooling read runs through (protocol §7.3, §12)
@@ -499,6 +508,7 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(RejectionCounter, metrics=metrics),  # outermost: sees every refusal
             Middleware(CrossSiteGuard, open_server=auth.open),
             Middleware(SecurityHeaders),
         ],
@@ -509,4 +519,5 @@ def create_app(operations: Operations, auth: AuthSettings | None = None) -> Star
         },
     )
     app.state.auth = auth  # for `server.auth.require_role`
+    app.state.metrics = metrics  # the event counts and open streams (`server.metrics`)
     return app

@@ -21,6 +21,7 @@ from stepline.engine.events import INTAKE_EVENTS
 from stepline.engine.operations import Operations
 from stepline.server.auth import AuthSettings, check_event_key
 from stepline.server.body import read_json
+from stepline.server.metrics import count_events
 
 # Inngest's cap. One request is one transaction; a bounded one keeps other intake flowing.
 MAX_EVENTS_PER_REQUEST = 5000
@@ -69,6 +70,7 @@ def intake_endpoint(operations: Operations, auth: AuthSettings) -> object:
             status = 413 if isinstance(exc, errors.PayloadTooLarge) else 400
             body = {"ids": [], "status": status, "error": str(exc), "field": exc.field}
             return JSONResponse(body, status_code=status)
+        count_events(request, "intake", len(ids))
         return JSONResponse({"ids": ids, "status": 200})
 
     return send_events

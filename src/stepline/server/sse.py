@@ -22,6 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from stepline.server.metrics import stream_open
+
 POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 15.0
 MAX_STREAM_SECONDS = 300.0
@@ -121,7 +123,8 @@ class _EventStream(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._app_closing = _closing(scope["app"])
-        await super().__call__(scope, receive, send)
+        with stream_open(scope["app"]):  # counted in `stepline_sse_clients` while open
+            await super().__call__(scope, receive, send)
 
     async def _body(self) -> AsyncIterator[str]:
         messages = _messages(self._poll, self._poll_seconds, self._max_seconds, self._app_closing)

@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol
 from stepline._durations import format_duration
 from stepline.store.access import AccessStore
 from stepline.store.pruning import RetentionStore
+from stepline.store.tally import StoreTally
 
 RunStatus = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED"]
 ACTIVE_STATUSES: tuple[RunStatus, ...] = ("QUEUED", "RUNNING")
@@ -685,6 +686,27 @@ class RunSummary:
     steps: int
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Backlog:
+    """One function's queue right now, as its metrics report it.
+
+    Attributes:
+        function_id: The function.
+        due: Runs due and not leased: waiting for a worker (or for a concurrency slot).
+        oldest_due_at: When the longest-waiting of those fell due; None without any.
+        waiting: Runs held back by flow control, by detail code: THROTTLED, DEBOUNCING and
+            BATCHING (queued until a later time), CONCURRENCY (due, but their key is full).
+        step_since: When the longest-running step in flight started (as the heartbeats
+            of the workers holding its run recorded it); None without any.
+    """
+
+    function_id: str
+    due: int = 0
+    oldest_due_at: datetime | None = None
+    waiting: Mapping[str, int] = field(default_factory=dict)
+    step_since: datetime | None = None
+
+
 class EventRouting(Protocol):
     """What the store asks the engine while ingesting events, inside the same transaction."""
 
@@ -733,7 +755,12 @@ class Store(AccessStore, RetentionStore, Protocol):
     Every method is one transaction: it happens entirely or not at all. Methods that take a
     `Lease` raise `LeaseLost` when the caller no longer owns the run (lease expired and
     reclaimed, or run cancelled or timed out); nothing is written then.
+
+    `tally` counts, in memory, this process's failed transactions, outages and the runs its
+    cancels and timeouts ended (for its metrics).
     """
+
+    tally: StoreTally
 
     def upgrade(self) -> None:
         """Apply pending schema migrations."""
@@ -1045,6 +1072,14 @@ class Store(AccessStore, RetentionStore, Protocol):
 
     def run_summaries(self, run_ids: Sequence[str], data_chars: int) -> dict[str, RunSummary]:
         """Each run's summary by id, its event's data cut at `data_chars` (unknown ids left out)."""
+        ...
+
+    def backlog(self, now: datetime) -> list[Backlog]:
+        """Per function with runs due, held back by flow control or in a step: its `Backlog`.
+
+        A few grouped reads, each bounded by an index over active runs only (due and leased
+        queue items, queued runs), never the runs' history: cheap enough for every scrape.
+        """
         ...
 
     def cancel_run(

@@ -177,10 +177,11 @@ class EndingsMixin:
         )
         if row is None:
             return False
-        self._ended(tx, run_id)  # a worker executing it stops it at commit
+        ended = RunEnd.from_row(row)
+        self._ended(tx, ended)  # a worker executing it stops it at commit
         tx.execute(self._sql.delete_waits, run_id=run_id)
         tx.execute(ends.delete_listeners, run_id=run_id)
-        self._after_end(tx, RunEnd.from_row(row), now, routing)
+        self._after_end(tx, ended, now, routing)
         for branch in tx.scalars(ends.active_branches, run_id=run_id):
             reason = f"its run {run_id} ended ({status.lower()})"
             self._end_run(tx, branch, "CANCELLED", now, routing, reason=reason)

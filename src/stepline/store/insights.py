@@ -1,8 +1,9 @@
-"""Reads for the dashboard's pages: run timings, leases by worker, and runs lists' summaries.
+"""Reads for the dashboard's pages and the metrics: timings, leases, summaries, backlogs.
 
-Each is bounded by an index: the timings by the window on `ended_at`, the leases by the
-queue (active runs only), the summaries by the primary keys of one page of runs. None reads
-every run.
+Run timings, leases by worker, runs lists' summaries, and each function's backlog. Each is
+bounded by an index: the timings by the window on `ended_at`, the leases and the backlog by
+the queue (active runs only), the summaries by the primary keys of one page of runs. None
+reads every run.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from stepline.store import schema as t
-from stepline.store.base import LeasedRun, RunSummary, RunTiming
+from stepline.store.base import Backlog, LeasedRun, RunSummary, RunTiming, from_epoch
+from stepline.store.slots import full_keys_read
+
+# Run details meaning "queued until later by flow control" (the run's throttle, debounce, batch).
+FLOW_DETAILS = ("THROTTLED", "DEBOUNCING", "BATCHING")
+CONCURRENCY = "CONCURRENCY"
 
 
 class _Reader(Protocol):
@@ -82,3 +88,58 @@ class InsightsMixin:
             run_id: RunSummary(event_name=name, data=data, data_length=length, steps=count)
             for run_id, name, data, length, count in rows
         }
+
+    def backlog(self: _Reader, now: datetime) -> list[Backlog]:
+        """Per function with runs due, held back by flow control or in a step: its `Backlog`.
+
+        Four grouped reads in one connection: the claimable queue items, due and not leased
+        or leased by a worker whose lease expired (the range of the `available_at` index up to
+        now: items due or leased, not the sleeping ones); the queued runs with a flow-control
+        detail whose queue item is not yet due (the `status` index); the due items of full
+        concurrency keys (read only when a key is full); and the oldest step in flight among
+        the live leases (the partial index of leased items).
+        """
+        q, r = t.queue.c, t.runs.c
+        at = now.timestamp()
+        # Claimable: due, and not leased (or leased by a worker that let its lease expire).
+        ready = and_(q.available_at <= at, or_(q.lease_owner.is_(None), q.lease_expires_at < at))
+        held_back = (
+            select(r.function_id, r.detail, func.count())
+            .select_from(t.runs.join(t.queue, q.run_id == r.id))
+            .where(r.status == "QUEUED", r.detail.in_(FLOW_DETAILS), q.available_at > at)
+            .group_by(r.function_id, r.detail)
+        )
+        live = (q.lease_owner.is_not(None), q.lease_expires_at >= at)  # the leased items' index
+        in_step = and_(*live, q.step_started_at.is_not(None))
+        due: dict[str, tuple[int, float]] = {}
+        waiting: dict[str, dict[str, int]] = {}
+        with self._read() as conn:
+            oldest = func.min(q.available_at)
+            for fn, count, at_most in conn.execute(_per_function(ready, func.count(), oldest)):
+                due[fn] = (count, at_most)
+            for fn, detail, count in conn.execute(held_back):
+                waiting.setdefault(fn, {})[detail] = count
+            full = full_keys_read(conn)
+            if full:
+                keyed = or_(q.slot_key_1.in_(full), q.slot_key_2.in_(full))
+                for fn, count in conn.execute(_per_function(and_(ready, keyed), func.count())):
+                    waiting.setdefault(fn, {})[CONCURRENCY] = count
+            first_step = func.min(q.step_started_at)
+            rows = conn.execute(_per_function(in_step, first_step))
+            since: dict[str, float] = {fn: started for fn, started in rows}
+        return [
+            Backlog(
+                function_id=fn,
+                due=due[fn][0] if fn in due else 0,
+                oldest_due_at=from_epoch(due[fn][1]) if fn in due else None,
+                waiting=waiting.get(fn, {}),
+                step_since=from_epoch(since.get(fn)),
+            )
+            for fn in sorted({*due, *waiting, *since})
+        ]
+
+
+def _per_function(where: ColumnElement[bool], *columns: ColumnElement[Any]) -> Select[Any]:
+    """`columns` of the queue items matching `where`, grouped by function."""
+    q = t.queue.c
+    return select(q.function_id, *columns).where(where).group_by(q.function_id)

@@ -16,6 +16,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from stepline import errors
 from stepline.store._prepared import Prepared, RawTransaction
+from stepline.store.base import RunEnd
 from stepline.store.sql import SqlStore
 
 logger = logging.getLogger("stepline.store.postgres")
@@ -139,9 +140,9 @@ class PostgresStore(SqlStore):
     def _announce(self, tx: RawTransaction) -> None:
         tx.execute(self._notify)
 
-    def _ended(self, tx: RawTransaction, run_id: str) -> None:
-        super()._ended(tx, run_id)
-        tx.execute(self._notify_ended, run_id=run_id)
+    def _ended(self, tx: RawTransaction, end: RunEnd) -> None:
+        super()._ended(tx, end)
+        tx.execute(self._notify_ended, run_id=end.run_id)
 
     def _lock_slot_keys(self, tx: RawTransaction, keys: Sequence[str]) -> None:
         """Transaction advisory locks on the keys (sorted, so two claims cannot deadlock)."""

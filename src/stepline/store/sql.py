@@ -95,6 +95,7 @@ from stepline.store.slots import (
     full_keys_read,
     is_keyed,
 )
+from stepline.store.tally import StoreTally
 
 EVENT_ID_TTL = timedelta(hours=24)
 # Steps a run parks on, completed later by their own commit (or, for an invoke, by its run).
@@ -455,6 +456,7 @@ class SqlStore(
         self._wakeups: list[Callable[[], None]] = []
         self._end_listeners: list[Callable[[list[str]], None]] = []
         self._ended_here = threading.local()  # runs ended by this thread's open transaction
+        self.tally = StoreTally()  # errors, outages and ended runs, for this process's metrics
         self._sql = _Statements(engine.dialect)
 
         def prepare(statement: ClauseElement, columns: Sequence[str] | None = None) -> Prepared:
@@ -514,7 +516,7 @@ class SqlStore(
         Driver errors leave as `Conflict` or `StoreUnavailable` (`__cause__` kept).
         """
         self._guard.enter()
-        self._ended_here.ids = []
+        self._ended_here.runs = []
         try:
             with self._raw_connection() as connection:
                 try:
@@ -525,9 +527,10 @@ class SqlStore(
                         connection.rollback()
                     raise
         except self._driver_error as exc:
-            raise self._translate_driver(exc) from exc
+            raise self._failed(self._translate_driver(exc)) from exc
         finally:
             self._guard.leave()
+        self.tally.succeeded()
         self._report_ended()
 
     @contextmanager
@@ -537,9 +540,10 @@ class SqlStore(
             with self._write_transaction() as conn:
                 yield conn
         except DBAPIError as exc:
-            raise self._translate(exc) from exc
+            raise self._failed(self._translate(exc)) from exc
         finally:
             self._guard.leave()
+        self.tally.succeeded()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -548,9 +552,15 @@ class SqlStore(
             with self._read_connection() as conn:
                 yield conn
         except DBAPIError as exc:
-            raise self._translate(exc) from exc
+            raise self._failed(self._translate(exc)) from exc
         finally:
             self._guard.leave()
+        self.tally.succeeded()
+
+    def _failed(self, error: errors.StoreError) -> errors.StoreError:
+        """`error`, counted in the tally (an unavailable database starts an outage)."""
+        self.tally.failed(error)
+        return error
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -599,16 +609,22 @@ class SqlStore(
         """
         self._end_listeners.append(callback)
 
-    def _ended(self, tx: RawTransaction, run_id: str) -> None:
+    def _ended(self, tx: RawTransaction, end: RunEnd) -> None:
         """Note a run ended by `_end_run`; its listeners hear of it once `tx` commits."""
-        self._ended_here.ids.append(run_id)
+        self._ended_here.runs.append(end)
 
     def _report_ended(self) -> None:
-        """After a commit: tell the end listeners which runs that transaction ended."""
-        ended: list[str] = self._ended_here.ids
+        """After a commit: tell the end listeners which runs that transaction ended; count them.
+
+        Parallel branches are part of their parent's run and are not counted.
+        """
+        ended: list[RunEnd] = self._ended_here.runs
         if ended:
-            self._ended_here.ids = []
-            self._tell_ended(ended)
+            self._ended_here.runs = []
+            self.tally.ended(
+                (end.function_id, end.status) for end in ended if end.trigger_kind != "parallel"
+            )
+            self._tell_ended([end.run_id for end in ended])
 
     def _tell_ended(self, run_ids: list[str]) -> None:
         for callback in self._end_listeners:

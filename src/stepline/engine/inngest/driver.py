@@ -32,6 +32,7 @@ from stepline.engine.inngest.reply import BadReply, Reply, parse_reply
 from stepline.engine.inngest.settling import Settler
 from stepline.engine.inngest.signing import SigningKeys, canonical
 from stepline.engine.inngest.writer import Writer
+from stepline.engine.metrics import Metrics
 from stepline.engine.retry import RetryPolicy
 from stepline.engine.routing import Routing
 from stepline.store.base import ClaimedRun, Store
@@ -73,6 +74,7 @@ class HttpDriver:
     draining: threading.Event = field(default_factory=threading.Event)
     keys: SigningKeys | None = None
     settings: HttpSettings = field(default_factory=HttpSettings)
+    metrics: Metrics | None = None
     _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = field(default_factory=dict)
 
     async def execute(
@@ -92,6 +94,7 @@ class HttpDriver:
             rng=self.rng,
             max_attempts=target.max_attempts if target else 1,
             config=target.config if target else "{}",
+            metrics=self.metrics,
         )
         if target is None:
             message = f"function {claimed.run.function_id!r} is no longer registered"

@@ -20,6 +20,7 @@ from stepline.engine.ending import Ending
 from stepline.engine.inngest.call import DISCOVERY
 from stepline.engine.inngest.fanout import Fanout
 from stepline.engine.inngest.reply import LAZY_OPS, Op, Reply
+from stepline.engine.metrics import Metrics, StepOutcome
 from stepline.engine.retry import RetryPolicy
 from stepline.engine.routing import Routing
 from stepline.store.base import (
@@ -62,6 +63,7 @@ class Writer:
     rng: Callable[[], float]
     max_attempts: int
     config: str
+    metrics: Metrics | None = None
     steps: dict[str, StepRecord] = field(init=False)
     failures: dict[str, int] = field(init=False)
     ending: Ending | None = field(init=False, default=None)  # once it ended the run
@@ -161,9 +163,10 @@ class Writer:
                 return self._step_failed(op, too_big, started, final=True)
             if self.branch is not None:
                 self._finish("COMPLETED", output=output)
-                return None
-            self._commit(self._record(op, "run", "completed", started, output=output))
-            return DISCOVERY
+            else:
+                self._commit(self._record(op, "run", "completed", started, output=output))
+            self._count_attempt("completed", started)
+            return None if self.branch is not None else DISCOVERY
         error = op.error or {"name": "Error", "message": f"step {op.label!r} failed"}
         final = op.op == "StepFailed" or reply.no_retry
         return self._step_failed(op, error, started, final=final, retry_at=reply.retry_at)
@@ -196,13 +199,22 @@ class Writer:
             self.store.park_run(
                 self.claimed.lease, retry_at, RunDelta(), now, detail="RETRYING", attempt=record
             )
+            self._count_attempt("retried", started)
             return None
         if self.branch is not None:
             self._finish("FAILED", error=described, attempt=record)
-            return None
-        step = self._record(op, "run", "failed", started, error=described)
-        self._commit(step, attempt=record)
-        return DISCOVERY
+        else:
+            self._commit(
+                self._record(op, "run", "failed", started, error=described), attempt=record
+            )
+        self._count_attempt("failed", started)
+        return None if self.branch is not None else DISCOVERY
+
+    def _count_attempt(self, outcome: StepOutcome, started: datetime) -> None:
+        """Count a step attempt the app reported, once committed (in memory)."""
+        if self.metrics is not None:
+            seconds = (self.clock.now() - started).total_seconds()
+            self.metrics.step_attempt(self.claimed.run.function_id, outcome, seconds)
 
     def _fan_out(self, ops: list[Op], reply: Reply, started: datetime) -> str | None:
         """Several ops (or one async op): commit the finished ones, park on the rest."""
