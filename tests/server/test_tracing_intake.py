@@ -1,4 +1,4 @@
-"""Event intake takes a W3C `traceparent` header: the runs its events start continue the trace."""
+"""Intake, `/v1/events` and invoke take a W3C `traceparent` header; their runs continue it."""
 
 from __future__ import annotations
 
@@ -50,3 +50,20 @@ def test_intake_ignores_an_invalid_traceparent(
     [event_id] = response.json()["ids"]
     [event] = served.engine.store.get_events([event_id])
     assert json.loads(event.data) == {"n": 1}
+
+
+def test_api_send_and_invoke_take_a_traceparent(
+    make_engine: Callable[..., Engine], clock: FakeClock, serve: Callable[..., Served]
+) -> None:
+    header = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}
+    with in_memory_tracing() as provider:
+        served = serve(make_engine(echo_app("ping")))
+        sent = served.http.post("/v1/events", json={"name": "ping", "data": {}}, headers=header)
+        [event_id] = sent.json()["data"]["ids"]
+        invoked = served.http.post("/v1/functions/echo/invoke", json={"data": {}}, headers=header)
+        assert invoked.status_code == 201, invoked.text
+        run_ids = [only_run(served.engine, event_id).id, invoked.json()["data"]["run_id"]]
+        for run_id in run_ids:
+            assert drive(served.engine, clock, run_id).status == "COMPLETED"
+        run_spans = [span for span in spans_of(provider) if span.name == "run echo"]
+    assert sorted(hex_span(span)[::2] for span in run_spans) == [(TRACE_ID, PARENT_ID)] * 2

@@ -194,10 +194,12 @@ class Operations:
         *,
         by: str | None = None,
         dry_run: bool = False,
+        traceparent: str | None = None,
     ) -> str:
         """Start a run of `function_id` now with `data` as its event data; returns the run id.
 
-        `dry_run`: a dry run (`ctx.dry_run`; what it sends is only recorded).
+        `dry_run`: a dry run (`ctx.dry_run`; what it sends is only recorded). `traceparent`:
+        a W3C trace context the run continues (ignored if invalid).
 
         Raises `NotFound` for an unknown function and `Conflict` for a paused one.
         """
@@ -211,6 +213,7 @@ class Operations:
             source="manual",
             internal=True,
         )
+        event = tracing.with_traceparent(event, traceparent)
         run = self.routing.new_run(
             fn.id,
             fn.config,

@@ -72,12 +72,15 @@ class Api(RunHandlers, AppHandlers, AccessHandlers):
         if spec.plain:
             return handler  # type: ignore[no-any-return]  # a method taking the Request
         wants_principal = "principal" in inspect.signature(handler).parameters
+        wants_trace = "traceparent" in inspect.signature(handler).parameters
 
         async def endpoint(request: Request) -> Response:
             kwargs: dict[str, Any] = {}
             principal = await run_in_threadpool(self._authorize, spec, request)
             if wants_principal:
                 kwargs["principal"] = principal
+            if wants_trace:  # a W3C trace context the runs it starts continue
+                kwargs["traceparent"] = request.headers.get("traceparent")
             if spec.inngest:
                 kwargs["inngest"] = rest.speaks_inngest(request, self.auth.signing_keys)
             kwargs.update((name, path_value(request, name)) for name in spec.path_params)
@@ -166,14 +169,21 @@ class Api(RunHandlers, AppHandlers, AccessHandlers):
         view = rest.event_view if inngest else views.event_view
         return await self._shaped(lambda: view(self.ops.get_event(event_id)), inngest)
 
-    async def send_events(self, body: Any, principal: Principal) -> JSONResponse:
+    async def send_events(
+        self, body: Any, principal: Principal, traceparent: str | None
+    ) -> JSONResponse:
         """POST /v1/events: store one event or a list (all or none); start their runs.
 
-        Each event records the token it came with, and so do the runs it starts.
+        Each event records the token it came with, and so do the runs it starts; they continue
+        the trace of a `traceparent` header.
         """
         sent_by = None if self.auth.open else principal.name
         return await self._data(
-            lambda: {"ids": self._accepted(self.ops.send(bounded_batch(body), sent_by=sent_by))}
+            lambda: {
+                "ids": self._accepted(
+                    self.ops.send(bounded_batch(body), sent_by=sent_by, traceparent=traceparent)
+                )
+            }
         )
 
     async def event_runs(self, event_id: str, inngest: bool, principal: Principal) -> JSONResponse:
@@ -244,18 +254,24 @@ class Api(RunHandlers, AppHandlers, AccessHandlers):
         return await self._data(resume)
 
     async def invoke_function(
-        self, function_id: str, body: InvokeBody | None, principal: Principal
+        self,
+        function_id: str,
+        body: InvokeBody | None,
+        principal: Principal,
+        traceparent: str | None,
     ) -> JSONResponse:
         """POST /v1/functions/{id}/invoke: start a run now with `{"data": {...}}` (or no body).
 
-        The run's `trigger.by` is the token's name.
+        The run's `trigger.by` is the token's name; it continues a `traceparent` header's trace.
         """
         data = body.data if body is not None else {}
         dry_run = body.dry_run if body is not None else False
 
         def invoke() -> dict[str, str]:
             scope.check_function(principal, function_id)
-            run_id = self.ops.invoke(function_id, data, by=principal.name, dry_run=dry_run)
+            run_id = self.ops.invoke(
+                function_id, data, by=principal.name, dry_run=dry_run, traceparent=traceparent
+            )
             return {"run_id": run_id}
 
         return await self._data(invoke, status=201)
