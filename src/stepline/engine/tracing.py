@@ -283,47 +283,6 @@ def step_outcome(span: Span | None, outcome: str, error: BaseException | None = 
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
-_REPORTED = {"completed": "ok", "retried": "retry", "failed": "error"}
-
-
-def reported_attempt(
-    trace: RunTrace | None,
-    step_id: str,
-    attempt: int,
-    outcome: str,
-    error: dict[str, Any] | None,
-    started: datetime,
-    ended: datetime,
-) -> None:
-    """The span of a step attempt an SDK app ran and reported (`completed`, `retried`, ...)."""
-    if trace is None or _tracer is None:
-        return
-    from opentelemetry.trace import NonRecordingSpan, Status, StatusCode, set_span_in_context
-
-    span = _tracer.start_span(
-        f"step {step_id}",
-        context=set_span_in_context(NonRecordingSpan(_remote(trace, trace.span_id))),
-        attributes={
-            "stepline.function": trace.function_id,
-            "stepline.run_id": trace.run_id,
-            "stepline.step_id": step_id,
-            "stepline.attempt": attempt,
-            "stepline.outcome": _REPORTED.get(outcome, outcome),
-        },
-        start_time=_nanos(started),
-    )
-    if error is not None:
-        name, message = str(error.get("name", "Error")), str(error.get("message", ""))
-        span.add_event("exception", {"exception.type": name, "exception.message": message})
-        span.set_status(Status(StatusCode.ERROR, f"{name}: {message}"))
-    span.end(end_time=_nanos(ended))
-
-
-def headers(trace: RunTrace | None) -> dict[str, str]:
-    """The `traceparent` header of a request to an SDK app (none if tracing is off)."""
-    return {} if trace is None else {"traceparent": trace.traceparent}
-
-
 def current_traceparent(trace: RunTrace | None) -> str | None:
     """What the run sends or invokes continues: the current step span, else the run span."""
     if trace is None:

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from stepline import errors
 from stepline.engine.access import Credentials, Principal, Role
 from stepline.engine.inngest.signing import SigningKeys
+from stepline.server.rate_limit import KeyBuckets
 from stepline.server.throttle import FailureLimiter, client_address
 
 BOOTSTRAP = "bootstrap"  # the name of the configured API token
@@ -42,6 +43,7 @@ class AuthSettings:
     their signing key (protocol §4.4) on the endpoints they call (`/fn/register`, `/v0/...`).
     `credentials`: the named tokens and keys (`create_app` sets them from its operations).
     `limiter` counts wrong API tokens per client address (see `server.throttle`).
+    `intake_limit`: each event key's rate limit at `/e/` (see `server.rate_limit`), if any.
     """
 
     event_keys: tuple[str, ...] = ()
@@ -50,6 +52,7 @@ class AuthSettings:
     signing_keys: SigningKeys | None = None
     credentials: Credentials | None = field(default=None, compare=False, repr=False)
     limiter: FailureLimiter = field(default_factory=FailureLimiter, compare=False, repr=False)
+    intake_limit: KeyBuckets | None = field(default=None, compare=False, repr=False)
 
     @property
     def open(self) -> bool:

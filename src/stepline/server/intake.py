@@ -22,6 +22,7 @@ from stepline.engine.operations import Operations
 from stepline.server.auth import AuthSettings, check_event_key
 from stepline.server.body import read_json
 from stepline.server.metrics import count_events
+from stepline.server.rate_limit import RateLimited, key_bucket
 
 # Inngest's cap. One request is one transaction; a bounded one keeps other intake flowing.
 MAX_EVENTS_PER_REQUEST = 5000
@@ -54,6 +55,8 @@ def intake_endpoint(operations: Operations, auth: AuthSettings) -> object:
         try:
             key = request.path_params["event_key"]
             sent_by = await run_in_threadpool(check_event_key, auth, key)
+            if auth.intake_limit is not None:
+                auth.intake_limit.take(key_bucket(key), sent_by or "(open intake)")
             body = bounded_batch(await read_json(request, limit=MAX_INTAKE_BODY_BYTES))
             send = partial(
                 operations.send,
@@ -66,6 +69,10 @@ def intake_endpoint(operations: Operations, auth: AuthSettings) -> object:
             ids = await run_in_threadpool(send)
         except errors.Unauthorized as exc:
             return JSONResponse({"ids": [], "status": 401, "error": str(exc)}, status_code=401)
+        except RateLimited as exc:
+            body = {"ids": [], "status": 429, "error": str(exc)}
+            headers = {"Retry-After": str(exc.retry_after)}
+            return JSONResponse(body, status_code=429, headers=headers)
         except errors.InvalidInput as exc:
             status = 413 if isinstance(exc, errors.PayloadTooLarge) else 400
             body = {"ids": [], "status": status, "error": str(exc), "field": exc.field}
