@@ -75,11 +75,13 @@ def format_traceparent(trace_id: int, span_id: int, flags: int = 1) -> str:
 
 def with_traceparent(record: EventRecord, traceparent: str | None) -> EventRecord:
     """The event carrying `traceparent` in `data._inngest.traceparent` (unchanged if invalid)."""
-    if parse_traceparent(traceparent) is None:
+    parsed = parse_traceparent(traceparent)
+    if parsed is None:
         return record
     data = json.loads(record.data)
     meta = data.get(_META_KEY)
-    data[_META_KEY] = {**(meta if isinstance(meta, dict) else {}), TRACEPARENT_KEY: traceparent}
+    value = format_traceparent(*parsed)
+    data[_META_KEY] = {**(meta if isinstance(meta, dict) else {}), TRACEPARENT_KEY: value}
     return replace(record, data=json.dumps(data, separators=(",", ":")))
 
 
@@ -281,6 +283,47 @@ def step_outcome(span: Span | None, outcome: str, error: BaseException | None = 
     if error is not None:
         span.record_exception(error)
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+
+
+_REPORTED = {"completed": "ok", "retried": "retry", "failed": "error"}
+
+
+def reported_attempt(
+    trace: RunTrace | None,
+    step_id: str,
+    attempt: int,
+    outcome: str,
+    error: dict[str, Any] | None,
+    started: datetime,
+    ended: datetime,
+) -> None:
+    """The span of a step attempt an SDK app ran and reported (`completed`, `retried`, ...)."""
+    if trace is None or _tracer is None:
+        return
+    from opentelemetry.trace import NonRecordingSpan, Status, StatusCode, set_span_in_context
+
+    span = _tracer.start_span(
+        f"step {step_id}",
+        context=set_span_in_context(NonRecordingSpan(_remote(trace, trace.span_id))),
+        attributes={
+            "stepline.function": trace.function_id,
+            "stepline.run_id": trace.run_id,
+            "stepline.step_id": step_id,
+            "stepline.attempt": attempt,
+            "stepline.outcome": _REPORTED.get(outcome, outcome),
+        },
+        start_time=_nanos(started),
+    )
+    if error is not None:
+        name, message = str(error.get("name", "Error")), str(error.get("message", ""))
+        span.add_event("exception", {"exception.type": name, "exception.message": message})
+        span.set_status(Status(StatusCode.ERROR, f"{name}: {message}"))
+    span.end(end_time=_nanos(ended))
+
+
+def headers(trace: RunTrace | None) -> dict[str, str]:
+    """The `traceparent` header of a request to an SDK app (none if tracing is off)."""
+    return {} if trace is None else {"traceparent": trace.traceparent}
 
 
 def current_traceparent(trace: RunTrace | None) -> str | None:
