@@ -17,11 +17,8 @@ the first run executes, from the standard `OTEL_*` variables (`OTEL_TRACES_EXPOR
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
-import logging
-import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -30,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from stepline.engine import _otel_setup
 from stepline.engine.ending import Ending
 from stepline.store.base import EventRecord, RunRecord
 
@@ -37,22 +35,12 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import Tracer, TracerProvider
     from opentelemetry.trace import Span, SpanContext
 
-logger = logging.getLogger("stepline.tracing")
 TRACEPARENT_KEY = "traceparent"  # in an event's `data._inngest`
 _META_KEY = "_inngest"
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
-_ENV_KEYS = (
-    "OTEL_TRACES_EXPORTER",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-)
-
 _lock = threading.Lock()
 _resolved = False  # the hot path's check: until then, `_resolve` runs once
 _tracer: Tracer | None = None
-_chosen: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
-    "stepline_chosen_ids", default=None
-)
 
 
 def parse_traceparent(value: str | None) -> tuple[int, int, int] | None:
@@ -147,7 +135,7 @@ def configure(provider: TracerProvider | None) -> None:
     """Trace runs to `provider` (an SDK `TracerProvider`), or not at all (None)."""
     global _resolved, _tracer
     with _lock:
-        _tracer = None if provider is None else _own_tracer(provider)
+        _tracer = None if provider is None else _otel_setup.own_tracer(provider)
         _resolved = True
 
 
@@ -157,84 +145,8 @@ def _resolve() -> None:
     with _lock:
         if _resolved:
             return
-        _tracer = _global_tracer()
+        _tracer = _otel_setup.global_tracer()
         _resolved = True
-
-
-def _global_tracer() -> Tracer | None:
-    try:
-        from opentelemetry import trace
-        from opentelemetry.sdk.trace import TracerProvider
-    except ImportError:  # the `otel` extra is not installed
-        if any(os.environ.get(key) for key in _ENV_KEYS):
-            logger.warning("OTEL_* is set but the OpenTelemetry SDK is not installed: no traces")
-        return None
-    given = trace.get_tracer_provider()
-    if isinstance(given, TracerProvider):
-        return _own_tracer(given)
-    if not any(os.environ.get(key) for key in _ENV_KEYS):
-        return None
-    provider = _provider_from_env()
-    if provider is None:
-        return None
-    trace.set_tracer_provider(provider)
-    return _own_tracer(provider)
-
-
-def _provider_from_env() -> TracerProvider | None:
-    """A provider exporting as `OTEL_TRACES_EXPORTER` says (otlp by default, console, none)."""
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        ConsoleSpanExporter,
-        SpanExporter,
-    )
-
-    kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
-    exporter: SpanExporter
-    if kind == "none":
-        return None
-    if kind == "console":
-        exporter = ConsoleSpanExporter()
-    else:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
-                OTLPSpanExporter,
-            )
-        except ImportError:
-            logger.warning("no traces: OTLP needs opentelemetry-exporter-otlp (stepline[otel])")
-            return None
-        exporter = OTLPSpanExporter()  # reads OTEL_EXPORTER_OTLP_* itself
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "stepline")})
-    provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider
-
-
-def _own_tracer(provider: TracerProvider) -> Tracer:
-    """Stepline's tracer, whose ids can be chosen (for the run span) for one call."""
-    from opentelemetry.sdk.trace import Tracer
-    from opentelemetry.sdk.trace.id_generator import IdGenerator
-
-    class ChosenIds(IdGenerator):
-        """The provider's ids, or those `_chosen` holds for the current call."""
-
-        def __init__(self, usual: IdGenerator) -> None:
-            self._usual = usual
-
-        def generate_span_id(self) -> int:
-            chosen = _chosen.get()
-            return self._usual.generate_span_id() if chosen is None else chosen[1]
-
-        def generate_trace_id(self) -> int:
-            chosen = _chosen.get()
-            return self._usual.generate_trace_id() if chosen is None else chosen[0]
-
-    tracer = provider.get_tracer("stepline")
-    assert isinstance(tracer, Tracer)
-    tracer.id_generator = ChosenIds(tracer.id_generator)
-    return tracer
 
 
 def _remote(trace: RunTrace, span_id: int) -> SpanContext:
@@ -348,7 +260,7 @@ def run_ended(trace: RunTrace | None, run: RunRecord, ending: Ending | None, now
     if trace.parent_span_id is not None:
         parent = set_span_in_context(NonRecordingSpan(_remote(trace, trace.parent_span_id)))
     began = run.started_at or run.created_at
-    token = _chosen.set((trace.trace_id, trace.span_id))
+    token = _otel_setup.CHOSEN_IDS.set((trace.trace_id, trace.span_id))
     try:
         span = _tracer.start_span(
             f"run {trace.function_id}",
@@ -362,7 +274,7 @@ def run_ended(trace: RunTrace | None, run: RunRecord, ending: Ending | None, now
             start_time=_nanos(began),
         )
     finally:
-        _chosen.reset(token)
+        _otel_setup.CHOSEN_IDS.reset(token)
     if ending.status == "FAILED":
         span.set_status(Status(StatusCode.ERROR, _error_text(ending.error)))
     span.end(end_time=_nanos(now))

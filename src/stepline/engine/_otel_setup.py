@@ -1,0 +1,105 @@
+"""Finding Stepline's tracer: the application's tracer provider, or one made from `OTEL_*`.
+
+Only `engine.tracing` uses this module, and only once per process (or per `configure`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import Tracer, TracerProvider
+
+logger = logging.getLogger("stepline.tracing")
+_ENV_KEYS = (
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+)
+CHOSEN_IDS: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+    "stepline_chosen_ids", default=None
+)
+
+
+def global_tracer() -> Tracer | None:
+    """Stepline's tracer on the application's provider, or on one set up from `OTEL_*`."""
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+    except ImportError:  # the `otel` extra is not installed
+        if any(os.environ.get(key) for key in _ENV_KEYS):
+            logger.warning("OTEL_* is set but the OpenTelemetry SDK is not installed: no traces")
+        return None
+    given = trace.get_tracer_provider()
+    if isinstance(given, TracerProvider):
+        return own_tracer(given)
+    if not any(os.environ.get(key) for key in _ENV_KEYS):
+        return None
+    provider = _provider_from_env()
+    if provider is None:
+        return None
+    trace.set_tracer_provider(provider)
+    return own_tracer(provider)
+
+
+def _provider_from_env() -> TracerProvider | None:
+    """A provider exporting as `OTEL_TRACES_EXPORTER` says (otlp by default, console, none)."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SpanExporter,
+    )
+
+    kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
+    exporter: SpanExporter
+    if kind == "none":
+        return None
+    if kind == "console":
+        exporter = ConsoleSpanExporter()
+    else:
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
+                OTLPSpanExporter,
+            )
+        except ImportError:
+            logger.warning("no traces: OTLP needs opentelemetry-exporter-otlp (stepline[otel])")
+            return None
+        exporter = OTLPSpanExporter()  # reads OTEL_EXPORTER_OTLP_* itself
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "stepline")})
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def own_tracer(provider: TracerProvider) -> Tracer:
+    """Stepline's tracer, whose ids can be chosen (for the run span) for one call.
+
+    Its id generator returns the provider's ids, or those `CHOSEN_IDS` holds (trace id, span
+    id) in the current context; only this tracer has it.
+    """
+    from opentelemetry.sdk.trace import Tracer
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+
+    class ChosenIds(IdGenerator):
+        """The provider's ids, or those `CHOSEN_IDS` holds for the current call."""
+
+        def __init__(self, usual: IdGenerator) -> None:
+            self._usual = usual
+
+        def generate_span_id(self) -> int:
+            chosen = CHOSEN_IDS.get()
+            return self._usual.generate_span_id() if chosen is None else chosen[1]
+
+        def generate_trace_id(self) -> int:
+            chosen = CHOSEN_IDS.get()
+            return self._usual.generate_trace_id() if chosen is None else chosen[0]
+
+    tracer = provider.get_tracer("stepline")
+    assert isinstance(tracer, Tracer)
+    tracer.id_generator = ChosenIds(tracer.id_generator)
+    return tracer
