@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import Tracer, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 logger = logging.getLogger("stepline.tracing")
 _ENV_KEYS = (
@@ -52,28 +53,44 @@ def _provider_from_env() -> TracerProvider | None:
     from opentelemetry.sdk.trace.export import (
         BatchSpanProcessor,
         ConsoleSpanExporter,
-        SpanExporter,
     )
 
     kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
-    exporter: SpanExporter
+    exporter: SpanExporter | None
     if kind == "none":
         return None
-    if kind == "console":
-        exporter = ConsoleSpanExporter()
-    else:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
-                OTLPSpanExporter,
-            )
-        except ImportError:
-            logger.warning("no traces: OTLP needs opentelemetry-exporter-otlp (stepline[otel])")
-            return None
-        exporter = OTLPSpanExporter()  # reads OTEL_EXPORTER_OTLP_* itself
+    exporter = ConsoleSpanExporter() if kind == "console" else _otlp_exporter()
+    if exporter is None:
+        return None
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "stepline")})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+def _otlp_exporter() -> SpanExporter | None:
+    """OTLP over HTTP (protobuf), or gRPC if `OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL` says so.
+
+    The exporter reads the other `OTEL_EXPORTER_OTLP_*` variables (endpoint, headers, ...).
+    """
+    protocol = os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+    )
+    try:
+        if protocol.strip().lower() == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
+                OTLPSpanExporter as Grpc,
+            )
+
+            return Grpc()  # type: ignore[no-any-return,unused-ignore]
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
+            OTLPSpanExporter as Http,
+        )
+
+        return Http()  # type: ignore[no-any-return,unused-ignore]
+    except ImportError:
+        logger.warning("no traces: OTLP needs opentelemetry-exporter-otlp (stepline[otel])")
+        return None
 
 
 def own_tracer(provider: TracerProvider) -> Tracer:

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from stepline import errors
+from stepline.engine import tracing
 from stepline.engine.clock import Clock
 from stepline.engine.ending import LOST, Ending
 from stepline.engine.inngest.call import DISCOVERY, USE_API_BYTES, Call, sdk_event
@@ -165,6 +166,7 @@ class HttpDriver:
             "user-agent": USER_AGENT,
             "x-run-id": writer.steps_run_id,
             "x-inngest-step-id": step_id,
+            **tracing.headers(writer.trace),
         }
         now = self.clock.now()
         if self.keys is not None:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from stepline import errors
+from stepline.engine import tracing
 from stepline.engine.clock import Clock
 from stepline.engine.ending import Ending
 from stepline.engine.inngest.call import DISCOVERY
@@ -67,10 +68,12 @@ class Writer:
     steps: dict[str, StepRecord] = field(init=False)
     failures: dict[str, int] = field(init=False)
     ending: Ending | None = field(init=False, default=None)  # once it ended the run
+    trace: tracing.RunTrace | None = field(init=False)  # None: tracing is off
 
     def __post_init__(self) -> None:
         self.steps = {step.hash: step for step in self.claimed.steps}
         self.failures = dict(self.claimed.step_failures)
+        self.trace = tracing.run_trace(self.claimed.run, self.claimed.events)
 
     @property
     def run_id(self) -> str:
@@ -165,7 +168,7 @@ class Writer:
                 self._finish("COMPLETED", output=output)
             else:
                 self._commit(self._record(op, "run", "completed", started, output=output))
-            self._count_attempt("completed", started)
+            self._count_attempt("completed", started, op)
             return None if self.branch is not None else DISCOVERY
         error = op.error or {"name": "Error", "message": f"step {op.label!r} failed"}
         final = op.op == "StepFailed" or reply.no_retry
@@ -199,7 +202,7 @@ class Writer:
             self.store.park_run(
                 self.claimed.lease, retry_at, RunDelta(), now, detail="RETRYING", attempt=record
             )
-            self._count_attempt("retried", started)
+            self._count_attempt("retried", started, op, error)
             return None
         if self.branch is not None:
             self._finish("FAILED", error=described, attempt=record)
@@ -207,14 +210,19 @@ class Writer:
             self._commit(
                 self._record(op, "run", "failed", started, error=described), attempt=record
             )
-        self._count_attempt("failed", started)
+        self._count_attempt("failed", started, op, error)
         return None if self.branch is not None else DISCOVERY
 
-    def _count_attempt(self, outcome: StepOutcome, started: datetime) -> None:
-        """Count a step attempt the app reported, once committed (in memory)."""
+    def _count_attempt(
+        self, outcome: StepOutcome, started: datetime, op: Op, error: dict[str, Any] | None = None
+    ) -> None:
+        """Count a step attempt the app reported, once committed (in memory); trace it."""
+        now = self.clock.now()
         if self.metrics is not None:
-            seconds = (self.clock.now() - started).total_seconds()
+            seconds = (now - started).total_seconds()
             self.metrics.step_attempt(self.claimed.run.function_id, outcome, seconds)
+        attempt = self.failures.get(op.id, 0) + 1
+        tracing.reported_attempt(self.trace, op.label, attempt, outcome, error, started, now)
 
     def _fan_out(self, ops: list[Op], reply: Reply, started: datetime) -> str | None:
         """Several ops (or one async op): commit the finished ones, park on the rest."""
