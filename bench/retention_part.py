@@ -7,15 +7,16 @@ Two measurements per store:
   `executemany`, PostgreSQL `COPY`, a few large transactions), then W2 as `run.py` measures it
   (in-process engine, `Engine.send`, first step started) `--latency-runs` times without pruning
   (`baseline`) and again while a thread prunes them all (`during_prune`) on the engine's own
-  store, as the scheduler leader does: batches of 500 runs, a pause of at least 50 ms and at
-  least the last batch's time between them. Reported: both W2 distributions, the W2 samples
-  taken while the prune ran, the prune's duration, rows removed, and each batch's time (the
-  longest is the longest a write lock was held).
+  store, as the scheduler leader does (`RetentionSettings`' batch of 100 runs, `pause_after`:
+  at least 50 ms and three times the last batch's time between them). Reported: both W2
+  distributions, the W2 samples taken while the prune ran, the prune's duration, rows removed,
+  and each batch's time (the longest is the longest a write lock was held).
 - `steady_load`: an in-process engine whose functions keep ended runs one minute
   (`RetentionSettings(default=1m, every=10s)`: the scheduler's own pruning), under a steady load
   of `--retention-rate` W1 runs per second (three steps each) for `--retention-seconds`;
   the database size is sampled every 10 s (SQLite: the file plus its WAL; PostgreSQL: the
-  total size of the tables that grow with runs, after autovacuum has had its way). Once runs
+  total size of the tables that grow with runs). A PostgreSQL server with autovacuum off (the
+  test server here) gets a `VACUUM` of those tables every 30 s, as autovacuum would. Once runs
   start to leave (after the first minute) the size should level off.
 """
 
@@ -39,14 +40,15 @@ from postgres_parts import bench_database, retrying
 from w4_history import _insert_sql, ulid_at
 
 from stepline.engine.engine import Engine, EngineSettings
-from stepline.engine.retention import RetentionSettings
+from stepline.engine.retention import RetentionSettings, pause_after
 from stepline.store import open_store
 from stepline.store.base import Store
 from stepline.store.pruning import PruneCounts, PrunePass, PruneRule
 
 SEED_CHUNK = 25_000
-BATCH = 500
-PAUSE_SECONDS = 0.05
+BATCH = RetentionSettings().batch
+PAUSE_SECONDS = RetentionSettings().pause_seconds
+VACUUM_EVERY_S = 30.0
 DAY = 86400.0
 GROWING_TABLES = ("runs", "steps", "events", "run_logs", "attempts", "queue")
 RUN_COLUMNS = (
@@ -233,7 +235,7 @@ class _PruneThread(threading.Thread):
                 took = time.perf_counter() - started
                 self.batches_ms.append(1000 * took)
                 if not self.progress.done:
-                    time.sleep(max(PAUSE_SECONDS, took))
+                    time.sleep(pause_after(took, PAUSE_SECONDS))
         except BaseException as exc:  # reported by the part
             self.error = exc
         finally:
@@ -281,17 +283,23 @@ def prune_under_w2(db: str | Path, n: int, latency_runs: int) -> dict[str, Any]:
                 "max": round(batches[-1], 1) if batches else 0,
             },
             "batch_size_runs": BATCH,
-            "min_pause_ms": PAUSE_SECONDS * 1000,
+            "pause": "max(50 ms, 3 x the batch)",
         },
     }
 
 
 def steady_load(
-    db: str | Path, size: Callable[[], int], count: Callable[[], int], seconds: float, rate: float
+    db: str | Path,
+    size: Callable[[], int],
+    count: Callable[[], int],
+    seconds: float,
+    rate: float,
+    vacuum: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """W1 runs at `rate` per second for `seconds`, runs kept 1 minute; the size every 10 s.
 
-    `size` and `count` (of runs) read the database on their own connections.
+    `size` and `count` (of runs) read the database on their own connections; `vacuum`, if
+    given, runs every `VACUUM_EVERY_S`.
     """
     settings = replace(
         QUIET,
@@ -304,7 +312,7 @@ def steady_load(
     sent = 0
     try:
         t0 = time.monotonic()
-        next_sample = t0
+        next_sample = next_vacuum = t0
         while (elapsed := time.monotonic() - t0) < seconds:
             due = int(elapsed * rate) - sent
             if due > 0:
@@ -317,6 +325,9 @@ def steady_load(
                     {"t_s": round(elapsed, 1), "mb": round(size() / 2**20, 2), "runs": count()}
                 )
                 next_sample += 10.0
+            if vacuum is not None and time.monotonic() >= next_vacuum + VACUUM_EVERY_S:
+                vacuum()
+                next_vacuum = time.monotonic()
             time.sleep(0.02)
         end = round(time.monotonic() - t0, 1)
         samples.append({"t_s": end, "mb": round(size() / 2**20, 2), "runs": count()})
@@ -396,8 +407,18 @@ def retention_postgres(
                     row = conn.execute("SELECT count(*) FROM runs").fetchone()
                 return int(row[0]) if row else 0
 
-            result = steady_load(url, size, count, seconds, rate)
+            def vacuum() -> None:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f"VACUUM {', '.join(GROWING_TABLES)}")
+
+            with psycopg.connect(url, autocommit=True) as conn:
+                row = conn.execute("SHOW autovacuum").fetchone()
+            autovacuum = row is not None and str(row[0]) == "on"
+            result = steady_load(url, size, count, seconds, rate, None if autovacuum else vacuum)
             result["measures"] = f"pg_total_relation_size of {', '.join(GROWING_TABLES)}"
+            result["autovacuum"] = (
+                "on" if autovacuum else f"off on this server: VACUUM every {VACUUM_EVERY_S:g} s"
+            )
             return result
 
     return {

@@ -14,7 +14,7 @@ from stepline.engine.engine import DEFAULT_DB
 from stepline.store import open_store
 from stepline.store.pruning import PrunePass
 
-BATCH = 500
+BATCH = 100
 PAUSE_SECONDS = 0.05
 
 db_option = click.option(
@@ -85,7 +85,7 @@ def prune(database: str, older_than: timedelta, function_id: str | None, dry_run
     """Remove ended runs older than --older-than, whatever their retention; prints the count.
 
     With each run go its steps, attempts, log lines and the events only it refers to. It works
-    in batches of 500 runs, one short transaction each, pausing between them, so the engine
+    in batches of 100 runs, one short transaction each, pausing between them, so the engine
     can go on working meanwhile. A run started by another run (invoke, parallel branch) goes
     with that run, never before it; a run whose started runs are still active is kept. Events
     sent to nobody go too (without --function). The scheduler prunes by each function's

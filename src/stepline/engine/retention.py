@@ -2,11 +2,11 @@
 
 Each function keeps its ended runs for its own `retention=`, else for the default (`--retain`,
 30 days; "forever" keeps them). A pass starts at most every `RetentionSettings.every`; it
-removes a batch at a time (`Store.prune_batch`, one short transaction each), pausing between
-batches at least as long as the last batch took, so pruning never holds more than about half
-of the database's write time. A scheduler tick spends at most `budget_seconds` on it and the
-next tick carries on, so cron ticks and timeouts are never held up for long. What a pass
-removed is logged at INFO (logger `stepline.retention`).
+removes a batch of 100 runs at a time (`Store.prune_batch`, one short transaction each),
+pausing between batches at least three times as long as the last batch took, so pruning never
+holds more than about a quarter of the database's write time. A scheduler tick spends at most
+`budget_seconds` on it and the next tick carries on, so cron ticks and timeouts are never held
+up for long. What a pass removed is logged at INFO (logger `stepline.retention`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class RetentionSettings:
 
     default: Retention = DEFAULT_RETENTION
     every: timedelta = timedelta(minutes=5)
-    batch: int = 500
+    batch: int = 100
     pause_seconds: float = 0.05
     budget_seconds: float = 2.0
 
@@ -68,6 +68,15 @@ def older_than_rule(older_than: timedelta, now: datetime, function_id: str | Non
     return PruneRule(now=now.timestamp(), default=cutoff, events_before=cutoff)
 
 
+PAUSE_FACTOR = 3
+"""A pause between batches is at least this many times the last batch's time."""
+
+
+def pause_after(took: float, pause_seconds: float) -> float:
+    """The pause after a batch that took `took` seconds: at least `pause_seconds`."""
+    return max(pause_seconds, PAUSE_FACTOR * took)
+
+
 def prune(
     store: Store,
     progress: PrunePass,
@@ -80,8 +89,7 @@ def prune(
     """Run `progress` batch by batch; returns what these batches removed.
 
     It stops when done, near `until` (a `time.monotonic()` deadline) or when `stop(pause)`
-    returns True. Between batches it pauses (`stop`, else `time.sleep`): at least
-    `pause_seconds`, and at least as long as the last batch took.
+    returns True. Between batches it pauses (`stop`, else `time.sleep`) for `pause_after`.
     """
     counts = PruneCounts()
     while True:
@@ -90,7 +98,7 @@ def prune(
         took = time.monotonic() - started
         if progress.done or (until is not None and time.monotonic() + took > until):
             return counts
-        pause = max(pause_seconds, took)
+        pause = pause_after(took, pause_seconds)
         if stop is None:
             time.sleep(pause)
         elif stop(pause):
