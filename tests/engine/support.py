@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from stepline.engine.clock import FakeClock
@@ -72,25 +72,26 @@ def parked(engine: Engine, run_id: str, detail: str | None = None) -> RunRecord:
 def drive(engine: Engine, clock: FakeClock, run_id: str, *, max_wakes: int = 50) -> RunRecord:
     """Advance the fake clock to each wake-up of a parked run until the run ends."""
     for _ in range(max_wakes):
-        run = eventually(
+        run, due = eventually(
             lambda: _ended_or_waiting(engine, clock, run_id), what=f"run {run_id} to move on"
         )
         if run.ended:
             return run
-        due = engine.store.next_due_at()
         assert due is not None
-        clock.set(due)
+        clock.set(due)  # the wake-up seen with the parked run, not read again (a race)
     raise AssertionError(f"run {run_id} did not end after {max_wakes} wake-ups")
 
 
-def _ended_or_waiting(engine: Engine, clock: FakeClock, run_id: str) -> RunRecord | None:
+def _ended_or_waiting(
+    engine: Engine, clock: FakeClock, run_id: str
+) -> tuple[RunRecord, datetime | None] | None:
     run = engine.store.get_run(run_id)
     if run.ended:
-        return run
+        return run, None
     due = engine.store.next_due_at()
     idle = run.detail in PARKED and engine.worker.inflight == 0
     if idle and due is not None and due > clock.now():
-        return run
+        return run, due
     return None
 
 

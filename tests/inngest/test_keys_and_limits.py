@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from stepline._blocking import run_to_end
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.inngest.sync import SyncFailed, syncer_for
 from tests.inngest.conftest import Stepline
@@ -28,7 +29,7 @@ OTHER_KEY = "signkey-test-" + "cd" * 32
 
 def _sync_url(stepline: Stepline, url: str, key: str | None) -> Any:
     syncer = syncer_for(stepline.engine.operations, SigningKeys(key) if key else None)
-    return asyncio.run(syncer.sync_url(url))
+    return run_to_end(syncer.sync_url(url))
 
 
 def test_signed_calls_to_an_app_in_production_mode(

@@ -7,7 +7,6 @@ is taken; reserved names and bad batches are refused whole.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import threading
@@ -22,6 +21,7 @@ import inngest
 import pytest
 from inngest._internal.errors import SendEventsError
 
+from stepline._blocking import run_to_end
 from stepline.engine.event_seed import seeded_ids
 from stepline.server.intake import MAX_INTAKE_BODY_BYTES, SEED_HEADER
 from tests.inngest.conftest import Stepline
@@ -112,7 +112,7 @@ def send_async(client: inngest.Inngest, events: list[inngest.Event]) -> list[str
         finally:
             await client._http_client._http_client.aclose()
 
-    return asyncio.run(send())
+    return run_to_end(send())  # its own thread: this one may hold Playwright's loop
 
 
 def listed(stepline: Stepline, name: str) -> list[dict[str, Any]]:
