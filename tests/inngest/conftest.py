@@ -20,6 +20,7 @@ from stepline.engine.clock import Clock, SystemClock
 from stepline.engine.engine import Engine, EngineSettings
 from stepline.engine.inngest.driver import HttpSettings
 from stepline.engine.inngest.signing import SigningKeys
+from stepline.engine.outputs import OutputLimits
 from stepline.engine.retry import RetryPolicy
 from stepline.engine.worker import WorkerSettings
 from stepline.server.app import create_app
@@ -107,7 +108,10 @@ def make_stepline(store: Store, servers: Servers) -> Iterator[Callable[..., Step
     clients: list[httpx.Client] = []
 
     def start(
-        signing_key: str | None = None, clock: Clock | None = None, request_timeout: float = 60.0
+        signing_key: str | None = None,
+        clock: Clock | None = None,
+        request_timeout: float = 60.0,
+        outputs: OutputLimits | None = None,
     ) -> Stepline:
         keys = SigningKeys(signing_key) if signing_key else None
         settings = EngineSettings(
@@ -116,6 +120,7 @@ def make_stepline(store: Store, servers: Servers) -> Iterator[Callable[..., Step
             scheduler_poll_seconds=SETTINGS.scheduler_poll_seconds,
             signing_keys=keys,
             http=HttpSettings(request_timeout_seconds=request_timeout),
+            outputs=outputs or OutputLimits(),
         )
         clock = clock or SystemClock()
         engine = Engine([], db=store, upgrade=False, clock=clock, settings=settings)

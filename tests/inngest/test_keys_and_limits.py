@@ -18,6 +18,7 @@ from starlette.routing import Route
 from stepline._blocking import run_to_end
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.inngest.sync import SyncFailed, syncer_for
+from stepline.engine.outputs import OutputLimits
 from tests.inngest.conftest import Stepline
 from tests.loopback import Servers
 
@@ -127,7 +128,7 @@ def _garbage_app() -> Starlette:
         body = b'[{"id": "a", "op": "StepRun", "data": "' + b"x" * (9 << 20) + b'"}]'
         return Response(body, status_code=206, headers=SDK_HEADERS)
 
-    async def big_step(request: Request) -> Response:  # a step output past 4 MiB
+    async def big_step(request: Request) -> Response:  # a step output past the limit (4 MiB)
         memo = (await request.json())["steps"].get("a" * 40)
         if memo is not None:  # as an SDK does: the step's error fails the function
             error = {"name": "StepError", **memo["error"]}
@@ -152,12 +153,17 @@ def _garbage_app() -> Starlette:
         ("/garbage", "without X-Inngest-SDK"),
         ("/gone", "failed"),
         ("/huge", "larger than 8 MiB"),
-        ("/big-step", "returned more than 4 MiB"),
+        ("/big-step", "output of step 'big' is 5.0 MiB of JSON, over the limit of 4 MiB"),
     ],
 )
 def test_an_app_answering_garbage_or_gone_fails_the_run_with_a_clear_error(
-    stepline: Stepline, py_app: Serve, servers: Servers, path: str, expected: str
+    make_stepline: Callable[..., Stepline],
+    py_app: Serve,
+    servers: Servers,
+    path: str,
+    expected: str,
 ) -> None:
+    stepline = make_stepline(outputs=OutputLimits(max_bytes=4 << 20))
     base = servers.start(_garbage_app())
     url = base + path if path != "/gone" else "http://127.0.0.1:9/gone"  # nothing listens on 9
     _register(stepline, url)

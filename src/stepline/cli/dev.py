@@ -7,6 +7,7 @@ from dataclasses import replace
 import click
 
 from stepline._retention import Retention
+from stepline.cli._output_limits import output_limit_options
 from stepline.cli._retain import retain_option
 from stepline.cli._run_lines import RunLines, quiet_option
 from stepline.cli._sdk import sdk_timeout_option, sdk_urls_option, signing_options
@@ -18,6 +19,7 @@ from stepline.engine.inngest.driver import HttpSettings
 from stepline.engine.inngest.poller import AppPoller
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.inngest.sync import syncer_for
+from stepline.engine.outputs import OutputLimits
 from stepline.engine.retention import RetentionSettings
 from stepline.engine.worker import WorkerSettings
 from stepline.sdk.app import App
@@ -46,6 +48,7 @@ from stepline.server.app import create_app
 )
 @quiet_option
 @retain_option("This process prunes.")
+@output_limit_options
 @sdk_urls_option
 @sdk_timeout_option
 @serve_options
@@ -56,6 +59,7 @@ def dev(
     slots: int,
     quiet: bool,
     retain: Retention,
+    outputs: OutputLimits,
     sdk_urls: tuple[str, ...],
     sdk_timeout: float,
     host: str,
@@ -84,6 +88,7 @@ def dev(
         http=HttpSettings(request_timeout_seconds=sdk_timeout),
         observer=None if quiet else RunLines(url),
         retention=RetentionSettings(default=retain),
+        outputs=outputs,
     )
     engine = Engine(loaded, db=db, settings=settings)
     functions = ", ".join(sorted(engine.functions)) or "none"

@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 
 from stepline import errors
 from stepline._retention import Retention
+from stepline.cli._output_limits import output_limit_options
 from stepline.cli._retain import retain_option
 from stepline.cli._run_lines import RunLines, quiet_option
 from stepline.cli._sdk import sdk_timeout_option, signing_options
@@ -26,6 +27,7 @@ from stepline.engine.engine import Engine, EngineSettings
 from stepline.engine.inngest.driver import HttpSettings
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.metrics import Metrics
+from stepline.engine.outputs import OutputLimits
 from stepline.engine.retention import RetentionSettings
 from stepline.engine.worker import WorkerSettings
 from stepline.sdk.app import App
@@ -95,6 +97,7 @@ EXIT_ABANDONED = 3  # all slots held by abandoned steps: the supervisor should r
 )
 @quiet_option
 @retain_option("The leader prunes: give all workers the same.")
+@output_limit_options
 @sdk_timeout_option
 @signing_options
 def worker(
@@ -108,6 +111,7 @@ def worker(
     metrics_host: str,
     quiet: bool,
     retain: Retention,
+    outputs: OutputLimits,
     sdk_timeout: float,
     signing_keys: SigningKeys | None,
 ) -> None:
@@ -133,6 +137,7 @@ def worker(
         http=HttpSettings(request_timeout_seconds=sdk_timeout),
         observer=None if quiet else RunLines(dashboard_url),
         retention=RetentionSettings(default=retain),
+        outputs=outputs,
     )
     engine = Engine(loaded, db=store, settings=settings, upgrade=False)
     exporter = None if metrics_port is None else _serve(engine.metrics, metrics_host, metrics_port)

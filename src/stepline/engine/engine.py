@@ -19,6 +19,7 @@ from stepline.engine.inngest.functions import SdkFunctions
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.metrics import Metrics
 from stepline.engine.operations import Operations, RunDetail
+from stepline.engine.outputs import OutputLimits
 from stepline.engine.retention import RetentionSettings
 from stepline.engine.retry import RetryPolicy
 from stepline.engine.scheduler import Scheduler
@@ -46,6 +47,8 @@ class EngineSettings:
         observer: Hears of each run the worker starts and ends (`stepline dev`'s run lines).
         retention: The default retention of ended runs (30 days) and how the scheduler
             prunes them.
+        outputs: Above what size step and run outputs go to the blob store (256 KiB), and
+            above what size they fail their step (64 MiB).
     """
 
     worker: WorkerSettings = field(default_factory=WorkerSettings)
@@ -57,6 +60,7 @@ class EngineSettings:
     http: HttpSettings = field(default_factory=HttpSettings)
     observer: RunObserver | None = None
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    outputs: OutputLimits = field(default_factory=OutputLimits)
 
 
 def collect_functions(apps: Iterable[App]) -> dict[str, Function]:
@@ -168,6 +172,7 @@ class Engine:
             keys=self.settings.signing_keys,
             settings=self.settings.http,
             metrics=self.metrics,
+            output_limits=self.settings.outputs,
         )
         return Executor(
             store=self.store,
@@ -179,6 +184,7 @@ class Engine:
             draining=draining,
             http=http,
             metrics=self.metrics,
+            output_limits=self.settings.outputs,
         )
 
     def _new_worker(self) -> Worker:

@@ -11,6 +11,7 @@ from typing import Any
 from ulid import ULID
 
 from stepline import errors
+from stepline._sizes import format_size
 from stepline.store.base import EventRecord
 
 MAX_EVENT_BYTES = 512 * 1024
@@ -88,13 +89,6 @@ def _json_text(value: dict[str, Any], field: str) -> str:
         raise errors.InvalidInput(f"is not JSON-serializable: {exc}", field) from None
 
 
-def _size(limit: int) -> str:
-    """A byte count in words: "512 KiB", "3 MiB"."""
-    if limit % (1024 * 1024) == 0:
-        return f"{limit // (1024 * 1024)} MiB"
-    return f"{limit // 1024} KiB"
-
-
 def _storable(text: str) -> bool:
     """Whether a database text column takes `text` (PostgreSQL refuses NUL; UTF-8, surrogates)."""
     if "\x00" in text:
@@ -168,7 +162,7 @@ def build_event(
     user_text = _json_text(_object(raw, "user", field), f"{field}.user")
     if len(data_text) + len(user_text) > rules.max_bytes:
         raise errors.PayloadTooLarge(
-            f"event is larger than {_size(rules.max_bytes)}", f"{field}.data"
+            f"event is larger than {format_size(rules.max_bytes)}", f"{field}.data"
         )
     internal_id = internal_id or new_id()
     return EventRecord(

@@ -24,6 +24,7 @@ from stepline.engine.clock import Clock
 from stepline.engine.ending import COMPLETED, LOST, Ending
 from stepline.engine.inngest.driver import HttpDriver
 from stepline.engine.metrics import Metrics
+from stepline.engine.outputs import FUNCTION_RESULT, OutputLimits, Outputs
 from stepline.engine.retry import RetryPolicy, describe, next_attempt_at
 from stepline.engine.routing import Routing
 from stepline.engine.run_trigger import run_trigger
@@ -65,11 +66,16 @@ class Executor:
     draining: threading.Event = field(default_factory=threading.Event)
     http: HttpDriver | None = None
     metrics: Metrics | None = None
+    output_limits: OutputLimits = field(default_factory=OutputLimits)
+    _outputs: Outputs = field(init=False, repr=False)
     _ids: tuple[Mapping[str, Any] | None, list[str]] = field(
         default=(None, []), init=False, repr=False
     )
     # The replays in progress here, by run id (the heartbeat records their steps in flight).
     _sessions: dict[str, RunSession] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._outputs = Outputs(self.store, self.output_limits)
 
     def function_ids(self) -> list[str]:
         """The functions whose runs this executor takes: its Python ones and SDK apps' ones.
@@ -100,6 +106,7 @@ class Executor:
             lost=lost,
             function_config=fn.config,
             metrics=self.metrics,
+            outputs=self._outputs,
         )
         self._sessions[claimed.run.id] = session
         return fn, session
@@ -201,7 +208,9 @@ class Executor:
             error = None
         if error is None:
             try:
-                output = encode_output("(function result)", outcome.value)
+                output = self._outputs.stored(
+                    FUNCTION_RESULT, encode_output(FUNCTION_RESULT, outcome.value), now
+                )
             except errors.StepOutputError as exc:
                 error = exc
             else:

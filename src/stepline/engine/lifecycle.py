@@ -2,8 +2,10 @@
 
 `data` holds `function_id`, `run_id`, `event` (the first triggering event), `events`, and
 `result` (completed) or `error` (failed: `{error, name, message, stack}`), plus
-`_inngest.status`. `stepline/function.failed` and `stepline/function.cancelled` carry the
-run id as their event id, so each can be stored once only.
+`_inngest.status`. A result kept as a blob (`engine/outputs.py`) is not copied into the event:
+`result` is null and `result_blob` has its `size` and `download_url`.
+`stepline/function.failed` and `stepline/function.cancelled` carry the run id as their event
+id, so each can be stored once only.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from stepline.engine.events import build_event
+from stepline.engine.outputs import blob_link
 from stepline.store.base import FINISHED_EVENT, EventRecord, RunEnd
+from stepline.store.blobs import blob_ref
 
 _STATUS = {"COMPLETED": "Completed", "FAILED": "Failed", "CANCELLED": "Cancelled"}
 
@@ -30,6 +34,14 @@ def _error(stored: str | None) -> dict[str, Any]:
     }
 
 
+def _result(ended: RunEnd) -> dict[str, Any]:
+    """`result`, or for a result kept as a blob its size and where to download it."""
+    ref = blob_ref(ended.output)
+    if ref is None:
+        return {"result": None if ended.output is None else json.loads(ended.output)}
+    return {"result": None, "result_blob": blob_link(ended.run_id, None, ref)}
+
+
 def lifecycle_data(ended: RunEnd, events: Sequence[EventRecord]) -> dict[str, Any]:
     """The `data` of a run's lifecycle events."""
     payloads = [event.payload() for event in events]
@@ -41,7 +53,7 @@ def lifecycle_data(ended: RunEnd, events: Sequence[EventRecord]) -> dict[str, An
         "_inngest": {"status": _STATUS.get(ended.status, ended.status)},
     }
     if ended.status == "COMPLETED":
-        data["result"] = None if ended.output is None else json.loads(ended.output)
+        data.update(_result(ended))
     if ended.status == "FAILED":
         data["error"] = _error(ended.error)
     if ended.status == "CANCELLED" and ended.reason:

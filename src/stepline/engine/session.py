@@ -21,6 +21,7 @@ from stepline._checks import is_number, is_text
 from stepline.engine import tracing
 from stepline.engine.clock import Clock
 from stepline.engine.events import INVOKED_EVENT, build_event
+from stepline.engine.outputs import Outputs
 from stepline.engine.retry import RetryPolicy, describe, next_attempt_at
 from stepline.engine.routing import Routing
 from stepline.sdk.step import InvokeSpec, StepKey, WaitSpec, hash_step_id
@@ -111,10 +112,6 @@ def _group_position(claimed: ClaimedRun) -> int:
     return marker.position if marker is not None else -1
 
 
-def _decode(step: StepRecord) -> Any:
-    return None if step.output is None else json.loads(step.output)
-
-
 class RunSession:
     """The step backend and run hooks for one claimed run, used by one thread or task."""
 
@@ -132,6 +129,7 @@ class RunSession:
         lost: threading.Event | None = None,
         function_config: Callable[[], str] | None = None,
         metrics: Metrics | None = None,
+        outputs: Outputs | None = None,
     ) -> None:
         self.run = claimed.run
         self.lease = claimed.lease
@@ -167,6 +165,7 @@ class RunSession:
         self._draining = draining
         self._lost = lost
         self._metrics = metrics
+        self._outputs = outputs or Outputs(store)
         self.trace = tracing.run_trace(claimed.run, claimed.events)  # None: tracing is off
 
     # -- StepBackend -------------------------------------------------------------------------
@@ -238,7 +237,7 @@ class RunSession:
                 error.get("message", ""),
                 error.get("traceback", ""),
             )
-        return True, _decode(step)
+        return True, self._outputs.value(step.output)
 
     def started(self, key: StepKey) -> datetime:
         """Note that a new step begins (log lines are attributed to it).
@@ -278,10 +277,17 @@ class RunSession:
             tracing.step_outcome(span, "ok")
 
     def completed(self, key: StepKey, output: str, started_at: datetime) -> None:
-        """Commit a finished `step.run` with the run's progress."""
+        """Commit a finished `step.run` with the run's progress (a large output as a blob).
+
+        An output over the size limit fails the step instead (`StepOutputError`, not retried).
+        """
+        try:
+            stored = self._outputs.stored(key.id, output, self._clock.now())
+        except errors.StepOutputError as exc:
+            self.failed(key, exc, started_at)
         self._current_step = None
         self.in_flight = None
-        self._commit(self._record(key, "run", started_at, output=output))
+        self._commit(self._record(key, "run", started_at, output=stored))
         self._count_attempt("completed", started_at)
 
     def failed(self, key: StepKey, error: BaseException, started_at: datetime) -> NoReturn:

@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 
 from stepline._durations import format_duration
 from stepline.store.access import AccessStore
+from stepline.store.blobs import BlobStore
 from stepline.store.pruning import RetentionStore
 from stepline.store.tally import StoreTally
 
@@ -749,7 +750,7 @@ class LeaderLock(Protocol):
         ...
 
 
-class Store(AccessStore, RetentionStore, Protocol):
+class Store(AccessStore, RetentionStore, BlobStore, Protocol):
     """Durable state of events, runs, steps and the queue.
 
     Every method is one transaction: it happens entirely or not at all. Methods that take a

@@ -255,6 +255,8 @@ class EndingsMixin:
             error=error,
             ended_at=now.timestamp(),
         )
+        if settled and ended.parent_run_id is not None:  # (set: the caller checked)
+            self._refer_to_blob(tx, ended.parent_run_id, output)
         if not settled or tx.scalars(self._endings.waiting_branches, run_id=ended.parent_run_id)[0]:
             return
         tx.execute(self._endings.settle_group, run_id=ended.parent_run_id, ended_at=now.timestamp())

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Double,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -396,4 +397,35 @@ audit_log = Table(
     Column("reason", Text),
     Column("details", Text, nullable=False),
     Index(None, "at"),
+)
+
+# Large outputs (`store/blobs.py`): one row per blob, named by the SHA-256 of its bytes, with its
+# size and when it was last written (a write of the same bytes renews it). The bytes are in a
+# directory beside a SQLite file, and in `blob_chunks` on PostgreSQL. `blob_refs`: which runs
+# refer to which blob, written with the reference; a blob no run refers to is removed.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("written_at", Double, nullable=False),
+    Index(None, "written_at"),
+)
+
+blob_chunks = Table(
+    "blob_chunks",
+    metadata,
+    Column("blob_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("blob_id", "seq"),
+)
+
+blob_refs = Table(
+    "blob_refs",
+    metadata,
+    Column("run_id", String(26), nullable=False),
+    Column("blob_id", String(64), nullable=False),
+    PrimaryKeyConstraint("run_id", "blob_id"),
+    Index(None, "blob_id"),
 )

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -83,6 +84,7 @@ from stepline.store.base import (
     from_epoch,
     reclaim_log,
 )
+from stepline.store.blobs import BlobsMixin, BlobStatements
 from stepline.store.cancellation import CancellationMixin, CancellationStatements
 from stepline.store.endings import EndingsMixin, EndingStatements
 from stepline.store.insights import InsightsMixin
@@ -443,6 +445,7 @@ class SqlStore(
     InsightsMixin,
     AccessMixin,
     RetentionMixin,
+    BlobsMixin,
 ):
     """The Store implementation shared by SQLite and PostgreSQL.
 
@@ -467,6 +470,8 @@ class SqlStore(
         self._cancellation = CancellationStatements(prepare)
         self._slots = SlotStatements(prepare)
         self._apps = AppStatements(prepare)
+        self._blob_statements = BlobStatements(engine.dialect, prepare)
+        self._blob_dir: Path | None = None  # blobs' bytes: in `blob_chunks` unless set
         dbapi = engine.dialect.loaded_dbapi
         self._driver_error: type[Exception] = dbapi.Error
         self._integrity_error: type[Exception] = dbapi.IntegrityError
@@ -957,6 +962,7 @@ class SqlStore(
             self._insert_run(tx, run, now, routing)
             for step in steps:
                 tx.execute(self._sql.insert_step, **_step_row(step))
+                self._refer_to_blob(tx, run.id, step.output)
             if logs:
                 tx.execute_many(self._sql.insert_log, [_log_row(log) for log in logs])
             self._announce(tx)
@@ -1336,6 +1342,7 @@ class SqlStore(
         it raises `Conflict`.
         """
         row = _step_row(step)
+        self._refer_to_blob(tx, step.run_id, step.output)
         if step.kind in _SETTLED_KINDS and tx.execute(self._sql.settle_step, **row) == 1:
             return
         tx.execute(self._sql.insert_step, **row)
@@ -1476,6 +1483,7 @@ class SqlStore(
                 failed=int(attempt is not None),
             )
             tx.execute(sql.delete_waits, run_id=lease.run_id)
+            self._refer_to_blob(tx, lease.run_id, output)
             self._apply_delta(tx, lease.run_id, delta, now)
             [checks] = ended
             listened = bool(checks["finished_waited"]) or self._triggers_on(

@@ -69,6 +69,8 @@ class SqliteStore(SqlStore):
     the lock instead of spinning on SQLITE_BUSY, and writers in other processes wait on the
     busy timeout. Reads use a pool of their own.
 
+    Large outputs' bytes (`store/blobs.py`) are files in the folder `<path>.blobs` beside it.
+
     Args:
         path: The database file; its folder is created if missing.
         synchronous: "NORMAL" (default) or "FULL" (fsync at every commit; survives power loss).
@@ -87,6 +89,7 @@ class SqliteStore(SqlStore):
             self.path, begin="BEGIN IMMEDIATE", synchronous=synchronous, poolclass=StaticPool
         )
         super().__init__(writer)
+        self._blob_dir = self.path.with_name(f"{self.path.name}.blobs")
         self._write_lock = threading.Lock()
         self._reader = _engine(
             self.path,

@@ -34,6 +34,7 @@ from stepline.engine.inngest.settling import Settler
 from stepline.engine.inngest.signing import SigningKeys, canonical
 from stepline.engine.inngest.writer import Writer
 from stepline.engine.metrics import Metrics
+from stepline.engine.outputs import OutputLimits, Outputs
 from stepline.engine.retry import RetryPolicy
 from stepline.engine.routing import Routing
 from stepline.store.base import ClaimedRun, Store
@@ -76,7 +77,12 @@ class HttpDriver:
     keys: SigningKeys | None = None
     settings: HttpSettings = field(default_factory=HttpSettings)
     metrics: Metrics | None = None
+    output_limits: OutputLimits = field(default_factory=OutputLimits)
     _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = field(default_factory=dict)
+    _outputs: Outputs = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._outputs = Outputs(self.store, self.output_limits)
 
     async def execute(
         self, claimed: ClaimedRun, lost: threading.Event | None = None
@@ -96,6 +102,7 @@ class HttpDriver:
             max_attempts=target.max_attempts if target else 1,
             config=target.config if target else "{}",
             metrics=self.metrics,
+            outputs=self._outputs,
         )
         if target is None:
             message = f"function {claimed.run.function_id!r} is no longer registered"
@@ -147,7 +154,7 @@ class HttpDriver:
     async def _call(
         self, claimed: ClaimedRun, target: SdkTarget, writer: Writer, step_id: str
     ) -> Reply:
-        steps, stack = memo(writer.steps.values())
+        steps, stack = await asyncio.to_thread(memo, writer.steps.values(), self._outputs)
         call = Call(
             run_id=writer.steps_run_id,
             function_id=target.id,

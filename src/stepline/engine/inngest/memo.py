@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from stepline.engine.outputs import Outputs
 from stepline.store.base import StepRecord
 
 _DONE = ("completed", "failed")
@@ -37,11 +38,11 @@ def sdk_error(stored: str | None) -> dict[str, Any]:
     }
 
 
-def memo_value(step: StepRecord) -> Any:
-    """What an SDK finds under the step's hash in `steps`."""
+def memo_value(step: StepRecord, outputs: Outputs) -> Any:
+    """What an SDK finds under the step's hash in `steps` (a large output read from its blob)."""
     if step.status == "failed":
         return {"error": sdk_error(step.error)}
-    value = None if step.output is None else json.loads(step.output)
+    value = outputs.value(step.output)
     if step.kind in _UNWRAPPED:
         return value
     return {"data": value}
@@ -53,7 +54,7 @@ def finished(steps: Iterable[StepRecord]) -> list[StepRecord]:
     return sorted(done, key=lambda s: (s.ended_at or _EPOCH, s.position))
 
 
-def memo(steps: Iterable[StepRecord]) -> tuple[dict[str, Any], list[str]]:
+def memo(steps: Iterable[StepRecord], outputs: Outputs) -> tuple[dict[str, Any], list[str]]:
     """The call request's `steps` map and its stack of hashes in completion order."""
     done = finished(steps)
-    return {step.hash: memo_value(step) for step in done}, [step.hash for step in done]
+    return {step.hash: memo_value(step, outputs) for step in done}, [step.hash for step in done]

@@ -22,6 +22,7 @@ from stepline.engine.inngest.call import DISCOVERY
 from stepline.engine.inngest.fanout import Fanout
 from stepline.engine.inngest.reply import LAZY_OPS, Op, Reply
 from stepline.engine.metrics import Metrics, StepOutcome
+from stepline.engine.outputs import FUNCTION_RESULT, Outputs
 from stepline.engine.retry import RetryPolicy
 from stepline.engine.routing import Routing
 from stepline.store.base import (
@@ -34,7 +35,6 @@ from stepline.store.base import (
     Store,
 )
 
-MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
 _RAN = ("StepRun", "Step")
 _ERRORED = ("StepError", "StepFailed")
 _OUTCOMES = (*_RAN, *_ERRORED)
@@ -64,6 +64,7 @@ class Writer:
     rng: Callable[[], float]
     max_attempts: int
     config: str
+    outputs: Outputs
     metrics: Metrics | None = None
     steps: dict[str, StepRecord] = field(init=False)
     failures: dict[str, int] = field(init=False)
@@ -135,8 +136,18 @@ class Writer:
         except ValueError:
             bad = {"name": "BadResult", "message": "the function's result is not JSON"}
             return self.attempt_failed(step_id, bad, reply, started)
-        self._finish("COMPLETED", output=output)
+        self._complete(output)
         return None
+
+    def _complete(self, output: str) -> None:
+        """End the run with the function's result (a blob when large); fail it when too large."""
+        try:
+            stored = self.outputs.stored(FUNCTION_RESULT, output, self.clock.now())
+        except errors.StepOutputError as exc:
+            too_big = {"name": "StepOutputTooLarge", "message": str(exc)}
+            self._finish("FAILED", error=json.dumps(too_big))
+            return
+        self._finish("COMPLETED", output=stored)
 
     def _single(self, op: Op, reply: Reply, started: datetime) -> str | None:
         if op.op in _OUTCOMES:
@@ -144,7 +155,7 @@ class Writer:
         if op.op == "StepPlanned" and op.id not in self.steps:
             return op.id  # one planned step: run it now, in this claim
         if op.op == "RunComplete":
-            self._finish("COMPLETED", output=_json(op.data))
+            self._complete(_json(op.data))
             return None
         if op.op == "DiscoveryRequest":
             return DISCOVERY
@@ -157,12 +168,10 @@ class Writer:
             again = {"name": "StepRunTwice", "message": f"the app ran finished step {op.label!r}"}
             return self.attempt_failed(DISCOVERY, again, reply, started)
         if op.op in _RAN:
-            output = _json(op.data)
-            if len(output) > MAX_STEP_OUTPUT_BYTES:
-                too_big = {
-                    "name": "StepOutputTooLarge",
-                    "message": f"step {op.label!r} returned more than 4 MiB",
-                }
+            try:
+                output = self.outputs.stored(op.label, _json(op.data), self.clock.now())
+            except errors.StepOutputError as exc:
+                too_big = {"name": "StepOutputTooLarge", "message": str(exc)}
                 return self._step_failed(op, too_big, started, final=True)
             if self.branch is not None:
                 self._finish("COMPLETED", output=output)

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from stepline.engine.inngest.memo import memo
 from stepline.engine.operations import Operations
+from stepline.engine.outputs import Outputs
 from stepline.server.inngest.reads import parse_run_id, run_steps, sdk_events
 from stepline.store.base import RunRecord
 
@@ -26,6 +27,7 @@ class LargeState:
 
     def __init__(self, operations: Operations) -> None:
         self.ops = operations
+        self._outputs = Outputs(operations.store)
 
     async def batch(self, request: Request) -> Response:
         """GET /v0/runs/{run_id}/batch: the run's trigger events, a JSON array."""
@@ -33,7 +35,9 @@ class LargeState:
 
     async def actions(self, request: Request) -> Response:
         """GET /v0/runs/{run_id}/actions: the run's memo map (hashed step id → result)."""
-        return await self._answer(request, lambda run: memo(run_steps(self.ops.store, run))[0])
+        return await self._answer(
+            request, lambda run: memo(run_steps(self.ops.store, run), self._outputs)[0]
+        )
 
     async def _answer(self, request: Request, read: Callable[[RunRecord], Any]) -> Response:
         """`read(run)` as JSON, read and encoded in the thread pool (state may be megabytes)."""
