@@ -81,7 +81,9 @@ def test_a_dry_run_prints_what_prune_then_removes_and_removes_nothing(
     dry = runner.invoke(cli, [*args, "--dry-run"])
 
     assert dry.exit_code == 0, dry.output
-    expected = "4 runs, 4 steps, 0 attempts, 3 log lines, 5 events (runs that ended before "
+    expected = (
+        "4 runs, 4 steps, 0 attempts, 3 log lines, 5 events, 0 blobs (runs that ended before "
+    )
     assert dry.output.startswith(f"Would remove {expected}"), dry.output
     assert counts(store) == before
 

@@ -1,10 +1,12 @@
 """A worker process for test_crash_recovery: runs one function whose steps leave side effects.
 
-Usage: python crash_child.py DB SIDE_EFFECT_FILE first|second
+Usage: python crash_child.py DB SIDE_EFFECT_FILE first|second PAD
 
 "first" starts a run and blocks inside its second step (the test kills it there); "second"
 picks the run up after the dead worker's lease expires and finishes it. Each step appends
 "<step> <pid> <unix time>" to SIDE_EFFECT_FILE before anything else, outside the engine.
+Each step returns its name followed by PAD spaces (over 256 KiB: stored as a blob); the
+function returns the names.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from stepline.sdk.step import Step
 LEASE_SECONDS = 1.5
 
 
-def main(db: str, side_effects: Path, mode: str) -> None:
+def main(db: str, side_effects: Path, mode: str, pad: int) -> None:
     app = stepline.App("crash")
 
     def effect(name: str) -> str:
@@ -31,11 +33,12 @@ def main(db: str, side_effects: Path, mode: str) -> None:
             out.write(f"{name} {os.getpid()} {time.time()}\n")
         if name == "step-2" and mode == "first":
             threading.Event().wait(60)  # killed here
-        return name
+        return name + " " * pad
 
     @app.function(id="crashy")
     def crashy(ctx: stepline.Context[Step]) -> list[str]:
-        return [ctx.step.run(name, effect, name) for name in ("step-1", "step-2", "step-3")]
+        names = ("step-1", "step-2", "step-3")
+        return [ctx.step.run(name, effect, name).rstrip() for name in names]
 
     settings = EngineSettings(
         worker=WorkerSettings(slots=2, lease_seconds=LEASE_SECONDS, poll_seconds=0.05),
@@ -48,4 +51,4 @@ def main(db: str, side_effects: Path, mode: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]), sys.argv[3])
+    main(sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]))

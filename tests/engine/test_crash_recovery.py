@@ -1,6 +1,7 @@
 """A worker killed with SIGKILL in the middle of a step loses nothing: another worker process
 reclaims the run once the lease expires, skips the completed step (exactly-once memoization)
-and executes the interrupted step again (at-least-once execution)."""
+and executes the interrupted step again (at-least-once execution). Also when the completed
+step's output is large, stored as a blob: the new worker's replay reads it back."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from stepline.store.base import RunFilter, Store
+from stepline.store.blobs import blob_ref
 from stepline.store.sql import SqlStore
 from stepline.store.sqlite import SqliteStore
 from tests.engine.crash_child import LEASE_SECONDS
@@ -52,8 +54,9 @@ def children(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("pad", [0, 300 * 1024], ids=["inline", "blob"])
 def test_killed_worker_run_is_reclaimed_and_only_the_interrupted_step_reruns(
-    store: Store, tmp_path: Path, children: list[subprocess.Popen[bytes]]
+    store: Store, tmp_path: Path, children: list[subprocess.Popen[bytes]], pad: int
 ) -> None:
     db = database_of(store)
     effects = tmp_path / "side-effects.txt"
@@ -61,7 +64,9 @@ def test_killed_worker_run_is_reclaimed_and_only_the_interrupted_step_reruns(
     def spawn(mode: str) -> subprocess.Popen[bytes]:
         with (tmp_path / f"{mode}.log").open("wb") as log:
             child = subprocess.Popen(
-                [sys.executable, str(CHILD), db, str(effects), mode], stdout=log, stderr=log
+                [sys.executable, str(CHILD), db, str(effects), mode, str(pad)],
+                stdout=log,
+                stderr=log,
             )
         children.append(child)
         return child
@@ -88,6 +93,8 @@ def test_killed_worker_run_is_reclaimed_and_only_the_interrupted_step_reruns(
     done = store.get_run(run.id)
     assert done.status == "COMPLETED", done.error
     assert json.loads(done.output or "") == ["step-1", "step-2", "step-3"]
+    step_1 = store.get_steps(run.id)[0].output
+    assert (blob_ref(step_1) is not None) == (pad > 0), step_1 and step_1[:80]
     seen = side_effects(effects)
     assert [(name, pid) for name, pid, _ in seen] == [
         ("step-1", first.pid),

@@ -6,19 +6,29 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 import stepline
+from stepline import errors
+from stepline._retention import DEFAULT_RETENTION
 from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
 from stepline.engine.outputs import OutputLimits
+from stepline.engine.retention import prune, prune_rule
 from stepline.sdk.step import Step
 from stepline.store import schema as t
 from stepline.store.base import RunRecord, Store
-from stepline.store.blobs import blob_ref
+from stepline.store.blobs import BlobRef, blob_ref
+from stepline.store.pruning import PrunePass
+from stepline.store.sqlite import SqliteStore
 from tests.conftest import FAST_SETTINGS
+from tests.engine.support import start
+from tests.flow.support import completed
+
+DAY = timedelta(days=1)
 
 SMALL_LIMITS = replace(FAST_SETTINGS, outputs=OutputLimits(inline_bytes=1024, max_bytes=64 * 1024))
 
@@ -143,3 +153,62 @@ def test_the_same_large_output_is_stored_once_and_held_by_each_run(
         assert engine.wait_for_run(run.id, 10).status == "COMPLETED"
     assert _rows(engine.store, t.blobs) == 1
     assert _rows(engine.store, t.blob_refs) == 2
+
+
+def _blob_kept(store: Store, ref: BlobRef) -> bool:
+    try:
+        return store.read_blob(ref) is not None
+    except errors.NotFound:
+        return False
+
+
+def test_retention_removes_blobs_with_the_last_run_holding_them(
+    make_engine: Callable[..., Engine], clock: FakeClock, store: Store
+) -> None:
+    app = stepline.App("kept-blobs")
+
+    def report(kind: str) -> list[str]:
+        return [kind] * 400  # a few KiB: a blob under the 1 KiB inline limit
+
+    @app.function(id="daily", triggers=[stepline.event("demo/daily")])
+    def daily(ctx: stepline.Context[Step]) -> int:
+        return len(ctx.step.run("report", report, ctx.event.data["kind"]))
+
+    @app.function(id="archive", triggers=[stepline.event("demo/archive")], retention="forever")
+    def archive(ctx: stepline.Context[Step]) -> int:
+        return len(ctx.step.run("report", report, "shared"))
+
+    engine = make_engine(app, settings=replace(SMALL_LIMITS, scheduler=False))
+    runs = {
+        kind: start(engine, f"demo/{'archive' if kind == 'archived' else 'daily'}", {"kind": kind})
+        for kind in ("alone", "shared", "archived")
+    }
+    refs: dict[str, BlobRef] = {}
+    for kind, run_id in runs.items():
+        completed(engine, run_id)
+        [step] = engine.store.get_steps(run_id)
+        ref = blob_ref(step.output)
+        assert ref is not None, step.output
+        refs[kind] = ref
+    assert refs["shared"] == refs["archived"]  # the same bytes: one blob, held by both runs
+    orphan = store.put_blob(b'"written by a step whose commit failed"', clock.now())
+    rule = prune_rule(store.list_functions(), DEFAULT_RETENTION, clock.now() + 31 * DAY)
+    dry = PrunePass(rule=rule, dry_run=True)  # what the scheduler will remove
+    counted = prune(store, dry, batch=2, pause_seconds=0)
+    assert (counted.runs, counted.blobs) == (2, 2)  # "alone", and the orphan
+    assert all(_blob_kept(store, ref) for ref in (refs["alone"], orphan))
+
+    clock.advance(31 * DAY)
+    fresh = store.put_blob(b'"just written, its step not yet committed"', clock.now())
+    engine.scheduler.tick()
+
+    assert not _blob_kept(store, refs["alone"]) and not _blob_kept(store, orphan)
+    assert _blob_kept(store, refs["archived"]), "the archive's run still holds it"
+    assert _blob_kept(store, fresh), "written within the hour: its reference may be on the way"
+    assert _rows(store, t.blobs) == 2
+    if isinstance(store, SqliteStore):
+        blob_dir = store.path.with_name(f"{store.path.name}.blobs")
+        files = sorted(p.name for p in blob_dir.rglob("*") if p.is_file())
+        assert files == sorted([refs["archived"].id, fresh.id])
+    else:
+        assert _rows(store, t.blob_chunks) == 2

@@ -33,6 +33,7 @@ from stepline import errors
 from stepline.store import schema as t
 from stepline.store._prepared import Prepared, RawTransaction
 from stepline.store._upsert import insert_if_absent
+from stepline.store.pruning import PruneCounts, PrunePass
 
 BLOB_PREFIX = "@blob:"
 CHUNK_BYTES = 1 << 20
@@ -90,6 +91,10 @@ class _Connections(Protocol):
 
     def _write(self) -> AbstractContextManager[Connection]: ...
 
+    def _drop_unreferenced(
+        self, conn: Connection, ids: Sequence[str], written_before: float
+    ) -> int: ...
+
 
 class BlobsMixin:
     """`SqlStore`'s blobs: bytes in `_blob_dir` when set, else in `blob_chunks`."""
@@ -133,34 +138,57 @@ class BlobsMixin:
         if ref is not None:
             tx.execute(self._blob_statements.refer, run_id=run_id, blob_id=ref.id)
 
-    def _drop_unreferenced_blobs(
+    def _prune_blobs(self: _Connections, progress: PrunePass, limit: int) -> PruneCounts:
+        """Remove (dry: count) up to `limit` blobs no run refers to; advances `progress`.
+
+        A dry run counts those whose runs it counted as removed too.
+        """
+        before = progress.rule.now - ORPHAN_GRACE.total_seconds()
+        with self._read() as conn:
+            if progress.dry_run:
+                holders = _blob_holders(conn, before, progress.blob_cursor, limit)
+                page = sorted(holders)
+                gone = progress.counted_runs
+                chosen = [blob_id for blob_id in page if holders[blob_id] <= gone]
+            else:
+                page = chosen = _unreferenced(conn, before, progress.blob_cursor, limit)
+        if len(page) < limit:
+            progress.blobs_done = True
+        if page:
+            progress.blob_cursor = page[-1]
+        if progress.dry_run or not chosen:
+            return PruneCounts(blobs=len(chosen))
+        with self._write() as conn:
+            return PruneCounts(blobs=self._drop_unreferenced(conn, chosen, before))
+
+    def _drop_unreferenced(
         self: _Connections, conn: Connection, ids: Sequence[str], written_before: float
-    ) -> tuple[int, int]:
-        """Delete the blobs among `ids` no run refers to, written before then: (count, bytes).
+    ) -> int:
+        """Delete the blobs among `ids` no run refers to, written before then; how many went.
 
         Their files are removed inside the transaction (SQLite: holding the write lock), so a
         `put_blob` of the same bytes, which renews the row first, can never lose its file.
         """
         b, r = t.blobs.c, t.blob_refs.c
-        gone = conn.execute(
+        query = (
             delete(t.blobs)
             .where(
                 b.id.in_(list(ids)),
                 b.written_at < written_before,
                 ~exists().where(r.blob_id == b.id),
             )
-            .returning(b.id, b.size)
-        ).all()
-        dropped = [row.id for row in gone]
+            .returning(b.id)
+        )
+        dropped = list(conn.execute(query).scalars())
         if dropped and self._blob_dir is None:
             conn.execute(delete(t.blob_chunks).where(t.blob_chunks.c.blob_id.in_(dropped)))
         if dropped and self._blob_dir is not None:
             for blob_id in dropped:
                 _blob_path(self._blob_dir, blob_id).unlink(missing_ok=True)
-        return len(gone), sum(row.size for row in gone)
+        return len(dropped)
 
 
-def unreferenced_blobs(
+def _unreferenced(
     conn: Connection, written_before: float, after: str | None, limit: int
 ) -> list[str]:
     """Up to `limit` blobs no run refers to, written before then, by id after `after`."""
@@ -169,6 +197,25 @@ def unreferenced_blobs(
     if after is not None:
         query = query.where(b.id > after)
     return list(conn.execute(query.order_by(b.id).limit(limit)).scalars())
+
+
+def _blob_holders(
+    conn: Connection, written_before: float, after: str | None, limit: int
+) -> dict[str, set[str]]:
+    """Up to `limit` blobs written before then, by id after `after`, with the runs holding each."""
+    b, r = t.blobs.c, t.blob_refs.c
+    query = select(b.id).where(b.written_at < written_before)
+    if after is not None:
+        query = query.where(b.id > after)
+    holders: dict[str, set[str]] = {
+        blob_id: set() for blob_id in conn.execute(query.order_by(b.id).limit(limit)).scalars()
+    }
+    if holders:
+        for blob_id, run_id in conn.execute(
+            select(r.blob_id, r.run_id).where(r.blob_id.in_(list(holders)))
+        ):
+            holders[blob_id].add(run_id)
+    return holders
 
 
 def _blob_path(directory: Path, blob_id: str) -> Path:

@@ -36,6 +36,7 @@ class PruneCounts:
     attempts: int = 0
     logs: int = 0
     events: int = 0
+    blobs: int = 0  # large outputs no run refers to any more
 
     def add(self, other: PruneCounts) -> None:
         """Add another batch's counts to these."""
@@ -44,18 +45,20 @@ class PruneCounts:
         self.attempts += other.attempts
         self.logs += other.logs
         self.events += other.events
+        self.blobs += other.blobs
 
     def __bool__(self) -> bool:
-        return any((self.runs, self.steps, self.attempts, self.logs, self.events))
+        return any((self.runs, self.steps, self.attempts, self.logs, self.events, self.blobs))
 
     def text(self) -> str:
-        """In words: "12 runs, 36 steps, 2 attempts, 40 log lines, 12 events"."""
+        """In words: "12 runs, 36 steps, 2 attempts, 40 log lines, 12 events, 1 blob"."""
         counted = (
             (self.runs, "run"),
             (self.steps, "step"),
             (self.attempts, "attempt"),
             (self.logs, "log line"),
             (self.events, "event"),
+            (self.blobs, "blob"),
         )
         return ", ".join(f"{n:,} {noun}{'' if n == 1 else 's'}" for n, noun in counted)
 
@@ -74,13 +77,15 @@ class PrunePass:
     runs_done: bool = False
     event_cursor: Cursor | None = None
     events_done: bool = False
+    blob_cursor: str | None = None
+    blobs_done: bool = False
     counted_runs: set[str] = field(default_factory=set)
     counted_events: set[str] = field(default_factory=set)
 
     @property
     def done(self) -> bool:
         """Nothing is left to look at."""
-        return self.runs_done and self.events_done
+        return self.runs_done and self.events_done and self.blobs_done
 
 
 class RetentionStore(Protocol):
@@ -90,6 +95,6 @@ class RetentionStore(Protocol):
         """Remove (dry: count) one batch of runs, or of events once the runs are done.
 
         Up to `limit` runs with the runs they started, then up to `limit` events no run
-        refers to; advances `progress`.
+        refers to, then up to `limit` blobs no run refers to; advances `progress`.
         """
         ...

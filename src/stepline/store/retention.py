@@ -6,13 +6,15 @@ transaction each), then the old events no run refers to. What a run takes with i
 - the runs it started (`step.invoke`, `step.parallel` branches; `parent_run_id`), and theirs,
   whatever their own retention: a started run goes with the run that started it, never before.
   A run with a started run still active is kept until that one ends.
-- its steps, failed attempts, log lines, waits, `cancel_on` listeners, batch memberships and
-  any queue row left behind;
+- its steps, failed attempts, log lines, waits, `cancel_on` listeners, batch memberships,
+  references to blobs and any queue row left behind;
 - its events (`event_id`, a batch's others), unless another run still refers to one (a replay,
   a live run, a gathering batch) or the event's id still holds its 24-hour deduplication.
 
 The events no run refers to (sent to nobody, lifecycle events no one listened to, runs pruned
 earlier) go once older than `PruneRule.events_before` and 24 hours (their deduplication).
+Last, the blobs (large outputs) no run refers to any more go with their bytes
+(`store/blobs.py`).
 Singleton and debounce/batch key rows stay: one per key, not per run, and a key held by a
 pruned run is free.
 
@@ -46,6 +48,8 @@ class _Connector(Protocol):
     def _read(self) -> AbstractContextManager[Connection]: ...
 
     def _write(self) -> AbstractContextManager[Connection]: ...
+
+    def _prune_blobs(self, progress: PrunePass, limit: int) -> PruneCounts: ...
 
 
 def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
@@ -136,7 +140,8 @@ class RetentionMixin:
             if events:
                 with self._read() if progress.dry_run else self._write() as conn:
                     return PruneCounts(events=_drop_events(conn, progress, events))
-        return PruneCounts()
+            return PruneCounts()
+        return self._prune_blobs(progress, limit)
 
 
 def _find_runs(conn: Connection, progress: PrunePass, limit: int) -> _Batch | None:
@@ -224,7 +229,7 @@ def _delete_runs(conn: Connection, batch: _Batch) -> PruneCounts:
     a run locks that first.
     """
     run_ids = batch.run_ids
-    for table in (t.queue, t.waits, t.cancel_listeners):
+    for table in (t.queue, t.waits, t.cancel_listeners, t.blob_refs):
         _delete(conn, table, run_ids)
     counts = PruneCounts(
         steps=_delete(conn, t.steps, run_ids),
