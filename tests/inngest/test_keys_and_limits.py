@@ -19,6 +19,7 @@ from stepline._blocking import run_to_end
 from stepline.engine.inngest.signing import SigningKeys
 from stepline.engine.inngest.sync import SyncFailed, syncer_for
 from stepline.engine.outputs import OutputLimits
+from stepline.store.blobs import blob_ref
 from tests.inngest.conftest import Stepline
 from tests.loopback import Servers
 
@@ -73,7 +74,7 @@ def test_an_app_with_another_key_refuses_our_calls_and_cannot_register(
     assert [app.id for app in stepline.engine.store.list_apps()] == []
 
 
-def test_state_past_4_mib_reaches_the_sdk_through_use_api(
+def test_state_past_4_mib_of_blobs_reaches_the_sdk_through_use_api(
     stepline: Stepline, py_app: Serve
 ) -> None:
     client = stepline.client("big")
@@ -89,6 +90,9 @@ def test_state_past_4_mib_reaches_the_sdk_through_use_api(
 
     assert run.status == "COMPLETED", run.error
     assert json.loads(run.output or "null") == [len(chunk)] * 3
+    # Each step's output is over 256 KiB: a blob, which every later call read back.
+    steps = stepline.engine.store.get_steps(run.id)
+    assert len(steps) == 3 and all(blob_ref(step.output) for step in steps)
 
 
 def _register(stepline: Stepline, url: str, app_id: str = "broken") -> None:
