@@ -7,8 +7,9 @@ Two measurements per store:
   `executemany`, PostgreSQL `COPY`, a few large transactions), then W2 as `run.py` measures it
   (in-process engine, `Engine.send`, first step started) `--latency-runs` times without pruning
   (`baseline`) and again while a thread prunes them all (`during_prune`) on the engine's own
-  store, as the scheduler leader does (`RetentionSettings`' batch of 100 runs, `pause_after`:
-  at least 50 ms and three times the last batch's time between them). Reported: both W2
+  store, as the scheduler leader does (`engine.retention.prune` with `RetentionSettings`'
+  pacing: batches sized to take 5 ms, up to 100 runs; at least 50 ms and three times the last
+  batch's time between them). Reported: both W2
   distributions, the W2 samples taken while the prune ran, the prune's duration, rows removed,
   and each batch's time (the longest is the longest a write lock was held).
 - `steady_load`: an in-process engine whose functions keep ended runs one minute
@@ -40,14 +41,13 @@ from postgres_parts import bench_database, retrying
 from w4_history import _insert_sql, ulid_at
 
 from stepline.engine.engine import Engine, EngineSettings
-from stepline.engine.retention import RetentionSettings, pause_after
+from stepline.engine.retention import RetentionSettings, prune
 from stepline.store import open_store
 from stepline.store.base import Store
 from stepline.store.pruning import PruneCounts, PrunePass, PruneRule
 
 SEED_CHUNK = 25_000
-BATCH = RetentionSettings().batch
-PAUSE_SECONDS = RetentionSettings().pause_seconds
+SCHEDULER = RetentionSettings()
 VACUUM_EVERY_S = 30.0
 DAY = 86400.0
 GROWING_TABLES = ("runs", "steps", "events", "run_logs", "attempts", "queue")
@@ -220,22 +220,22 @@ class _PruneThread(threading.Thread):
         self.store = store
         self.progress = PrunePass(rule=rule)
         self.batches_ms: list[float] = []
+        self.sizes: list[int] = []  # runs removed by each batch
         self.removed = PruneCounts()
         self.seconds = 0.0
         self.running = threading.Event()
         self.error: BaseException | None = None
 
+    def _batch(self, took: float, removed: PruneCounts) -> None:
+        self.batches_ms.append(1000 * took)
+        self.sizes.append(removed.runs)
+
     def run(self) -> None:
         self.running.set()
         t0 = time.perf_counter()
         try:
-            while not self.progress.done:
-                started = time.perf_counter()
-                self.removed.add(self.store.prune_batch(self.progress, BATCH))
-                took = time.perf_counter() - started
-                self.batches_ms.append(1000 * took)
-                if not self.progress.done:
-                    time.sleep(pause_after(took, PAUSE_SECONDS))
+            pacing = SCHEDULER.pacing()
+            self.removed = prune(self.store, self.progress, pacing, on_batch=self._batch)
         except BaseException as exc:  # reported by the part
             self.error = exc
         finally:
@@ -282,8 +282,12 @@ def prune_under_w2(db: str | Path, n: int, latency_runs: int) -> dict[str, Any]:
                 "p95": round(batches[int(len(batches) * 0.95)], 1) if batches else 0,
                 "max": round(batches[-1], 1) if batches else 0,
             },
-            "batch_size_runs": BATCH,
-            "pause": "max(50 ms, 3 x the batch)",
+            "batch_runs_p50": sorted(pruner.sizes)[len(pruner.sizes) // 2] if pruner.sizes else 0,
+            "pacing": (
+                f"batches of up to {SCHEDULER.batch} runs sized to take "
+                f"{1000 * SCHEDULER.batch_seconds:g} ms, then a pause of "
+                f"max({1000 * SCHEDULER.pause_seconds:g} ms, 3 x the batch)"
+            ),
         },
     }
 

@@ -17,7 +17,7 @@ from stepline._retention import DEFAULT_RETENTION
 from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
 from stepline.engine.outputs import OutputLimits
-from stepline.engine.retention import prune, prune_rule
+from stepline.engine.retention import Pacing, prune, prune_rule
 from stepline.sdk.step import Step
 from stepline.store import schema as t
 from stepline.store.base import RunRecord, Store
@@ -194,7 +194,7 @@ def test_retention_removes_blobs_with_the_last_run_holding_them(
     orphan = store.put_blob(b'"written by a step whose commit failed"', clock.now())
     rule = prune_rule(store.list_functions(), DEFAULT_RETENTION, clock.now() + 31 * DAY)
     dry = PrunePass(rule=rule, dry_run=True)  # what the scheduler will remove
-    counted = prune(store, dry, batch=2, pause_seconds=0)
+    counted = prune(store, dry, Pacing(most=2, batch_seconds=1, pause=0))
     assert (counted.runs, counted.blobs) == (2, 2)  # "alone", and the orphan
     assert all(_blob_kept(store, ref) for ref in (refs["alone"], orphan))
 

@@ -14,9 +14,6 @@ from stepline.engine.engine import DEFAULT_DB
 from stepline.store import open_store
 from stepline.store.pruning import PrunePass
 
-BATCH = 100
-PAUSE_SECONDS = 0.05
-
 db_option = click.option(
     "--db",
     "database",
@@ -97,7 +94,7 @@ def prune(database: str, older_than: timedelta, function_id: str | None, dry_run
         now = datetime.now(UTC)
         rule = retention.older_than_rule(older_than, now, function_id)
         progress = PrunePass(rule=rule, dry_run=dry_run)
-        counts = retention.prune(store, progress, batch=BATCH, pause_seconds=PAUSE_SECONDS)
+        counts = retention.prune(store, progress, retention.RetentionSettings().pacing())
     finally:
         store.close()
     whose = f"of {function_id} " if function_id else ""

@@ -2,11 +2,13 @@
 
 Each function keeps its ended runs for its own `retention=`, else for the default (`--retain`,
 30 days; "forever" keeps them). A pass starts at most every `RetentionSettings.every`; it
-removes a batch of 100 runs at a time (`Store.prune_batch`, one short transaction each),
-pausing between batches at least three times as long as the last batch took, so pruning never
-holds more than about a quarter of the database's write time. A scheduler tick spends at most
-`budget_seconds` on it and the next tick carries on, so cron ticks and timeouts are never held
-up for long. What a pass removed is logged at INFO (logger `stepline.retention`).
+removes ended runs a batch at a time (`Store.prune_batch`, one short transaction each), each
+batch sized so that it takes about `batch_seconds` (5 ms; at most 100 runs: `Pacing`), and
+pausing between batches at least three times as long as the last batch took. So pruning holds
+the database's write lock (SQLite) for a few milliseconds at a time and less than a quarter of
+the time. A scheduler tick spends at most `budget_seconds` on it and the next tick carries on,
+so cron ticks and timeouts are never held up for long. What a pass removed is logged at INFO
+(logger `stepline.retention`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class RetentionSettings:
         default: How long ended runs of functions without their own `retention=` are kept,
             and events no run refers to; None keeps them forever.
         every: How often a prune pass starts.
-        batch: Runs (or events) per transaction.
+        batch: The most runs (or events) per transaction.
+        batch_seconds: How long a batch's transaction should take: the batch size follows.
         pause_seconds: The least pause between two batches.
         budget_seconds: The longest a scheduler tick spends pruning; the next one carries on.
     """
@@ -42,7 +45,13 @@ class RetentionSettings:
     default: Retention = DEFAULT_RETENTION
     every: timedelta = timedelta(minutes=5)
     batch: int = 100
+    batch_seconds: float = 0.005
     pause_seconds: float = 0.05
+
+    def pacing(self) -> Pacing:
+        """A fresh `Pacing` for these settings."""
+        return Pacing(most=self.batch, batch_seconds=self.batch_seconds, pause=self.pause_seconds)
+
     budget_seconds: float = 2.0
 
 
@@ -72,33 +81,57 @@ PAUSE_FACTOR = 3
 """A pause between batches is at least this many times the last batch's time."""
 
 
-def pause_after(took: float, pause_seconds: float) -> float:
-    """The pause after a batch that took `took` seconds: at least `pause_seconds`."""
-    return max(pause_seconds, PAUSE_FACTOR * took)
+@dataclass(kw_only=True)
+class Pacing:
+    """How big each batch of a prune is, and how long the pause after it.
+
+    A batch's size is scaled after each batch so that one takes about `batch_seconds`
+    (within 1 and `most`, at most doubling at a time); the pause after a batch is at least
+    `pause` and `PAUSE_FACTOR` times the batch.
+    """
+
+    most: int
+    batch_seconds: float
+    pause: float
+    size: int = 10
+
+    def __post_init__(self) -> None:
+        self.size = min(self.size, self.most)
+
+    def after(self, took: float) -> float:
+        """Adjust the next batch's size to a batch that took `took` seconds; the pause."""
+        if took > 0:
+            scaled = int(self.size * self.batch_seconds / took)
+            self.size = max(1, min(self.most, 2 * self.size, scaled))
+        return max(self.pause, PAUSE_FACTOR * took)
 
 
 def prune(
     store: Store,
     progress: PrunePass,
+    pacing: Pacing,
     *,
-    batch: int,
-    pause_seconds: float,
     until: float | None = None,
     stop: Callable[[float], bool] | None = None,
+    on_batch: Callable[[float, PruneCounts], None] | None = None,
 ) -> PruneCounts:
-    """Run `progress` batch by batch; returns what these batches removed.
+    """Run `progress` batch by batch, paced by `pacing`; returns what these batches removed.
 
     It stops when done, near `until` (a `time.monotonic()` deadline) or when `stop(pause)`
-    returns True. Between batches it pauses (`stop`, else `time.sleep`) for `pause_after`.
+    returns True. Between batches it pauses (`stop`, else `time.sleep`). `on_batch` hears of
+    each batch: the seconds it took and what it removed.
     """
     counts = PruneCounts()
     while True:
         started = time.monotonic()
-        counts.add(store.prune_batch(progress, batch))
+        removed = store.prune_batch(progress, pacing.size)
         took = time.monotonic() - started
+        counts.add(removed)
+        if on_batch is not None:
+            on_batch(took, removed)
         if progress.done or (until is not None and time.monotonic() + took > until):
             return counts
-        pause = pause_after(took, pause_seconds)
+        pause = pacing.after(took)
         if stop is None:
             time.sleep(pause)
         elif stop(pause):
@@ -122,6 +155,7 @@ class Pruner:
         self._pass: PrunePass | None = None
         self._started: datetime | None = None
         self._removed = PruneCounts()
+        self._pacing = settings.pacing()  # its batch size carries over from tick to tick
         # Events already looked at by an earlier pass: each is looked at once; one a run
         # still referred to then goes with that run's prune.
         self._event_cursor: Cursor | None = None
@@ -147,8 +181,7 @@ class Pruner:
             prune(
                 self._store,
                 self._pass,
-                batch=settings.batch,
-                pause_seconds=settings.pause_seconds,
+                self._pacing,
                 until=time.monotonic() + settings.budget_seconds,
                 stop=self._stopping.wait,
             )
