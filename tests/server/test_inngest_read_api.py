@@ -494,3 +494,9 @@ def test_sdk_apps_read_state_with_their_signing_key(
     info = served.http.get("/dev", headers={"authorization": f"Bearer {KEY}"}).json()
     assert info["startOpts"]["requireKeys"] is True
     assert info["isMissingSigningKey"] is False and info["isMissingEventKeys"] is True
+    engine.operations.credentials.create("key", "ci", by="test")  # a named event key will do
+    info = served.http.get("/dev", headers={"authorization": f"Bearer {KEY}"}).json()
+    assert info["isMissingEventKeys"] is False
+    engine.operations.credentials.revoke("key", "ci", by="test")
+    info = served.http.get("/dev", headers={"authorization": f"Bearer {KEY}"}).json()
+    assert info["isMissingEventKeys"] is True

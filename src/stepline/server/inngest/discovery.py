@@ -29,12 +29,17 @@ def dev_info_endpoint(
     """The handler for GET /dev: what the Inngest dev server says of itself, for Stepline.
 
     JS SDKs in inferred dev mode take any JSON answer for "a dev server is here". Keys are
-    required once the server has an API token or a signing key, as Go's `--require-keys`.
+    required once the server has an API token or a signing key, as Go's `--require-keys`;
+    event keys are missing when there is neither an `--event-key` nor a named key unrevoked.
     """
     require_keys = not auth.open or auth.signing_keys is not None
 
+    def has_named_key() -> bool:
+        return any(not key.revoked for key in operations.store.list_credentials("key"))
+
     async def dev_info(request: Request) -> JSONResponse:
         functions = await run_in_threadpool(operations.list_functions)
+        has_key = bool(auth.event_keys) or await run_in_threadpool(has_named_key)
         body: dict[str, Any] = {
             "version": metadata.version("stepline"),
             "authed": False,
@@ -43,7 +48,7 @@ def dev_info_endpoint(
             "handlers": [],
             "isSingleNodeService": True,
             "isMissingSigningKey": require_keys and auth.signing_keys is None,
-            "isMissingEventKeys": require_keys and not auth.event_keys,
+            "isMissingEventKeys": require_keys and not has_key,
             "features": {},
         }
         return JSONResponse(body)
