@@ -92,6 +92,38 @@ _REASON = click.option(
 )
 
 
+def _list_and_revoke(
+    group: click.Group,
+    *,
+    noun: str,
+    listed: Callable[[Client], list[dict[str, Any]]],
+    revoke: Callable[[Client, str, str | None], object],
+    list_help: str,
+    refused_by: str,
+) -> None:
+    """Add `list` and `revoke` commands for one kind of credential (`noun`) to `group`."""
+
+    @group.command("list", help=list_help)
+    @output_options
+    @with_admin_client
+    def list_credentials(client: Client, as_json: bool) -> None:
+        found = listed(client)
+        if as_json:
+            click.echo(json.dumps(found, indent=2))
+            return
+        print_table(_credentials_table(found, tokens=noun == "API token"))
+
+    @group.command(
+        "revoke", help=f"Revoke the {noun} NAME: {refused_by} refuses it from its next request on."
+    )
+    @click.argument("name")
+    @_REASON
+    @with_admin_client
+    def revoke_credential(client: Client, name: str, reason: str | None) -> None:
+        revoke(client, name, reason)
+        click.echo(f"Revoked {noun} {name!r}.")
+
+
 @click.group()
 def tokens() -> None:
     """Manage named API tokens: each has a role (read, operate, admin), shown once at creation.
@@ -129,26 +161,14 @@ def create_token(
     _show_created(created, "API token", as_json)
 
 
-@tokens.command("list")
-@output_options
-@with_admin_client
-def list_tokens(client: Client, as_json: bool) -> None:
-    """List the API tokens: role, functions, creation, last use, revoked or not."""
-    found = client.tokens()
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
-    print_table(_credentials_table(found, tokens=True))
-
-
-@tokens.command("revoke")
-@click.argument("name")
-@_REASON
-@with_admin_client
-def revoke_token(client: Client, name: str, reason: str | None) -> None:
-    """Revoke the API token NAME: every server refuses it from its next request on."""
-    client.revoke_token(name, reason=reason)
-    click.echo(f"Revoked API token {name!r}.")
+_list_and_revoke(
+    tokens,
+    noun="API token",
+    listed=Client.tokens,
+    revoke=lambda client, name, reason: client.revoke_token(name, reason=reason),
+    list_help="List the API tokens: role, functions, creation, last use, revoked or not.",
+    refused_by="every server",
+)
 
 
 @click.group()
@@ -165,26 +185,14 @@ def create_key(client: Client, name: str, as_json: bool) -> None:
     _show_created(client.create_event_key(name), "event key", as_json)
 
 
-@keys.command("list")
-@output_options
-@with_admin_client
-def list_keys(client: Client, as_json: bool) -> None:
-    """List the named event keys: creation, last use, revoked or not."""
-    found = client.event_keys()
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
-    print_table(_credentials_table(found, tokens=False))
-
-
-@keys.command("revoke")
-@click.argument("name")
-@_REASON
-@with_admin_client
-def revoke_key(client: Client, name: str, reason: str | None) -> None:
-    """Revoke the event key NAME: intake refuses it from its next request on."""
-    client.revoke_event_key(name, reason=reason)
-    click.echo(f"Revoked event key {name!r}.")
+_list_and_revoke(
+    keys,
+    noun="event key",
+    listed=Client.event_keys,
+    revoke=lambda client, name, reason: client.revoke_event_key(name, reason=reason),
+    list_help="List the named event keys: creation, last use, revoked or not.",
+    refused_by="intake",
+)
 
 
 @click.command()
