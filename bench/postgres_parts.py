@@ -367,13 +367,7 @@ def w2_postgres_inprocess(admin_url: str, n: int, warmup: int) -> dict[str, Any]
                 t0 = time.time()
                 engine.send({"name": workload.W2_EVENT, "data": {"seq": seq}})
                 t_sent = time.time()
-                with workload.started_cond:
-                    if not workload.started_cond.wait_for(
-                        lambda s=seq: s in workload.started,  # type: ignore[misc]
-                        timeout=10,
-                    ):
-                        raise TimeoutError(f"W2 run {seq} did not start in 10 s")
-                    t1 = workload.started.pop(seq)
+                t1 = workload.wait_started(seq)
                 if seq >= warmup:
                     latencies.append(1000 * (t1 - t0))
                     accepts.append(1000 * (t_sent - t0))

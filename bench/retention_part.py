@@ -196,13 +196,7 @@ def _w2(engine: Engine, n: int, first_seq: int, window: Callable[[], bool]) -> d
         t0 = time.time()
         during = window()
         engine.send({"name": workload.W2_EVENT, "data": {"seq": seq}})
-        with workload.started_cond:
-            if not workload.started_cond.wait_for(
-                lambda s=seq: s in workload.started,  # type: ignore[misc]
-                timeout=10,
-            ):
-                raise TimeoutError(f"W2 run {seq} did not start in 10 s")
-            t1 = workload.started.pop(seq)
+        t1 = workload.wait_started(seq)
         latencies.append(1000 * (t1 - t0))
         if during and window():
             inside.append(1000 * (t1 - t0))

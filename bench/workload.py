@@ -35,6 +35,14 @@ def stamp(seq: int) -> dict[str, Any]:
     return {"seq": seq, "t": now}
 
 
+def wait_started(seq: int, timeout_s: float = 10.0) -> float:
+    """When W2 run `seq`'s step started (in-process engines); `TimeoutError` after `timeout_s`."""
+    with started_cond:
+        if not started_cond.wait_for(lambda: seq in started, timeout=timeout_s):
+            raise TimeoutError(f"W2 run {seq} did not start in {timeout_s:g} s")
+        return started.pop(seq)
+
+
 @app.function(id="w1-three-steps", triggers=[stepline.event(W1_EVENT)], retries=0)
 def three_steps(ctx: stepline.Context[Any]) -> None:
     run = int(ctx.event["data"]["i"])
