@@ -252,13 +252,6 @@ def w1_child(runs: int, slots: int) -> dict[str, Any]:
 # -- W2: latency ---------------------------------------------------------------------------------
 
 
-def _wait_started(seq: int) -> float:
-    with workload.started_cond:
-        if not workload.started_cond.wait_for(lambda: seq in workload.started, timeout=10):
-            raise TimeoutError(f"W2 run {seq} did not start in 10 s")
-        return workload.started.pop(seq)
-
-
 def w2_inprocess(n: int, warmup: int) -> dict[str, Any]:
     """Event accepted → first step started, engine in this process, `Engine.send`."""
     latencies: list[float] = []
@@ -271,7 +264,7 @@ def w2_inprocess(n: int, warmup: int) -> dict[str, Any]:
                 t0 = time.time()
                 engine.send({"name": workload.W2_EVENT, "data": {"seq": seq}})
                 t_sent = time.time()
-                t1 = _wait_started(seq)
+                t1 = workload.wait_started(seq)
                 if seq >= warmup:
                     latencies.append(1000 * (t1 - t0))
                     accepts.append(1000 * (t_sent - t0))
@@ -452,46 +445,35 @@ def _peak_rss(report: dict[str, Any]) -> dict[str, Any]:
 
 
 Attempt = Callable[[str, Callable[[], dict[str, Any]]], dict[str, Any]]
+StorePart = Callable[..., dict[str, Any]]
 
 
-def run_sdk(
+def run_per_store(
     args: argparse.Namespace,
     parts: set[str],
     stores: list[str],
     report: dict[str, Any],
     attempt: Attempt,
 ) -> None:
-    """The sdk part (sdk_parts.py) on each store, if selected."""
-    if "sdk" not in parts:
-        return
-    from sdk_parts import sdk_postgres, sdk_sqlite
+    """The sdk and retention parts (sdk_parts.py, retention_part.py) on each store, if selected."""
+    chosen: list[tuple[str, StorePart, StorePart, tuple[Any, ...]]] = []
+    if "sdk" in parts:
+        from sdk_parts import sdk_postgres, sdk_sqlite
 
-    sdk = (args.sdk_runs, args.sdk_latency_runs, args.sdk_rounds, args.raw_seconds)
-    if "sqlite" in stores:
-        report["sqlite"]["sdk"] = attempt("sqlite.sdk", lambda: sdk_sqlite(*sdk))
-    if "postgres" in stores:
-        part = functools.partial(sdk_postgres, args.pg_url, *sdk)
-        report["postgres"]["sdk"] = attempt("postgres.sdk", part)
+        sdk = (args.sdk_runs, args.sdk_latency_runs, args.sdk_rounds, args.raw_seconds)
+        chosen.append(("sdk", sdk_sqlite, sdk_postgres, sdk))
+    if "retention" in parts:
+        from retention_part import retention_postgres, retention_sqlite
 
-
-def run_retention(
-    args: argparse.Namespace,
-    parts: set[str],
-    stores: list[str],
-    report: dict[str, Any],
-    attempt: Attempt,
-) -> None:
-    """The retention part (retention_part.py) on each store, if selected."""
-    if "retention" not in parts:
-        return
-    from retention_part import retention_postgres, retention_sqlite
-
-    kept = (args.retention_runs, args.latency_runs, args.retention_seconds, args.retention_rate)
-    if "sqlite" in stores:
-        report["sqlite"]["retention"] = attempt("sqlite.retention", lambda: retention_sqlite(*kept))
-    if "postgres" in stores:
-        part = functools.partial(retention_postgres, args.pg_url, *kept)
-        report["postgres"]["retention"] = attempt("postgres.retention", part)
+        kept = (args.retention_runs, args.latency_runs, args.retention_seconds, args.retention_rate)
+        chosen.append(("retention", retention_sqlite, retention_postgres, kept))
+    for key, on_sqlite, on_postgres, params in chosen:
+        if "sqlite" in stores:
+            part = functools.partial(on_sqlite, *params)
+            report["sqlite"][key] = attempt(f"sqlite.{key}", part)
+        if "postgres" in stores:
+            part = functools.partial(on_postgres, args.pg_url, *params)
+            report["postgres"][key] = attempt(f"postgres.{key}", part)
 
 
 def main() -> None:
@@ -587,8 +569,7 @@ def main() -> None:
                     args.pg_url, *flow, args.flow_pg_workers, listeners, args.flow_events
                 ),
             )
-    run_sdk(args, parts, stores, report, attempt)
-    run_retention(args, parts, stores, report, attempt)
+    run_per_store(args, parts, stores, report, attempt)
     if "w4" in parts:
         from w4_history import w4_postgres, w4_sqlite
 
