@@ -264,6 +264,20 @@ def test_keys_and_tokens_are_required_when_configured(
     assert served.http.get("/health").status_code == 200
 
 
+def test_the_event_key_is_checked_for_small_and_large_bodies_alike(
+    make_engine: Callable[..., Engine], serve: Callable[..., Served], store: Store
+) -> None:
+    """A small body is read before its key is checked (one trip to the thread pool), a large
+    one after; either way a wrong key stores nothing and a right one stores the event."""
+    served = serve(make_engine(_app()), AuthSettings(event_keys=("sekret",)))
+    small = {"name": "test/echo"}
+    large = {"name": "test/echo", "data": {"blob": "x" * 100_000}}
+    for body in (small, large):
+        assert served.http.post("/e/wrong", json=body).status_code == 401
+        assert served.http.post("/e/sekret", json=body).status_code == 200
+    assert _events(store) == 2
+
+
 # -- REST API v1: listing, search, bulk actions, pause, streams -------------------------------
 
 

@@ -62,6 +62,21 @@ def test_revoking_is_idempotent_and_keeps_the_first_time(store: Store) -> None:
         store.revoke_credential("key", "nope", T0)
 
 
+def test_intakes_one_read_finds_a_key_and_says_whether_any_was_made(store: Store) -> None:
+    assert store.credential_and_others("key", hash_secret("k")) == (None, False)
+    key = CredentialRecord(name="shop", secret_hash=hash_secret("k"), created_at=T0)
+    store.create_credential("key", key)
+    store.create_credential("token", token("ci", "t"))
+
+    found, made = store.credential_and_others("key", hash_secret("k"))
+    assert found == key and made
+    assert store.credential_and_others("key", hash_secret("other")) == (None, True)
+    assert store.credential_and_others("key", hash_secret("t")) == (None, True), "tokens apart"
+    store.revoke_credential("key", "shop", T0)
+    found, made = store.credential_and_others("key", hash_secret("k"))
+    assert found is not None and found.revoked and made
+
+
 def test_credentials_are_listed_by_name_with_their_last_use(store: Store) -> None:
     store.create_credential("token", token("zeta", "z"))
     store.create_credential("token", token("alpha", "a"))

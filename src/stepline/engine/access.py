@@ -167,17 +167,22 @@ class Credentials:
         limit = None if record.functions is None else frozenset(record.functions)
         return Principal(name=record.name, role=check_role(record.role), functions=limit)
 
-    def key(self, secret: str) -> str | None:
-        """The name of a named event key, or None for an unknown or revoked one."""
-        record = self._recognise("key", secret)
-        return None if record is None else record.name
+    def key(self, secret: str) -> tuple[str | None, bool]:
+        """A named event key's name (None if unknown or revoked), and whether any key was made.
 
-    def any_key(self) -> bool:
-        """Whether any named event key was ever made (revoked ones count)."""
-        return bool(self.store.list_credentials("key"))
+        Revoked keys count as made. One read of the store.
+        """
+        record, made = self.store.credential_and_others("key", hash_secret(secret))
+        found = self._used("key", record)
+        return (None if found is None else found.name), made
 
     def _recognise(self, kind: CredentialKind, secret: str) -> CredentialRecord | None:
-        record = self.store.credential_by_hash(kind, hash_secret(secret))
+        return self._used(kind, self.store.credential_by_hash(kind, hash_secret(secret)))
+
+    def _used(
+        self, kind: CredentialKind, record: CredentialRecord | None
+    ) -> CredentialRecord | None:
+        """`record` unless missing or revoked; its use is recorded (`_touch`)."""
         if record is None or record.revoked:
             return None
         self._touch(kind, record.name)

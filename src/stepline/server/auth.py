@@ -112,10 +112,8 @@ def check_event_key(settings: AuthSettings, key: str) -> str | None:
     if any(_equal(key, k) for k in settings.event_keys):
         return FILE_KEY
     credentials = settings.credentials
-    name = credentials.key(key) if credentials is not None else None
-    if name is None and (
-        settings.keys_required or (credentials is not None and credentials.any_key())
-    ):
+    name, made = (None, False) if credentials is None else credentials.key(key)
+    if name is None and (settings.keys_required or made):
         raise errors.Unauthorized("Event key not found")
     return name
 

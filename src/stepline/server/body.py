@@ -50,13 +50,18 @@ def parse_json(text: str | bytes, field: str) -> Any:
     return value
 
 
-async def read_json(
-    request: Request, *, limit: int = MAX_BODY_BYTES, required: bool = True, absent: Any = None
-) -> Any:
-    """The parsed body; `PayloadTooLarge` past `limit` bytes, `InvalidInput` if not JSON.
+def declared_small(request: Request) -> bool:
+    """Whether the request declares a body of at most `INLINE_PARSE_BYTES` (`Content-Length`).
 
-    An empty body is `InvalidInput` when `required`, else `absent` (which a JSON `null` is not).
+    The server buffers about that much of any request anyway, so reading such a body before
+    checking the request's credentials costs nothing more.
     """
+    declared = request.headers.get("content-length")
+    return declared is not None and declared.isdigit() and int(declared) <= INLINE_PARSE_BYTES
+
+
+async def read_body(request: Request, *, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body; `PayloadTooLarge` past `limit` bytes (declared or sent)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes", "body")
@@ -67,11 +72,29 @@ async def read_json(
         if size > limit:
             raise errors.PayloadTooLarge(f"request body is larger than {limit} bytes", "body")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def parse_body(raw: bytes, *, required: bool = True, absent: Any = None) -> Any:
+    """A raw body as JSON: `InvalidInput` if not JSON, or if empty when `required`.
+
+    An empty body is `absent` when not `required` (a JSON `null` is not empty).
+    """
     if not raw.strip():
         if required:
             raise errors.InvalidInput("request body is empty; expected JSON", "body")
         return absent
+    return parse_json(raw, "body")
+
+
+async def read_json(
+    request: Request, *, limit: int = MAX_BODY_BYTES, required: bool = True, absent: Any = None
+) -> Any:
+    """The parsed body; `PayloadTooLarge` past `limit` bytes, `InvalidInput` if not JSON.
+
+    An empty body is `InvalidInput` when `required`, else `absent` (which a JSON `null` is not).
+    """
+    raw = await read_body(request, limit=limit)
     if len(raw) <= INLINE_PARSE_BYTES:
-        return parse_json(raw, "body")
-    return await run_in_threadpool(parse_json, raw, "body")
+        return parse_body(raw, required=required, absent=absent)
+    return await run_in_threadpool(parse_body, raw, required=required, absent=absent)
