@@ -12,10 +12,15 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 COMMAND = [sys.executable, "-m", "stepline.cli.main"]
 APP_FILE = Path(__file__).with_name("cli_app.py")
+START_SECONDS = 20.0
 
 
 def cli_env(url: str) -> dict[str, str]:
@@ -35,6 +40,51 @@ def run_cli(url: str, *args: str, timeout: float = 8.0) -> subprocess.CompletedP
         timeout=timeout,
         check=False,
     )
+
+
+@contextmanager
+def serving(
+    url: str, *args: str, log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `stepline ARGS` (a server answering at `url`), its output to `log`; the process once
+    `/health` answers 200, stopped by its PID afterwards. `env` defaults to `cli_env(url)`."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*COMMAND, *args],
+            env=cli_env(url) if env is None else env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+        )
+    try:
+        _wait_healthy(url, process, log)
+        yield process
+    finally:
+        _stop(process)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"stepline exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"stepline not healthy after {START_SECONDS:g}s:\n{log.read_text()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
 
 
 def run_in_terminal(

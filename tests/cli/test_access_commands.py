@@ -5,15 +5,13 @@ over the API; a read token cannot cancel; a revoked token is refused at once."""
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.cli.support import COMMAND, cli_env, run_cli
+from tests.cli.support import run_cli, serving
 from tests.loopback import free_port
 
 pytestmark = pytest.mark.timeout(60)
@@ -36,29 +34,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     token = _secret(made.stdout)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*COMMAND, "server", "--db", db, "--port", str(port)],
-            env=cli_env(url),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
+    with serving(url, "server", "--db", db, "--port", str(port), log=tmp_path / "server.log"):
         yield url, token
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_tokens_keys_and_audit_commands_over_a_server_with_named_tokens_only(

@@ -14,11 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cli.support import COMMAND, cli_env
+from tests.cli.support import cli_env, serving
 from tests.loopback import free_port
 
 STUCK_APP = Path(__file__).parents[1] / "scale" / "stuck_app.py"
-START_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -40,13 +39,6 @@ def eventually(probe: Any, *, what: str, timeout: float) -> Any:
     return value
 
 
-def healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @pytest.fixture
 def dev(tmp_path: Path) -> Iterator[Dev]:
     """`stepline dev tests/scale/stuck_app.py --workers 1`; stopped by its PID afterwards."""
@@ -54,23 +46,9 @@ def dev(tmp_path: Path) -> Iterator[Dev]:
     url = f"http://127.0.0.1:{port}"
     log, effects = tmp_path / "dev.log", tmp_path / "effects.txt"
     env = {**cli_env(url), "SCALE_EFFECTS": str(effects), "PYTHONUNBUFFERED": "1"}
-    args = [*COMMAND, "dev", str(STUCK_APP), "--db", str(tmp_path / "dev.db"), "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*args, "--workers", "1"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path
-        )
-    try:
-        eventually(lambda: process.poll() is not None or healthy(url), what="dev", timeout=20)
-        assert process.poll() is None, log.read_text()
+    args = ["dev", str(STUCK_APP), "--db", str(tmp_path / "dev.db"), "--port", str(port)]
+    with serving(url, *args, "--workers", "1", log=log, env=env, cwd=tmp_path) as process:
         yield Dev(url=url, process=process, log=log, effects=effects)
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
 
 
 def read(path: Path) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from stepline import errors
 from stepline.cli._secrets import MIN_SECRET_LENGTH, Secrets, auth_settings
 from stepline.store.sqlite import SqliteStore
-from tests.cli.support import COMMAND
+from tests.cli.support import COMMAND, serving
 from tests.loopback import free_port
 
 pytestmark = pytest.mark.timeout(30)
@@ -97,27 +96,11 @@ def server_from_files(db: str, tmp_path: Path) -> Iterator[tuple[str, subprocess
     (tmp_path / "keys").write_text(f"{KEY}\n\n  second-key-0123456789  \n")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = [*COMMAND, "server", "--db", db, "--port", str(port)]
+    args = ["server", "--db", db, "--port", str(port)]
     args += ["--event-key-file", str(tmp_path / "keys")]
     env = _env(STEPLINE_API_TOKEN_FILE=str(tmp_path / "token"))
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
+    with serving(url, *args, log=tmp_path / "server.log", env=env) as process:
         yield url, process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_secrets_from_files_work_and_stay_off_the_command_line(

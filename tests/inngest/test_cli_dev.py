@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 import inngest
 
-from tests.cli.conftest import _stop, _wait_healthy
-from tests.cli.support import COMMAND, cli_env
+from tests.cli.support import COMMAND, cli_env, serving
 from tests.engine.support import eventually
 from tests.loopback import free_port
 
@@ -26,17 +25,8 @@ def test_dev_syncs_the_app_given_by_url_even_when_it_starts_later(
     app_port = free_port()
     app_url = f"http://127.0.0.1:{app_port}/api/inngest"  # nothing serves it yet
     log = tmp_path / "dev.log"
-    command = [*COMMAND, "dev", "--db", str(tmp_path / "s.db"), "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*command, "--sdk-url", app_url],
-            env=cli_env(url),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
-    try:
-        _wait_healthy(url, process, log)
+    command = ["dev", "--db", str(tmp_path / "s.db"), "--port", str(port), "--sdk-url", app_url]
+    with serving(url, *command, log=log, cwd=tmp_path):
         client = inngest.Inngest(
             app_id="late", is_production=False, api_base_url=url, event_api_base_url=url
         )
@@ -63,8 +53,6 @@ def test_dev_syncs_the_app_given_by_url_even_when_it_starts_later(
         ended = "✓ late-hello COMPLETED in "  # an SDK app's run gets its lines too
         eventually(lambda: ended in log.read_text(), what="the run's end line", timeout_seconds=5)
         assert f"▶ late-hello {run['id']} started (event t/late)" in log.read_text()
-    finally:
-        _stop(process)
 
 
 def test_a_bad_signing_key_is_refused_without_echoing_it(tmp_path: Path) -> None:
