@@ -7,6 +7,7 @@ FastAPI on another port, their client pointed at that server, as a user configur
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -154,3 +155,24 @@ def py_app(servers: Servers) -> Callable[..., str]:
         return servers.start(app, port) + "/api/inngest"
 
     return serve
+
+
+def pay_declined_once(client: inngest.Inngest) -> inngest.Function[str]:
+    """`pay` (on `shop/pay`, one retry): its `charge` step is declined once, then pays."""
+    lock = threading.Lock()
+    tries = 0
+
+    def declined_once() -> str:
+        nonlocal tries
+        with lock:
+            tries += 1
+            first = tries == 1
+        if first:
+            raise RuntimeError("declined once")
+        return "paid"
+
+    @client.create_function(fn_id="pay", trigger=inngest.TriggerEvent(event="shop/pay"), retries=1)
+    def pay(ctx: inngest.ContextSync) -> str:
+        return ctx.step.run("charge", declined_once)
+
+    return pay

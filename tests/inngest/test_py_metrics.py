@@ -3,15 +3,13 @@ attempt by outcome (a failure retried, then completed; a failure for good) and t
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import inngest
 from prometheus_client import generate_latest
 
-from tests.inngest.conftest import Stepline
+from tests.inngest.conftest import Stepline, pay_declined_once
 from tests.server.metrics_support import Scrape
 
 
@@ -19,23 +17,10 @@ def test_sdk_step_attempts_and_run_ends_are_counted(
     stepline: Stepline, py_app: Callable[[inngest.Inngest, Sequence[Any]], str]
 ) -> None:
     client = stepline.client("shop")
-    tries: Counter[str] = Counter()
-    lock = threading.Lock()
-
-    def declined_once() -> str:
-        with lock:
-            tries["charge"] += 1
-            first = tries["charge"] == 1
-        if first:
-            raise RuntimeError("declined once")
-        return "paid"
+    pay = pay_declined_once(client)
 
     def always_declined() -> str:
         raise RuntimeError("declined")
-
-    @client.create_function(fn_id="pay", trigger=inngest.TriggerEvent(event="shop/pay"), retries=1)
-    def pay(ctx: inngest.ContextSync) -> str:
-        return ctx.step.run("charge", declined_once)
 
     @client.create_function(
         fn_id="refuse", trigger=inngest.TriggerEvent(event="shop/refuse"), retries=0

@@ -4,8 +4,6 @@ the app's requests carry."""
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import fastapi
@@ -13,7 +11,7 @@ import inngest
 import inngest.fast_api
 
 from tests.engine.tracing_support import hex_span, in_memory_tracing, spans_of
-from tests.inngest.conftest import Stepline
+from tests.inngest.conftest import Stepline, pay_declined_once
 from tests.loopback import Servers
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
@@ -24,21 +22,8 @@ def test_sdk_step_attempts_and_run_are_spans_of_the_given_trace(
     stepline: Stepline, servers: Servers
 ) -> None:
     client = stepline.client("shop")
-    tries: Counter[str] = Counter()
-    lock = threading.Lock()
+    pay = pay_declined_once(client)
     seen: list[str | None] = []
-
-    def declined_once() -> str:
-        with lock:
-            tries["charge"] += 1
-            first = tries["charge"] == 1
-        if first:
-            raise RuntimeError("declined once")
-        return "paid"
-
-    @client.create_function(fn_id="pay", trigger=inngest.TriggerEvent(event="shop/pay"), retries=1)
-    def pay(ctx: inngest.ContextSync) -> str:
-        return ctx.step.run("charge", declined_once)
 
     app = fastapi.FastAPI()
 
