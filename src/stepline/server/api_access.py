@@ -14,6 +14,7 @@ from stepline.engine.operations import Operations
 from stepline.server.access_models import AuditQuery, KeyBody, TokenBody
 from stepline.server.models import ReasonBody
 from stepline.store import access
+from stepline.store.access import CredentialKind
 
 
 def _sequence(cursor: str) -> int:
@@ -21,10 +22,6 @@ def _sequence(cursor: str) -> int:
     if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18) or int(cursor) == 0:
         raise errors.NotFound(f"before: no audit entry {cursor!r} to page from")
     return int(cursor)
-
-
-def _reason(body: ReasonBody | None) -> str | None:
-    return body.reason if body is not None else None
 
 
 class AccessHandlers:
@@ -35,61 +32,66 @@ class AccessHandlers:
     async def _answer(self, call: Any, status: int = 200) -> JSONResponse:
         return JSONResponse({"data": await run_in_threadpool(call)}, status_code=status)
 
-    async def list_tokens(self) -> JSONResponse:
-        """GET /v1/tokens: every API token (never a secret), revoked ones too."""
+    async def _list(self, kind: CredentialKind) -> JSONResponse:
         credentials = self.ops.credentials
         return await self._answer(
-            lambda: [credential_view("token", r) for r in credentials.list("token")]
+            lambda: [credential_view(kind, r) for r in credentials.list(kind)]
         )
+
+    async def _create(
+        self,
+        kind: CredentialKind,
+        name: str,
+        principal: Principal,
+        role: str | None = None,
+        functions: list[str] | None = None,
+    ) -> JSONResponse:
+        def create() -> dict[str, Any]:
+            created = self.ops.credentials.create(
+                kind, name, by=principal.name, role=role, functions=functions
+            )
+            return created_view(kind, created)
+
+        return await self._answer(create, status=201)
+
+    async def _revoke(
+        self, kind: CredentialKind, name: str, body: ReasonBody | None, principal: Principal
+    ) -> JSONResponse:
+        reason = body.reason if body is not None else None
+        credentials = self.ops.credentials
+        return await self._answer(
+            lambda: credential_view(
+                kind, credentials.revoke(kind, name, by=principal.name, reason=reason)
+            )
+        )
+
+    async def list_tokens(self) -> JSONResponse:
+        """GET /v1/tokens: every API token (never a secret), revoked ones too."""
+        return await self._list("token")
 
     async def create_token(self, body: TokenBody, principal: Principal) -> JSONResponse:
         """POST /v1/tokens: a named token with a role; its secret is in this answer only."""
-
-        def create() -> dict[str, Any]:
-            created = self.ops.credentials.create(
-                "token", body.name, by=principal.name, role=body.role, functions=body.functions
-            )
-            return created_view("token", created)
-
-        return await self._answer(create, status=201)
+        return await self._create("token", body.name, principal, body.role, body.functions)
 
     async def revoke_token(
         self, name: str, body: ReasonBody | None, principal: Principal
     ) -> JSONResponse:
         """POST /v1/tokens/{name}/revoke: refused from the next request on (idempotent)."""
-        return await self._answer(
-            lambda: credential_view(
-                "token",
-                self.ops.credentials.revoke("token", name, by=principal.name, reason=_reason(body)),
-            )
-        )
+        return await self._revoke("token", name, body, principal)
 
     async def list_keys(self) -> JSONResponse:
         """GET /v1/keys: every named event key (never a secret), revoked ones too."""
-        credentials = self.ops.credentials
-        return await self._answer(
-            lambda: [credential_view("key", r) for r in credentials.list("key")]
-        )
+        return await self._list("key")
 
     async def create_key(self, body: KeyBody, principal: Principal) -> JSONResponse:
         """POST /v1/keys: a named event key; its secret is in this answer only."""
-
-        def create() -> dict[str, Any]:
-            created = self.ops.credentials.create("key", body.name, by=principal.name)
-            return created_view("key", created)
-
-        return await self._answer(create, status=201)
+        return await self._create("key", body.name, principal)
 
     async def revoke_key(
         self, name: str, body: ReasonBody | None, principal: Principal
     ) -> JSONResponse:
         """POST /v1/keys/{name}/revoke: intake refuses it from the next request on."""
-        return await self._answer(
-            lambda: credential_view(
-                "key",
-                self.ops.credentials.revoke("key", name, by=principal.name, reason=_reason(body)),
-            )
-        )
+        return await self._revoke("key", name, body, principal)
 
     async def list_audit(self, query: AuditQuery) -> JSONResponse:
         """GET /v1/audit: operator actions newest first, by actor or action, keyset-paged.
