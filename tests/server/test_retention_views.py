@@ -7,35 +7,17 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
-import stepline
 from stepline.engine.engine import Engine
 from stepline.engine.retention import RetentionSettings
 from stepline.server import models
 from tests.conftest import FAST_SETTINGS
 from tests.server.conftest import Served
-
-
-def _app() -> stepline.App:
-    app = stepline.App("retention-views")
-
-    @app.function(id="weekly", triggers=[stepline.event("r/weekly")], retention="7d")
-    def weekly(ctx: stepline.Context) -> None:
-        return None
-
-    @app.function(id="kept", retention="forever")
-    def kept(ctx: stepline.Context) -> None:
-        return None
-
-    @app.function(id="plain")
-    def plain(ctx: stepline.Context) -> None:
-        return None
-
-    return app
+from tests.unit.test_retention import retention_app
 
 
 def _served(make_engine: Callable[..., Engine], serve: Callable[..., Served]) -> Served:
     settings = replace(FAST_SETTINGS, retention=RetentionSettings(default=timedelta(days=14)))
-    return serve(make_engine(_app(), settings=settings))
+    return serve(make_engine(retention_app(), settings=settings))
 
 
 def test_the_api_gives_each_function_s_retention_and_where_it_comes_from(

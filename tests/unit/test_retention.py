@@ -49,10 +49,11 @@ def test_bad_retentions_are_refused_naming_the_field(value: object, message: str
     assert message in str(caught.value)
 
 
-def test_a_function_s_retention_is_in_its_config_and_shown_before_the_default() -> None:
+def retention_app() -> stepline.App:
+    """Functions keeping ended runs 7 days (`weekly`), forever (`kept`) and by default (`plain`)."""
     app = stepline.App("retention")
 
-    @app.function(id="weekly", retention="7d")
+    @app.function(id="weekly", triggers=[stepline.event("r/weekly")], retention="7d")
     def weekly(ctx: stepline.Context) -> None:
         return None
 
@@ -64,6 +65,11 @@ def test_a_function_s_retention_is_in_its_config_and_shown_before_the_default() 
     def plain(ctx: stepline.Context) -> None:
         return None
 
+    return app
+
+
+def test_a_function_s_retention_is_in_its_config_and_shown_before_the_default() -> None:
+    app = retention_app()
     configs = {fn_id: json.loads(fn.config()) for fn_id, fn in app.functions.items()}
     assert configs["weekly"]["retention_seconds"] == 7 * 86400
     assert configs["kept"]["retention_seconds"] == 0
