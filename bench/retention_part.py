@@ -38,7 +38,14 @@ import psycopg
 import workload
 from harness import idle_between_runs, percentiles, progress, scratch_dir
 from postgres_parts import bench_database, retrying
-from w4_history import _insert_sql, ulid_at
+from w4_history import (
+    STEP_COLUMNS,
+    TableRows,
+    completed_step,
+    ulid_at,
+    write_postgres,
+    write_sqlite,
+)
 
 from stepline.engine.engine import Engine, EngineSettings
 from stepline.engine.retention import RetentionSettings, prune
@@ -67,18 +74,6 @@ RUN_COLUMNS = (
     "counters",
 )
 EVENT_COLUMNS = ("internal_id", "id", "name", "data", "user", "ts", "received_at", "source")
-STEP_COLUMNS = (
-    "run_id",
-    "hash",
-    "id",
-    "kind",
-    "status",
-    "position",
-    "output",
-    "attempts",
-    "started_at",
-    "ended_at",
-)
 LOG_COLUMNS = ("run_id", "ts", "level", "message", "step_id")
 # Nothing but the measured prune touches the seeded runs: the engine's own scheduler keeps all.
 QUIET = EngineSettings(retention=RetentionSettings(default=None))
@@ -118,20 +113,10 @@ def seed_rows(n: int, seed: int) -> Iterator[Rows]:
         )
         for position in (0, 1):
             output = json.dumps({"run": i, "step": position})
-            chunk["steps"].append(
-                (
-                    run_id,
-                    f"{position:040d}",
-                    f"s{position}",
-                    "run",
-                    "completed",
-                    position,
-                    output,
-                    1,
-                    ended - 1,
-                    ended,
-                )
+            step = completed_step(
+                run_id, f"{position:040d}", f"s{position}", position, output, ended - 1, ended
             )
+            chunk["steps"].append(step)
         chunk["run_logs"].append((run_id, ended, "info", f"run {i} done", "s1"))
         if len(chunk["runs"]) == SEED_CHUNK:
             yield chunk
@@ -148,6 +133,10 @@ _COLUMNS = {
 }
 
 
+def _tables(chunk: Rows) -> list[TableRows]:
+    return [(table, _COLUMNS[table], rows) for table, rows in chunk.items()]
+
+
 def seed_sqlite(path: Path, n: int, seed: int) -> float:
     """Write the rows with `executemany`, one transaction per chunk; returns the seconds."""
     store = open_store(path)
@@ -157,10 +146,7 @@ def seed_sqlite(path: Path, n: int, seed: int) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         for chunk in seed_rows(n, seed):
-            conn.execute("BEGIN")
-            for table, rows in chunk.items():
-                conn.executemany(_insert_sql(table, _COLUMNS[table], "?"), rows)
-            conn.execute("COMMIT")
+            write_sqlite(conn, _tables(chunk))
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
@@ -175,13 +161,7 @@ def seed_postgres(url: str, n: int, seed: int) -> float:
     t0 = time.perf_counter()
     with psycopg.connect(url) as conn:
         for chunk in seed_rows(n, seed):
-            with conn.cursor() as cur:
-                for table, rows in chunk.items():
-                    names = ", ".join(f'"{c}"' for c in _COLUMNS[table])
-                    with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                        for row in rows:
-                            copy.write_row(row)
-            conn.commit()
+            write_postgres(conn, _tables(chunk))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) runs, steps, events, run_logs")
     return time.perf_counter() - t0

@@ -16,8 +16,9 @@ from __future__ import annotations
 import bisect
 import json
 import random
+import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,7 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ERROR = json.dumps({"name": "ValueError", "message": "upstream said no", "traceback": "..."})
 
 Row = tuple[Any, ...]
+TableRows = tuple[str, tuple[str, ...], list[Row]]  # a table, its columns, rows to write into them
 
 
 def ulid_at(epoch: float, rng: random.Random) -> str:
@@ -103,11 +105,38 @@ def ulid_at(epoch: float, rng: random.Random) -> str:
     return "".join(reversed(chars))
 
 
+def completed_step(
+    run_id: str, digest: str, step_id: str, position: int, output: str, started: float, ended: float
+) -> Row:
+    """A `steps` row (`STEP_COLUMNS`) for a step completed at its first attempt."""
+    return (
+        run_id,
+        digest,
+        step_id,
+        "run",
+        "completed",
+        position,
+        output,
+        None,
+        1,
+        started,
+        ended,
+        None,
+    )
+
+
 @dataclass
 class Chunk:
     runs: list[Row] = field(default_factory=list)
     steps: list[Row] = field(default_factory=list)
     attempts: list[Row] = field(default_factory=list)
+
+    def tables(self) -> list[TableRows]:
+        return [
+            ("runs", RUN_COLUMNS, self.runs),
+            ("steps", STEP_COLUMNS, self.steps),
+            ("attempts", ATTEMPT_COLUMNS, self.attempts),
+        ]
 
 
 @dataclass
@@ -173,19 +202,8 @@ def generate(n: int, step_fraction: float, seed: int, sample: Sample) -> Iterato
                 digest = f"{rng.getrandbits(160):040x}"
                 output = json.dumps({"run": i, "step": position + 1, "t": step_end})
                 chunk.steps.append(
-                    (
-                        run_id,
-                        digest,
-                        f"s{position + 1}",
-                        "run",
-                        "completed",
-                        position,
-                        output,
-                        None,
-                        1,
-                        step_start,
-                        step_end,
-                        None,
+                    completed_step(
+                        run_id, digest, f"s{position + 1}", position, output, step_start, step_end
                     )
                 )
             if failed:
@@ -201,14 +219,31 @@ def generate(n: int, step_fraction: float, seed: int, sample: Sample) -> Iterato
         yield chunk
 
 
-def _insert_sql(table: str, columns: tuple[str, ...], mark: str) -> str:
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
     names = ", ".join(f'"{c}"' for c in columns)
-    return f"INSERT INTO {table} ({names}) VALUES ({', '.join([mark] * len(columns))})"
+    return f"INSERT INTO {table} ({names}) VALUES ({', '.join(['?'] * len(columns))})"
+
+
+def write_sqlite(conn: sqlite3.Connection, tables: Iterable[TableRows]) -> None:
+    """Insert each table's rows with `executemany`, in one transaction."""
+    conn.execute("BEGIN")
+    for table, columns, rows in tables:
+        conn.executemany(_insert_sql(table, columns), rows)
+    conn.execute("COMMIT")
+
+
+def write_postgres(conn: psycopg.Connection[Any], tables: Iterable[TableRows]) -> None:
+    """`COPY` each table's rows, in one transaction."""
+    with conn.cursor() as cur:
+        for table, columns, rows in tables:
+            names = ", ".join(f'"{c}"' for c in columns)
+            with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+    conn.commit()
 
 
 def load_sqlite(path: Path, n: int, step_fraction: float, seed: int) -> tuple[Sample, float]:
-    import sqlite3
-
     store = SqliteStore(path)
     store.upgrade()
     store.close()
@@ -216,11 +251,7 @@ def load_sqlite(path: Path, n: int, step_fraction: float, seed: int) -> tuple[Sa
     conn = sqlite3.connect(path, isolation_level=None)
     t0 = time.perf_counter()
     for chunk in generate(n, step_fraction, seed, sample):
-        conn.execute("BEGIN")
-        conn.executemany(_insert_sql("runs", RUN_COLUMNS, "?"), chunk.runs)
-        conn.executemany(_insert_sql("steps", STEP_COLUMNS, "?"), chunk.steps)
-        conn.executemany(_insert_sql("attempts", ATTEMPT_COLUMNS, "?"), chunk.attempts)
-        conn.execute("COMMIT")
+        write_sqlite(conn, chunk.tables())
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return sample, time.perf_counter() - t0
@@ -234,17 +265,7 @@ def load_postgres(url: str, n: int, step_fraction: float, seed: int) -> tuple[Sa
     t0 = time.perf_counter()
     with psycopg.connect(url) as conn:
         for chunk in generate(n, step_fraction, seed, sample):
-            with conn.cursor() as cur:
-                for table, columns, rows in (
-                    ("runs", RUN_COLUMNS, chunk.runs),
-                    ("steps", STEP_COLUMNS, chunk.steps),
-                    ("attempts", ATTEMPT_COLUMNS, chunk.attempts),
-                ):
-                    names = ", ".join(f'"{c}"' for c in columns)
-                    with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                        for row in rows:
-                            copy.write_row(row)
-            conn.commit()
+            write_postgres(conn, chunk.tables())
     loaded = time.perf_counter() - t0
     t1 = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
