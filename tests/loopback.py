@@ -1,15 +1,20 @@
-"""Loopback servers for tests: free ports, and ASGI apps served by uvicorn in threads."""
+"""Loopback servers for tests: free ports, ASGI apps served by uvicorn in threads, and waiting
+for a server process to answer `/health`."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 START_SECONDS = 10.0
+HEALTHY_SECONDS = 20.0
 
 
 def free_port() -> int:
@@ -18,6 +23,22 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Return once the server process at `url` answers `GET /health` with 200; fail with its
+    `log` if it exits first or is not healthy within `HEALTHY_SECONDS`."""
+    deadline = time.monotonic() + HEALTHY_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"server not healthy after {HEALTHY_SECONDS:g}s:\n{log.read_text()}")
 
 
 class Servers:

@@ -16,11 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+from tests.loopback import wait_healthy
 
 COMMAND = [sys.executable, "-m", "stepline.cli.main"]
 APP_FILE = Path(__file__).with_name("cli_app.py")
-START_SECONDS = 20.0
 
 
 def cli_env(url: str) -> dict[str, str]:
@@ -57,24 +56,10 @@ def serving(
             cwd=cwd,
         )
     try:
-        _wait_healthy(url, process, log)
+        wait_healthy(url, process, log)
         yield process
     finally:
         _stop(process)
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"stepline exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"stepline not healthy after {START_SECONDS:g}s:\n{log.read_text()}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -24,12 +24,11 @@ from stepline.store.base import Store
 from stepline.store.postgres import PostgresStore
 from stepline.store.sql import SqlStore
 from stepline.store.sqlite import SqliteStore
-from tests.loopback import free_port
+from tests.loopback import free_port, wait_healthy
 
 T = TypeVar("T")
 COMMAND = [sys.executable, "-m", "stepline.cli.main"]
 APP_FILE = Path(__file__).with_name("app.py")
-START_SECONDS = 20.0
 STOP_SECONDS = 10.0
 EVENT = "scale/steps"
 
@@ -178,18 +177,9 @@ class Cluster:
             "server", "server", "--insecure", "--host", "127.0.0.1", "--port", str(port),
             "--db", self.db,
         )  # fmt: skip
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited {process.returncode}:\n{self.log(process)}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    self.url = url
-                    return url
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"server not healthy in {START_SECONDS:g}s:\n{self.log(process)}")
+        wait_healthy(url, process, self._logs[process.pid])
+        self.url = url
+        return url
 
     def log(self, process: subprocess.Popen[bytes]) -> str:
         """What a process printed."""

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -26,13 +25,12 @@ import stepline
 from stepline.engine.engine import Engine
 from stepline.store.base import Store
 from stepline.store.sqlite import SqliteStore
-from tests.loopback import free_port
+from tests.loopback import free_port, wait_healthy
 from tests.server.conftest import SCREENSHOTS, Served, echo_app
 
 pytestmark = pytest.mark.timeout(90)
 
 APP_FILE = Path(__file__).with_name("live_app.py")
-START_SECONDS = 20.0
 NAP_SECONDS = 4
 
 
@@ -52,16 +50,7 @@ class Dev:
             self.process = subprocess.Popen(
                 self.args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent
             )
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"stepline dev not healthy:\n{self.log.read_text()}")
+        wait_healthy(self.url, self.process, self.log)
 
     def kill(self) -> None:
         """SIGKILL by PID: the engine and server die at once, as in a crash."""
