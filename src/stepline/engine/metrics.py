@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily
@@ -28,9 +28,28 @@ from stepline.store.tally import StoreTally
 StepOutcome = Literal["completed", "retried", "failed"]
 """How a step attempt ended: done, failed with a retry scheduled, or failed for good."""
 
+_Metric = TypeVar("_Metric", Counter, Histogram)
+
 # Runs may sleep or wait for days; steps are mostly short, but a step may run for an hour.
 RUN_SECONDS_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400)
 STEP_SECONDS_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+class _Children(Generic[_Metric]):
+    """A labelled metric's children, each found once: `labels()` locks and checks every call.
+
+    The hooks run once or twice per step; a child found stays valid (nothing removes one).
+    """
+
+    def __init__(self, metric: _Metric) -> None:
+        self._metric: _Metric = metric
+        self._found: dict[tuple[str, ...], _Metric] = {}
+
+    def __call__(self, *values: str) -> _Metric:
+        child = self._found.get(values)
+        if child is None:  # two threads may both look it up: `labels()` gives both the same
+            child = self._found[values] = self._metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -96,6 +115,11 @@ class Metrics:
             registry=registry,
         )
         ProcessCollector(registry=registry)
+        self._started = _Children(self.runs_started)
+        self._run_seconds = _Children(self.run_duration)
+        self._step_seconds = _Children(self.step_duration)
+        self._attempts = _Children(self.step_attempts)
+        self._intake = _Children(self.intake_events)
         self.tally = tally
         self._ended: Tally[tuple[str, str]] = Tally()
         self._lock = threading.Lock()
@@ -109,19 +133,23 @@ class Metrics:
 
     def run_started(self, function_id: str) -> None:
         """A run was claimed for the first time here."""
-        self.runs_started.labels(function_id).inc()
+        self._started(function_id).inc()
 
     def run_ended(self, function_id: str, status: str, seconds: float | None) -> None:
         """This process's worker committed a run's end (COMPLETED, FAILED) after `seconds`."""
         with self._lock:
             self._ended[(function_id, status)] += 1
         if seconds is not None:
-            self.run_duration.labels(function_id, status).observe(max(0.0, seconds))
+            self._run_seconds(function_id, status).observe(max(0.0, seconds))
 
     def step_attempt(self, function_id: str, outcome: StepOutcome, seconds: float) -> None:
         """A step attempt ended here (its outcome committed) after executing `seconds`."""
-        self.step_attempts.labels(function_id, outcome).inc()
-        self.step_duration.labels(function_id).observe(max(0.0, seconds))
+        self._attempts(function_id, outcome).inc()
+        self._step_seconds(function_id).observe(max(0.0, seconds))
+
+    def events_accepted(self, via: str, count: int) -> None:
+        """This server accepted `count` events through `via` ("intake", "api")."""
+        self._intake(via).inc(count)
 
     def runs_ended(self) -> dict[tuple[str, str], int]:
         """Runs ended by this process, by (function id, status): its worker's and its store's."""

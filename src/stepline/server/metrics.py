@@ -174,7 +174,7 @@ def count_events(request: Request, via: str, count: int) -> None:
     """Count `count` events accepted through `via` ("intake", "api") by the request's server."""
     metrics = _metrics_of(request.app)
     if metrics is not None:
-        metrics.intake_events.labels(via).inc(count)
+        metrics.events_accepted(via, count)
 
 
 def stream_open(app: Starlette) -> AbstractContextManager[object]:
