@@ -29,6 +29,7 @@ from tests.loopback import free_port, wait_healthy
 T = TypeVar("T")
 COMMAND = [sys.executable, "-m", "stepline.cli.main"]
 APP_FILE = Path(__file__).with_name("app.py")
+START_SECONDS = 20.0
 STOP_SECONDS = 10.0
 EVENT = "scale/steps"
 
