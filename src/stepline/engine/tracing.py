@@ -131,6 +131,15 @@ def run_trace(run: RunRecord, events: Sequence[EventRecord]) -> RunTrace | None:
     return RunTrace.of(run, events)
 
 
+def preload() -> None:
+    """Load the OpenTelemetry SDK now if installed (a worker's start), not in the first run.
+
+    Which provider traces (if any) is still decided when the first run executes.
+    """
+    if not _resolved:
+        _otel_setup.preload()
+
+
 def configure(provider: TracerProvider | None) -> None:
     """Trace runs to `provider` (an SDK `TracerProvider`), or not at all (None)."""
     global _resolved, _tracer

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from stepline import errors
+from stepline.engine import tracing
 from stepline.engine.abandonment import Abandonment
 from stepline.engine.clock import Clock, Wakeup
 from stepline.engine.ending import Ending
@@ -205,6 +206,7 @@ class Worker:
 
     def start(self) -> None:
         """Register and start claiming (returns at once; work happens on background threads)."""
+        tracing.preload()
         now = self._clock.now()
         self._store.register_worker(
             WorkerRecord(
