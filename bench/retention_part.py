@@ -8,10 +8,10 @@ Two measurements per store:
   (in-process engine, `Engine.send`, first step started) `--latency-runs` times without pruning
   (`baseline`) and again while a thread prunes them all (`during_prune`) on the engine's own
   store, as the scheduler leader does (`engine.retention.prune` with `RetentionSettings`'
-  pacing: batches sized to take 5 ms, up to 100 runs; at least 50 ms and three times the last
-  batch's time between them). Reported: both W2
-  distributions, the W2 samples taken while the prune ran, the prune's duration, rows removed,
-  and each batch's time (the longest is the longest a write lock was held).
+  pacing: batches whose write transaction takes about 5 ms, up to 100 runs; at least 20 ms and
+  three times the last transaction between them). Reported: both W2 distributions, the W2
+  samples taken while the prune ran, the prune's duration, rows removed, and each batch's write
+  transaction's time (the longest is the longest a write lock was held).
 - `steady_load`: an in-process engine whose functions keep ended runs one minute
   (`RetentionSettings(default=1m, every=10s)`: the scheduler's own pruning), under a steady load
   of `--retention-rate` W1 runs per second (three steps each) for `--retention-seconds`;

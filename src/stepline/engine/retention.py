@@ -46,7 +46,7 @@ class RetentionSettings:
     every: timedelta = timedelta(minutes=5)
     batch: int = 100
     batch_seconds: float = 0.005
-    pause_seconds: float = 0.05
+    pause_seconds: float = 0.02
 
     def pacing(self) -> Pacing:
         """A fresh `Pacing` for these settings."""
@@ -85,9 +85,10 @@ PAUSE_FACTOR = 3
 class Pacing:
     """How big each batch of a prune is, and how long the pause after it.
 
-    A batch's size is scaled after each batch so that one takes about `batch_seconds`
-    (within 1 and `most`, at most doubling at a time); the pause after a batch is at least
-    `pause` and `PAUSE_FACTOR` times the batch.
+    A batch's size is scaled after each batch so that its write transaction takes about
+    `batch_seconds` (within 1 and `most`, at most doubling at a time); the pause after a batch
+    is at least `pause` and `PAUSE_FACTOR` times that transaction. (Finding a batch reads
+    outside the transaction, blocking no one: it is not counted.)
     """
 
     most: int
@@ -99,7 +100,7 @@ class Pacing:
         self.size = min(self.size, self.most)
 
     def after(self, took: float) -> float:
-        """Adjust the next batch's size to a batch that took `took` seconds; the pause."""
+        """Adjust the next batch's size to a batch that wrote for `took` seconds; the pause."""
         if took > 0:
             scaled = int(self.size * self.batch_seconds / took)
             self.size = max(1, min(self.most, 2 * self.size, scaled))
@@ -119,7 +120,7 @@ def prune(
 
     It stops when done, near `until` (a `time.monotonic()` deadline) or when `stop(pause)`
     returns True. Between batches it pauses (`stop`, else `time.sleep`). `on_batch` hears of
-    each batch: the seconds it took and what it removed.
+    each batch: how long it held its write transaction (seconds) and what it removed.
     """
     counts = PruneCounts()
     while True:
@@ -128,10 +129,10 @@ def prune(
         took = time.monotonic() - started
         counts.add(removed)
         if on_batch is not None:
-            on_batch(took, removed)
+            on_batch(progress.write_seconds, removed)
         if progress.done or (until is not None and time.monotonic() + took > until):
             return counts
-        pause = pacing.after(took)
+        pause = pacing.after(progress.write_seconds)
         if stop is None:
             time.sleep(pause)
         elif stop(pause):

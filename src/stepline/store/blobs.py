@@ -33,7 +33,7 @@ from stepline import errors
 from stepline.store import schema as t
 from stepline.store._prepared import Prepared, RawTransaction
 from stepline.store._upsert import insert_if_absent
-from stepline.store.pruning import PruneCounts, PrunePass
+from stepline.store.pruning import PruneCounts, PrunePass, timed_write
 
 BLOB_PREFIX = "@blob:"
 CHUNK_BYTES = 1 << 20
@@ -158,7 +158,7 @@ class BlobsMixin:
             progress.blob_cursor = page[-1]
         if progress.dry_run or not chosen:
             return PruneCounts(blobs=len(chosen))
-        with self._write() as conn:
+        with timed_write(progress), self._write() as conn:
             return PruneCounts(blobs=self._drop_unreferenced(conn, chosen, before))
 
     def _drop_unreferenced(

@@ -5,7 +5,9 @@ The store's part is `store/retention.py` (what goes with a run, batches, locks).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -81,11 +83,22 @@ class PrunePass:
     blobs_done: bool = False
     counted_runs: set[str] = field(default_factory=set)
     counted_events: set[str] = field(default_factory=set)
+    write_seconds: float = 0.0  # how long the last batch held its write transaction
 
     @property
     def done(self) -> bool:
         """Nothing is left to look at."""
         return self.runs_done and self.events_done and self.blobs_done
+
+
+@contextmanager
+def timed_write(progress: PrunePass) -> Iterator[None]:
+    """Record in `progress.write_seconds` how long the block (a batch's write) took."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        progress.write_seconds = time.monotonic() - started
 
 
 class RetentionStore(Protocol):
@@ -95,6 +108,7 @@ class RetentionStore(Protocol):
         """Remove (dry: count) one batch of runs, or of events once the runs are done.
 
         Up to `limit` runs with the runs they started, then up to `limit` events no run
-        refers to, then up to `limit` blobs no run refers to; advances `progress`.
+        refers to, then up to `limit` blobs no run refers to; advances `progress` (with
+        `write_seconds`: 0 when the batch wrote nothing).
         """
         ...

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from stepline.store import schema as t
 from stepline.store.base import ACTIVE_STATUSES, END_STATUSES
-from stepline.store.pruning import Cursor, PruneCounts, PrunePass, PruneRule
+from stepline.store.pruning import Cursor, PruneCounts, PrunePass, PruneRule, timed_write
 
 DEDUP_WINDOW = timedelta(hours=24)  # an event id's idempotency window (`sql.EVENT_ID_TTL`)
 _CHUNK = 500  # ids per IN list
@@ -119,6 +119,7 @@ class RetentionMixin:
         transaction; the transaction that deletes it (SQLite: holding the write lock) makes
         only index lookups and deletes.
         """
+        progress.write_seconds = 0.0
         if not progress.runs_done:
             with self._read() as conn:
                 batch = _find_runs(conn, progress, limit)
@@ -130,7 +131,7 @@ class RetentionMixin:
                     progress.counted_runs.update(batch.run_ids)
                     counts.events = _drop_events(conn, progress, batch.events)
                 return counts
-            with self._write() as conn:
+            with timed_write(progress), self._write() as conn:
                 counts = _delete_runs(conn, batch)
                 counts.events = _drop_events(conn, progress, batch.events)
             return counts
@@ -138,7 +139,10 @@ class RetentionMixin:
             with self._read() as conn:
                 events = _find_events(conn, progress, limit)
             if events:
-                with self._read() if progress.dry_run else self._write() as conn:
+                with (
+                    timed_write(progress),
+                    self._read() if progress.dry_run else self._write() as conn,
+                ):
                     return PruneCounts(events=_drop_events(conn, progress, events))
             return PruneCounts()
         return self._prune_blobs(progress, limit)
