@@ -212,3 +212,28 @@ def test_retention_removes_blobs_with_the_last_run_holding_them(
         assert files == sorted([refs["archived"].id, fresh.id])
     else:
         assert _rows(store, t.blob_chunks) == 2
+
+
+def test_an_invoked_run_s_large_result_reaches_its_parent_through_the_blob(
+    make_engine: Callable[..., Engine], store: Store
+) -> None:
+    app = stepline.App("invoking")
+    rows = ["row"] * 500  # about 3.5 KiB: a blob
+
+    @app.function(id="child")
+    def child(ctx: stepline.Context[Step]) -> list[str]:
+        return rows
+
+    @app.function(id="parent", triggers=[stepline.event("demo/parent")])
+    def parent(ctx: stepline.Context[Step]) -> dict[str, int]:
+        got = ctx.step.invoke("call", function="child", data={})
+        pair = ctx.step.parallel("pair", [lambda: rows, lambda: len(rows)])
+        return {"invoked": len(got), "branch": len(pair[0])}
+
+    engine = make_engine(app, settings=SMALL_LIMITS)
+    run_id = start(engine, "demo/parent")
+    done = completed(engine, run_id)
+    assert json.loads(done.output or "null") == {"invoked": 500, "branch": 500}
+    call = next(s for s in store.get_steps(run_id) if s.id == "call")
+    assert blob_ref(call.output) is not None  # the child's reference, copied
+    assert _rows(store, t.blobs) == 1  # the child's result and the branch's: the same bytes
