@@ -227,8 +227,9 @@ def test_an_invoked_run_s_large_result_reaches_its_parent_through_the_blob(
     @app.function(id="parent", triggers=[stepline.event("demo/parent")])
     def parent(ctx: stepline.Context[Step]) -> dict[str, int]:
         got = ctx.step.invoke("call", function="child", data={})
-        pair = ctx.step.parallel("pair", [lambda: rows, lambda: len(rows)])
-        return {"invoked": len(got), "branch": len(pair[0])}
+        first, _ = ctx.step.parallel("pair", [lambda: rows, lambda: len(rows)])
+        assert isinstance(got, list) and isinstance(first, list)
+        return {"invoked": len(got), "branch": len(first)}
 
     engine = make_engine(app, settings=SMALL_LIMITS)
     run_id = start(engine, "demo/parent")
