@@ -18,6 +18,7 @@ from typing_extensions import Unpack
 from stepline import errors
 from stepline._blocking import run_to_end
 from stepline._client_access import AccessMethods, HttpAccess, LocalAccess
+from stepline._client_outputs import HttpOutputs, LocalOutputs, OutputBackend, OutputMethods
 from stepline.engine import apps, views
 from stepline.engine.inngest.sync import SyncFailed, syncer_for
 from stepline.engine.operations import Operations
@@ -183,6 +184,27 @@ def _params(query: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _body(response: httpx.Response) -> Any:
+    """The answer's JSON; an error's text as `{"error": ...}` when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return {"error": response.text or response.reason_phrase}
+
+
+def refusal(status: int, body: Any) -> errors.SteplineError:
+    """The error for an HTTP error answer (`{"error": message, ...}`)."""
+    message = str(body.get("error") or f"HTTP {status}")
+    if status in (400, 413):
+        return errors.InvalidInput(message)
+    if status == 409:
+        return errors.Conflict(message, run_id=body.get("run_id"))
+    error_type = _ERRORS.get(status)
+    if error_type is not None:
+        return error_type(message)
+    return errors.ClientError(message, status=status)
+
+
 class _Http:
     """Talks to a Stepline server's REST API and event intake."""
 
@@ -196,22 +218,15 @@ class _Http:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise errors.ClientError(f"cannot reach Stepline at {self.url}: {exc}") from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = {"error": response.text or response.reason_phrase}
+            raise self.unreachable(exc) from exc
+        body = _body(response)
         if response.status_code >= 400:
-            message = body.get("error") or f"HTTP {response.status_code}"
-            if response.status_code in (400, 413):
-                raise errors.InvalidInput(str(message))
-            if response.status_code == 409:
-                raise errors.Conflict(str(message), run_id=body.get("run_id"))
-            error_type = _ERRORS.get(response.status_code)
-            if error_type is not None:
-                raise error_type(str(message))
-            raise errors.ClientError(str(message), status=response.status_code)
+            raise refusal(response.status_code, body)
         return body
+
+    def unreachable(self, exc: httpx.HTTPError) -> errors.ClientError:
+        """The error of a request that got no answer."""
+        return errors.ClientError(f"cannot reach Stepline at {self.url}: {exc}")
 
     def send(self, events: Any) -> list[str]:
         ids: list[str] = self._call("POST", f"/e/{self._event_key}", json=events)["ids"]
@@ -297,7 +312,7 @@ class _Http:
         self._http.close()
 
 
-class Client(AccessMethods):
+class Client(AccessMethods, OutputMethods):
     """Send events to Stepline and follow the runs they start (and, as admin, manage tokens).
 
     Args:
@@ -322,6 +337,9 @@ class Client(AccessMethods):
         http = _Http(url, event_key, token, timeout)
         self._backend: _Backend = http
         self._access = HttpAccess(http._call)
+        self._outputs: OutputBackend = HttpOutputs(
+            http._http, lambda r: refusal(r.status_code, _body(r)), http.unreachable
+        )
 
     @classmethod
     def local(cls, db: str | Path) -> Client:
@@ -333,6 +351,7 @@ class Client(AccessMethods):
         local = _Local(db)
         client._backend = local
         client._access = LocalAccess(local._ops)
+        client._outputs = LocalOutputs(local._ops)
         return client
 
     def send(self, events: dict[str, Any] | list[dict[str, Any]]) -> list[str]:
@@ -367,7 +386,10 @@ class Client(AccessMethods):
         return self._backend.invoke(function_id, data, dry_run)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        """A run with its steps, attempts, logs, progress and counters."""
+        """A run with its steps, attempts, logs, progress and counters.
+
+        A large output is not inlined (`output_blob`); `output()` reads it.
+        """
         return self._backend.get_run(run_id)
 
     def list_runs(

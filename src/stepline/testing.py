@@ -41,6 +41,7 @@ from stepline._durations import Duration, parse_duration, require_aware
 from stepline.engine.clock import FakeClock
 from stepline.engine.executor import Executor
 from stepline.engine.operations import Operations
+from stepline.engine.outputs import Outputs
 from stepline.engine.retry import RetryPolicy
 from stepline.engine.routing import DRY_RUN_KEY
 from stepline.sdk.app import Function
@@ -167,6 +168,7 @@ class TestRun:
             self._store = open_store(self._dir / "stepline.db")
             self._store.upgrade()
             self._operations = Operations(self._store, self.clock)
+            self._outputs = Outputs(self._store)  # a large output is read from the blob store
             self._executor = Executor(
                 store=self._store,
                 functions={self._fn.id: self._fn},
@@ -312,9 +314,9 @@ class TestRun:
             run_id=run.id,
             status=run.status,
             detail=run.detail,
-            output=_decoded(run.output),
+            output=self._outputs.value(run.output),
             error=_decoded(run.error),
-            steps={step.id: _step_result(step) for step in detail.steps},
+            steps={step.id: self._step_result(step) for step in detail.steps},
             logs=[
                 LogLine(level=log.level, message=log.message, step_id=log.step_id)
                 for log in detail.logs
@@ -328,9 +330,19 @@ class TestRun:
             event_id
             for step in steps
             if step.kind == "send_event" and step.output is not None
-            for event_id in json.loads(step.output)
+            for event_id in self._outputs.value(step.output)
         ]
         return [event.payload() for event in self._store.get_events(ids)]
+
+    def _step_result(self, step: StepRecord) -> StepResult:
+        return StepResult(
+            id=step.id,
+            kind=step.kind,
+            status=step.status,
+            output=self._outputs.value(step.output),
+            error=_decoded(step.error),
+            attempts=step.attempts,
+        )
 
 
 def run_function(
@@ -451,14 +463,3 @@ class _MockedAsyncStep(AsyncStep):
 
 def _decoded(text: str | None) -> Any:
     return None if text is None else json.loads(text)
-
-
-def _step_result(step: StepRecord) -> StepResult:
-    return StepResult(
-        id=step.id,
-        kind=step.kind,
-        status=step.status,
-        output=_decoded(step.output),
-        error=_decoded(step.error),
-        attempts=step.attempts,
-    )

@@ -18,7 +18,8 @@ from stepline.engine.clock import FakeClock
 from stepline.engine.engine import Engine
 from stepline.server.auth import AuthSettings
 from stepline.server.dashboard_auth import safe_next
-from stepline.server.dashboard_models import json_block, moment
+from stepline.server.dashboard_json import json_block
+from stepline.server.dashboard_models import moment
 from stepline.store.base import Store
 from tests.engine.support import eventually
 from tests.server.conftest import Served, options_app

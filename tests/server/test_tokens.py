@@ -99,7 +99,13 @@ def _request(endpoint: Endpoint, ids: dict[str, str], n: int) -> tuple[str, dict
 def test_every_route_answers_each_role_as_its_table_says(server: Server) -> None:
     run_id = _run_id(server)
     event_id = server.admin().get("/v1/events").json()["data"][0]["internal_id"]
-    ids = {"run_id": run_id, "event_id": event_id, "function_id": "echo", "name": "nobody"}
+    ids = {
+        "run_id": run_id,
+        "event_id": event_id,
+        "function_id": "echo",
+        "name": "nobody",
+        "step_hash": "0" * 40,
+    }
     clients = {role: server.token(f"matrix-{role}", role) for role in ROLES}
     checked = 0
     for endpoint in API:

@@ -8,6 +8,8 @@ from typing import Any
 
 from rich.text import Text
 
+from stepline._sizes import format_size
+
 STATUS_STYLES = {
     "QUEUED": "cyan",
     "RUNNING": "yellow",
@@ -161,3 +163,11 @@ def error(err: Any) -> str:
 def json_text(value: Any) -> str:
     """Compact JSON, as the API returned it."""
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def output(run: dict[str, Any]) -> str:
+    """The run's output: compact JSON, or a large one's size and the command that writes it."""
+    blob = run.get("output_blob")
+    if blob:
+        return f"{format_size(blob['size'])} of JSON; see `stepline runs output {run['id']}`"
+    return json_text(run["output"])

@@ -51,7 +51,7 @@ def outcome(run: dict[str, Any]) -> Text:
     if run["error"] is not None:
         line.append(f"\nerror: {_format.error(run['error'])}", style="red")
     elif run["status"] == "COMPLETED":
-        line.append(f"\noutput: {_format.json_text(run['output'])}")
+        line.append(f"\noutput: {_format.output(run)}")
     return line
 
 

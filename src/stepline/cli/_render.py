@@ -73,7 +73,7 @@ def _header(run: dict[str, Any], verbose: bool) -> Table:
         if verbose and traceback:
             grid.add_row("", Text(traceback.rstrip(), style="dim"))
     elif run["output"] is not None or run["status"] == "COMPLETED":
-        grid.add_row("output", Text(_format.json_text(run["output"])))
+        grid.add_row("output", Text(_format.output(run)))
     return grid
 
 

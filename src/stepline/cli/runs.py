@@ -1,15 +1,18 @@
-"""`stepline runs`: list, show, watch, cancel, replay and rerun runs."""
+"""`stepline runs`: list, show, watch, cancel, replay and rerun runs; write their outputs."""
 
 from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 import click
 
 from stepline import errors
+from stepline._sizes import format_size
 from stepline.cli import _render
 from stepline.cli._connect import (
     console,
@@ -29,7 +32,7 @@ from stepline.store.base import RunStatus, TriggerKind
 
 @click.group()
 def runs() -> None:
-    """List, show, watch, cancel, replay and rerun runs."""
+    """List, show, watch, cancel, replay and rerun runs; write their outputs."""
 
 
 @runs.command("list")
@@ -198,6 +201,45 @@ def watch(
         ctx.exit(1)
     out.print(outcome(run))
     ctx.exit(exit_code([run]))
+
+
+@runs.command("output")
+@click.argument("run_id")
+@click.option(
+    "--step",
+    metavar="STEP",
+    envvar="STEPLINE_STEP",
+    show_envvar=True,
+    help="The output of this step (its id or hash) instead of the run's result.",
+)
+@click.option(
+    "-o",
+    "--output-file",
+    "output_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    envvar="STEPLINE_OUTPUT_FILE",
+    show_envvar=True,
+    help="Write it to this file (default: standard output).",
+)
+@with_client
+def output(client: Client, run_id: str, step: str | None, output_file: Path | None) -> None:
+    """Write the output of RUN_ID (or of its step) as JSON, exactly as stored.
+
+    Any output, and the way to a large one, which `runs show` gives as its size only.
+    """
+    if output_file is None:
+        client.download_output(run_id, sys.stdout.buffer, step=step)
+        sys.stdout.buffer.flush()
+        return
+    partial = output_file.with_name(f".{output_file.name}.partial")
+    try:
+        with partial.open("wb") as file:
+            size = client.download_output(run_id, file, step=step)
+        partial.replace(output_file)
+    finally:
+        partial.unlink(missing_ok=True)
+    click.echo(f"wrote {format_size(size)} to {output_file}", err=True)
 
 
 _BULK_OPTIONS = (

@@ -10,6 +10,7 @@ from typing import Any
 from stepline._retention import DEFAULT_RETENTION, Retention, retention_view
 from stepline.engine.operations import RunDetail
 from stepline.engine.option_views import option_summaries, options_view
+from stepline.engine.outputs import blob_link
 from stepline.engine.waiting import DETAILS
 from stepline.sdk.triggers import CronTrigger, trigger_from_config
 from stepline.store.base import (
@@ -24,6 +25,7 @@ from stepline.store.base import (
     StepRecord,
     WorkerRecord,
 )
+from stepline.store.blobs import blob_ref
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -32,6 +34,18 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def output_fields(run_id: str, step_hash: str | None, output: str | None) -> dict[str, Any]:
+    """`output` and `output_blob` of a run (`step_hash` None) or a step.
+
+    An output kept as a blob (see `engine.outputs`) is not inlined: `output` is null and
+    `output_blob` has its size and download URL. An inline one is `output`, with no blob.
+    """
+    ref = blob_ref(output)
+    if ref is None:
+        return {"output": _json(output), "output_blob": None}
+    return {"output": None, "output_blob": blob_link(run_id, step_hash, ref)}
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -109,7 +123,7 @@ def run_view(
         },
         "replay_of": run.replay_of,
         "attempt": run.attempt,
-        "output": _json(run.output),
+        **output_fields(run.id, None, run.output),
         "error": _json(run.error),
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),
@@ -130,7 +144,7 @@ def step_view(step: StepRecord) -> dict[str, Any]:
         "status": step.status,
         "position": step.position,
         "attempts": step.attempts,
-        "output": _json(step.output),
+        **output_fields(step.run_id, step.hash, step.output),
         "error": _json(step.error),
         "started_at": _iso(step.started_at),
         "ended_at": _iso(step.ended_at),

@@ -4,8 +4,8 @@ Routes and their models are listed once, in `server/app.py`. `Api.endpoint` turn
 entry into a Starlette endpoint that checks the token and its role (`server.auth`), validates
 the path, query and body with the entry's models and calls the handler with the parsed values
 (and `principal`, who asks, if the handler takes it), so what the OpenAPI document promises is
-what is enforced. Run handlers are in `api_runs`, app handlers in `api_apps`, token, key and
-audit handlers in `api_access`.
+what is enforced. Run handlers are in `api_runs`, output downloads in `api_outputs`, app
+handlers in `api_apps`, token, key and audit handlers in `api_access`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from stepline.engine.inngest.names import to_stepline
 from stepline.engine.inngest.sync import syncer_for
 from stepline.engine.metrics import Metrics
 from stepline.engine.operations import Operations
+from stepline.engine.outputs import Outputs
 from stepline.server import scope
 from stepline.server.api_access import AccessHandlers
 from stepline.server.api_apps import AppHandlers
+from stepline.server.api_outputs import OutputHandlers
 from stepline.server.api_runs import RunHandlers
 from stepline.server.auth import AuthSettings, authorize
 from stepline.server.body import read_json
@@ -52,7 +54,7 @@ def path_value(request: Request, name: str) -> str:
 SIGNING_KEY = "signing-key"  # who a request authenticated by an SDK signing key is
 
 
-class Api(RunHandlers, AppHandlers, AccessHandlers):
+class Api(RunHandlers, OutputHandlers, AppHandlers, AccessHandlers):
     """The `/v1` handlers over one `Operations`."""
 
     def __init__(
@@ -191,7 +193,9 @@ class Api(RunHandlers, AppHandlers, AccessHandlers):
 
         def runs() -> list[dict[str, Any]]:
             found = scope.visible(principal, self.ops.runs_for_event(event_id))
-            return rest.runs_view(found) if inngest else [views.run_view(r) for r in found]
+            if inngest:
+                return rest.runs_view(found, Outputs(self.ops.store))
+            return [views.run_view(r) for r in found]
 
         return await self._shaped(runs, inngest)
 

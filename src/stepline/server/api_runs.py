@@ -18,6 +18,7 @@ from stepline import errors
 from stepline.engine import views
 from stepline.engine.access import Principal
 from stepline.engine.operations import Operations
+from stepline.engine.outputs import Outputs
 from stepline.server import scope, sse
 from stepline.server.auth import AuthSettings
 from stepline.server.inngest import rest
@@ -80,7 +81,10 @@ class RunHandlers:
         if inngest:
             run_id = parse_run_id(run_id, "run_id")
             return await self._shaped(
-                lambda: rest.run_view(scope.visible_run(self.ops, principal, run_id)), True
+                lambda: rest.run_view(
+                    scope.visible_run(self.ops, principal, run_id), Outputs(self.ops.store)
+                ),
+                True,
             )
 
         def detail() -> dict[str, Any]:

@@ -24,11 +24,13 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from stepline import errors
 from stepline.engine import apps, views
 from stepline.engine.access import Role
+from stepline.engine.downloads import OutputFile, output_file
 from stepline.engine.inngest.sync import SyncFailed, syncer_for
 from stepline.engine.operations import Operations
 from stepline.server import dashboard_apps, dashboard_runs, sse
 from stepline.server import dashboard_models as models
 from stepline.server.api import path_value
+from stepline.server.api_outputs import download
 from stepline.server.auth import AuthSettings, forbidden, principal_of, remember
 from stepline.server.dashboard_audit import AuditPages
 from stepline.server.dashboard_auth import COOKIE, DashboardAuth, acting, login_redirect
@@ -343,6 +345,26 @@ class Dashboard:
             return sse.stream(poll)
 
         return await self._guard(request, inner, stream=True)
+
+    async def output(self, request: Request) -> Response:
+        """GET /runs/{id}/output and /runs/{id}/steps/{hash}/output: the output as a file.
+
+        The same file as the API's download routes serve (`server.api_outputs`), for the
+        dashboard's sign-in; a large output's page links here.
+        """
+
+        async def inner(request: Request) -> Response:
+            run_id = path_value(request, "run_id")
+            step_hash = (
+                path_value(request, "step_hash") if "step_hash" in request.path_params else None
+            )
+
+            def find() -> OutputFile:
+                return output_file(self.ops.store, self.ops.store.get_run(run_id), step_hash)
+
+            return download(await run_in_threadpool(find))
+
+        return await self._guard(request, inner)
 
     # -- events ------------------------------------------------------------------------------
 

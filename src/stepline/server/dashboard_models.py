@@ -20,6 +20,7 @@ from stepline.engine.operations import RunDetail
 from stepline.engine.option_views import option_lines
 from stepline.engine.views import progress_view, success_rate
 from stepline.sdk.triggers import CronTrigger
+from stepline.server.dashboard_json import BlobView, JsonBlock, json_block, output_block
 from stepline.store.base import (
     CronState,
     EventRecord,
@@ -30,8 +31,6 @@ from stepline.store.base import (
     RunSummary,
 )
 
-LONG_JSON_CHARS = 600
-LONG_JSON_LINES = 15
 ERROR_LEVELS = frozenset({"error", "critical", "exception", "fatal"})
 PREVIEW_CHARS = 120  # of an event's data shown in one line
 TITLE_CHARS = 2000  # of an event's data shown on hover in a runs list
@@ -47,15 +46,6 @@ class Moment:
 
     iso: str
     text: str
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class JsonBlock:
-    """A JSON value pretty-printed; `long` ones are shown collapsed."""
-
-    text: str
-    long: bool
-    summary: str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -244,7 +234,7 @@ class RunPage:
     attempt: int
     progress: ProgressView | None
     counters: list[tuple[str, str]]
-    output: JsonBlock | None
+    output: JsonBlock | BlobView | None
     error: ErrorView | None
     logs: list[LogView]
 
@@ -284,15 +274,6 @@ def maybe_moment(value: datetime | None) -> Moment | None:
     return None if value is None else moment(value)
 
 
-def json_block(value: Any) -> JsonBlock:
-    """Pretty JSON; long when it has many lines or characters."""
-    text = json.dumps(value, indent=2, ensure_ascii=False)
-    lines = text.count("\n") + 1
-    long = lines > LONG_JSON_LINES or len(text) > LONG_JSON_CHARS
-    summary = f"{lines} lines, {len(text)} characters"
-    return JsonBlock(text=text, long=long, summary=summary)
-
-
 def error_view(text: str) -> ErrorView:
     """A stored error (JSON `{name, message, traceback}`; an SDK app's has `stack`), tolerantly."""
     try:
@@ -322,6 +303,12 @@ def _duration(start: datetime | None, end: datetime | None) -> str:
 def run_href(run_id: str) -> str:
     """The run page's path."""
     return f"/runs/{quote(run_id, safe='')}"
+
+
+def output_href(run_id: str, step_hash: str | None = None) -> str:
+    """Where the dashboard serves the output of a run (`step_hash` None) or of its step."""
+    step = "" if step_hash is None else f"/steps/{quote(step_hash, safe='')}"
+    return f"{run_href(run_id)}{step}/output"
 
 
 def function_page_href(function_id: str) -> str:
@@ -658,7 +645,7 @@ def run_page(detail: RunDetail, now: datetime) -> RunPage:
         attempt=run.attempt + 1,
         progress=_progress(run, now),
         counters=[(name, number(value)) for name, value in sorted(counters.items())],
-        output=json_block(json.loads(run.output)) if run.output is not None else None,
+        output=output_block(run.output, output_href(run.id)),
         error=error_view(run.error) if run.error is not None else None,
         logs=[log_view(log) for log in detail.logs],
     )

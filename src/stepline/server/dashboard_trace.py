@@ -10,7 +10,6 @@ to its end, or to now while it is active.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,15 +17,15 @@ from datetime import datetime
 from stepline._durations import format_duration, period_text
 from stepline.engine.operations import RunDetail
 from stepline.sdk.step import hash_step_id
+from stepline.server.dashboard_json import BlobView, JsonBlock, output_block
 from stepline.server.dashboard_models import (
     ErrorView,
-    JsonBlock,
     LogView,
     Moment,
     error_view,
-    json_block,
     log_view,
     moment,
+    output_href,
     run_href,
 )
 from stepline.store.base import RECLAIM_LEVEL, AttemptRecord, LogRecord, RunRecord, StepRecord
@@ -104,7 +103,7 @@ class Panel:
     id: str
     title: str
     facts: list[Fact]
-    output: JsonBlock | None = None
+    output: JsonBlock | BlobView | None = None
     error: ErrorView | None = None
     logs: list[LogView]
     rerun_from: str | None = None  # a step id: the panel offers "Rerun from here"
@@ -441,7 +440,7 @@ def _step_panel(
         id=_panel_id(step),
         title=f"Step {step.id}",
         facts=facts,
-        output=json_block(json.loads(step.output)) if step.output is not None else None,
+        output=output_block(step.output, output_href(step.run_id, step.hash)),
         error=error_view(step.error) if step.error is not None else None,
         logs=[
             log_view(log) for log in logs if log.step_id == step.id and log.ts >= step.started_at
@@ -503,7 +502,7 @@ def _run_panel(run: RunRecord, failures: list[AttemptRecord], logs: Sequence[Log
         id="panel-run",
         title="The run",
         facts=facts,
-        output=json_block(json.loads(run.output)) if run.output is not None else None,
+        output=output_block(run.output, output_href(run.id)),
         error=error_view(run.error) if run.error is not None else None,
         logs=[log_view(log) for log in logs if log.step_id is None],
         links=[],

@@ -431,6 +431,19 @@ class Cancellation(Model):
     reason: str | None = Field(description="null when none was given")
 
 
+class OutputBlob(Model):
+    """An output kept as a blob (over the inline limit): not inlined, downloaded on its own."""
+
+    size: int = Field(description="Bytes of JSON")
+    download_url: str = Field(
+        description="The path that serves its JSON as a file (GET, the `read` role)"
+    )
+
+
+OUTPUT = "The result as JSON; null while there is none, and for an output in `output_blob`"
+OUTPUT_BLOB = "A large output's size and download URL (null when `output` holds it)"
+
+
 class Run(Model):
     """A run's summary."""
 
@@ -455,7 +468,8 @@ class Run(Model):
     trigger: TriggerInfo
     replay_of: str | None
     attempt: int
-    output: Any
+    output: Any = Field(description=OUTPUT)
+    output_blob: OutputBlob | None = Field(description=OUTPUT_BLOB)
     error: Any
     created_at: datetime
     started_at: datetime | None
@@ -475,7 +489,8 @@ class Step(Model):
     status: str
     position: int
     attempts: int
-    output: Any
+    output: Any = Field(description=OUTPUT)
+    output_blob: OutputBlob | None = Field(description=OUTPUT_BLOB)
     error: Any
     started_at: datetime
     ended_at: datetime | None

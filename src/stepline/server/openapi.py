@@ -38,6 +38,17 @@ ERROR_WHEN = {
     503: "The database is unreachable; try again",
 }
 
+DOWNLOAD_HEADERS = {
+    "Content-Length": {
+        "description": "Bytes of JSON",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    "Content-Disposition": {
+        "description": 'attachment; filename="<run id>-...-output.json"',
+        "schema": {"type": "string"},
+    },
+}
+
 
 @dataclass(frozen=True, kw_only=True)
 class Endpoint:
@@ -57,6 +68,7 @@ class Endpoint:
         raw_body: The handler validates the body itself (event intake's own field names).
         errors: Error statuses besides 400, 503 and, with `auth`, 401, 403 and 429.
         stream: Answers with server-sent events instead of JSON.
+        download: Answers with a file of JSON (any JSON value), not `{"data": ...}`.
         auth: Needs an API token (when the server has tokens); False for public routes.
         role: The role the token needs: read, operate or admin (see `server.auth`).
         per_function: It answers a token limited to some functions with theirs only (see
@@ -83,6 +95,7 @@ class Endpoint:
     raw_body: bool = False
     errors: tuple[int, ...] = ()
     stream: bool = False
+    download: bool = False
     previews: bool = False
     auth: bool = True
     role: Role = "read"
@@ -176,6 +189,10 @@ def _responses(endpoint: Endpoint, components: _Components) -> dict[str, Any]:
     if endpoint.stream:
         success["description"] = "Server-sent events"
         success["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+    elif endpoint.download:
+        success["description"] = "The JSON, as a file (`Content-Disposition: attachment`)"
+        success["content"] = _json({})
+        success["headers"] = DOWNLOAD_HEADERS
     elif endpoint.response is not None and endpoint.inngest_response is not None:
         shapes = [components.ref(endpoint.response), components.ref(endpoint.inngest_response)]
         success["content"] = _json({"oneOf": shapes})

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse
 from stepline import errors
 from stepline.engine.inngest.memo import sdk_error
 from stepline.engine.operations import Operations
+from stepline.engine.outputs import Outputs
 from stepline.server.body import read_json
 from stepline.server.errors import INTERNAL, public_error
 from stepline.server.inngest.reads import parse_run_id, run_steps, sdk_events
@@ -94,9 +95,11 @@ def _trace(run: RunRecord, steps: list[StepRecord]) -> dict[str, Any]:
     return {"name": run.function_id, "outputID": _output_id(run), "childrenSpans": spans}
 
 
-def _result(failed: bool, output: str | None, error: str | None) -> dict[str, Any]:
-    """A span output: the JSON text of a result, or an error as `{message, name, stack}`."""
-    return {"data": None, "error": sdk_error(error)} if failed else {"data": output, "error": None}
+def _result(store: Store, failed: bool, output: str | None, error: str | None) -> dict[str, Any]:
+    """A span output: the JSON text of a result (a blob's, read), or an error."""
+    if failed:
+        return {"data": None, "error": sdk_error(error)}
+    return {"data": Outputs(store).text(output), "error": None}
 
 
 def _span_output(store: Store, output_id: str) -> dict[str, Any]:
@@ -107,11 +110,11 @@ def _span_output(store: Store, output_id: str) -> dict[str, Any]:
     if not step_hash:
         if _output_id(run) is None:
             raise missing
-        return _result(run.status == "FAILED", run.output, run.error)
+        return _result(store, run.status == "FAILED", run.output, run.error)
     step = next((s for s in run_steps(store, run) if s.hash == step_hash), None)
     if step is None or _output_id(run, step) is None:
         raise missing
-    return _result(step.status == "failed", step.output, step.error)
+    return _result(store, step.status == "failed", step.output, step.error)
 
 
 # -- resolvers ------------------------------------------------------------------------------
@@ -127,8 +130,10 @@ async def _run(_: None, info: GraphQLResolveInfo[Operations], **args: Any) -> Ru
     return await _read(info, lambda store: store.get_run(run_id))
 
 
-def _run_output(run: RunRecord, _: GraphQLResolveInfo[Operations]) -> str | None:
-    return run.error if run.status == "FAILED" else run.output
+async def _run_output(run: RunRecord, info: GraphQLResolveInfo[Operations]) -> str | None:
+    if run.status == "FAILED":
+        return run.error
+    return await _read(info, lambda store: Outputs(store).text(run.output))
 
 
 async def _run_trace(run: RunRecord, info: GraphQLResolveInfo[Operations]) -> dict[str, Any]:

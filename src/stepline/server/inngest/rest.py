@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from stepline.engine.inngest.names import to_inngest
 from stepline.engine.inngest.signing import SigningKeys
+from stepline.engine.outputs import Outputs
 from stepline.server.auth import bearer
 from stepline.store.base import EventRecord, RunRecord, RunStatus
 
@@ -94,10 +95,11 @@ def event_view(event: EventRecord) -> dict[str, Any]:
     }
 
 
-def run_view(run: RunRecord) -> dict[str, Any]:
+def run_view(run: RunRecord, outputs: Outputs) -> dict[str, Any]:
     """A run as Inngest's REST API shows it.
 
     `output` is the function's result, or a failed run's error; absent while it has neither.
+    A result kept as a blob is read from `outputs`' store: Inngest clients expect the data.
     """
     view: dict[str, Any] = {
         "run_id": run.id,
@@ -111,12 +113,12 @@ def run_view(run: RunRecord) -> dict[str, Any]:
     }
     if run.replay_of is not None:
         view["original_run_id"] = run.replay_of
-    output = run.error if run.status == "FAILED" else run.output
+    output = run.error if run.status == "FAILED" else outputs.text(run.output)
     if output is not None:
         view["output"] = json.loads(output)
     return view
 
 
-def runs_view(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
+def runs_view(runs: Iterable[RunRecord], outputs: Outputs) -> list[dict[str, Any]]:
     """Runs as Inngest's REST API lists them: parallel branches are parts of their run."""
-    return [run_view(run) for run in runs if run.trigger_kind != "parallel"]
+    return [run_view(run, outputs) for run in runs if run.trigger_kind != "parallel"]
