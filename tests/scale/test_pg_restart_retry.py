@@ -78,3 +78,18 @@ def test_the_first_intake_and_worker_transactions_after_a_restart_succeed(
     own_postgres.restart()
     [next_claim] = worker.claim_runs("worker", 10, T0, LEASE_SECONDS, ["fulfil"])
     assert next_claim.run.event_ids == (second,)
+
+
+@pytest.mark.slow
+def test_the_first_credential_read_after_a_restart_succeeds(
+    own_postgres: ThrowawayPostgres, stores: tuple[PostgresStore, PostgresStore]
+) -> None:
+    """Intake reads its event key on the hot pool's connections, once more after a restart."""
+    intake, _ = stores
+    unknown = "0" * 64
+    assert intake.credential_and_others("key", unknown) == (None, False)  # a pooled connection
+
+    own_postgres.restart()
+
+    assert intake.credential_and_others("key", unknown) == (None, False)
+    assert intake.credential_by_hash("token", unknown) is None

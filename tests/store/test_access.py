@@ -4,6 +4,7 @@ log (appended, read newest first, by actor or action, keyset-paged), on both sto
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,8 @@ from stepline import errors
 from stepline.engine.access import hash_secret
 from stepline.store.access import AuditEntry, AuditQuery, CredentialRecord
 from stepline.store.base import Store
+from stepline.store.postgres import PostgresStore
+from stepline.store.sqlite import SqliteStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -75,6 +78,23 @@ def test_intakes_one_read_finds_a_key_and_says_whether_any_was_made(store: Store
     store.revoke_credential("key", "shop", T0)
     found, made = store.credential_and_others("key", hash_secret("k"))
     assert found is not None and found.revoked and made
+
+
+def test_a_credential_lookup_on_an_unreachable_store_is_store_unavailable(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "a-directory"
+    directory.mkdir()
+    for unreachable in (
+        SqliteStore(directory),  # SQLite cannot open a directory
+        PostgresStore("postgresql://postgres@127.0.0.1:1/none"),  # nothing listens there
+    ):
+        with pytest.raises(errors.StoreUnavailable):
+            unreachable.credential_by_hash("token", hash_secret("t"))
+        with pytest.raises(errors.StoreUnavailable):
+            unreachable.credential_and_others("key", hash_secret("k"))
+        assert unreachable.tally.errors == 2
+        unreachable.close()
 
 
 def test_credentials_are_listed_by_name_with_their_last_use(store: Store) -> None:

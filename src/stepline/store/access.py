@@ -3,9 +3,9 @@
 Credentials are looked up by the SHA-256 of the secret presented (`credential_by_hash`), one
 read of the unique index per request, so a revocation takes effect on the very next request of
 every process. Being on every request, that read (and intake's `credential_and_others`) is
-compiled once per dialect and run on the driver's connection (`store._prepared`), where Core
-would cost about 100 µs more per call. The audit log is append-only; it is read newest first,
-keyset-paged by `seq`.
+compiled once per dialect and run on a driver connection (`SqlStore._quick_read`; on
+PostgreSQL one round trip instead of four), where Core would cost about 100 µs more per call.
+The audit log is append-only; it is read newest first, keyset-paged by `seq`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from functools import lru_cache
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import Table, bindparam, insert, literal, select, update
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 
 from stepline import errors
 from stepline.store import schema as t
-from stepline.store._prepared import Prepared, RawTransaction, Row
+from stepline.store._prepared import Prepared, Row
 
 CredentialKind = Literal["token", "key"]
 _TABLES: dict[CredentialKind, Table] = {"token": t.api_tokens, "key": t.event_keys}
@@ -157,9 +157,13 @@ class AccessStore(Protocol):
 
 
 class _Connections(Protocol):
+    engine: Engine
+
     def _read(self) -> AbstractContextManager[Connection]: ...
 
     def _write(self) -> AbstractContextManager[Connection]: ...
+
+    def _quick_read(self, statement: Prepared, **params: Any) -> Row | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +186,6 @@ def _lookups(dialect: Dialect, kind: CredentialKind) -> _Lookups:
             select(table, made).select_from(one_row.outerjoin(table, matches)), dialect
         ),
     )
-
-
-def _first(conn: Connection, statement: Prepared, **params: Any) -> Row | None:
-    """The first row of a prepared query, run on the driver connection under `conn`."""
-    return RawTransaction(conn.connection.dbapi_connection).first(statement, **params)
 
 
 def _values(kind: CredentialKind, record: CredentialRecord) -> dict[str, Any]:
@@ -236,16 +235,16 @@ class AccessMixin:
         self: _Connections, kind: CredentialKind, secret_hash: str
     ) -> CredentialRecord | None:
         """The token or key whose secret hashes to `secret_hash`, or None (on every request)."""
-        with self._read() as conn:
-            row = _first(conn, _lookups(conn.dialect, kind).by_hash, secret_hash=secret_hash)
+        statement = _lookups(self.engine.dialect, kind).by_hash
+        row = self._quick_read(statement, secret_hash=secret_hash)
         return None if row is None else CredentialRecord.from_row(row)
 
     def credential_and_others(
         self: _Connections, kind: CredentialKind, secret_hash: str
     ) -> tuple[CredentialRecord | None, bool]:
         """`credential_by_hash`, and whether any was ever made: one statement (each intake)."""
-        with self._read() as conn:
-            row = _first(conn, _lookups(conn.dialect, kind).with_others, secret_hash=secret_hash)
+        statement = _lookups(self.engine.dialect, kind).with_others
+        row = self._quick_read(statement, secret_hash=secret_hash)
         assert row is not None  # the outer join returns exactly one row
         found = None if row["name"] is None else CredentialRecord.from_row(row)
         return found, bool(row["made"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 
 from stepline import errors
-from stepline.store._prepared import Prepared, RawTransaction
+from stepline.store._prepared import Prepared, RawTransaction, Row
 from stepline.store.base import RunEnd
 from stepline.store.sql import SqlStore
 
@@ -131,6 +131,28 @@ class PostgresStore(SqlStore):
                 self._discard(fairy)
             fairy.close()
             raise
+
+    def _read_first(self, statement: Prepared, params: Mapping[str, Any]) -> Row | None:
+        """On a hot-pool connection (autocommit): the query alone, one round trip.
+
+        The readers' pool would add a ping, BEGIN and ROLLBACK (four round trips). A read is
+        safe to repeat, so one a restart broke is run once more on a fresh connection.
+        """
+        try:
+            return self._first_on_hot(statement, params)
+        except _BROKEN:
+            return self._first_on_hot(statement, params)
+
+    def _first_on_hot(self, statement: Prepared, params: Mapping[str, Any]) -> Row | None:
+        fairy = self._hot.raw_connection()
+        try:
+            return RawTransaction(fairy.dbapi_connection).first(statement, **params)
+        except _BROKEN:
+            if fairy.dbapi_connection is None or fairy.dbapi_connection.closed:
+                self._discard(fairy)
+            raise
+        finally:
+            fairy.close()
 
     def _discard(self, fairy: PoolProxiedConnection) -> None:
         """Drop a broken connection and renew the pool: a restart broke its idle siblings too."""

@@ -538,6 +538,28 @@ class SqlStore(
         self.tally.succeeded()
         self._report_ended()
 
+    def _quick_read(self, statement: Prepared, **params: Any) -> Row | None:
+        """The first row of one prepared query, on a driver connection (per-request reads).
+
+        Errors leave as `StoreError`s (`__cause__` kept), as with `_read`.
+        """
+        self._guard.enter()
+        try:
+            row = self._read_first(statement, params)
+        except DBAPIError as exc:
+            raise self._failed(self._translate(exc)) from exc
+        except self._driver_error as exc:
+            raise self._failed(self._translate_driver(exc)) from exc
+        finally:
+            self._guard.leave()
+        self.tally.succeeded()
+        return row
+
+    def _read_first(self, statement: Prepared, params: Mapping[str, Any]) -> Row | None:
+        """Hook: run `_quick_read`'s query (here on a connection of the readers' pool)."""
+        with self._read_connection() as conn:
+            return RawTransaction(conn.connection.dbapi_connection).first(statement, **params)
+
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         self._guard.enter()
