@@ -221,9 +221,9 @@ def test_the_client_downloads_an_output_by_step_id_or_hash(setup: Setup) -> None
 
 def test_a_local_client_downloads_from_the_database(setup: Setup) -> None:
     store = setup.served.engine.store
-    if not isinstance(store, SqliteStore):
-        pytest.skip("a local client opens a database file")
-    with stepline.Client.local(store.path) as client:
+    assert isinstance(store, SqliteStore | PostgresStore)
+    db = store.path if isinstance(store, SqliteStore) else store.url
+    with stepline.Client.local(db) as client:
         assert client.output(setup.run_id, step="make-rows") == make_rows()
         with pytest.raises(errors.NotFound, match="has no output"):
             client.output(finished(setup.served.engine, "fails").id)
