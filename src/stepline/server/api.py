@@ -32,7 +32,7 @@ from stepline.server.api_access import AccessHandlers
 from stepline.server.api_apps import AppHandlers
 from stepline.server.api_outputs import OutputHandlers
 from stepline.server.api_runs import RunHandlers
-from stepline.server.auth import AuthSettings, authorize
+from stepline.server.auth import AuthSettings, authorize, bearer
 from stepline.server.body import read_json
 from stepline.server.inngest import rest
 from stepline.server.intake import bounded_batch, intake_endpoint
@@ -52,6 +52,17 @@ def path_value(request: Request, name: str) -> str:
 
 
 SIGNING_KEY = "signing-key"  # who a request authenticated by an SDK signing key is
+
+
+def _reads_store(auth: AuthSettings, request: Request) -> bool:
+    """Whether identifying `request` reads the store (a named token), so not on the event loop.
+
+    An open server, and the bootstrap token, are known without it.
+    """
+    if auth.open:
+        return False
+    given = bearer(request)
+    return given is not None and not auth.is_token(given)
 
 
 class Api(RunHandlers, OutputHandlers, AppHandlers, AccessHandlers):
@@ -78,7 +89,11 @@ class Api(RunHandlers, OutputHandlers, AppHandlers, AccessHandlers):
 
         async def endpoint(request: Request) -> Response:
             kwargs: dict[str, Any] = {}
-            principal = await run_in_threadpool(self._authorize, spec, request)
+            principal = (
+                await run_in_threadpool(self._authorize, spec, request)
+                if _reads_store(self.auth, request)
+                else self._authorize(spec, request)  # no lookup: no trip to the thread pool
+            )
             if wants_principal:
                 kwargs["principal"] = principal
             if wants_trace:  # a W3C trace context the runs it starts continue
