@@ -19,8 +19,7 @@ import stepline
 from stepline import errors
 from stepline.engine.engine import Engine
 from stepline.server import models
-from stepline.server.auth import AuthSettings
-from stepline.server.dashboard_auth import COOKIE
+from stepline.server.auth import COOKIE, AuthSettings
 from stepline.store import schema as t
 from stepline.store.base import Store
 from stepline.store.postgres import PostgresStore

@@ -188,6 +188,18 @@ def test_a_token_revoked_in_the_database_by_another_process_is_refused_at_once(
     assert reader.get("/v1/functions").status_code == 401
 
 
+def test_revoking_a_token_closes_the_live_streams_it_opened(server: Server) -> None:
+    reader = server.token("status-page", "read")
+    with reader.stream("GET", "/v1/runs/stream", timeout=30) as stream:
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        server.admin().post("/v1/tokens/status-page/revoke", json={"reason": "page retired"})
+        rest = list(lines)  # ends when the server closes it: within seconds, not at 300 s
+    assert not any(line.startswith("event: end") for line in rest)  # closed, not finished
+    assert reader.get("/v1/runs/stream").status_code == 401  # and the reconnection is refused
+
+
 def test_a_token_limited_to_a_function_sees_and_acts_on_that_function_only(
     server: Server,
 ) -> None:

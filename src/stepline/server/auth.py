@@ -12,12 +12,15 @@ Each route needs a role (`read`, `operate` or `admin`): the API's are in its rou
 403 naming the role needed. A token limited to some functions gets 404 for the runs and
 functions of others (as if they did not exist) and 403 on the routes that span every function
 (events, workers, apps). On an open server (`stepline dev`) everyone is an `admin`, named
-after the way in ("api", "dashboard"), as no credential tells people apart.
+after the way in ("api", "dashboard"), as no credential tells people apart. A response that
+lasts (a live stream) checks again every few seconds that its token still opens the server
+(`still_valid`), so revoking a token closes its open streams too.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +32,7 @@ from stepline.engine.inngest.signing import SigningKeys
 from stepline.server.rate_limit import KeyBuckets
 from stepline.server.throttle import FailureLimiter, client_address
 
+COOKIE = "stepline_token"  # the dashboard's sign-in cookie: a token (`server.dashboard_auth`)
 BOOTSTRAP = "bootstrap"  # the name of the configured API token
 FILE_KEY = "event-key-file"  # the name events sent with a configured event key record
 _STATE = "stepline_principal"
@@ -186,3 +190,16 @@ def check_token(settings: AuthSettings, request: Request, needed: Role = "read")
         TooManyFailures: This client presented too many wrong tokens lately.
     """
     authorize(settings, request, needed, way="api")
+
+
+def still_valid(request: Request) -> Callable[[], bool] | None:
+    """For a response that lasts: whether the token `request` came with still opens the server.
+
+    The token is the bearer header's or the dashboard's cookie; None on an open server (or an
+    app without auth settings), where there is nothing to revoke.
+    """
+    settings: AuthSettings | None = getattr(request.app.state, "auth", None)
+    if settings is None or settings.open:
+        return None
+    given = bearer(request) or request.cookies.get(COOKIE)
+    return lambda: given is not None and settings.principal(given) is not None

@@ -31,9 +31,9 @@ from stepline.server import dashboard_apps, dashboard_runs, sse
 from stepline.server import dashboard_models as models
 from stepline.server.api import path_value
 from stepline.server.api_outputs import download
-from stepline.server.auth import AuthSettings, forbidden, principal_of, remember
+from stepline.server.auth import COOKIE, AuthSettings, forbidden, principal_of, remember
 from stepline.server.dashboard_audit import AuditPages
-from stepline.server.dashboard_auth import COOKIE, DashboardAuth, acting, login_redirect
+from stepline.server.dashboard_auth import DashboardAuth, acting, login_redirect
 from stepline.server.dashboard_bulk import BulkActions, done_notice
 from stepline.server.dashboard_events import EventPages
 from stepline.server.dashboard_filters import runs_filters

@@ -32,13 +32,12 @@ from starlette.responses import RedirectResponse, Response
 
 from stepline.engine.access import Principal
 from stepline.engine.audit import Audit
-from stepline.server.auth import AuthSettings, bearer, principal_of
+from stepline.server.auth import COOKIE, AuthSettings, bearer, principal_of
 from stepline.server.errors import retry_headers
 from stepline.server.forms import read_form
 from stepline.server.templating import page
 from stepline.server.throttle import TooManyFailures, client_address
 
-COOKIE = "stepline_token"
 OPEN = "dashboard"  # the actor on an open server
 WRONG_TOKEN = "That token is not an API token of this server (or it was revoked)."  # noqa: S105
 LIMITED = "That token is limited to some functions: it opens the API, not the dashboard."

@@ -6,7 +6,7 @@ sections and sends those whose HTML differs from what this client last got. A st
 subject has ended sends a final `end` event (the page closes its EventSource on it) and stops.
 Streams also stop after `max_seconds`; browsers reconnect by themselves and get fresh state,
 and at once when the server starts stopping (`close_streams`), so that open pages do not hold
-a shutdown.
+a shutdown. A stream whose token is revoked ends within `REVALIDATE_SECONDS` (`auth.still_valid`).
 """
 
 from __future__ import annotations
@@ -19,15 +19,18 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from stepline.server.auth import still_valid
 from stepline.server.metrics import stream_open
 
 POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 15.0
 MAX_STREAM_SECONDS = 300.0
 RETRY_MILLISECONDS = 2000
+REVALIDATE_SECONDS = 2.0  # how often a stream checks that its token still opens the server
 END_EVENT = "end"
 
 
@@ -77,13 +80,21 @@ async def _closed_within(closing: asyncio.Event, seconds: float) -> bool:
 
 
 async def _messages(
-    poll: Callable[[], Snapshot], poll_seconds: float, max_seconds: float, closing: asyncio.Event
+    poll: Callable[[], Snapshot],
+    poll_seconds: float,
+    max_seconds: float,
+    closing: asyncio.Event,
+    valid: Callable[[], bool] | None,
 ) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MILLISECONDS}\n\n"
     sent: dict[str, str] = {}
     last_key: str | None = None
-    started = last_write = time.monotonic()
+    started = last_write = checked = time.monotonic()
     while not closing.is_set():
+        if valid is not None and time.monotonic() - checked > REVALIDATE_SECONDS:
+            checked = time.monotonic()
+            if not await run_in_threadpool(valid):
+                return  # its token was revoked: the client's reconnection is refused
         snapshot = await run_in_threadpool(poll)
         if snapshot.key != last_key:
             last_key = snapshot.key
@@ -120,14 +131,18 @@ class _EventStream(StreamingResponse):
         self._poll_seconds = poll_seconds
         self._max_seconds = max_seconds
         self._app_closing = asyncio.Event()
+        self._valid: Callable[[], bool] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._app_closing = _closing(scope["app"])
+        self._valid = still_valid(Request(scope))
         with stream_open(scope["app"]):  # counted in `stepline_sse_clients` while open
             await super().__call__(scope, receive, send)
 
     async def _body(self) -> AsyncIterator[str]:
-        messages = _messages(self._poll, self._poll_seconds, self._max_seconds, self._app_closing)
+        messages = _messages(
+            self._poll, self._poll_seconds, self._max_seconds, self._app_closing, self._valid
+        )
         async for message in messages:
             yield message
 
