@@ -8,10 +8,11 @@ Two measurements per store:
   (in-process engine, `Engine.send`, first step started) `--latency-runs` times without pruning
   (`baseline`) and again while a thread prunes them all (`during_prune`) on the engine's own
   store, as the scheduler leader does (`engine.retention.prune` with `RetentionSettings`'
-  pacing: batches whose write transaction takes about 5 ms, up to 100 runs; at least 20 ms and
-  three times the last transaction between them). Reported: both W2 distributions, the W2
-  samples taken while the prune ran, the prune's duration, rows removed, and each batch's write
-  transaction's time (the longest is the longest a write lock was held).
+  pacing: batches whose write transaction takes about 5 ms on SQLite, 50 ms on PostgreSQL, up
+  to 100 runs; at least 20 ms and three times the last transaction between them). Reported:
+  both W2 distributions, the W2 samples taken while the prune ran, the prune's duration, rows
+  removed, and each batch's write transaction's time (the longest is the longest a write lock
+  was held).
 - `steady_load`: an in-process engine whose functions keep ended runs one minute
   (`RetentionSettings(default=1m, every=10s)`: the scheduler's own pruning), under a steady load
   of `--retention-rate` W1 runs per second (three steps each) for `--retention-seconds`;
@@ -208,7 +209,7 @@ class _PruneThread(threading.Thread):
         self.running.set()
         t0 = time.perf_counter()
         try:
-            pacing = SCHEDULER.pacing()
+            pacing = SCHEDULER.pacing(self.store)
             self.removed = prune(self.store, self.progress, pacing, on_batch=self._batch)
         except BaseException as exc:  # reported by the part
             self.error = exc
@@ -259,7 +260,7 @@ def prune_under_w2(db: str | Path, n: int, latency_runs: int) -> dict[str, Any]:
             "batch_runs_p50": sorted(pruner.sizes)[len(pruner.sizes) // 2] if pruner.sizes else 0,
             "pacing": (
                 f"batches of up to {SCHEDULER.batch} runs sized to take "
-                f"{1000 * SCHEDULER.batch_seconds:g} ms, then a pause of "
+                f"{1000 * SCHEDULER.pacing(engine.store).batch_seconds:g} ms, then a pause of "
                 f"max({1000 * SCHEDULER.pause_seconds:g} ms, 3 x the batch)"
             ),
         },

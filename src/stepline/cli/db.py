@@ -94,7 +94,7 @@ def prune(database: str, older_than: timedelta, function_id: str | None, dry_run
         now = datetime.now(UTC)
         rule = retention.older_than_rule(older_than, now, function_id)
         progress = PrunePass(rule=rule, dry_run=dry_run)
-        counts = retention.prune(store, progress, retention.RetentionSettings().pacing())
+        counts = retention.prune(store, progress, retention.RetentionSettings().pacing(store))
     finally:
         store.close()
     whose = f"of {function_id} " if function_id else ""

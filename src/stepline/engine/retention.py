@@ -3,12 +3,12 @@
 Each function keeps its ended runs for its own `retention=`, else for the default (`--retain`,
 30 days; "forever" keeps them). A pass starts at most every `RetentionSettings.every`; it
 removes ended runs a batch at a time (`Store.prune_batch`, one short transaction each), each
-batch sized so that it takes about `batch_seconds` (5 ms; at most 100 runs: `Pacing`), and
-pausing between batches at least three times as long as the last batch took. So pruning holds
-the database's write lock (SQLite) for a few milliseconds at a time and less than a quarter of
-the time. A scheduler tick spends at most `budget_seconds` on it and the next tick carries on,
-so cron ticks and timeouts are never held up for long. What a pass removed is logged at INFO
-(logger `stepline.retention`).
+batch sized so that its write transaction takes about `batch_seconds` (SQLite 5 ms, PostgreSQL
+50 ms; at most 100 runs: `Pacing`), and pausing between batches at least three times as long
+as the last one took. So pruning holds SQLite's write lock for a few milliseconds at a time and
+less than a quarter of the time. A scheduler tick spends at most `budget_seconds` on it and
+the next tick carries on, so cron ticks and timeouts are never held up for long. What a pass
+removed is logged at INFO (logger `stepline.retention`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ class RetentionSettings:
             and events no run refers to; None keeps them forever.
         every: How often a prune pass starts.
         batch: The most runs (or events) per transaction.
-        batch_seconds: How long a batch's transaction should take: the batch size follows.
+        batch_seconds: How long a batch's write transaction should take (the batch size
+            follows); None: the store's own `prune_write_seconds` (SQLite 5 ms: a batch holds
+            its only write lock; PostgreSQL 50 ms: a batch locks rows no one else uses).
         pause_seconds: The least pause between two batches.
         budget_seconds: The longest a scheduler tick spends pruning; the next one carries on.
     """
@@ -45,12 +47,13 @@ class RetentionSettings:
     default: Retention = DEFAULT_RETENTION
     every: timedelta = timedelta(minutes=5)
     batch: int = 100
-    batch_seconds: float = 0.005
+    batch_seconds: float | None = None
     pause_seconds: float = 0.02
 
-    def pacing(self) -> Pacing:
-        """A fresh `Pacing` for these settings."""
-        return Pacing(most=self.batch, batch_seconds=self.batch_seconds, pause=self.pause_seconds)
+    def pacing(self, store: Store) -> Pacing:
+        """A fresh `Pacing` for these settings on `store`."""
+        target = self.batch_seconds or store.prune_write_seconds
+        return Pacing(most=self.batch, batch_seconds=target, pause=self.pause_seconds)
 
     budget_seconds: float = 2.0
 
@@ -156,7 +159,7 @@ class Pruner:
         self._pass: PrunePass | None = None
         self._started: datetime | None = None
         self._removed = PruneCounts()
-        self._pacing = settings.pacing()  # its batch size carries over from tick to tick
+        self._pacing = settings.pacing(store)  # its batch size carries over from tick to tick
         # Events already looked at by an earlier pass: each is looked at once; one a run
         # still referred to then goes with that run's prune.
         self._event_cursor: Cursor | None = None

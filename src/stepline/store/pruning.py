@@ -102,7 +102,14 @@ def timed_write(progress: PrunePass) -> Iterator[None]:
 
 
 class RetentionStore(Protocol):
-    """The store's part in retention (see the module docstring)."""
+    """The store's part in retention (see the module docstring).
+
+    `prune_write_seconds`: how long one batch's write transaction should take here: short
+    where it holds the only write lock (SQLite), longer where it locks only rows no one else
+    uses (PostgreSQL), as each batch has a fixed cost of a dozen statements.
+    """
+
+    prune_write_seconds: float
 
     def prune_batch(self, progress: PrunePass, limit: int) -> PruneCounts:
         """Remove (dry: count) one batch of runs, or of events once the runs are done.

@@ -79,6 +79,8 @@ class SqliteStore(SqlStore):
         ConfigurationError: if Python's SQLite is older than 3.35 (no RETURNING).
     """
 
+    prune_write_seconds = 0.005  # a prune batch holds the write lock: keep it short
+
     def __init__(self, path: str | Path, *, synchronous: Synchronous = "NORMAL") -> None:
         _require_returning()
         self.path = Path(path)
