@@ -8,7 +8,7 @@ Two measurements per store:
   (in-process engine, `Engine.send`, first step started) `--latency-runs` times without pruning
   (`baseline`) and again while a thread prunes them all (`during_prune`) on the engine's own
   store, as the scheduler leader does (`engine.retention.prune` with `RetentionSettings`'
-  pacing: batches whose write transaction takes about 5 ms on SQLite, 50 ms on PostgreSQL, up
+  pacing: batches whose write transaction takes about 5 ms on SQLite, 10 ms on PostgreSQL, up
   to 100 runs; at least 20 ms and three times the last transaction between them). Reported:
   both W2 distributions, the W2 samples taken while the prune ran, the prune's duration, rows
   removed, and each batch's write transaction's time (the longest is the longest a write lock

@@ -4,7 +4,7 @@ Each function keeps its ended runs for its own `retention=`, else for the defaul
 30 days; "forever" keeps them). A pass starts at most every `RetentionSettings.every`; it
 removes ended runs a batch at a time (`Store.prune_batch`, one short transaction each), each
 batch sized so that its write transaction takes about `batch_seconds` (SQLite 5 ms, PostgreSQL
-50 ms; at most 100 runs: `Pacing`), and pausing between batches at least three times as long
+10 ms; at most 100 runs: `Pacing`), and pausing between batches at least three times as long
 as the last one took. So pruning holds SQLite's write lock for a few milliseconds at a time and
 less than a quarter of the time. A scheduler tick spends at most `budget_seconds` on it and
 the next tick carries on, so cron ticks and timeouts are never held up for long. What a pass
@@ -39,7 +39,7 @@ class RetentionSettings:
         batch: The most runs (or events) per transaction.
         batch_seconds: How long a batch's write transaction should take (the batch size
             follows); None: the store's own `prune_write_seconds` (SQLite 5 ms: a batch holds
-            its only write lock; PostgreSQL 50 ms: a batch locks rows no one else uses).
+            its only write lock; PostgreSQL 10 ms: a batch locks rows no one else uses).
         pause_seconds: The least pause between two batches.
         budget_seconds: The longest a scheduler tick spends pruning; the next one carries on.
     """

@@ -111,7 +111,7 @@ class _Batch:
 class RetentionMixin:
     """`SqlStore`'s pruning (see the module docstring)."""
 
-    prune_write_seconds = 0.05  # PostgreSQL; SQLite's is shorter (its only write lock)
+    prune_write_seconds = 0.01  # PostgreSQL; SQLite's is shorter (its only write lock)
 
     def prune_batch(self: _Connector, progress: PrunePass, limit: int) -> PruneCounts:
         """Remove (dry: count) one batch of runs, or of events once the runs are done.
