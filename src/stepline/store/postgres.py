@@ -92,12 +92,19 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _raw_connection(self) -> Iterator[Any]:
-        fairy = self._begun()
+        with self._using(self._begun()) as connection:
+            yield connection
+
+    @contextmanager
+    def _using(self, fairy: PoolProxiedConnection) -> Iterator[Any]:
+        """The checked-out connection's driver connection, given back to the pool after use.
+
+        A deadlock or serialization failure is an OperationalError too, on a connection that
+        still works: only a closed one means a restart broke its siblings as well (`_discard`).
+        """
         try:
             yield fairy.dbapi_connection
         except _BROKEN:
-            # A deadlock or serialization failure is an OperationalError too, on a connection
-            # that still works: only a closed one means a restart broke its siblings as well.
             if fairy.dbapi_connection is None or fairy.dbapi_connection.closed:
                 self._discard(fairy)
             raise
@@ -144,15 +151,8 @@ class PostgresStore(SqlStore):
             return self._first_on_hot(statement, params)
 
     def _first_on_hot(self, statement: Prepared, params: Mapping[str, Any]) -> Row | None:
-        fairy = self._hot.raw_connection()
-        try:
-            return RawTransaction(fairy.dbapi_connection).first(statement, **params)
-        except _BROKEN:
-            if fairy.dbapi_connection is None or fairy.dbapi_connection.closed:
-                self._discard(fairy)
-            raise
-        finally:
-            fairy.close()
+        with self._using(self._hot.raw_connection()) as connection:
+            return RawTransaction(connection).first(statement, **params)
 
     def _discard(self, fairy: PoolProxiedConnection) -> None:
         """Drop a broken connection and renew the pool: a restart broke its idle siblings too."""
