@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,7 +26,7 @@ from stepline.store.blobs import BlobRef, blob_ref
 from stepline.store.pruning import PrunePass
 from stepline.store.sqlite import SqliteStore
 from tests.conftest import FAST_SETTINGS
-from tests.engine.support import start
+from tests.engine.support import eventually, start
 from tests.flow.support import completed
 
 DAY = timedelta(days=1)
@@ -238,3 +239,39 @@ def test_an_invoked_run_s_large_result_reaches_its_parent_through_the_blob(
     call = next(s for s in store.get_steps(run_id) if s.id == "call")
     assert blob_ref(call.output) is not None  # the child's reference, copied
     assert _rows(store, t.blobs) == 1  # the child's result and the branch's: the same bytes
+
+
+def test_a_blob_folder_that_cannot_be_written_is_an_outage_not_a_failure(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A full disk or a missing blob folder (SQLite only: PostgreSQL keeps blobs in a table)
+    leaves the step uncommitted, as a database outage does: the run is replayed once its lease
+    expires, and the step runs again. It neither fails the run nor reaches the user's code."""
+    app = stepline.App("outage")
+    calls: list[int] = []
+
+    @app.function(id="outage", triggers=[stepline.event("demo/outage")], retries=0)
+    def fn(ctx: stepline.Context[Step]) -> int:
+        def make() -> list[str]:
+            calls.append(1)
+            return ["row"] * 500
+
+        return len(ctx.step.run("make", make))
+
+    store = SqliteStore(tmp_path / "stepline.db")
+    store.upgrade()
+    blocker = tmp_path / "stepline.db.blobs"
+    blocker.write_text("a file where the blob folder should be")
+    engine = Engine(app, db=store, upgrade=False, clock=clock, settings=SMALL_LIMITS).start()
+    try:
+        run_id = start(engine, "demo/outage")
+        eventually(lambda: len(calls) == 1, what="the step's first execution")
+        blocker.unlink()
+        run = engine.store.get_run(run_id)
+        assert run.status == "RUNNING" and run.failures == 0, run
+        clock.advance(FAST_SETTINGS.worker.lease_seconds + 1)  # its lease expires: replayed
+        done = completed(engine, run_id)
+    finally:
+        engine.stop(grace_seconds=2)
+    assert json.loads(done.output or "null") == 500
+    assert len(calls) == 2

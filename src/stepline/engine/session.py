@@ -285,6 +285,8 @@ class RunSession:
             stored = self._outputs.stored(key.id, output, self._clock.now())
         except errors.StepOutputError as exc:
             self.failed(key, exc, started_at)
+        except errors.StoreUnavailable as exc:  # its blob not written: as a failed commit
+            self._halt(Lost(str(exc)), cause=exc)
         self._current_step = None
         self.in_flight = None
         self._commit(self._record(key, "run", started_at, output=stored))

@@ -64,7 +64,11 @@ class BlobStore(Protocol):
     """Where large outputs are kept (see the module docstring)."""
 
     def put_blob(self, data: bytes, now: datetime) -> BlobRef:
-        """Store `data` (once per content) and return its reference."""
+        """Store `data` (once per content) and return its reference.
+
+        Raises `StoreUnavailable` when the bytes cannot be written (the database, or the
+        blob folder: a full disk).
+        """
         ...
 
     def blob_chunks(self, ref: BlobRef) -> Iterator[bytes]:
@@ -117,7 +121,10 @@ class BlobsMixin:
             if inserted and self._blob_dir is None:  # (else another writer stored the chunks)
                 _insert_chunks(conn, ref.id, data)
         if self._blob_dir is not None:
-            _write_file(_blob_path(self._blob_dir, ref.id), data)
+            try:
+                _write_file(_blob_path(self._blob_dir, ref.id), data)
+            except OSError as exc:  # a full disk, a folder gone: as the database being down
+                raise errors.StoreUnavailable(f"blob store {self._blob_dir}: {exc}") from exc
         return ref
 
     def blob_chunks(self: _Connections, ref: BlobRef) -> Iterator[bytes]:
