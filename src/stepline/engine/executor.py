@@ -75,7 +75,7 @@ class Executor:
     _sessions: dict[str, RunSession] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._outputs = Outputs(self.store, self.output_limits)
+        self._outputs = Outputs(self.store, self.output_limits, self.clock)
 
     def function_ids(self) -> list[str]:
         """The functions whose runs this executor takes: its Python ones and SDK apps' ones.
@@ -209,7 +209,7 @@ class Executor:
         if error is None:
             try:
                 output = self._outputs.stored(
-                    FUNCTION_RESULT, encode_output(FUNCTION_RESULT, outcome.value), now
+                    FUNCTION_RESULT, encode_output(FUNCTION_RESULT, outcome.value)
                 )
             except errors.StepOutputError as exc:
                 error = exc

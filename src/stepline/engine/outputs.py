@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from stepline import errors
 from stepline._sizes import format_size
+from stepline.engine.clock import Clock, SystemClock
 from stepline.store.blobs import BlobRef, BlobStore, blob_ref
 
 DEFAULT_INLINE_BYTES = 256 * 1024
@@ -46,11 +46,14 @@ class OutputLimits:
 class Outputs:
     """Outputs between the engine and the store: offloaded when large, fetched when read."""
 
-    def __init__(self, store: BlobStore, limits: OutputLimits | None = None) -> None:
+    def __init__(
+        self, store: BlobStore, limits: OutputLimits | None = None, clock: Clock | None = None
+    ) -> None:
         self.store = store
         self.limits = limits or OutputLimits()
+        self.clock = clock or SystemClock()  # a blob's write time (read only when one is written)
 
-    def stored(self, step_id: str, text: str, now: datetime) -> str:
+    def stored(self, step_id: str, text: str) -> str:
         """What to store for the output `text` of `step_id`: itself, or a blob's reference.
 
         Raises `StepOutputError` (not retried) when it is larger than `max_bytes`.
@@ -62,7 +65,7 @@ class Outputs:
             raise errors.StepOutputError(too_large(step_id, len(data), self.limits.max_bytes))
         if len(data) <= self.limits.inline_bytes:
             return text
-        return self.store.put_blob(data, now).text()
+        return self.store.put_blob(data, self.clock.now()).text()
 
     def text(self, output: str | None) -> str | None:
         """The JSON text of a stored output, read from the blob store if it is there."""

@@ -165,7 +165,7 @@ class RunSession:
         self._draining = draining
         self._lost = lost
         self._metrics = metrics
-        self._outputs = outputs or Outputs(store)
+        self._outputs = outputs or Outputs(store, clock=clock)
         self.trace = tracing.run_trace(claimed.run, claimed.events)  # None: tracing is off
 
     # -- StepBackend -------------------------------------------------------------------------
@@ -282,7 +282,7 @@ class RunSession:
         An output over the size limit fails the step instead (`StepOutputError`, not retried).
         """
         try:
-            stored = self._outputs.stored(key.id, output, self._clock.now())
+            stored = self._outputs.stored(key.id, output)
         except errors.StepOutputError as exc:
             self.failed(key, exc, started_at)
         except errors.StoreUnavailable as exc:  # its blob not written: as a failed commit

@@ -82,7 +82,7 @@ class HttpDriver:
     _outputs: Outputs = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._outputs = Outputs(self.store, self.output_limits)
+        self._outputs = Outputs(self.store, self.output_limits, self.clock)
 
     async def execute(
         self, claimed: ClaimedRun, lost: threading.Event | None = None

@@ -142,7 +142,7 @@ class Writer:
     def _complete(self, output: str) -> None:
         """End the run with the function's result (a blob when large); fail it when too large."""
         try:
-            stored = self.outputs.stored(FUNCTION_RESULT, output, self.clock.now())
+            stored = self.outputs.stored(FUNCTION_RESULT, output)
         except errors.StepOutputError as exc:
             too_big = {"name": "StepOutputTooLarge", "message": str(exc)}
             self._finish("FAILED", error=json.dumps(too_big))
@@ -169,7 +169,7 @@ class Writer:
             return self.attempt_failed(DISCOVERY, again, reply, started)
         if op.op in _RAN:
             try:
-                output = self.outputs.stored(op.label, _json(op.data), self.clock.now())
+                output = self.outputs.stored(op.label, _json(op.data))
             except errors.StepOutputError as exc:
                 too_big = {"name": "StepOutputTooLarge", "message": str(exc)}
                 return self._step_failed(op, too_big, started, final=True)
