@@ -89,7 +89,8 @@ class HttpDriver:
     ) -> Ending | None:
         """Drive one claimed run until it parks or ends (cancelled from outside if lost).
 
-        Returns how it ended (None: parked or handed back), as `Executor.execute` does.
+        Returns how it ended (None: parked or handed back), as `Executor.execute` does; a run
+        that ended here has its trace's run span sent.
         """
         target = self.functions.known().get(claimed.run.function_id)
         writer = Writer(
@@ -104,6 +105,17 @@ class HttpDriver:
             metrics=self.metrics,
             outputs=self._outputs,
         )
+        ending = await self._execute(claimed, target, writer, lost)
+        tracing.run_ended(writer.trace, claimed.run, ending, self.clock.now())
+        return ending
+
+    async def _execute(
+        self,
+        claimed: ClaimedRun,
+        target: SdkTarget | None,
+        writer: Writer,
+        lost: threading.Event | None,
+    ) -> Ending | None:
         if target is None:
             message = f"function {claimed.run.function_id!r} is no longer registered"
             await asyncio.to_thread(writer.give_up, message)
