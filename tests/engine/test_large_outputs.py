@@ -266,6 +266,8 @@ def test_a_blob_folder_that_cannot_be_written_is_an_outage_not_a_failure(
     try:
         run_id = start(engine, "demo/outage")
         eventually(lambda: len(calls) == 1, what="the step's first execution")
+        # its commit failed on the blob and the slot let the run go (the lease stays held)
+        eventually(lambda: engine.worker.inflight == 0, what="the failed commit")
         blocker.unlink()
         run = engine.store.get_run(run_id)
         assert run.status == "RUNNING" and run.failures == 0, run

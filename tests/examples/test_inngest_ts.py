@@ -20,7 +20,6 @@ import pytest
 from stepline.store.base import RunRecord
 from tests.inngest.conftest import Stepline
 from tests.inngest.node import NodeApp
-from tests.loopback import free_port
 
 PROJECT = Path(__file__).parents[2] / "examples" / "inngest_ts"
 APP = "base-stations-ts"
@@ -31,7 +30,7 @@ TOTAL, INVALID = 250, 10  # the fake portal's stations; 10 have no coordinates
 @pytest.fixture
 def example(stepline: Stepline, tmp_path: Path) -> Iterator[NodeApp]:
     """The example app run with tsx, pointed at `stepline` (as its README says) and synced."""
-    app = NodeApp(PROJECT, ["--import", "tsx", "src/server.ts"], free_port(), tmp_path / "log")
+    app = NodeApp(PROJECT, ["--import", "tsx", "src/server.ts"], tmp_path / "log")
     try:
         app.start({"INNGEST_DEV": stepline.url}, "/stations")
         stepline.sync(f"{app.base}/api/inngest")

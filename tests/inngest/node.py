@@ -18,24 +18,40 @@ from typing import IO, Any
 
 import httpx
 
+from tests.loopback import free_port
+
 START_SECONDS = 30.0
 STOP_SECONDS = 5.0
+PORT_TRIES = 3
+
+
+class PortTaken(Exception):
+    """Another process took the app's free port before the app could listen on it."""
 
 
 class NodeApp:
-    """One Node.js process serving an app on 127.0.0.1:`port`."""
+    """One Node.js process serving an app on a free port of 127.0.0.1 (`base`, once started)."""
 
-    def __init__(self, project: Path, argv: Sequence[str], port: int, log: Path) -> None:
+    def __init__(self, project: Path, argv: Sequence[str], log: Path) -> None:
         self.project = project
         self.argv = list(argv)
-        self.port = port
-        self.base = f"http://127.0.0.1:{port}"
+        self.base = ""
         self._log_path = log
         self._log: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, env: Mapping[str, str], ready_path: str) -> NodeApp:
-        """Start the process with `env` added; return once `ready_path` answers (bounded)."""
+        """Start the process with `env` added on a free port; return once `ready_path` answers
+        200 (bounded). A port taken by another process in the meantime is replaced by a new one."""
+        for _ in range(PORT_TRIES - 1):
+            try:
+                return self._start_on(free_port(), env, ready_path)
+            except PortTaken:
+                self.stop()
+        return self._start_on(free_port(), env, ready_path)
+
+    def _start_on(self, port: int, env: Mapping[str, str], ready_path: str) -> NodeApp:
+        self.base = f"http://127.0.0.1:{port}"
         if not (self.project / "node_modules").is_dir():
             raise RuntimeError(
                 f"{self.project}/node_modules is missing: run `npm ci` there (scripts/setup does)"
@@ -47,7 +63,7 @@ class NodeApp:
         self._process = subprocess.Popen(
             [node, *self.argv],
             cwd=self.project,
-            env={**os.environ, **env, "PORT": str(self.port)},
+            env={**os.environ, **env, "PORT": str(port)},
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -61,12 +77,14 @@ class NodeApp:
         while True:
             assert self._process is not None
             if self._process.poll() is not None:
+                if "EADDRINUSE" in self.output():
+                    raise PortTaken(self.base)
                 raise RuntimeError(
                     f"the app exited with {self._process.returncode}:\n{self.output()}"
                 )
             try:
-                if httpx.get(self.base + path, timeout=2).status_code < 500:
-                    return
+                if httpx.get(self.base + path, timeout=2).status_code == 200:
+                    return  # its answer: another server on the port would not have `path`
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:

@@ -120,7 +120,7 @@ def test_a_typescript_app_syncs_by_url_and_shows_as_ts_sdk_on_the_dashboard(
     stepline: Stepline, tmp_path: Path
 ) -> None:
     project = Path(__file__).parent / "ts_app"
-    node = NodeApp(project, ["server.js"], free_port(), tmp_path / "node.log")
+    node = NodeApp(project, ["server.js"], tmp_path / "node.log")
     try:
         node.start({"INNGEST_DEV": stepline.url}, "/state")
         url = node.base + "/api/inngest"

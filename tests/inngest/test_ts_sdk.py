@@ -20,7 +20,6 @@ import pytest
 from stepline.store.base import RunRecord
 from tests.inngest.conftest import Stepline
 from tests.inngest.node import NodeApp
-from tests.loopback import free_port
 
 PROJECT = Path(__file__).parent / "ts_app"
 APP = "ts-tests"
@@ -29,7 +28,7 @@ APP = "ts-tests"
 @pytest.fixture
 def ts_app(stepline: Stepline, tmp_path: Path) -> Iterator[NodeApp]:
     """The test app, pointed at `stepline` and synced; its output is printed afterwards."""
-    app = NodeApp(PROJECT, ["server.js"], free_port(), tmp_path / "node.log")
+    app = NodeApp(PROJECT, ["server.js"], tmp_path / "node.log")
     try:
         app.start({"INNGEST_DEV": stepline.url}, "/state")
         stepline.sync(app.base + "/api/inngest")

@@ -18,6 +18,7 @@ app.get("/stations", (_req, res) => {
   res.json(stations.all());
 });
 
-app.listen(port, "127.0.0.1", () => {
+app.listen(port, "127.0.0.1", (error?: Error) => {
+  if (error) throw error; // e.g. EADDRINUSE: express 5 hands listen errors to this callback
   console.log(`base-stations-ts: http://127.0.0.1:${port}/api/inngest (portal: ${vendorUrl})`);
 });

@@ -270,4 +270,7 @@ app.get("/state", (_req, res) => res.json(state));
 
 const port = Number(process.env.PORT);
 if (!Number.isInteger(port) || port <= 0) throw new Error("PORT must be set to a port number");
-app.listen(port, "127.0.0.1", () => console.log(`ts-tests app on http://127.0.0.1:${port}`));
+app.listen(port, "127.0.0.1", (error) => {
+  if (error) throw error; // e.g. EADDRINUSE: express 5 hands listen errors to this callback
+  console.log(`ts-tests app on http://127.0.0.1:${port}`);
+});
