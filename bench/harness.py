@@ -104,6 +104,7 @@ class Child:
         self.ps = psutil.Process(self.proc.pid)
         self.peak_rss_mb = 0.0
         self.cpu_s = 0.0
+        self.metrics_url = ""  # where it serves its metrics, if it does
 
     @property
     def pid(self) -> int:
@@ -160,6 +161,25 @@ def stop_all(children: list[Child]) -> None:
             os.kill(child.pid, signal.SIGTERM)
     for child in children:
         child.stop()
+
+
+def store_counts(metrics_url: str) -> tuple[int, int]:
+    """(write transactions, statements) a process's store ran, from its `/metrics`."""
+    text = httpx.get(metrics_url, timeout=10).text
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("stepline_store_transactions_total", "stepline_store_statements_total"):
+            found[name] = int(float(value))
+    return found["stepline_store_transactions_total"], found["stepline_store_statements_total"]
+
+
+def per_step(before: tuple[int, int], after: tuple[int, int], steps: int) -> dict[str, float]:
+    """Transactions and statements per step between two (transactions, statements) counts."""
+    return {
+        "store_transactions_per_step": round((after[0] - before[0]) / steps, 3),
+        "store_statements_per_step": round((after[1] - before[1]) / steps, 3),
+    }
 
 
 def idle_between_runs() -> None:

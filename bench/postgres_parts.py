@@ -29,10 +29,12 @@ from harness import (
     free_port,
     http_first_step_latencies,
     idle_between_runs,
+    per_step,
     percentiles,
     progress,
     scratch_dir,
     stop_all,
+    store_counts,
     wait_for_health,
     wait_until,
 )
@@ -243,21 +245,31 @@ def _worker_cmd(url: str, slots: int, app: str) -> list[str]:
 
 
 def start_workers(url: str, n: int, slots: int, logs: Path, app: str = W1_APP) -> list[Child]:
-    """`n` `stepline worker APP` children, each ready (functions registered, claiming)."""
+    """`n` `stepline worker APP` children, each ready (functions registered, claiming).
+
+    Each serves its metrics on a loopback port (`metrics_url`, for `store_counts`).
+    """
     children: list[Child] = []
     try:
         # One after another: workers starting at the same moment race in registering the
         # functions (`sync_functions` is UPDATE-then-INSERT, so both INSERT and one fails).
         for i in range(n):
-            child = Child(
-                [*_worker_cmd(url, slots, app), "--grace-seconds", "5"], logs / f"worker{i}.log"
-            )
+            port = free_port()
+            cmd = [*_worker_cmd(url, slots, app), "--grace-seconds", "5"]
+            child = Child([*cmd, "--metrics-port", str(port)], logs / f"worker{i}.log")
+            child.metrics_url = f"http://127.0.0.1:{port}/metrics"
             children.append(child)
             child.wait_line("Stepline worker", timeout_s=60)
     except BaseException:
         stop_all(children)
         raise
     return children
+
+
+def _store_counts(children: list[Child]) -> tuple[int, int]:
+    """(write transactions, statements) the workers' stores ran so far."""
+    counts = [store_counts(child.metrics_url) for child in children]
+    return sum(tx for tx, _ in counts), sum(st for _, st in counts)
 
 
 def _count_completed(conn: psycopg.Connection[Any]) -> int:
@@ -289,6 +301,7 @@ def w1_postgres(
             client = stepline.Client.local(url)
             poll = psycopg.connect(url, autocommit=True)
             before = _db_counters(url)
+            counts0 = _store_counts(children)
             cpu0 = [c.cpu_seconds() for c in children]
             dbname = url.rsplit("/", 1)[1]
             pg_cpu0 = backend_cpu(dbname)
@@ -307,6 +320,7 @@ def w1_postgres(
             )
             polled_s = time.perf_counter() - t0
             busy = psutil.cpu_percent(interval=None)
+            ran = per_step(counts0, _store_counts(children), 3 * runs)
             pg_backends, pg_shared = cpu_delta(pg_cpu0, backend_cpu(dbname))
             worker_cpu = sum(c.cpu_seconds() - c0 for c, c0 in zip(children, cpu0, strict=True))
             client_cpu = cpu_seconds_self() - client_cpu0
@@ -346,6 +360,8 @@ def w1_postgres(
         "postgres_shared_cpu_ms_per_step": round(1000 * pg_shared / n_steps, 3),
         "transactions_per_step": round((after["commits"] - before["commits"]) / n_steps, 2),
         "wal_flushes_per_step": round((after["wal_syncs"] - before["wal_syncs"]) / n_steps, 2),
+        **ran,
+        "store_counts_note": "counted by the workers' stores (not the sender's intake)",
         "system_cpu_busy_pct": busy,
         "worker_peak_rss_mb": [c.peak_rss_mb for c in children],
         **counted,

@@ -38,6 +38,7 @@ from harness import (
     free_port,
     http_first_step_latencies,
     idle_between_runs,
+    per_step,
     percentiles,
     progress,
     scratch_dir,
@@ -162,15 +163,18 @@ def _drive_w1(
     cpu: Callable[[], float],
     batches: Batches | None = None,
     checks: dict[str, str] | None = None,
+    counts: Callable[[], tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     """Send every event in batches, poll until all runs completed; time and CPU the lot.
 
-    `batches` default to W1's events; `checks` name SQL counts read once all runs completed.
+    `batches` default to W1's events; `checks` name SQL counts read once all runs completed;
+    `counts` reads the engine's (write transactions, statements) so far.
     """
     batches = batches or _w1_events(runs)
     poll = sqlite3.connect(db, isolation_level=None)
     psutil.cpu_percent(interval=None)
     cpu0 = cpu()
+    counts0 = counts() if counts else None
     wall0 = time.time()
     t0 = time.perf_counter()
     for batch in batches:
@@ -184,6 +188,7 @@ def _drive_w1(
     )
     polled_s = time.perf_counter() - t0
     cpu_s = cpu() - cpu0
+    ran = per_step(counts0, counts(), 3 * runs) if counts and counts0 else {}
     busy = psutil.cpu_percent(interval=None)
     last_end = poll.execute("SELECT max(ended_at) FROM runs").fetchone()[0]
     steps = poll.execute("SELECT count(*) FROM steps WHERE status = 'completed'").fetchone()[0]
@@ -200,6 +205,7 @@ def _drive_w1(
         "runs_per_s": round(runs / elapsed, 1),
         "steps_per_s": round(3 * runs / elapsed, 1),
         "cpu_ms_per_step": round(1000 * cpu_s / (3 * runs), 3),
+        **ran,
         "system_cpu_busy_pct": busy,
         **counted,
     }
@@ -220,8 +226,17 @@ def w1_inprocess(
         db = tmp / "w1.db"
         settings = EngineSettings(worker=WorkerSettings(slots=slots))
         engine = Engine(app, db=db, settings=settings).start()
+        tally = engine.store.tally
         try:
-            result = _drive_w1(db, runs, engine.send, cpu_seconds_self, batches, checks)
+            result = _drive_w1(
+                db,
+                runs,
+                engine.send,
+                cpu_seconds_self,
+                batches,
+                checks,
+                counts=lambda: (tally.transactions, tally.statements),
+            )
         finally:
             engine.stop(grace_seconds=5)
     return {"engine": "in-process", "sender": "Engine.send", "slots": slots, **result}

@@ -185,6 +185,16 @@ class _Ended:
             value=tally.errors,
         )
         yield CounterMetricFamily(
+            "stepline_store_transactions",
+            "Write transactions this process committed.",
+            value=tally.transactions,
+        )
+        yield CounterMetricFamily(
+            "stepline_store_statements",
+            "SQL statements this process ran (reads included; BEGIN and COMMIT not counted).",
+            value=tally.statements,
+        )
+        yield CounterMetricFamily(
             "stepline_store_outage_seconds",
             "Seconds the database was unavailable to this process (from its first failure "
             "to its next success).",

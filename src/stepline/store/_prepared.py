@@ -120,17 +120,22 @@ class Prepared:
 
 
 class RawTransaction:
-    """One open write transaction on a raw DBAPI connection; runs `Prepared` statements."""
+    """One open write transaction on a raw DBAPI connection; runs `Prepared` statements.
 
-    __slots__ = ("_cursor",)
+    `statements` counts the statements it ran (an `execute_many` counts one per row).
+    """
+
+    __slots__ = ("_cursor", "statements")
 
     def __init__(self, dbapi_connection: Any) -> None:
         self._cursor = dbapi_connection.cursor()
+        self.statements = 0
 
     def execute(self, statement: Prepared, **params: Any) -> int:
         """Run a statement; returns the number of rows it changed."""
         sql, args = statement.bind(params)
         self._cursor.execute(sql, args)
+        self.statements += 1
         return int(self._cursor.rowcount)
 
     def execute_many(self, statement: Prepared, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -138,12 +143,14 @@ class RawTransaction:
         bound = [statement.bind(row) for row in rows]
         if bound:
             self._cursor.executemany(bound[0][0], [args for _, args in bound])
+            self.statements += len(bound)
 
     def rows(self, statement: Prepared, **params: Any) -> list[Row]:
         """Run a query (or a statement with RETURNING); its rows as dicts by column name."""
         sql, args = statement.bind(params)
         cursor = self._cursor
         cursor.execute(sql, args)
+        self.statements += 1
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
@@ -156,4 +163,5 @@ class RawTransaction:
         """The first column of every row."""
         sql, args = statement.bind(params)
         self._cursor.execute(sql, args)
+        self.statements += 1
         return [row[0] for row in self._cursor.fetchall()]

@@ -97,7 +97,7 @@ from stepline.store.slots import (
     full_keys_read,
     is_keyed,
 )
-from stepline.store.tally import StoreTally
+from stepline.store.tally import StoreTally, count_statements
 
 EVENT_ID_TTL = timedelta(hours=24)
 # Steps a run parks on, completed later by their own commit (or, for an invoke, by its run).
@@ -460,6 +460,7 @@ class SqlStore(
         self._end_listeners: list[Callable[[list[str]], None]] = []
         self._ended_here = threading.local()  # runs ended by this thread's open transaction
         self.tally = StoreTally()  # errors, outages and ended runs, for this process's metrics
+        count_statements(engine, self.tally)
         self._sql = _Statements(engine.dialect)
 
         def prepare(statement: ClauseElement, columns: Sequence[str] | None = None) -> Prepared:
@@ -525,7 +526,8 @@ class SqlStore(
         try:
             with self._raw_connection() as connection:
                 try:
-                    yield RawTransaction(connection)
+                    tx = RawTransaction(connection)
+                    yield tx
                     connection.commit()
                 except BaseException:
                     with suppress(self._driver_error):  # a broken connection cannot roll back
@@ -535,7 +537,7 @@ class SqlStore(
             raise self._failed(self._translate_driver(exc)) from exc
         finally:
             self._guard.leave()
-        self.tally.succeeded()
+        self.tally.succeeded(tx.statements)
         self._report_ended()
 
     def _quick_read(self, statement: Prepared, **params: Any) -> Row | None:
@@ -552,7 +554,7 @@ class SqlStore(
             raise self._failed(self._translate_driver(exc)) from exc
         finally:
             self._guard.leave()
-        self.tally.succeeded()
+        self.tally.succeeded(1, wrote=False)
         return row
 
     def _read_first(self, statement: Prepared, params: Mapping[str, Any]) -> Row | None:
@@ -582,7 +584,7 @@ class SqlStore(
             raise self._failed(self._translate(exc)) from exc
         finally:
             self._guard.leave()
-        self.tally.succeeded()
+        self.tally.succeeded(wrote=False)
 
     def _failed(self, error: errors.StoreError) -> errors.StoreError:
         """`error`, counted in the tally (an unavailable database starts an outage)."""

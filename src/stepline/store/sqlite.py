@@ -16,6 +16,7 @@ from sqlalchemy.pool import QueuePool, StaticPool
 
 from stepline import errors
 from stepline.store.sql import SqlStore
+from stepline.store.tally import count_statements
 
 Synchronous = Literal["NORMAL", "FULL"]
 # UPDATE ... RETURNING (claims, heartbeats) arrived in SQLite 3.35.
@@ -102,6 +103,7 @@ class SqliteStore(SqlStore):
             max_overflow=0,
             pool_timeout=600,
         )
+        count_statements(self._reader, self.tally)
 
     @contextmanager
     def _raw_connection(self) -> Iterator[Any]:
