@@ -90,7 +90,7 @@ def executions(effects: list[Effect]) -> Counter[tuple[str, str]]:
 def status_counts(store: Store) -> dict[str, int]:
     """Runs per status, straight from the database."""
     assert isinstance(store, SqlStore)
-    with store.engine.connect() as conn:
+    with store._read() as conn:
         rows = conn.execute(text("SELECT status, count(*) FROM runs GROUP BY status"))
         return {str(status): int(n) for status, n in rows}
 
@@ -98,7 +98,7 @@ def status_counts(store: Store) -> dict[str, int]:
 def run_event_ids(store: Store) -> dict[str, str]:
     """Each run's triggering event id → run id."""
     assert isinstance(store, SqlStore)
-    with store.engine.connect() as conn:
+    with store._read() as conn:
         rows = conn.execute(text("SELECT event_id, id FROM runs WHERE event_id IS NOT NULL"))
         return {str(event_id): str(run_id) for event_id, run_id in rows}
 

@@ -72,7 +72,7 @@ def listed(cluster: Cluster, pid: int) -> dict[str, Any] | None:
 
 def leases_held(store: Store, worker_id: str) -> int:
     assert isinstance(store, SqlStore)
-    with store.engine.connect() as conn:
+    with store._read() as conn:
         held = conn.execute(
             text("SELECT count(*) FROM queue WHERE lease_owner = :owner"), {"owner": worker_id}
         ).scalar()

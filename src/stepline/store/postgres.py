@@ -100,11 +100,12 @@ class PostgresStore(SqlStore):
         """The checked-out connection's driver connection, given back to the pool after use.
 
         A deadlock or serialization failure is an OperationalError too, on a connection that
-        still works: only a closed one means a restart broke its siblings as well (`_discard`).
+        still works: only a closed one means a restart broke its siblings as well (`_discard`),
+        whatever error was raised.
         """
         try:
             yield fairy.dbapi_connection
-        except _BROKEN:
+        except BaseException:  # (a group commit's unit raises its own error over a broken one)
             if fairy.dbapi_connection is None or fairy.dbapi_connection.closed:
                 self._discard(fairy)
             raise
@@ -157,7 +158,7 @@ class PostgresStore(SqlStore):
     def _discard(self, fairy: PoolProxiedConnection) -> None:
         """Drop a broken connection and renew the pool: a restart broke its idle siblings too."""
         fairy.invalidate()
-        self._hot.dispose(close=False)
+        self._hot.dispose()  # its idle connections closed (no warning left for the GC)
 
     def _announce(self, tx: RawTransaction) -> None:
         tx.execute(self._notify)

@@ -87,6 +87,7 @@ from stepline.store.base import (
 from stepline.store.blobs import BlobsMixin, BlobStatements
 from stepline.store.cancellation import CancellationMixin, CancellationStatements
 from stepline.store.endings import EndingsMixin, EndingStatements
+from stepline.store.group_commit import GroupCommit
 from stepline.store.insights import InsightsMixin
 from stepline.store.retention import RetentionMixin
 from stepline.store.schema import REGISTRY_ROW
@@ -454,6 +455,9 @@ class SqlStore(
     `_translate` / `_translate_driver` (driver errors → `Conflict` / `StoreUnavailable`).
     """
 
+    # Hot-path write transactions under way at once in this process (`GroupCommit`).
+    group_leaders = 2
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._wakeups: list[Callable[[], None]] = []
@@ -477,6 +481,7 @@ class SqlStore(
         self._driver_error: type[Exception] = dbapi.Error
         self._integrity_error: type[Exception] = dbapi.IntegrityError
         self._guard = ConnectionGuard()
+        self._group = GroupCommit(self._transaction, self._unit_error, leaders=self.group_leaders)
         # (registry version, unpaused functions): routing's copy of the registry.
         self._functions: tuple[int, list[FunctionRecord]] | None = None
         self._triggered: dict[str, bool] = {}  # event name → a function triggers on it
@@ -539,6 +544,12 @@ class SqlStore(
             self._guard.leave()
         self.tally.succeeded(tx.statements)
         self._report_ended()
+
+    def _unit_error(self, error: BaseException) -> BaseException:
+        """The error a group commit's caller sees for what its unit raised (`GroupCommit`)."""
+        if isinstance(error, self._driver_error):
+            return self._failed(self._translate_driver(error))
+        return error
 
     def _quick_read(self, statement: Prepared, **params: Any) -> Row | None:
         """The first row of one prepared query, on a driver connection (per-request reads).
@@ -807,10 +818,14 @@ class SqlStore(
         self, events: Sequence[EventRecord], routing: EventRouting, now: datetime
     ) -> list[str]:
         """Store events, start the runs they trigger and resume the waits they satisfy."""
-        with self._transaction() as tx:
+
+        def ingest(tx: RawTransaction) -> tuple[list[str], bool]:
             ids, woke = self._ingest(tx, events, routing, now)
             if woke:
                 self._announce(tx)
+            return ids, woke
+
+        ids, woke = self._group.run(ingest)
         if woke:
             self._wake()
         return ids
@@ -1097,7 +1112,8 @@ class SqlStore(
             "now": stamp,
             "function_ids": list(function_ids),
         }
-        with self._transaction() as tx:
+
+        def claim(tx: RawTransaction) -> list[ClaimedRun]:
             # Expired leases first: their runs were due before anything still unclaimed.
             claimed = self._take_over_expired(tx, limit, lease)
             if len(claimed) < limit:
@@ -1119,6 +1135,8 @@ class SqlStore(
             runs = [RunRecord.from_row(row) for row in rows]
             keyed = {row["run_id"] for row in claimed if is_keyed(row)}
             return self._load_claimed(tx, runs, owner, lease_seconds, keyed)
+
+        return self._group.run(claim)
 
     def _take_over_expired(
         self, tx: RawTransaction, limit: int, lease: dict[str, Any]
@@ -1266,7 +1284,8 @@ class SqlStore(
         """Extend leases and note the steps in flight; returns the ids no longer held."""
         if not run_ids:
             return set()
-        with self._transaction() as tx:
+
+        def extend(tx: RawTransaction) -> list[str]:
             held = tx.scalars(
                 self._sql.extend_leases,
                 run_ids=list(run_ids),
@@ -1281,7 +1300,9 @@ class SqlStore(
                         for r, (s, at) in steps.items()
                     ],
                 )
-        return set(run_ids) - set(held)
+            return held
+
+        return set(run_ids) - set(self._group.run(extend))
 
     def step_in_flight(self, run_id: str) -> tuple[str, datetime] | None:
         """The step a leased run is executing and since when, as its worker last said."""
@@ -1340,8 +1361,8 @@ class SqlStore(
         """Save a finished step (and the events it sends) with the run's progress, atomically."""
         if events and routing is None:
             raise ValueError("routing is required to send events")
-        woke = False
-        with self._transaction() as tx:
+
+        def commit(tx: RawTransaction) -> bool:
             self._hold(tx, lease, now)
             if consume_wait:
                 gone = tx.execute(self._sql.delete_wait, run_id=lease.run_id, step_hash=step.hash)
@@ -1352,11 +1373,14 @@ class SqlStore(
                 self._insert_attempt(tx, lease.run_id, attempt, now)
                 tx.execute(self._sql.add_failure, run_id=lease.run_id, failed=1)
             self._apply_delta(tx, lease.run_id, delta, now)
+            woke = False
             if events and routing is not None:
                 _, woke = self._ingest(tx, events, routing, now)
                 if woke:
                     self._announce(tx)
-        if woke:
+            return woke
+
+        if self._group.run(commit):
             self._wake()
 
     def _save_step(self, tx: RawTransaction, step: StepRecord) -> None:
@@ -1397,7 +1421,8 @@ class SqlStore(
         sql = self._sql
         if runs and routing is None:
             raise ValueError("routing is required to start runs")
-        with self._transaction() as tx:
+
+        def park(tx: RawTransaction) -> None:
             released = tx.execute(
                 sql.release, run_id=lease.run_id, owner=lease.owner, at=available_at.timestamp()
             )
@@ -1432,6 +1457,8 @@ class SqlStore(
             self._apply_delta(tx, lease.run_id, delta, now)
             if (runs or children) and routing is not None:
                 self._start_children(tx, children, runs, events, routing, now)
+
+        self._group.run(park)
         if runs:
             self._wake()
 
@@ -1487,7 +1514,8 @@ class SqlStore(
         transaction (`endings`).
         """
         sql = self._sql
-        with self._transaction() as tx:
+
+        def finish(tx: RawTransaction) -> None:
             if lease.parent_run_id is not None:  # the parent's queue row first (lock order)
                 tx.first(sql.lock_queue_item, run_id=lease.parent_run_id)
             if tx.execute(sql.drop_queue_item, run_id=lease.run_id, owner=lease.owner) != 1:
@@ -1518,6 +1546,8 @@ class SqlStore(
                 [row] = tx.rows(sql.run, run_id=lease.run_id)
                 end = RunEnd.from_row(row)
                 self._after_end(tx, end, now, routing, finished_listened=listened)
+
+        self._group.run(finish)
 
     def save_progress(self, lease: Lease, delta: RunDelta, now: datetime) -> None:
         """Save progress and log lines between commits; silently skipped if the lease is gone."""

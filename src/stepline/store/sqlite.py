@@ -81,6 +81,7 @@ class SqliteStore(SqlStore):
     """
 
     prune_write_seconds = 0.005  # a prune batch holds the write lock: keep it short
+    group_leaders = 1  # one writer: a second transaction would only wait for the lock
 
     def __init__(self, path: str | Path, *, synchronous: Synchronous = "NORMAL") -> None:
         _require_returning()
@@ -94,6 +95,7 @@ class SqliteStore(SqlStore):
         super().__init__(writer)
         self._blob_dir = self.path.with_name(f"{self.path.name}.blobs")
         self._write_lock = threading.Lock()
+        self._writer_connection: Any = None
         self._reader = _engine(
             self.path,
             begin="BEGIN",
@@ -108,15 +110,22 @@ class SqliteStore(SqlStore):
     @contextmanager
     def _raw_connection(self) -> Iterator[Any]:
         with self._write_lock:
+            connection = self._writer()
+            # Take the write lock now, not at the first write: no deadlock-prone lock
+            # upgrade, and the transaction reads the latest commit of every process.
+            connection.execute("BEGIN IMMEDIATE")
+            yield connection
+
+    def _writer(self) -> Any:
+        """The writer's driver connection, kept: a pool checkout costs more than a commit.
+
+        The static pool keeps it open when given back; `close()` closes it.
+        """
+        if self._writer_connection is None:
             fairy = self.engine.raw_connection()
-            connection: Any = fairy.dbapi_connection
-            try:
-                # Take the write lock now, not at the first write: no deadlock-prone lock
-                # upgrade, and the transaction reads the latest commit of every process.
-                connection.execute("BEGIN IMMEDIATE")
-                yield connection
-            finally:
-                fairy.close()
+            self._writer_connection = fairy.dbapi_connection
+            fairy.close()
+        return self._writer_connection
 
     @contextmanager
     def _write_transaction(self) -> Iterator[Connection]:
@@ -147,4 +156,5 @@ class SqliteStore(SqlStore):
     def close(self) -> None:
         """Release connections."""
         super().close()
+        self._writer_connection = None
         self._reader.dispose()
