@@ -297,6 +297,11 @@ class _Statements:
             .with_for_update(skip_locked=True)
         )
         self.take_over = lease(q.run_id.in_(_ids("run_ids")))
+        self.earliest_lease_expiry = prepare(
+            select(func.min(q.lease_expires_at)).where(
+                q.lease_owner.is_not(None), q.lease_expires_at > bindparam("now")
+            )
+        )
         now = bindparam("now", type_=Double)
         # Queued or resumed: executing now, no longer sleeping, waiting or retrying.
         self.start_runs = prepare(
@@ -308,7 +313,13 @@ class _Statements:
                 started_at=func.coalesce(r.started_at, now),
                 timeout_at=func.coalesce(r.timeout_at, now + r.timeout_seconds),
             )
-            .returning(*t.runs.c)
+            .returning(
+                *t.runs.c,
+                # Uncorrelated (SQLite's RETURNING drops the table names): which have steps.
+                r.id.in_(
+                    select(t.steps.c.run_id).where(t.steps.c.run_id.in_(_ids("run_ids")))
+                ).label("has_steps"),
+            )
         )
         # A started run's deadline replaces its start deadline (`start_by`), if any.
         self.queue_timeout = prepare(
@@ -354,6 +365,23 @@ class _Statements:
         run = r.id == bindparam("run_id")
         failed = r.failures + bindparam("failed", type_=Integer)
         self.insert_step = prepare(insert(t.steps), _columns(t.steps))
+        # A step inserted only while `lease_run_id` is leased by `owner` (a parallel branch
+        # writes its parent's steps): the lease check and the write in one statement (0 rows:
+        # the lease is lost). FOR SHARE on PostgreSQL: a
+        # takeover of the lease waits for this transaction, then sees the step.
+        lease_held = (
+            select(t.queue.c.run_id)
+            .where(
+                t.queue.c.run_id == bindparam("lease_run_id"),
+                t.queue.c.lease_owner == bindparam("owner"),
+            )
+            .with_for_update(read=True)
+            .exists()
+        )
+        step_values = [bindparam(name, type_=t.steps.c[name].type) for name in _columns(t.steps)]
+        self.insert_held_step = prepare(
+            insert(t.steps).from_select(_columns(t.steps), select(*step_values).where(lease_held))
+        )
         self.settle_step = prepare(
             update(t.steps).where(
                 s.run_id == bindparam("run_id"),
@@ -394,6 +422,7 @@ class _Statements:
             t.registry_version.c.id == REGISTRY_ROW
         )
         finished_waited = select(w.run_id).where(w.event_name == FINISHED_EVENT).exists()
+        has_waits = select(w.run_id).where(w.run_id == bindparam("run_id")).exists()
         self.finish = prepare(
             update(t.runs)
             .where(run)
@@ -401,6 +430,7 @@ class _Statements:
             .returning(
                 version.scalar_subquery().label("registry_version"),
                 finished_waited.label("finished_waited"),
+                has_waits.label("has_waits"),
             ),
             ["status", "detail", "output", "error", "ended_at"],
         )
@@ -485,6 +515,7 @@ class SqlStore(
         # (registry version, unpaused functions): routing's copy of the registry.
         self._functions: tuple[int, list[FunctionRecord]] | None = None
         self._triggered: dict[str, bool] = {}  # event name → a function triggers on it
+        self._no_expiry_before = 0.0  # no lease expires before (epoch seconds; claim_runs)
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -1134,15 +1165,27 @@ class SqlStore(
             )
             runs = [RunRecord.from_row(row) for row in rows]
             keyed = {row["run_id"] for row in claimed if is_keyed(row)}
-            return self._load_claimed(tx, runs, owner, lease_seconds, keyed)
+            with_steps = {row["id"] for row in rows if row["has_steps"]}
+            return self._load_claimed(tx, runs, owner, lease_seconds, keyed, with_steps)
 
         return self._group.run(claim)
 
     def _take_over_expired(
         self, tx: RawTransaction, limit: int, lease: dict[str, Any]
     ) -> list[Row]:
-        """Lease runs whose holder stopped renewing; each run's log says who lost it, and when."""
+        """Lease runs whose holder stopped renewing; each run's log says who lost it, and when.
+
+        Looked for only once a lease can have expired: the earliest expiry seen at the last
+        look, and never later than a lease taken since then would expire (`lease_seconds`).
+        """
+        now = lease["now"]
+        if now < self._no_expiry_before:
+            return []
         expired = tx.rows(self._sql.expired_leases, limit=limit, **lease)
+        if len(expired) < limit:  # every expired one is taken now: when does the next expire?
+            [earliest] = tx.scalars(self._sql.earliest_lease_expiry, now=now)
+            taken_now = lease["until"]  # when a lease taken now would expire
+            self._no_expiry_before = min(earliest or taken_now, taken_now)
         if not expired:
             return []
         run_ids = [row["run_id"] for row in expired]
@@ -1164,6 +1207,7 @@ class SqlStore(
         owner: str,
         lease_seconds: float,
         keyed: set[str],
+        with_steps: set[str],
     ) -> list[ClaimedRun]:
         run_ids = [run.id for run in runs]
         event_ids = sorted({e for run in runs for e in run.event_ids})
@@ -1179,7 +1223,11 @@ class SqlStore(
             for run in runs
         }
         steps: dict[str, list[StepRecord]] = {source: [] for source in sources.values()}
-        for row in tx.rows(self._sql.steps_of_runs, run_ids=sorted(steps)):
+        # Steps are read for the runs that have some, and for branches (their parent's).
+        loaded = sorted(
+            source for run_id, source in sources.items() if source != run_id or run_id in with_steps
+        )
+        for row in tx.rows(self._sql.steps_of_runs, run_ids=loaded) if loaded else ():
             steps[row["run_id"]].append(StepRecord.from_row(row))
         failures: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
         failed = [run.id for run in runs if run.failures]
@@ -1363,12 +1411,17 @@ class SqlStore(
             raise ValueError("routing is required to send events")
 
         def commit(tx: RawTransaction) -> bool:
-            self._hold(tx, lease, now)
-            if consume_wait:
-                gone = tx.execute(self._sql.delete_wait, run_id=lease.run_id, step_hash=step.hash)
-                if gone != 1:
-                    raise errors.Conflict(f"wait {step.id!r} was already resolved by an event")
-            self._save_step(tx, step)
+            if consume_wait or step.kind in _SETTLED_KINDS:
+                self._hold(tx, lease, now)
+                if consume_wait:
+                    gone = tx.execute(
+                        self._sql.delete_wait, run_id=lease.run_id, step_hash=step.hash
+                    )
+                    if gone != 1:
+                        raise errors.Conflict(f"wait {step.id!r} was already resolved by an event")
+                self._save_step(tx, step)
+            else:  # the lease is checked by the insert, and renewed by the heartbeat alone
+                self._save_held_step(tx, step, lease)
             if attempt is not None:
                 self._insert_attempt(tx, lease.run_id, attempt, now)
                 tx.execute(self._sql.add_failure, run_id=lease.run_id, failed=1)
@@ -1394,6 +1447,13 @@ class SqlStore(
         if step.kind in _SETTLED_KINDS and tx.execute(self._sql.settle_step, **row) == 1:
             return
         tx.execute(self._sql.insert_step, **row)
+
+    def _save_held_step(self, tx: RawTransaction, step: StepRecord, lease: Lease) -> None:
+        """Insert a new step if `lease` is still held; raise `LeaseLost` if not."""
+        self._refer_to_blob(tx, step.run_id, step.output)
+        held = {"lease_run_id": lease.run_id, "owner": lease.owner}
+        if tx.execute(self._sql.insert_held_step, **_step_row(step), **held) != 1:
+            raise errors.LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
 
     def park_run(
         self,
@@ -1534,10 +1594,11 @@ class SqlStore(
                 ended_at=now.timestamp(),
                 failed=int(attempt is not None),
             )
-            tx.execute(sql.delete_waits, run_id=lease.run_id)
+            [checks] = ended
+            if checks["has_waits"]:  # (an SDK app's run can end with waits still open)
+                tx.execute(sql.delete_waits, run_id=lease.run_id)
             self._refer_to_blob(tx, lease.run_id, output)
             self._apply_delta(tx, lease.run_id, delta, now)
-            [checks] = ended
             listened = bool(checks["finished_waited"]) or self._triggers_on(
                 tx, checks["registry_version"], FINISHED_EVENT, routing
             )
