@@ -15,7 +15,6 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,11 +33,11 @@ from harness import (
     progress,
     scratch_dir,
     stop_all,
-    store_counts,
     wait_for_health,
     wait_until,
 )
 from psycopg import conninfo, sql
+from worker_procs import W1_APP, start_workers, worker_store_counts
 
 import stepline
 from stepline.engine.engine import Engine
@@ -237,41 +236,6 @@ def raw_suite(admin_url: str, seconds: float, *, reference: bool) -> dict[str, A
 # -- W1: worker processes --------------------------------------------------------------------
 
 
-W1_APP = str(Path(workload.__file__).resolve()) + ":app"
-
-
-def _worker_cmd(url: str, slots: int, app: str) -> list[str]:
-    return [str(STEPLINE), "worker", app, "--db", url, "--slots", str(slots)]
-
-
-def start_workers(url: str, n: int, slots: int, logs: Path, app: str = W1_APP) -> list[Child]:
-    """`n` `stepline worker APP` children, each ready (functions registered, claiming).
-
-    Each serves its metrics on a loopback port (`metrics_url`, for `store_counts`).
-    """
-    children: list[Child] = []
-    try:
-        # One after another: workers starting at the same moment race in registering the
-        # functions (`sync_functions` is UPDATE-then-INSERT, so both INSERT and one fails).
-        for i in range(n):
-            port = free_port()
-            cmd = [*_worker_cmd(url, slots, app), "--grace-seconds", "5"]
-            child = Child([*cmd, "--metrics-port", str(port)], logs / f"worker{i}.log")
-            child.metrics_url = f"http://127.0.0.1:{port}/metrics"
-            children.append(child)
-            child.wait_line("Stepline worker", timeout_s=60)
-    except BaseException:
-        stop_all(children)
-        raise
-    return children
-
-
-def _store_counts(children: list[Child]) -> tuple[int, int]:
-    """(write transactions, statements) the workers' stores ran so far."""
-    counts = [store_counts(child.metrics_url) for child in children]
-    return sum(tx for tx, _ in counts), sum(st for _, st in counts)
-
-
 def _count_completed(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute("SELECT count(*) FROM runs WHERE status = 'COMPLETED'").fetchone()
     return int(row[0]) if row else 0
@@ -301,7 +265,7 @@ def w1_postgres(
             client = stepline.Client.local(url)
             poll = psycopg.connect(url, autocommit=True)
             before = _db_counters(url)
-            counts0 = _store_counts(children)
+            counts0 = worker_store_counts(children)
             cpu0 = [c.cpu_seconds() for c in children]
             dbname = url.rsplit("/", 1)[1]
             pg_cpu0 = backend_cpu(dbname)
@@ -320,7 +284,7 @@ def w1_postgres(
             )
             polled_s = time.perf_counter() - t0
             busy = psutil.cpu_percent(interval=None)
-            ran = per_step(counts0, _store_counts(children), 3 * runs)
+            ran = per_step(counts0, worker_store_counts(children), 3 * runs)
             pg_backends, pg_shared = cpu_delta(pg_cpu0, backend_cpu(dbname))
             worker_cpu = sum(c.cpu_seconds() - c0 for c, c0 in zip(children, cpu0, strict=True))
             client_cpu = cpu_seconds_self() - client_cpu0

@@ -42,13 +42,16 @@ from harness import (
     percentiles,
     progress,
     scratch_dir,
+    stop_all,
     wait_for_health,
     wait_until,
 )
+from worker_procs import start_workers, worker_store_counts
 
 import stepline
 from stepline.engine.engine import Engine, EngineSettings
 from stepline.engine.worker import WorkerSettings
+from stepline.store import open_store
 
 TARGET_W1_STEPS_PER_S = 2000.0  # SQLite, in-process engine, slots=8
 TARGET_W2_P50_MS = 5.0  # SQLite, in-process engine
@@ -264,6 +267,39 @@ def w1_child(runs: int, slots: int) -> dict[str, Any]:
     }
 
 
+def w1_processes(runs: int, workers: int, slots: int) -> dict[str, Any]:
+    """W1 on `workers` `stepline worker` processes sharing one SQLite file; events sent with
+    `Client.local` from this process."""
+    with scratch_dir() as tmp:
+        db = tmp / "w1.db"
+        store = open_store(db)
+        store.upgrade()
+        store.close()
+        children = start_workers(f"sqlite:///{db}", workers, slots, tmp)
+        try:
+            client = stepline.Client.local(db)
+            result = _drive_w1(
+                db,
+                runs,
+                client.send,
+                lambda: sum(child.cpu_seconds() for child in children),
+                counts=lambda: worker_store_counts(children),
+            )
+            client.close()
+        finally:
+            stop_all(children)
+    return {
+        "engine": f"{workers} x `stepline worker --slots {slots}` process(es) on one file",
+        "sender": "Client.local (this process), batches of 100",
+        "workers": workers,
+        "slots": slots,
+        **result,
+        "cpu_ms_per_step_note": "worker processes only",
+        "store_counts_note": "counted by the workers' stores (not the sender's intake)",
+        "worker_peak_rss_mb": [child.peak_rss_mb for child in children],
+    }
+
+
 # -- W2: latency ---------------------------------------------------------------------------------
 
 
@@ -377,6 +413,9 @@ def run_sqlite(args: argparse.Namespace, parts: set[str], skip: set[str]) -> dic
         if "w1-child" not in skip:
             progress("W1 sqlite child process slots=8")
             w1["childprocess_slots8"] = w1_child(args.runs, 8)
+        for n in [int(n) for n in args.sqlite_workers.split(",") if n]:
+            progress(f"W1 sqlite {n} worker process(es) slots=8")
+            w1[f"workers{n}"] = w1_processes(args.runs, n, 8)
         report["W1"] = w1
     w2: dict[str, Any] = {}
     if "w2" in parts:
@@ -508,6 +547,9 @@ def main() -> None:
         help="admin database; bench databases are created and dropped next to it",
     )
     parser.add_argument("--pg-workers", default="1,2,4", help="W1 worker process counts")
+    parser.add_argument(
+        "--sqlite-workers", default="1,2", help="W1 worker process counts on one SQLite file"
+    )
     parser.add_argument("--w4-runs", type=int, default=1_000_000)
     parser.add_argument("--w4-step-fraction", type=float, default=0.3)
     parser.add_argument("--w4-queries", type=int, default=300, help="timed queries per kind")

@@ -135,19 +135,18 @@ def test_a_unit_that_raises_fails_alone(store: Store) -> None:
 
 def test_a_transaction_the_database_breaks_fails_every_unit_in_it(store: Store) -> None:
     """SQLite: a statement on a table that is gone (the schema broken under the store);
-    PostgreSQL: the connection killed by the server. Neither unit's row is committed."""
+    PostgreSQL: a statement the server cancels. No unit of that transaction is committed."""
     sql = _sql_store(store)
     unit = _insert_app(sql)
 
     if isinstance(sql, PostgresStore):
-        kill = Prepared(
-            select(func.pg_terminate_backend(func.pg_backend_pid())), sql.engine.dialect
-        )
-        broken = Prepared(select(text("1")), sql.engine.dialect)
+        dialect = sql.engine.dialect
+        timeout = Prepared(select(func.set_config("statement_timeout", "10", True)), dialect)
+        slow = Prepared(select(func.pg_sleep(1)), dialect)
 
         def breaks(tx: RawTransaction) -> None:
-            tx.scalars(kill)
-            tx.scalars(broken)
+            tx.scalars(timeout)
+            tx.scalars(slow)  # cancelled by the server (57014), the transaction aborted
 
     else:
         missing = Prepared(text("DELETE FROM no_such_table"), sql.engine.dialect)

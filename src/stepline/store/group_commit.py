@@ -2,11 +2,11 @@
 
 Each caller hands `GroupCommit.run` a unit — a function of the open transaction — and gets
 its result back only once the transaction that ran it has committed. A caller that finds
-fewer than `leaders` transactions under way leads one at once: it runs its own unit and every
-unit queued so far, in queue order, then commits. Callers that arrive meanwhile queue; when a
-leader is done it wakes them, handing the lead to the first one still waiting, which takes the
-queue as it then is. Alone, a caller pays no hand-off; under load, one BEGIN, one COMMIT (one
-WAL sync) and one lock hand-off serve many units.
+fewer than `leaders` transactions under way leads one at once: it begins a transaction, runs
+its own unit and every unit queued by then, in queue order, and commits. Callers that arrive
+meanwhile queue; when a leader is done it wakes them, handing the lead to the first one still
+waiting, which takes the queue as it then is. Alone, a caller pays no hand-off; under load,
+one BEGIN, one COMMIT (one WAL sync) and one lock hand-off serve many units.
 
 A unit that raises — a lease lost, a conflict, a constraint the database refused — fails
 alone: the transaction is rolled back and run again without it. An error of the database
@@ -108,10 +108,7 @@ class GroupCommit:
         return unit.outcome()
 
     def _lead(self, own: _Unit[Any]) -> None:
-        with self._mutex:
-            batch = [own]
-            while self._queue and len(batch) < self._max_units:
-                batch.append(self._queue.popleft())
+        batch = [own]
         try:
             self._commit(batch)
         finally:
@@ -126,12 +123,29 @@ class GroupCommit:
             for unit in batch[1:]:
                 unit.wake()
 
+    def _join(self, batch: list[_Unit[Any]]) -> None:
+        """Add the units queued by now to `batch`.
+
+        Called once the transaction began: units that arrived while it waited for the
+        database's write lock join it too.
+        """
+        with self._mutex:
+            while self._queue and len(batch) < self._max_units:
+                batch.append(self._queue.popleft())
+
     def _commit(self, batch: list[_Unit[Any]]) -> None:
-        """Run the units in one transaction; a unit that raises is dropped and the rest rerun."""
+        """Run the units in one transaction; a unit that raises is dropped and the rest rerun.
+
+        `batch` (the leader's own unit) gains the units queued by the time it begins.
+        """
         pending = batch
+        joined = False
         while pending:
             try:
                 with self._transaction() as tx:
+                    if not joined:
+                        self._join(batch)
+                        joined = True
                     for unit in pending:
                         try:
                             unit.result = unit.work(tx)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from stepline import errors
+from stepline.store._writer_lock import WriterLock
 from stepline.store.sql import SqlStore
 from stepline.store.tally import count_statements
 
@@ -65,10 +65,10 @@ def _engine(path: Path, *, begin: str, synchronous: Synchronous, **pool: Any) ->
 class SqliteStore(SqlStore):
     """Store on a SQLite file.
 
-    All writes of this process go through one connection, one transaction at a time (taken in
-    turn under a lock), each starting with BEGIN IMMEDIATE: writers in this process queue on
-    the lock instead of spinning on SQLITE_BUSY, and writers in other processes wait on the
-    busy timeout. Reads use a pool of their own.
+    All writes of this process go through one connection, one transaction at a time, each
+    starting with BEGIN IMMEDIATE under a `WriterLock`: writers of this process, and the
+    Stepline processes sharing the file, take turns on it instead of spinning on SQLITE_BUSY
+    (`<path>.writer-lock` beside the file). Reads use a pool of their own.
 
     Large outputs' bytes (`store/blobs.py`) are files in the folder `<path>.blobs` beside it.
 
@@ -94,7 +94,7 @@ class SqliteStore(SqlStore):
         )
         super().__init__(writer)
         self._blob_dir = self.path.with_name(f"{self.path.name}.blobs")
-        self._write_lock = threading.Lock()
+        self._write_lock = WriterLock(self.path.with_name(f"{self.path.name}.writer-lock"))
         self._writer_connection: Any = None
         self._reader = _engine(
             self.path,
@@ -158,3 +158,4 @@ class SqliteStore(SqlStore):
         super().close()
         self._writer_connection = None
         self._reader.dispose()
+        self._write_lock.close()
