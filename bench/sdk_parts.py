@@ -116,7 +116,7 @@ def ts_unavailable() -> str | None:
 def _start_engine(variant: str, db: Path | str, port: int, logs: Path) -> Child:
     apps = [str(BENCH / "workload.py")] if variant == "inprocess" else []
     cmd = [str(STEPLINE), "dev", *apps, "--db", str(db), "--port", str(port)]
-    return Child([*cmd, "--workers", str(SLOTS)], logs / "dev.log")
+    return Child([*cmd, "--slots", str(SLOTS)], logs / "dev.log")
 
 
 def start_app(variant: str, stepline_url: str, logs: Path) -> tuple[Child, str]:
@@ -418,7 +418,7 @@ def _load() -> list[float]:
 
 def _setup(runs: int, latency_runs: int, rounds: int) -> dict[str, Any]:
     return {
-        "engine": f"`stepline dev --workers {SLOTS}` (one process: engine, worker, server)",
+        "engine": f"`stepline dev --slots {SLOTS}` (one process: engine, worker, server)",
         "sender": f"httpx POST /e/bench: W1 in batches of {BATCH}, W2 one event at a time",
         "apps": {
             "python_sdk": "bench/sdk_workload.py: inngest (PyPI) + FastAPI on uvicorn",

@@ -41,13 +41,13 @@ def eventually(probe: Any, *, what: str, timeout: float) -> Any:
 
 @pytest.fixture
 def dev(tmp_path: Path) -> Iterator[Dev]:
-    """`stepline dev tests/scale/stuck_app.py --workers 1`; stopped by its PID afterwards."""
+    """`stepline dev tests/scale/stuck_app.py --slots 1`; stopped by its PID afterwards."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log, effects = tmp_path / "dev.log", tmp_path / "effects.txt"
     env = {**cli_env(url), "SCALE_EFFECTS": str(effects), "PYTHONUNBUFFERED": "1"}
     args = ["dev", str(STUCK_APP), "--db", str(tmp_path / "dev.db"), "--port", str(port)]
-    with serving(url, *args, "--workers", "1", log=log, env=env, cwd=tmp_path) as process:
+    with serving(url, *args, "--slots", "1", log=log, env=env, cwd=tmp_path) as process:
         yield Dev(url=url, process=process, log=log, effects=effects)
 
 

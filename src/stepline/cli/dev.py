@@ -6,13 +6,14 @@ from dataclasses import replace
 
 import click
 
-from stepline._retention import Retention
+from stepline._retention import Retention, retention_text
 from stepline.cli._output_limits import output_limit_options
 from stepline.cli._retain import retain_option
 from stepline.cli._run_lines import RunLines, quiet_option
 from stepline.cli._sdk import sdk_timeout_option, sdk_urls_option, signing_options
 from stepline.cli._secrets import Secrets, auth_settings
 from stepline.cli._serve import configure_logging, listen, local_url, serve, serve_options
+from stepline.cli._worker_processes import WorkerProcesses
 from stepline.cli.apps import load_app
 from stepline.engine.engine import DEFAULT_DB, Engine, EngineSettings
 from stepline.engine.inngest.driver import HttpSettings
@@ -24,6 +25,8 @@ from stepline.engine.retention import RetentionSettings
 from stepline.engine.worker import WorkerSettings
 from stepline.sdk.app import App
 from stepline.server.app import create_app
+
+GRACE_SECONDS = 10.0  # on shutdown, how long running steps may take to finish
 
 
 @click.command()
@@ -37,14 +40,23 @@ from stepline.server.app import create_app
     help="SQLite file (or a sqlite:/// or postgresql:// URL).",
 )
 @click.option(
-    "--workers",
-    "slots",
+    "--slots",
     envvar="STEPLINE_WORKER_SLOTS",
     default=8,
     show_default=True,
     type=click.IntRange(1, 256),
     show_envvar=True,
-    help="Runs executed at once.",
+    help="Runs executed at once by each worker process.",
+)
+@click.option(
+    "--workers",
+    envvar="STEPLINE_DEV_WORKERS",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    show_envvar=True,
+    help="Worker processes: this one, and N-1 `stepline worker` children on the same database "
+    "(on SQLite, several use several cores).",
 )
 @quiet_option
 @retain_option("This process prunes.")
@@ -57,6 +69,7 @@ def dev(
     apps: tuple[str, ...],
     db: str,
     slots: int,
+    workers: int,
     quiet: bool,
     retain: Retention,
     outputs: OutputLimits,
@@ -95,11 +108,38 @@ def dev(
     click.echo(f"Stepline dev: {url}  db={db}  functions: {functions}")
     configure_logging()
     engine.start()
+    children = WorkerProcesses(workers - 1, apps, _child_settings(engine, db, url, quiet, retain))
+    children.start()
     poller = AppPoller(syncer_for(engine.operations, signing_keys), sdk_urls, server_url=url)
     poller.start()
 
     def stop() -> None:
         poller.stop()
-        engine.stop()
+        children.stop(GRACE_SECONDS)
+        engine.stop(GRACE_SECONDS)
 
     serve(create_app(engine.operations, auth, engine.metrics), sock, stop)
+
+
+def _child_settings(
+    engine: Engine, db: str, url: str, quiet: bool, retain: Retention
+) -> dict[str, str]:
+    """The environment that gives `stepline worker` children dev's settings (keys included)."""
+    settings = engine.settings
+    env = {
+        "STEPLINE_DB": db,
+        "STEPLINE_WORKER_SLOTS": str(settings.worker.slots),
+        "STEPLINE_SDK_TIMEOUT": str(settings.http.request_timeout_seconds),
+        "STEPLINE_OUTPUT_INLINE_LIMIT": str(settings.outputs.inline_bytes),
+        "STEPLINE_MAX_OUTPUT_SIZE": str(settings.outputs.max_bytes),
+        "STEPLINE_RETAIN": retention_text(retain),
+        "STEPLINE_DASHBOARD_URL": url,
+        "STEPLINE_GRACE_SECONDS": str(GRACE_SECONDS),
+        "STEPLINE_QUIET": "1" if quiet else "",
+    }
+    keys = settings.signing_keys
+    if keys is not None:
+        env["STEPLINE_SIGNING_KEY"] = keys.primary
+        if keys.fallback is not None:
+            env["STEPLINE_SIGNING_KEY_FALLBACK"] = keys.fallback
+    return env

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import queue
 import signal
@@ -25,13 +24,14 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn, Protocol
 
 from stepline import errors
 from stepline._durations import parse_duration
+from stepline._parent_death import parent_death_signal
 from stepline.errors import CommandFailed, CommandTimedOut
 
 GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
@@ -41,7 +41,6 @@ TAIL_LINES = 20  # of each stream, in the result and in a failure's message
 DRY_RUN_VARIABLE = "STEPLINE_DRY_RUN"  # set to "1" for the commands of a dry run
 SECRET_MIN_CHARS = 4  # `env` values this long are masked in logged lines and tails
 POLL_SECONDS = 0.05
-_PR_SET_PDEATHSIG = 1
 _READ_BYTES = 4 * MAX_LINE_CHARS  # at most this much of one line is read into memory
 _POSIX = os.name == "posix"
 _GUARD = str(Path(__file__).with_name("_guard.py"))
@@ -197,21 +196,6 @@ class _Output:
         self._host.log("info" if stream == "stdout" else "warning", line)
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
-    """On Linux, a pre-exec hook giving the guard SIGTERM when the spawning thread ends."""
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getpid()
-
-    def arm() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the worker died before the signal was armed
-            os._exit(1)
-
-    return arm
-
-
 def _spawn(spec: CommandSpec, *, dry_run: bool) -> subprocess.Popen[bytes]:
     env = None if spec.env is None else {**os.environ, **spec.env}
     if dry_run:
@@ -228,7 +212,7 @@ def _spawn(spec: CommandSpec, *, dry_run: bool) -> subprocess.Popen[bytes]:
             cwd=spec.cwd,
             env=env,
             start_new_session=_POSIX,
-            preexec_fn=_parent_death_signal(),
+            preexec_fn=parent_death_signal(),
         )
     except OSError as exc:
         where = f" in {spec.cwd!r}" if spec.cwd is not None else ""

@@ -1,0 +1,100 @@
+"""`stepline dev --workers 2` on SQLite: a second worker process shares the file; both execute
+runs (no step twice, no run lost); a worker process that dies is started again; and the
+children die with dev, even when dev is SIGKILLed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cli.support import cli_env, serving
+from tests.loopback import free_port
+from tests.scale.support import executions, read_effects
+
+SCALE_APP = Path(__file__).parents[1] / "scale" / "app.py"
+RUNS, STEPS = 30, 3
+
+
+def eventually(probe: Any, *, what: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.1)
+    return value
+
+
+class Dev:
+    def __init__(self, url: str, pid: int, effects: Path, log: Path) -> None:
+        self.url, self.pid, self.effects, self.log = url, pid, effects, log
+
+    def get(self, path: str) -> Any:
+        response = httpx.get(self.url + path, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def worker_pids(self) -> set[int]:
+        return {int(w["pid"]) for w in self.get("/v1/workers")["data"] if w["alive"]}
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[Dev]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log, effects = tmp_path / "dev.log", tmp_path / "effects.txt"
+    env = {**cli_env(url), "SCALE_EFFECTS": str(effects), "PYTHONUNBUFFERED": "1"}
+    args = ["dev", str(SCALE_APP), "--db", str(tmp_path / "dev.db"), "--port", str(port)]
+    with serving(url, *args, "--workers", "2", "--slots", "4", log=log, env=env) as process:
+        yield Dev(url, process.pid, effects, log)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_two_worker_processes_share_the_file_and_the_work(dev: Dev) -> None:
+    pids = eventually(lambda: len(dev.worker_pids()) == 2 and dev.worker_pids(), what="2 workers")
+    assert dev.pid in pids, "dev's own worker is one of them"
+
+    for i in range(RUNS):
+        event = {"name": "scale/steps", "data": {"steps": STEPS, "seconds": 0.05, "n": i}}
+        httpx.post(f"{dev.url}/e/key", json=event, timeout=10).raise_for_status()
+    eventually(
+        lambda: len(dev.get("/v1/runs?status=COMPLETED&limit=100")["data"]) == RUNS,
+        what=f"{RUNS} runs to complete",
+        timeout=60,
+    )
+    effects = read_effects(dev.effects)
+    done = executions(effects)
+    assert len(done) == RUNS * STEPS and set(done.values()) == {1}, "a step ran twice"
+    by_pid = {pid: sum(e.pid == pid for e in effects) for pid in pids}
+    assert all(by_pid.values()), f"a worker process executed nothing: {by_pid}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_dead_worker_process_is_started_again_and_children_die_with_dev(dev: Dev) -> None:
+    pids = eventually(lambda: len(dev.worker_pids()) == 2 and dev.worker_pids(), what="2 workers")
+    [child] = pids - {dev.pid}
+    os.kill(child, signal.SIGKILL)
+    eventually(lambda: not alive(child), what="the child to die", timeout=10)
+    [restarted] = eventually(
+        lambda: (fresh := dev.worker_pids() - {dev.pid, child}) and fresh,
+        what="a new worker process",
+    )
+
+    os.kill(dev.pid, signal.SIGKILL)  # no chance to stop its children itself
+    eventually(lambda: not alive(restarted), what="the child to die with dev", timeout=15)
