@@ -102,21 +102,28 @@ class Prepared:
 
     def bind(self, params: Mapping[str, Any]) -> tuple[str, Sequence[Any] | Mapping[str, Any]]:
         """The SQL and the DBAPI parameters (a tuple, or a dict for named paramstyles)."""
-        missing = self._required - params.keys()
-        if missing:
-            raise TypeError(f"missing parameters {sorted(missing)} for: {self.sql}")
+        if not params.keys() >= self._required:
+            missing = sorted(self._required - params.keys())
+            raise TypeError(f"missing parameters {missing} for: {self.sql}")
+        if not self._expanding:  # most statements: one plan, nothing to expand
+            plan = self._plans.get(()) or self._plan({})
+            return _laid_out(plan, {**plan.template, **params})
         lists = self._lists(params)
         plan = self._plan(lists)
-        values = dict(plan.template)
-        values.update(params)
+        values = {**plan.template, **params}
         for name, items in lists.items():
             values.pop(name, None)
             values.update((f"{name}_{i}", item) for i, item in enumerate(items, 1))
-        for key, processor in plan.processors.items():
-            values[key] = processor(values[key])
-        if plan.order is None:
-            return plan.sql, values
-        return plan.sql, tuple(values[key] for key in plan.order)
+        return _laid_out(plan, values)
+
+
+def _laid_out(plan: _Plan, values: dict[str, Any]) -> tuple[str, Sequence[Any] | Mapping[str, Any]]:
+    """The SQL and the parameters as the driver takes them, type processors applied."""
+    for key, processor in plan.processors.items():
+        values[key] = processor(values[key])
+    if plan.order is None:
+        return plan.sql, values
+    return plan.sql, tuple([values[key] for key in plan.order])
 
 
 class RawTransaction:
