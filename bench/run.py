@@ -279,7 +279,7 @@ def w1_processes(runs: int, workers: int, slots: int) -> dict[str, Any]:
         store = open_store(db)
         store.upgrade()
         store.close()
-        children = start_workers(f"sqlite:///{db}", workers, slots, tmp)
+        children = start_workers(f"sqlite:///{db}", workers, slots, tmp, pin=True)
         try:
             client = stepline.Client.local(db)
             result = _drive_w1(
@@ -293,7 +293,8 @@ def w1_processes(runs: int, workers: int, slots: int) -> dict[str, Any]:
         finally:
             stop_all(children)
     return {
-        "engine": f"{workers} x `stepline worker --slots {slots}` process(es) on one file",
+        "engine": f"{workers} x `stepline worker --slots {slots} --cpu I` process(es) on one "
+        "file, each on a CPU of its own (as `stepline dev --workers N`)",
         "sender": "Client.local (this process), batches of 100",
         "workers": workers,
         "slots": slots,

@@ -6,6 +6,7 @@ store ran (`worker_store_counts`).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import workload
@@ -18,11 +19,17 @@ def worker_cmd(url: str, slots: int, app: str) -> list[str]:
     return [str(STEPLINE), "worker", app, "--db", url, "--slots", str(slots)]
 
 
-def start_workers(url: str, n: int, slots: int, logs: Path, app: str = W1_APP) -> list[Child]:
+def start_workers(
+    url: str, n: int, slots: int, logs: Path, app: str = W1_APP, *, pin: bool = False
+) -> list[Child]:
     """`n` `stepline worker APP` children, each ready (functions registered, claiming).
 
-    Each serves its metrics on a loopback port (`metrics_url`, for `store_counts`).
+    Each serves its metrics on a loopback port (`metrics_url`, for `store_counts`). With
+    `pin` (and at least `n` CPUs), each runs on a CPU of its own (`--cpu`), as
+    `stepline dev --workers N` runs them.
     """
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = pin and len(cpus) >= n
     children: list[Child] = []
     try:
         # One after another: workers starting at the same moment race in registering the
@@ -30,6 +37,8 @@ def start_workers(url: str, n: int, slots: int, logs: Path, app: str = W1_APP) -
         for i in range(n):
             port = free_port()
             cmd = [*worker_cmd(url, slots, app), "--grace-seconds", "5"]
+            if pinned:
+                cmd += ["--cpu", str(cpus[i])]
             child = Child([*cmd, "--metrics-port", str(port)], logs / f"worker{i}.log")
             child.metrics_url = f"http://127.0.0.1:{port}/metrics"
             children.append(child)

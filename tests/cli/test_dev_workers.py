@@ -1,6 +1,6 @@
-"""`stepline dev --workers 2` on SQLite: a second worker process shares the file; both execute
-runs (no step twice, no run lost); a worker process that dies is started again; and the
-children die with dev, even when dev is SIGKILLed."""
+"""`stepline dev --workers 2` on SQLite: a second worker process shares the file, each on a CPU
+of its own; both execute runs (no step twice, no run lost); a worker process that dies is
+started again; and the children die with dev, even when dev is SIGKILLed."""
 
 from __future__ import annotations
 
@@ -77,6 +77,9 @@ def test_two_worker_processes_share_the_file_and_the_work(dev: Dev) -> None:
         what=f"{RUNS} runs to complete",
         timeout=60,
     )
+    if len(os.sched_getaffinity(0)) >= 2:  # each on a CPU of its own (--pin-cpus)
+        cpus = [os.sched_getaffinity(pid) for pid in pids]
+        assert all(len(c) == 1 for c in cpus) and cpus[0] != cpus[1], cpus
     effects = read_effects(dev.effects)
     done = executions(effects)
     assert len(done) == RUNS * STEPS and set(done.values()) == {1}, "a step ran twice"

@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 
-from stepline._parent_death import parent_death_signal
+from stepline._child_process import child_preexec
 
 logger = logging.getLogger("stepline.dev")
 RESTART_SECONDS = 1.0
@@ -30,12 +30,21 @@ class WorkerProcesses:
         count: Processes to keep running.
         apps: The APPS arguments, as dev was given them.
         env: Settings for the children (STEPLINE_DB, STEPLINE_WORKER_SLOTS, ...).
+        cpus: The CPU each child runs on (`stepline worker --cpu`), or None.
     """
 
-    def __init__(self, count: int, apps: Sequence[str], env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        count: int,
+        apps: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        cpus: Sequence[int] | None = None,
+    ) -> None:
         self._count = count
         self._argv = [sys.executable, "-m", "stepline.cli.main", "worker", *apps]
         self._env = {**os.environ, **env}
+        self._cpus = cpus  # each child's CPU (STEPLINE_WORKER_CPU), if they are pinned
         self._children: list[subprocess.Popen[bytes]] = []
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -44,13 +53,16 @@ class WorkerProcesses:
     def start(self) -> None:
         """Start the children, and a thread that restarts any that exits."""
         with self._lock:
-            self._children = [self._spawn() for _ in range(self._count)]
+            self._children = [self._spawn(i) for i in range(self._count)]
         self._watcher = threading.Thread(target=self._watch, name="stepline-dev-workers")
         self._watcher.start()
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        env = self._env
+        if self._cpus is not None:
+            env = {**env, "STEPLINE_WORKER_CPU": str(self._cpus[index])}
         return subprocess.Popen(  # noqa: S603  (our own CLI, with dev's arguments)
-            self._argv, env=self._env, stdin=subprocess.DEVNULL, preexec_fn=parent_death_signal()
+            self._argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=child_preexec()
         )
 
     def _watch(self) -> None:
@@ -62,7 +74,7 @@ class WorkerProcesses:
                         logger.warning(
                             "worker process %d exited with %d: restarting", child.pid, code
                         )
-                        self._children[i] = self._spawn()
+                        self._children[i] = self._spawn(i)
 
     def stop(self, grace_seconds: float) -> None:
         """SIGTERM every child, then SIGKILL those still running after `grace_seconds`."""

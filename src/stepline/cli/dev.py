@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import click
 
+from stepline._child_process import pin_to_cpu
 from stepline._retention import Retention, retention_text
 from stepline.cli._output_limits import output_limit_options
 from stepline.cli._retain import retain_option
@@ -58,6 +60,15 @@ GRACE_SECONDS = 10.0  # on shutdown, how long running steps may take to finish
     help="Worker processes: this one, and N-1 `stepline worker` children on the same database "
     "(on SQLite, several use several cores).",
 )
+@click.option(
+    "--pin-cpus/--no-pin-cpus",
+    envvar="STEPLINE_PIN_CPUS",
+    default=True,
+    show_default=True,
+    show_envvar=True,
+    help="With --workers N > 1 (and N CPUs at least, on Linux), run each worker process on a "
+    "CPU of its own: about half the CPU per step.",
+)
 @quiet_option
 @retain_option("This process prunes.")
 @output_limit_options
@@ -70,6 +81,7 @@ def dev(
     db: str,
     slots: int,
     workers: int,
+    pin_cpus: bool,
     quiet: bool,
     retain: Retention,
     outputs: OutputLimits,
@@ -108,7 +120,11 @@ def dev(
     click.echo(f"Stepline dev: {url}  db={db}  functions: {functions}")
     configure_logging()
     engine.start()
-    children = WorkerProcesses(workers - 1, apps, _child_settings(engine, db, url, quiet, retain))
+    cpus = _cpus(workers) if pin_cpus else None
+    env = _child_settings(engine, db, url, quiet, retain)
+    children = WorkerProcesses(workers - 1, apps, env, cpus=cpus[1:] if cpus else None)
+    if cpus:
+        pin_to_cpu(cpus[0])
     children.start()
     poller = AppPoller(syncer_for(engine.operations, signing_keys), sdk_urls, server_url=url)
     poller.start()
@@ -143,3 +159,11 @@ def _child_settings(
         if keys.fallback is not None:
             env["STEPLINE_SIGNING_KEY_FALLBACK"] = keys.fallback
     return env
+
+
+def _cpus(workers: int) -> list[int] | None:
+    """A CPU for each of `workers` processes, or None if there are fewer CPUs (or not Linux)."""
+    if workers < 2 or not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus[:workers] if len(cpus) >= workers else None

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import IO, Any, NoReturn, Protocol
 
 from stepline import errors
+from stepline._child_process import child_preexec
 from stepline._durations import parse_duration
-from stepline._parent_death import parent_death_signal
 from stepline.errors import CommandFailed, CommandTimedOut
 
 GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
@@ -212,7 +212,7 @@ def _spawn(spec: CommandSpec, *, dry_run: bool) -> subprocess.Popen[bytes]:
             cwd=spec.cwd,
             env=env,
             start_new_session=_POSIX,
-            preexec_fn=parent_death_signal(),
+            preexec_fn=child_preexec(),
         )
     except OSError as exc:
         where = f" in {spec.cwd!r}" if spec.cwd is not None else ""
