@@ -66,8 +66,8 @@ GRACE_SECONDS = 10.0  # on shutdown, how long running steps may take to finish
     default=True,
     show_default=True,
     show_envvar=True,
-    help="With --workers N > 1 (and N CPUs at least, on Linux), run each worker process on a "
-    "CPU of its own: about half the CPU per step.",
+    help="With --workers N > 1 on SQLite (and N CPUs at least, on Linux), run each worker "
+    "process on a CPU of its own: about half the CPU per step.",
 )
 @quiet_option
 @retain_option("This process prunes.")
@@ -120,7 +120,9 @@ def dev(
     click.echo(f"Stepline dev: {url}  db={db}  functions: {functions}")
     configure_logging()
     engine.start()
-    cpus = _cpus(workers) if pin_cpus else None
+    # Pinned on SQLite only: a PostgreSQL server on the machine needs the CPUs too.
+    on_sqlite = not db.startswith(("postgresql:", "postgres:", "postgresql+"))
+    cpus = _cpus(workers) if pin_cpus and on_sqlite else None
     env = _child_settings(engine, db, url, quiet, retain)
     children = WorkerProcesses(workers - 1, apps, env, cpus=cpus[1:] if cpus else None)
     if cpus:
