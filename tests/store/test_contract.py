@@ -198,3 +198,22 @@ def test_schema_py_matches_the_migrated_database(store: Store) -> None:
         differences = compare_metadata(context, schema.metadata)
 
     assert differences == []
+
+
+def test_a_worker_leaves_its_own_expired_leases_alone_while_it_executes_those_runs(
+    store: Store,
+) -> None:
+    """Its heartbeat renews them; taking one over would start a second replay of a run whose
+    first replay may still commit. Once the run is no longer executing there, it may, and
+    another worker always may."""
+    [run_id] = new_runs(store, 1)
+    [claimed] = claim(store, "w1", T0)
+    later = T0 + timedelta(seconds=LEASE_SECONDS + 1)
+
+    assert store.claim_runs("w1", 10, later, LEASE_SECONDS, ["fn"], [run_id]) == []
+    [mine_again] = store.claim_runs("w1", 10, later, LEASE_SECONDS, ["fn"])
+    assert mine_again.run.id == run_id  # its replay ended without letting go: taken back
+
+    even_later = later + timedelta(seconds=LEASE_SECONDS + 1)
+    [theirs] = store.claim_runs("w2", 10, even_later, LEASE_SECONDS, ["fn"])
+    assert theirs.run.id == run_id and claimed.lease.owner == "w1"

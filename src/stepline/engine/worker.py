@@ -329,8 +329,10 @@ class Worker:
         if free <= 0 or not self._function_ids:
             return 0
         now = self._clock.now()
+        with self._lock:
+            executing = list(self._inflight)
         runs = self._store.claim_runs(
-            self.id, free, now, self._settings.lease_seconds, self._function_ids
+            self.id, free, now, self._settings.lease_seconds, self._function_ids, executing
         )
         for claimed in runs:
             if _first_start(claimed, now):

@@ -938,11 +938,15 @@ class Store(AccessStore, RetentionStore, BlobStore, Protocol):
         now: datetime,
         lease_seconds: float,
         function_ids: Sequence[str],
+        executing: Sequence[str] = (),
     ) -> list[ClaimedRun]:
         """Lease up to `limit` due runs of `function_ids` (or runs whose lease expired).
 
-        Runs whose lease expired come first; every claimed run is marked RUNNING (its first
-        start and deadline recorded) and returned with its events, steps and failure counts.
+        Runs whose lease expired come first, except `executing`: the claimer's own runs in
+        flight, whose lease its heartbeat renews (taken over by their own worker, a replay
+        still committing would race a second one). Every claimed run is marked RUNNING (its
+        first start and deadline recorded) and returned with its events, steps and failure
+        counts.
         """
         ...
 

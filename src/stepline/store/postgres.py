@@ -28,6 +28,8 @@ LEADER_LOCK = 0x737465706C696E65
 # SQLSTATE classes meaning the server is unreachable, restarting or out of resources.
 _UNAVAILABLE_CLASSES = ("08", "57", "53", "58")
 _CONFLICT = {"23505", "23P01"}
+# A deadlock or serialization failure: run the same transaction again (`GroupCommit`).
+_RETRYABLE = {"40P01", "40001"}
 _LISTEN_RECONNECT_SECONDS = 1.0
 # What a connection closed under us raises (e.g. by a server restart).
 _BROKEN = (psycopg.OperationalError, psycopg.InterfaceError)
@@ -174,6 +176,10 @@ class PostgresStore(SqlStore):
 
     def _translate_driver(self, error: Exception) -> errors.StoreError:
         return classify(error, getattr(error, "sqlstate", None))
+
+    def _retryable(self, error: BaseException) -> bool:
+        """A deadlock or serialization failure: nothing of the transaction was kept."""
+        return getattr(error, "sqlstate", None) in _RETRYABLE
 
     def _translate(self, error: DBAPIError) -> errors.StoreError:
         if error.connection_invalidated:

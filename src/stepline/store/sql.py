@@ -485,9 +485,6 @@ class SqlStore(
     `_translate` / `_translate_driver` (driver errors → `Conflict` / `StoreUnavailable`).
     """
 
-    # Hot-path write transactions under way at once in this process (`GroupCommit`).
-    group_leaders = 2
-
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._wakeups: list[Callable[[], None]] = []
@@ -511,7 +508,11 @@ class SqlStore(
         self._driver_error: type[Exception] = dbapi.Error
         self._integrity_error: type[Exception] = dbapi.IntegrityError
         self._guard = ConnectionGuard()
-        self._group = GroupCommit(self._transaction, self._unit_error, leaders=self.group_leaders)
+        self._group = GroupCommit(
+            self._transaction,
+            self._unit_error,
+            retryable=self._retryable,
+        )
         # (registry version, unpaused functions): routing's copy of the registry.
         self._functions: tuple[int, list[FunctionRecord]] | None = None
         self._triggered: dict[str, bool] = {}  # event name → a function triggers on it
@@ -575,6 +576,10 @@ class SqlStore(
             self._guard.leave()
         self.tally.succeeded(tx.statements)
         self._report_ended()
+
+    def _retryable(self, error: BaseException) -> bool:
+        """Hook: a driver error after which the same transaction may simply run again."""
+        return False
 
     def _unit_error(self, error: BaseException) -> BaseException:
         """The error a group commit's caller sees for what its unit raised (`GroupCommit`)."""
@@ -1132,8 +1137,12 @@ class SqlStore(
         now: datetime,
         lease_seconds: float,
         function_ids: Sequence[str],
+        executing: Sequence[str] = (),
     ) -> list[ClaimedRun]:
-        """Lease up to `limit` due runs of `function_ids` and load what replaying them needs."""
+        """Lease up to `limit` due runs of `function_ids` and load what replaying them needs.
+
+        Expired leases of `executing` (the claimer's runs in flight) are left alone.
+        """
         if limit <= 0 or not function_ids:
             return []
         stamp = now.timestamp()
@@ -1146,7 +1155,7 @@ class SqlStore(
 
         def claim(tx: RawTransaction) -> list[ClaimedRun]:
             # Expired leases first: their runs were due before anything still unclaimed.
-            claimed = self._take_over_expired(tx, limit, lease)
+            claimed = self._take_over_expired(tx, limit, lease, set(executing))
             if len(claimed) < limit:
                 claimed += self._claim_ready(tx, limit - len(claimed), lease)
             if not claimed:
@@ -1171,18 +1180,20 @@ class SqlStore(
         return self._group.run(claim)
 
     def _take_over_expired(
-        self, tx: RawTransaction, limit: int, lease: dict[str, Any]
+        self, tx: RawTransaction, limit: int, lease: dict[str, Any], executing: set[str]
     ) -> list[Row]:
         """Lease runs whose holder stopped renewing; each run's log says who lost it, and when.
 
         Looked for only once a lease can have expired: the earliest expiry seen at the last
         look, and never later than a lease taken since then would expire (`lease_seconds`).
         """
-        now = lease["now"]
+        now, owner = lease["now"], lease["owner"]
         if now < self._no_expiry_before:
             return []
-        expired = tx.rows(self._sql.expired_leases, limit=limit, **lease)
-        if len(expired) < limit:  # every expired one is taken now: when does the next expire?
+        found = tx.rows(self._sql.expired_leases, limit=limit, **lease)
+        expired = [r for r in found if not (r["lease_owner"] == owner and r["run_id"] in executing)]
+        if len(found) < limit and len(expired) == len(found):
+            # Every expired lease is taken now: look again when the next one expires.
             [earliest] = tx.scalars(self._sql.earliest_lease_expiry, now=now)
             taken_now = lease["until"]  # when a lease taken now would expire
             self._no_expiry_before = min(earliest or taken_now, taken_now)
@@ -1191,9 +1202,9 @@ class SqlStore(
         run_ids = [row["run_id"] for row in expired]
         claimed = tx.rows(self._sql.take_over, run_ids=run_ids, **lease)
         taken = {row["run_id"] for row in claimed}
-        now = datetime.fromtimestamp(lease["now"], UTC)
+        at = datetime.fromtimestamp(now, UTC)
         logs = [
-            reclaim_log(row["run_id"], row["lease_owner"], _expiry(row), lease["owner"], now)
+            reclaim_log(row["run_id"], row["lease_owner"], _expiry(row), owner, at)
             for row in expired
             if row["run_id"] in taken
         ]

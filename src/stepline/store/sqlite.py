@@ -81,7 +81,6 @@ class SqliteStore(SqlStore):
     """
 
     prune_write_seconds = 0.005  # a prune batch holds the write lock: keep it short
-    group_leaders = 1  # one writer: a second transaction would only wait for the lock
 
     def __init__(self, path: str | Path, *, synchronous: Synchronous = "NORMAL") -> None:
         _require_returning()
