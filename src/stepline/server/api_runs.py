@@ -212,7 +212,7 @@ class RunHandlers:
                 final=detail.run.ended,
             )
 
-        return sse.stream(poll)
+        return sse.stream(poll, subject=("api-run", run_id))
 
     async def runs_stream(self, query: RunQuery, principal: Principal) -> Response:
         """GET /v1/runs/stream: SSE `runs` with the page (as `GET /v1/runs`) when it changes."""
@@ -226,4 +226,4 @@ class RunHandlers:
             page = {"data": [views.run_view(r, now) for r in runs], "next_cursor": cursor}
             return sse.Snapshot(key=repr(runs), render=lambda: {RUNS_EVENT: _dumps(page)})
 
-        return sse.stream(poll)
+        return sse.stream(poll, subject=("api-runs", repr(run_filter)))

@@ -542,4 +542,5 @@ def create_app(
     )
     app.state.auth = auth  # for `server.auth.require_role`
     app.state.metrics = metrics  # the event counts and open streams (`server.metrics`)
+    app.state.change_mark = operations.store.change_mark  # the live streams' feed (`sse`)
     return app

@@ -288,7 +288,7 @@ class Dashboard:
                     },
                 )
 
-            return sse.stream(poll)
+            return sse.stream(poll, subject=("runs", request.url.query, selectable, principal))
 
         return await self._guard(request, inner, stream=True)
 
@@ -342,7 +342,7 @@ class Dashboard:
                     final=detail.run.ended,
                 )
 
-            return sse.stream(poll)
+            return sse.stream(poll, subject=("run", run_id, operator))
 
         return await self._guard(request, inner, stream=True)
 

@@ -154,6 +154,6 @@ class EventPages:
                     },
                 )
 
-            return sse.stream(poll)
+            return sse.stream(poll, subject=("events", repr(query)))
 
         return await self._guard(request, inner, stream=True)

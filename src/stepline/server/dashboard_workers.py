@@ -140,6 +140,6 @@ class WorkerPages:
                     render=lambda: {"workers": render("_workers_rows.html", {"workers": rows})},
                 )
 
-            return sse.stream(poll)
+            return sse.stream(poll, subject="workers")
 
         return await self._guard(request, inner, stream=True)

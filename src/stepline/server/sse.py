@@ -1,12 +1,16 @@
-"""Server-sent events: poll the store, and stream the page sections that changed.
+"""Server-sent events: stream the page sections that changed, fed by one change feed per app.
 
-The store has no change feed the server can subscribe to on both backends, so each stream
-polls: every `poll_seconds` it reads a cheap state key; when the key changed it renders the
-sections and sends those whose HTML differs from what this client last got. A stream whose
-subject has ended sends a final `end` event (the page closes its EventSource on it) and stops.
-Streams also stop after `max_seconds`; browsers reconnect by themselves and get fresh state,
-and at once when the server starts stopping (`close_streams`), so that open pages do not hold
-a shutdown. A stream whose token is revoked ends within `REVALIDATE_SECONDS` (`auth.still_valid`).
+A process's streams share one `ChangeFeed`: every `POLL_SECONDS` it reads the store's change
+mark (one cheap query, `Store.change_mark`), and only when the mark moved do the streams poll
+their subject. Streams of the same subject (the same page, run or filter, for a viewer with the
+same rights) share that poll and its rendering: 200 open streams of one page cost one query
+per change, not 400 a second. A stream also re-polls every `RESYNC_SECONDS` for what moves
+with time alone (a relative range). When its key changed it sends the sections whose HTML
+differs from what this client last got. A stream whose subject has ended sends a final `end`
+event (the page closes its EventSource on it) and stops. Streams also stop after
+`max_seconds`; browsers reconnect by themselves and get fresh state, and at once when the
+server starts stopping (`close_streams`), so that open pages do not hold a shutdown. A stream
+whose token is revoked ends within `REVALIDATE_SECONDS` (`auth.still_valid`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -27,6 +32,7 @@ from stepline.server.auth import still_valid
 from stepline.server.metrics import stream_open
 
 POLL_SECONDS = 0.5
+RESYNC_SECONDS = 10.0  # a stream polls its subject at least this often, changed or not
 HEARTBEAT_SECONDS = 15.0
 MAX_STREAM_SECONDS = 300.0
 RETRY_MILLISECONDS = 2000
@@ -69,92 +75,195 @@ def _closing(app: Starlette) -> asyncio.Event:
     return flags.setdefault(asyncio.get_running_loop(), asyncio.Event())
 
 
-async def _closed_within(closing: asyncio.Event, seconds: float) -> bool:
-    """Wait up to `seconds`; True as soon as `closing` is set."""
-    try:
-        async with asyncio.timeout(seconds):
-            await closing.wait()
-    except TimeoutError:
-        return False
-    return True
+class ChangeFeed:
+    """The store's changes for this app's streams on one loop, and their shared polls.
+
+    Args:
+        mark: `Store.change_mark` (a blocking read, run in the thread pool).
+    """
+
+    def __init__(self, mark: Callable[[], object]) -> None:
+        self._mark = mark
+        self.version = 0  # moves on once per change seen
+        self._changed = asyncio.Event()
+        self._watchers = 0
+        self._task: asyncio.Task[None] | None = None
+        self._polls: dict[tuple[object, int], asyncio.Future[Snapshot]] = {}
+
+    @contextmanager
+    def watched(self) -> Iterator[None]:
+        """While a stream is open: the feed reads the mark (it stops when none is open)."""
+        self._watchers += 1
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._follow())
+        try:
+            yield
+        finally:
+            self._watchers -= 1
+
+    async def _follow(self) -> None:
+        last = await run_in_threadpool(self._mark)
+        while self._watchers:
+            await asyncio.sleep(POLL_SECONDS)
+            mark = await run_in_threadpool(self._mark)
+            if mark != last:
+                last = mark
+                self.version += 1
+                self._polls.clear()  # (the older versions' polls are stale)
+                changed, self._changed = self._changed, asyncio.Event()
+                changed.set()
+
+    async def changed(self, seen: int, seconds: float) -> None:
+        """Return once the version is past `seen`, or after `seconds`."""
+        if self.version == seen:
+            with suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self._changed.wait()
+
+    async def snapshot(self, subject: object, poll: Callable[[], Snapshot]) -> Snapshot:
+        """`poll()` for this version, shared by every stream of `subject` (None: not shared)."""
+        if subject is None:
+            return _shared_render(await run_in_threadpool(poll))
+        key = (subject, self.version)
+        found = self._polls.get(key)
+        if found is None:
+            found = self._polls[key] = asyncio.ensure_future(_polled(poll))
+        return await asyncio.shield(found)
 
 
-async def _messages(
-    poll: Callable[[], Snapshot],
-    poll_seconds: float,
-    max_seconds: float,
-    closing: asyncio.Event,
-    valid: Callable[[], bool] | None,
-) -> AsyncIterator[str]:
+async def _polled(poll: Callable[[], Snapshot]) -> Snapshot:
+    return _shared_render(await run_in_threadpool(poll))
+
+
+def _shared_render(snapshot: Snapshot) -> Snapshot:
+    """The snapshot, its sections rendered at most once for all the streams sharing it."""
+    rendered: list[dict[str, str]] = []
+
+    def render() -> dict[str, str]:
+        if not rendered:
+            rendered.append(snapshot.render())
+        return rendered[0]
+
+    return Snapshot(key=snapshot.key, render=render, final=snapshot.final)
+
+
+def _feed(app: Starlette) -> ChangeFeed:
+    """The app's change feed on the running loop (its store's mark is `app.state.change_mark`)."""
+    feeds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ChangeFeed] | None
+    feeds = getattr(app.state, "sse_feeds", None)
+    if feeds is None:
+        feeds = app.state.sse_feeds = weakref.WeakKeyDictionary()
+    loop = asyncio.get_running_loop()
+    if loop not in feeds:
+        feeds[loop] = ChangeFeed(app.state.change_mark)
+    return feeds[loop]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Source:
+    """What one stream reads: its subject's poll, through its app's feed."""
+
+    poll: Callable[[], Snapshot]
+    subject: object
+    feed: ChangeFeed
+    closing: asyncio.Event
+    valid: Callable[[], bool] | None
+    max_seconds: float
+
+
+async def _messages(source: _Source) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MILLISECONDS}\n\n"
+    feed = source.feed
     sent: dict[str, str] = {}
     last_key: str | None = None
-    started = last_write = checked = time.monotonic()
-    while not closing.is_set():
-        if valid is not None and time.monotonic() - checked > REVALIDATE_SECONDS:
-            checked = time.monotonic()
-            if not await run_in_threadpool(valid):
-                return  # its token was revoked: the client's reconnection is refused
-        snapshot = await run_in_threadpool(poll)
-        if snapshot.key != last_key:
-            last_key = snapshot.key
-            sections = await run_in_threadpool(snapshot.render)
-            for name, html in sections.items():
-                if sent.get(name) != html:
-                    sent[name] = html
-                    last_write = time.monotonic()
-                    yield encode(name, html)
-        if snapshot.final:
-            yield encode(END_EVENT, "")
-            return
+    seen = -1
+    started = last_write = checked = polled = time.monotonic()
+    while not source.closing.is_set():
         now = time.monotonic()
-        if now - started > max_seconds:
+        if source.valid is not None and now - checked > REVALIDATE_SECONDS:
+            checked = now
+            if not await run_in_threadpool(source.valid):
+                return  # its token was revoked: the client's reconnection is refused
+        if feed.version != seen or now - polled > RESYNC_SECONDS:
+            seen, polled = feed.version, now
+            snapshot = await feed.snapshot(source.subject, source.poll)
+            if snapshot.key != last_key:
+                last_key = snapshot.key
+                sections = await run_in_threadpool(snapshot.render)
+                for name, html in sections.items():
+                    if sent.get(name) != html:
+                        sent[name] = html
+                        last_write = time.monotonic()
+                        yield encode(name, html)
+            if snapshot.final:
+                yield encode(END_EVENT, "")
+                return
+        now = time.monotonic()
+        if now - started > source.max_seconds:
             return
         if now - last_write > HEARTBEAT_SECONDS:
             # A comment: keeps proxies from timing the stream out; EventSource ignores it.
             last_write = now
             yield ": heartbeat\n\n"
-        if await _closed_within(closing, poll_seconds):
-            return
+        await _next_change(source, seen)
+
+
+async def _next_change(source: _Source, seen: int) -> None:
+    """Wait for the feed's next change, the server's stop, or the next check, whichever first."""
+    changed = asyncio.ensure_future(source.feed.changed(seen, REVALIDATE_SECONDS))
+    closing = asyncio.ensure_future(source.closing.wait())
+    try:
+        await asyncio.wait({changed, closing}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        changed.cancel()
+        closing.cancel()
 
 
 class _EventStream(StreamingResponse):
     """An SSE response whose messages start once it knows its app (to end with its streams)."""
 
-    def __init__(self, poll: Callable[[], Snapshot], poll_seconds: float, max_seconds: float):
+    def __init__(self, poll: Callable[[], Snapshot], subject: object, max_seconds: float):
         super().__init__(
             self._body(),
             media_type="text/event-stream",
             headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
         self._poll = poll
-        self._poll_seconds = poll_seconds
+        self._subject = subject
         self._max_seconds = max_seconds
-        self._app_closing = asyncio.Event()
-        self._valid: Callable[[], bool] | None = None
+        self._source: _Source | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._app_closing = _closing(scope["app"])
-        self._valid = still_valid(Request(scope))
-        with stream_open(scope["app"]):  # counted in `stepline_sse_clients` while open
+        app = scope["app"]
+        feed = _feed(app)
+        self._source = _Source(
+            poll=self._poll,
+            subject=self._subject,
+            feed=feed,
+            closing=_closing(app),
+            valid=still_valid(Request(scope)),
+            max_seconds=self._max_seconds,
+        )
+        with stream_open(app), feed.watched():  # counted in `stepline_sse_clients` while open
             await super().__call__(scope, receive, send)
 
     async def _body(self) -> AsyncIterator[str]:
-        messages = _messages(
-            self._poll, self._poll_seconds, self._max_seconds, self._app_closing, self._valid
-        )
-        async for message in messages:
+        assert self._source is not None, "the stream starts once it knows its app"
+        async for message in _messages(self._source):
             yield message
 
 
 def stream(
     poll: Callable[[], Snapshot],
     *,
-    poll_seconds: float = POLL_SECONDS,
+    subject: object = None,
     max_seconds: float = MAX_STREAM_SECONDS,
 ) -> StreamingResponse:
     """An SSE response fed by `poll` (a blocking store read, run in the thread pool).
 
-    Starlette cancels the stream when the client disconnects; `close_streams` ends it too.
+    `subject` (hashable) names what `poll` reads, for a viewer with given rights: the streams
+    of one subject share each poll. None: this stream polls for itself (still only when the
+    store changed). Starlette cancels the stream when the client disconnects;
+    `close_streams` ends it too.
     """
-    return _EventStream(poll, poll_seconds, max_seconds)
+    return _EventStream(poll, subject, max_seconds)

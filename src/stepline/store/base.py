@@ -1079,6 +1079,14 @@ class Store(AccessStore, RetentionStore, BlobStore, Protocol):
         """Each run's summary by id, its event's data cut at `data_chars` (unknown ids left out)."""
         ...
 
+    def change_mark(self) -> object:
+        """A value that differs once any transaction committed since the last call.
+
+        From any process; equal values mean nothing changed. One cheap query (the live
+        streams' change feed).
+        """
+        ...
+
     def backlog(self, now: datetime) -> list[Backlog]:
         """Per function with runs due, held back by flow control or in a step: its `Backlog`.
 

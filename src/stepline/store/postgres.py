@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import String, bindparam, create_engine, func, select
+from sqlalchemy import String, bindparam, cast, create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
@@ -89,6 +89,8 @@ class PostgresStore(SqlStore):
         self._notify_ended = Prepared(select(ended), engine.dialect)
         key_hash = func.hashtextextended(bindparam("key"), 0)
         self._lock_key = Prepared(select(func.pg_advisory_xact_lock(key_hash)), engine.dialect)
+        snapshot = cast(func.pg_current_snapshot(), String).label("mark")
+        self._snapshot = Prepared(select(snapshot), engine.dialect)
         self._listener: threading.Thread | None = None
         self._closing = threading.Event()
 
@@ -156,6 +158,15 @@ class PostgresStore(SqlStore):
     def _first_on_hot(self, statement: Prepared, params: Mapping[str, Any]) -> Row | None:
         with self._using(self._hot.raw_connection()) as connection:
             return RawTransaction(connection).first(statement, **params)
+
+    def change_mark(self) -> object:
+        """The server's current snapshot (xmin:xmax:in-progress ids).
+
+        It changes whenever a writing transaction anywhere on the server begins or ends; no
+        table is read.
+        """
+        row = self._quick_read(self._snapshot)
+        return None if row is None else row["mark"]
 
     def _discard(self, fairy: PoolProxiedConnection) -> None:
         """Drop a broken connection and renew the pool: a restart broke its idle siblings too."""

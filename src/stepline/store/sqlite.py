@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,6 +96,8 @@ class SqliteStore(SqlStore):
         self._blob_dir = self.path.with_name(f"{self.path.name}.blobs")
         self._write_lock = WriterLock(self.path.with_name(f"{self.path.name}.writer-lock"))
         self._writer_connection: Any = None
+        self._mark_lock = threading.Lock()
+        self._mark_connection: sqlite3.Connection | None = None  # `change_mark`'s
         self._reader = _engine(
             self.path,
             begin="BEGIN",
@@ -134,6 +137,18 @@ class SqliteStore(SqlStore):
     def _read_connection(self) -> Any:
         return self._reader.connect()
 
+    def change_mark(self) -> object:
+        """`PRAGMA data_version` on a connection of its own, which never writes.
+
+        It changes with every commit of any other connection, this process's writer included.
+        """
+        with self._mark_lock:
+            if self._mark_connection is None:
+                self._mark_connection = sqlite3.connect(self.path, check_same_thread=False)
+            [version] = self._mark_connection.execute("PRAGMA data_version").fetchone()
+        self.tally.ran(1)
+        return version
+
     def upgrade(self) -> None:
         """Apply pending schema migrations."""
         with self._write_lock:
@@ -158,3 +173,7 @@ class SqliteStore(SqlStore):
         self._writer_connection = None
         self._reader.dispose()
         self._write_lock.close()
+        with self._mark_lock:
+            if self._mark_connection is not None:
+                self._mark_connection.close()
+                self._mark_connection = None

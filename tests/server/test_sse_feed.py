@@ -1,0 +1,90 @@
+"""Live streams share one change feed per process (both stores, real HTTP on loopback).
+
+Twenty streams open on one run cost the store one cheap change-mark read per half second while
+nothing changes, instead of twenty polls of the run; when the run changes, every stream gets
+it, from one shared poll. No engine runs here, so every statement counted is the streams'.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+
+from stepline.engine.events import new_id
+from stepline.engine.operations import Operations
+from stepline.engine.routing import Routing
+from stepline.server.app import create_app
+from stepline.server.auth import AuthSettings
+from stepline.store.base import NewRun, Store
+from tests.loopback import Servers
+
+STREAMS = 20
+IDLE_SECONDS = 2.0
+
+
+def _events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    event, data = "", []
+    for line in lines:
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data.append(line.removeprefix("data: "))
+        elif not line and event:
+            yield event, "\n".join(data)
+            event, data = "", []
+
+
+class _Listener(threading.Thread):
+    """One client of the run's stream: records what it got, until `end`."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.got: list[tuple[str, str]] = []
+        self.first = threading.Event()
+
+    def run(self) -> None:
+        with httpx.stream("GET", self.url, timeout=30) as response:
+            for event, data in _events(response.iter_lines()):
+                self.got.append((event, data))
+                self.first.set()
+                if event == "end":
+                    return
+
+
+def test_many_streams_of_one_run_cost_one_feed_and_one_poll_per_change(store: Store) -> None:
+    ops = Operations(store)
+    run_id = store.create_run(
+        NewRun(id=new_id(), function_id="fn", trigger_kind="manual"), [], ops.clock.now(), Routing()
+    )
+    servers = Servers()
+    url = servers.start(create_app(ops, AuthSettings()))
+    try:
+        listeners = [_Listener(f"{url}/v1/runs/{run_id}/stream") for _ in range(STREAMS)]
+        for listener in listeners:
+            listener.start()
+        for listener in listeners:
+            assert listener.first.wait(10), "a stream sent nothing"
+
+        before = store.tally.statements
+        time.sleep(IDLE_SECONDS)
+        idle = store.tally.statements - before
+        # The feed's mark, twice a second; 20 streams polling the run would be 200+.
+        assert idle <= 2 * IDLE_SECONDS / 0.5 + 2, idle
+
+        before = store.tally.statements
+        ops.cancel(run_id, by="test")
+        for listener in listeners:
+            listener.join(timeout=10)
+            assert [event for event, _ in listener.got] == ["run", "run", "end"]
+            assert json.loads(listener.got[1][1])["status"] == "CANCELLED"
+        changed = store.tally.statements - before
+        # The cancel's own statements, the marks, and one shared poll of the run (a handful
+        # of reads), where twenty polls would be 60+.
+        assert changed < 40, changed
+    finally:
+        servers.stop()
