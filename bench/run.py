@@ -70,7 +70,7 @@ PEERS = {
     "w2_p50_push_dispatched_ms": "4.5-7 (Celery 4.5, DBOS direct 5.8-7.0, procrastinate 7.1)",
 }
 BATCH = 100
-PARTS = ("raw", "w1", "w2", "w4", "flow", "sdk", "retention")
+PARTS = ("raw", "w1", "w2", "w4", "flow", "sdk", "retention", "scale")
 
 
 class EngineProcess:
@@ -555,7 +555,8 @@ def run_per_store(
     report: dict[str, Any],
     attempt: Attempt,
 ) -> None:
-    """The sdk and retention parts (sdk_parts.py, retention_part.py) on each store, if selected."""
+    """The sdk, retention and scale parts (sdk_parts.py, retention_part.py, scale_parts.py) on
+    each store, if selected."""
     chosen: list[tuple[str, StorePart, StorePart, tuple[Any, ...]]] = []
     if "sdk" in parts:
         from sdk_parts import sdk_postgres, sdk_sqlite
@@ -567,6 +568,11 @@ def run_per_store(
 
         kept = (args.retention_runs, args.latency_runs, args.retention_seconds, args.retention_rate)
         chosen.append(("retention", retention_sqlite, retention_postgres, kept))
+    if "scale" in parts:
+        from scale_parts import scale_postgres, scale_sqlite
+
+        scale = (args.intake_clients, args.intake_seconds, args.sse_streams, args.storm_runs)
+        chosen.append(("scale", scale_sqlite, scale_postgres, scale))
     for key, on_sqlite, on_postgres, params in chosen:
         if "sqlite" in stores:
             part = functools.partial(on_sqlite, *params)
@@ -582,7 +588,7 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         default=",".join(PARTS),
-        help="comma-separated: raw,w1,w2,w4,flow,sdk,retention (default all)",
+        help="comma-separated: raw,w1,w2,w4,flow,sdk,retention,scale (default all)",
     )
     parser.add_argument("--runs", type=int, default=2000, help="W1 runs (3 steps each)")
     parser.add_argument("--latency-runs", type=int, default=200, help="W2 runs")
@@ -593,6 +599,10 @@ def main() -> None:
         help="admin database; bench databases are created and dropped next to it",
     )
     parser.add_argument("--pg-workers", default="1,2,4", help="W1 worker process counts")
+    parser.add_argument("--intake-clients", type=int, default=16, help="concurrent senders")
+    parser.add_argument("--intake-seconds", type=float, default=5.0)
+    parser.add_argument("--sse-streams", type=int, default=200, help="open during intake")
+    parser.add_argument("--storm-runs", type=int, default=10_000, help="wake-up storm runs")
     parser.add_argument(
         "--w1-scale", default="500,2000,8000", help="W1 run counts for the in-process scale check"
     )

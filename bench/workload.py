@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import stepline
@@ -54,3 +55,14 @@ def three_steps(ctx: stepline.Context[Any]) -> None:
 @app.function(id="w2-first-step", triggers=[stepline.event(W2_EVENT)], retries=0)
 def first_step(ctx: stepline.Context[Any]) -> None:
     ctx.step.run("stamp", stamp, int(ctx.event["data"]["seq"]))
+
+
+STORM_EVENT = "bench/storm.requested"
+
+
+@app.function(id="storm-sleeper", triggers=[stepline.event(STORM_EVENT)], retries=0)
+def storm_sleeper(ctx: stepline.Context[Any]) -> None:
+    """The wake-up storm: sleep until the instant in the event (the same for every run), then
+    one step."""
+    ctx.step.sleep_until("until", datetime.fromtimestamp(float(ctx.event["data"]["at"]), UTC))
+    ctx.step.run("woke", noop, int(ctx.event["data"]["i"]), 1)
