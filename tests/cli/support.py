@@ -14,9 +14,10 @@ import termios
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.loopback import wait_healthy
+from tests.loopback import free_port, wait_healthy
 
 COMMAND = [sys.executable, "-m", "stepline.cli.main"]
 APP_FILE = Path(__file__).with_name("cli_app.py")
@@ -60,6 +61,29 @@ def serving(
         yield process
     finally:
         _stop(process)
+
+
+@dataclass(frozen=True)
+class Dev:
+    """A running `stepline dev`: its URL, process, log and its steps' effects file."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    effects: Path
+
+
+@contextmanager
+def dev_serving(tmp_path: Path, app: Path, *options: str) -> Iterator[Dev]:
+    """`stepline dev APP --db <tmp>/dev.db OPTIONS` on a free port, its steps' effects written
+    to <tmp>/effects.txt (`SCALE_EFFECTS`, tests/scale/app.py); stopped by its PID afterwards."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log, effects = tmp_path / "dev.log", tmp_path / "effects.txt"
+    env = {**cli_env(url), "SCALE_EFFECTS": str(effects), "PYTHONUNBUFFERED": "1"}
+    args = ["dev", str(app), "--db", str(tmp_path / "dev.db"), "--port", str(port), *options]
+    with serving(url, *args, log=log, env=env, cwd=tmp_path) as process:
+        yield Dev(url=url, process=process, log=log, effects=effects)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

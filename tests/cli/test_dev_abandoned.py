@@ -4,30 +4,17 @@ process: the run that was waiting completes, and the server keeps answering."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.cli.support import cli_env, serving
-from tests.loopback import free_port
+from tests.cli.support import Dev, dev_serving
 
 STUCK_APP = Path(__file__).parents[1] / "scale" / "stuck_app.py"
-
-
-@dataclass(frozen=True)
-class Dev:
-    """A running `stepline dev`: its URL, process, log and effects file."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    effects: Path
 
 
 def eventually(probe: Any, *, what: str, timeout: float) -> Any:
@@ -42,13 +29,8 @@ def eventually(probe: Any, *, what: str, timeout: float) -> Any:
 @pytest.fixture
 def dev(tmp_path: Path) -> Iterator[Dev]:
     """`stepline dev tests/scale/stuck_app.py --slots 1`; stopped by its PID afterwards."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log, effects = tmp_path / "dev.log", tmp_path / "effects.txt"
-    env = {**cli_env(url), "SCALE_EFFECTS": str(effects), "PYTHONUNBUFFERED": "1"}
-    args = ["dev", str(STUCK_APP), "--db", str(tmp_path / "dev.db"), "--port", str(port)]
-    with serving(url, *args, "--slots", "1", log=log, env=env, cwd=tmp_path) as process:
-        yield Dev(url=url, process=process, log=log, effects=effects)
+    with dev_serving(tmp_path, STUCK_APP, "--slots", "1") as running:
+        yield running
 
 
 def read(path: Path) -> str:

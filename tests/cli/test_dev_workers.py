@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cli.support import cli_env, serving
-from tests.loopback import free_port
+from tests.cli.support import Dev, dev_serving
 from tests.scale.support import executions, read_effects
 
 SCALE_APP = Path(__file__).parents[1] / "scale" / "app.py"
@@ -31,28 +30,20 @@ def eventually(probe: Any, *, what: str, timeout: float = 30) -> Any:
     return value
 
 
-class Dev:
-    def __init__(self, url: str, pid: int, effects: Path, log: Path) -> None:
-        self.url, self.pid, self.effects, self.log = url, pid, effects, log
+def get(dev: Dev, path: str) -> Any:
+    response = httpx.get(dev.url + path, timeout=10)
+    response.raise_for_status()
+    return response.json()
 
-    def get(self, path: str) -> Any:
-        response = httpx.get(self.url + path, timeout=10)
-        response.raise_for_status()
-        return response.json()
 
-    def worker_pids(self) -> set[int]:
-        return {int(w["pid"]) for w in self.get("/v1/workers")["data"] if w["alive"]}
+def worker_pids(dev: Dev) -> set[int]:
+    return {int(w["pid"]) for w in get(dev, "/v1/workers")["data"] if w["alive"]}
 
 
 @pytest.fixture
 def dev(tmp_path: Path) -> Iterator[Dev]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log, effects = tmp_path / "dev.log", tmp_path / "effects.txt"
-    env = {**cli_env(url), "SCALE_EFFECTS": str(effects), "PYTHONUNBUFFERED": "1"}
-    args = ["dev", str(SCALE_APP), "--db", str(tmp_path / "dev.db"), "--port", str(port)]
-    with serving(url, *args, "--workers", "2", "--slots", "4", log=log, env=env) as process:
-        yield Dev(url, process.pid, effects, log)
+    with dev_serving(tmp_path, SCALE_APP, "--workers", "2", "--slots", "4") as running:
+        yield running
 
 
 def alive(pid: int) -> bool:
@@ -66,14 +57,14 @@ def alive(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_two_worker_processes_share_the_file_and_the_work(dev: Dev) -> None:
-    pids = eventually(lambda: len(dev.worker_pids()) == 2 and dev.worker_pids(), what="2 workers")
-    assert dev.pid in pids, "dev's own worker is one of them"
+    pids = eventually(lambda: len(worker_pids(dev)) == 2 and worker_pids(dev), what="2 workers")
+    assert dev.process.pid in pids, "dev's own worker is one of them"
 
     for i in range(RUNS):
         event = {"name": "scale/steps", "data": {"steps": STEPS, "seconds": 0.05, "n": i}}
         httpx.post(f"{dev.url}/e/key", json=event, timeout=10).raise_for_status()
     eventually(
-        lambda: len(dev.get("/v1/runs?status=COMPLETED&limit=100")["data"]) == RUNS,
+        lambda: len(get(dev, "/v1/runs?status=COMPLETED&limit=100")["data"]) == RUNS,
         what=f"{RUNS} runs to complete",
         timeout=60,
     )
@@ -90,14 +81,14 @@ def test_two_worker_processes_share_the_file_and_the_work(dev: Dev) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_dead_worker_process_is_started_again_and_children_die_with_dev(dev: Dev) -> None:
-    pids = eventually(lambda: len(dev.worker_pids()) == 2 and dev.worker_pids(), what="2 workers")
-    [child] = pids - {dev.pid}
+    pids = eventually(lambda: len(worker_pids(dev)) == 2 and worker_pids(dev), what="2 workers")
+    [child] = pids - {dev.process.pid}
     os.kill(child, signal.SIGKILL)
     eventually(lambda: not alive(child), what="the child to die", timeout=10)
     [restarted] = eventually(
-        lambda: (fresh := dev.worker_pids() - {dev.pid, child}) and fresh,
+        lambda: (fresh := worker_pids(dev) - {dev.process.pid, child}) and fresh,
         what="a new worker process",
     )
 
-    os.kill(dev.pid, signal.SIGKILL)  # no chance to stop its children itself
+    os.kill(dev.process.pid, signal.SIGKILL)  # no chance to stop its children itself
     eventually(lambda: not alive(restarted), what="the child to die with dev", timeout=15)

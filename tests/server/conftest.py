@@ -18,6 +18,19 @@ from stepline.server.auth import AuthSettings
 from tests.loopback import Servers
 
 
+def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    """(event, data) pairs from a server-sent event stream's lines."""
+    event, data = "", []
+    for line in lines:
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data.append(line.removeprefix("data: "))
+        elif not line and event:
+            yield event, "\n".join(data)
+            event, data = "", []
+
+
 def echo_app(event: str) -> stepline.App:
     """An app whose one function, "echo", returns the data of each event named `event`."""
     app = stepline.App("echo-test")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from stepline.server import models
 from stepline.server.app import API
 from stepline.server.auth import AuthSettings
 from stepline.store.base import FunctionRecord, NewRun, RunFilter, Store
-from tests.server.conftest import OPTION_SUMMARIES, Served, options_app
+from tests.server.conftest import OPTION_SUMMARIES, Served, options_app, sse_events
 
 
 def _app() -> stepline.App:
@@ -690,25 +690,12 @@ def test_nul_in_a_path_is_bad_input(served: Served) -> None:
     assert response.status_code == 400 and response.json()["field"] == "run_id"
 
 
-def _sse(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
-    """(event, data) pairs from a server-sent event stream."""
-    event, data = "", []
-    for line in lines:
-        if line.startswith("event: "):
-            event = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            data.append(line.removeprefix("data: "))
-        elif not line and event:
-            yield event, "\n".join(data)
-            event, data = "", []
-
-
 def test_run_stream_sends_the_run_as_it_changes_then_end(served: Served) -> None:
     [run_id] = _sleeping(served, 1)
     events: list[tuple[str, str]] = []
     with served.http.stream("GET", f"/v1/runs/{run_id}/stream", timeout=10) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
-        for event, data in _sse(response.iter_lines()):
+        for event, data in sse_events(response.iter_lines()):
             events.append((event, data))
             if len(events) == 1:
                 assert json.loads(data)["detail"] == "SLEEPING"
@@ -724,7 +711,7 @@ def test_runs_stream_sends_the_page_when_it_changes(served: Served) -> None:
     with served.http.stream(
         "GET", "/v1/runs/stream", params={"function_id": "napper"}, timeout=10
     ) as response:
-        pages = _sse(response.iter_lines())
+        pages = sse_events(response.iter_lines())
         event, data = next(pages)
         assert event == "runs" and json.loads(data) == {"data": [], "next_cursor": None}
         [event_id] = served.http.post("/e/k", json={"name": "test/nap"}).json()["ids"]

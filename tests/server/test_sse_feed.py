@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 
 import httpx
 
@@ -21,21 +20,10 @@ from stepline.server.app import create_app
 from stepline.server.auth import AuthSettings
 from stepline.store.base import NewRun, Store
 from tests.loopback import Servers
+from tests.server.conftest import sse_events
 
 STREAMS = 20
 IDLE_SECONDS = 2.0
-
-
-def _events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
-    event, data = "", []
-    for line in lines:
-        if line.startswith("event: "):
-            event = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            data.append(line.removeprefix("data: "))
-        elif not line and event:
-            yield event, "\n".join(data)
-            event, data = "", []
 
 
 class _Listener(threading.Thread):
@@ -49,7 +37,7 @@ class _Listener(threading.Thread):
 
     def run(self) -> None:
         with httpx.stream("GET", self.url, timeout=30) as response:
-            for event, data in _events(response.iter_lines()):
+            for event, data in sse_events(response.iter_lines()):
                 self.got.append((event, data))
                 self.first.set()
                 if event == "end":
