@@ -19,6 +19,7 @@ from stepline.engine.routing import Routing
 from stepline.server.app import create_app
 from stepline.server.auth import AuthSettings
 from stepline.store.base import NewRun, Store
+from stepline.store.postgres import PostgresStore
 from tests.loopback import Servers
 from tests.server.conftest import sse_events
 
@@ -36,12 +37,15 @@ class _Listener(threading.Thread):
         self.first = threading.Event()
 
     def run(self) -> None:
-        with httpx.stream("GET", self.url, timeout=30) as response:
-            for event, data in sse_events(response.iter_lines()):
-                self.got.append((event, data))
-                self.first.set()
-                if event == "end":
-                    return
+        try:
+            with httpx.stream("GET", self.url, timeout=30) as response:
+                for event, data in sse_events(response.iter_lines()):
+                    self.got.append((event, data))
+                    self.first.set()
+                    if event == "end":
+                        return
+        except httpx.HTTPError as exc:  # the server stopped first (the test failed): said below
+            self.got.append(("error", repr(exc)))
 
 
 def test_many_streams_of_one_run_cost_one_feed_and_one_poll_per_change(store: Store) -> None:
@@ -51,8 +55,8 @@ def test_many_streams_of_one_run_cost_one_feed_and_one_poll_per_change(store: St
     )
     servers = Servers()
     url = servers.start(create_app(ops, AuthSettings()))
+    listeners = [_Listener(f"{url}/v1/runs/{run_id}/stream") for _ in range(STREAMS)]
     try:
-        listeners = [_Listener(f"{url}/v1/runs/{run_id}/stream") for _ in range(STREAMS)]
         for listener in listeners:
             listener.start()
         for listener in listeners:
@@ -61,8 +65,10 @@ def test_many_streams_of_one_run_cost_one_feed_and_one_poll_per_change(store: St
         before = store.tally.statements
         time.sleep(IDLE_SECONDS)
         idle = store.tally.statements - before
-        # The feed's mark, twice a second; 20 streams polling the run would be 200+.
-        assert idle <= 2 * IDLE_SECONDS / 0.5 + 2, idle
+        # SQLite: the feed's mark, twice a second, and nothing else. PostgreSQL's mark moves
+        # with any write on the server (other databases' too): then the run is polled once per
+        # move, shared by the twenty streams, where their own polls would be 80 or more.
+        assert idle <= (40 if isinstance(store, PostgresStore) else 6), idle
 
         before = store.tally.statements
         ops.cancel(run_id, by="test")
@@ -76,3 +82,5 @@ def test_many_streams_of_one_run_cost_one_feed_and_one_poll_per_change(store: St
         assert changed < 40, changed
     finally:
         servers.stop()
+        for listener in listeners:
+            listener.join(timeout=10)

@@ -66,8 +66,7 @@ GRACE_SECONDS = 10.0  # on shutdown, how long running steps may take to finish
     default=True,
     show_default=True,
     show_envvar=True,
-    help="With --workers N > 1 on SQLite (and N CPUs at least, on Linux), run each worker "
-    "process on a CPU of its own: about half the CPU per step.",
+    help="With --workers N > 1 on SQLite (N CPUs at least, Linux): each on a CPU of its own.",
 )
 @quiet_option
 @retain_option("This process prunes.")

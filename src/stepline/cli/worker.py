@@ -102,8 +102,7 @@ EXIT_ABANDONED = 3  # all slots held by abandoned steps: the supervisor should r
     default=None,
     type=click.IntRange(min=0),
     show_envvar=True,
-    help="Run this process on this CPU only (Linux): its threads hand the GIL to each other "
-    "on one core, about half the CPU per step. Commands it starts get every CPU.",
+    help="Run this process on this CPU only (Linux): about half the CPU per step.",
 )
 @quiet_option
 @retain_option("The leader prunes: give all workers the same.")

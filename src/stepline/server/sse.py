@@ -16,6 +16,7 @@ whose token is revoked ends within `REVALIDATE_SECONDS` (`auth.still_valid`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,9 +29,11 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from stepline import errors
 from stepline.server.auth import still_valid
 from stepline.server.metrics import stream_open
 
+logger = logging.getLogger("stepline.server")
 POLL_SECONDS = 0.5
 RESYNC_SECONDS = 10.0  # a stream polls its subject at least this often, changed or not
 HEARTBEAT_SECONDS = 15.0
@@ -171,6 +174,24 @@ class _Source:
     max_seconds: float
 
 
+_GONE = Snapshot(key="", render=dict, final=True)  # its subject is gone: `end`, nothing else
+
+
+async def _snapshot(source: _Source) -> Snapshot | None:
+    """The subject's snapshot now.
+
+    `_GONE` if it no longer exists (pruned by retention); None if the store failed (the
+    stream ends, and the client reconnects by itself).
+    """
+    try:
+        return await source.feed.snapshot(source.subject, source.poll)
+    except errors.NotFound:
+        return _GONE
+    except errors.StoreError as exc:
+        logger.warning("live stream ended: %s", exc)
+        return None
+
+
 async def _messages(source: _Source) -> AsyncIterator[str]:
     yield f"retry: {RETRY_MILLISECONDS}\n\n"
     feed = source.feed
@@ -186,7 +207,9 @@ async def _messages(source: _Source) -> AsyncIterator[str]:
                 return  # its token was revoked: the client's reconnection is refused
         if feed.version != seen or now - polled > RESYNC_SECONDS:
             seen, polled = feed.version, now
-            snapshot = await feed.snapshot(source.subject, source.poll)
+            snapshot = await _snapshot(source)
+            if snapshot is None:
+                return
             if snapshot.key != last_key:
                 last_key = snapshot.key
                 sections = await run_in_threadpool(snapshot.render)
