@@ -54,7 +54,7 @@ class _Batch:
 
     def __init__(self, store: SqlStore) -> None:
         self.store = store
-        self.leaders = store._group._leaders
+        self.leaders = 1  # transactions a store's group commit has under way at once
         self.release = threading.Event()
         self.inside = threading.Semaphore(0)
         self.outcomes: dict[str, Any] = {}

@@ -27,6 +27,7 @@ from stepline.engine.retention import RetentionSettings
 from stepline.engine.worker import WorkerSettings
 from stepline.sdk.app import App
 from stepline.server.app import create_app
+from stepline.store import is_postgres
 
 GRACE_SECONDS = 10.0  # on shutdown, how long running steps may take to finish
 
@@ -120,8 +121,7 @@ def dev(
     configure_logging()
     engine.start()
     # Pinned on SQLite only: a PostgreSQL server on the machine needs the CPUs too.
-    on_sqlite = not db.startswith(("postgresql:", "postgres:", "postgresql+"))
-    cpus = _cpus(workers) if pin_cpus and on_sqlite else None
+    cpus = _cpus(workers) if pin_cpus and not is_postgres(db) else None
     env = _child_settings(engine, db, url, quiet, retain)
     children = WorkerProcesses(workers - 1, apps, env, cpus=cpus[1:] if cpus else None)
     if cpus:

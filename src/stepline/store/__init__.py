@@ -8,10 +8,15 @@ from stepline import errors
 from stepline.store.base import Store
 
 
+def is_postgres(db: str | Path) -> bool:
+    """Whether `db` names a PostgreSQL database (else a SQLite file, or a mistake)."""
+    return str(db).startswith(("postgresql://", "postgres://", "postgresql+psycopg://"))
+
+
 def open_store(db: str | Path) -> Store:
     """Open a store from a SQLite path, a `sqlite:///path` URL or a `postgresql://` URL."""
     text = str(db)
-    if text.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+    if is_postgres(text):
         from stepline.store.postgres import PostgresStore
 
         return PostgresStore(text)

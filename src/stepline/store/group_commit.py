@@ -1,8 +1,8 @@
 """Group commit: units of work from many threads committed together, in shared transactions.
 
 Each caller hands `GroupCommit.run` a unit — a function of the open transaction — and gets
-its result back only once the transaction that ran it has committed. A caller that finds
-fewer than `leaders` transactions under way leads one at once: it begins a transaction, runs
+its result back only once the transaction that ran it has committed. A caller that finds no
+transaction under way leads one at once: it begins a transaction, runs
 its own unit and every unit queued by then, in queue order, and commits. Callers that arrive
 meanwhile queue; when a leader is done it wakes them, handing the lead to the first one still
 waiting, which takes the queue as it then is. Alone, a caller pays no hand-off; under load,
@@ -74,9 +74,6 @@ class GroupCommit:
         retryable: Whether a driver error means "run the same transaction again" (a
             deadlock between two transactions, one of them this one): it is, up to `tries`
             times in all, before its units fail.
-        leaders: Transactions under way at once. One is best on both stores: SQLite has
-            one writer anyway, and on PostgreSQL a second leader cost 25 % more CPU per step
-            for the same W1 throughput (and its batches could deadlock with the first's).
         max_units: Units in one transaction at most.
     """
 
@@ -87,28 +84,29 @@ class GroupCommit:
         *,
         retryable: Callable[[BaseException], bool] = lambda error: False,
         tries: int = 3,
-        leaders: int = 1,
         max_units: int = 64,
     ) -> None:
         self._transaction = transaction
         self._unit_error = unit_error
         self._retryable = retryable
         self._tries = tries
-        self._leaders = leaders
         self._max_units = max_units
         self._mutex = threading.Lock()
         self._queue: deque[_Unit[Any]] = deque()
-        self._leading = 0
+        # One transaction under way at a time: SQLite has one writer anyway, and on PostgreSQL
+        # a second cost a quarter more CPU per step for the same W1 (and its batches could
+        # deadlock with the first's).
+        self._leading = False
 
     def run(self, work: Work[T]) -> T:
         """Run `work(tx)` in a write transaction; its result once that transaction committed."""
         unit = _Unit(work)
         with self._mutex:
-            queued = self._leading >= self._leaders
+            queued = self._leading
             if queued:
                 self._queue.append(unit)
             else:
-                self._leading += 1
+                self._leading = True
         if queued:
             unit.wait()
             if not unit.lead:
@@ -124,7 +122,7 @@ class GroupCommit:
             with self._mutex:
                 successor = self._queue.popleft() if self._queue else None
                 if successor is None:
-                    self._leading -= 1
+                    self._leading = False
                 else:
                     successor.lead = True
             if successor is not None:
