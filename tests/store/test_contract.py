@@ -86,6 +86,43 @@ def test_commit_step_with_a_lost_lease_raises_lease_lost_and_writes_nothing(
     assert [s.id for s in store.get_steps(run_id)] == ["fetch"]
 
 
+def sleep(run_id: str, status: str, wake_at: datetime) -> StepRecord:
+    return StepRecord(
+        run_id=run_id,
+        hash="nap".ljust(40, "0"),
+        id="nap",
+        kind="sleep",
+        status=status,  # type: ignore[arg-type]
+        position=0,
+        started_at=T0,
+        ended_at=None if status == "sleeping" else wake_at,
+        output=None if status == "sleeping" else "null",
+        wake_at=wake_at,
+    )
+
+
+def test_settling_a_parked_sleep_needs_the_lease(store: Store) -> None:
+    [run_id] = new_runs(store, 1)
+    [first] = claim(store, "worker-a", T0)
+    wake = T0 + timedelta(seconds=1)
+    parked = sleep(run_id, "sleeping", wake)
+    delta = RunDelta(saved_before_step=0)
+    store.park_run(first.lease, wake, delta, T0, detail="SLEEPING", step=parked)
+    assert store.get_run(run_id).saved_before_step == 0, "saved with the park"
+    [stale] = claim(store, "worker-a", wake)
+    later = wake + timedelta(seconds=LEASE_SECONDS + 1)
+    [fresh] = claim(store, "worker-b", later)
+
+    with pytest.raises(errors.LeaseLost):
+        store.commit_step(stale.lease, sleep(run_id, "completed", wake), RunDelta(), later)
+    assert [s.status for s in store.get_steps(run_id)] == ["sleeping"]
+
+    store.commit_step(fresh.lease, sleep(run_id, "completed", wake), RunDelta(), later)
+    assert [(s.status, s.output) for s in store.get_steps(run_id)] == [("completed", "null")]
+    with pytest.raises(errors.Conflict):
+        store.commit_step(fresh.lease, sleep(run_id, "completed", wake), RunDelta(), later)
+
+
 def test_committing_the_same_step_twice_raises_conflict(store: Store) -> None:
     [run_id] = new_runs(store, 1)
     [claimed] = claim(store, "worker-a", T0)

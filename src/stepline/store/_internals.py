@@ -15,7 +15,6 @@ from stepline.store._prepared import RawTransaction
 from stepline.store.base import (
     EventRecord,
     EventRouting,
-    FunctionRecord,
     NewRun,
     RunEnd,
     RunStatus,
@@ -48,8 +47,6 @@ class StoreInternals(Protocol):
         routing: EventRouting,
         now: datetime,
     ) -> tuple[list[str], bool]: ...
-
-    def _routable_functions(self, tx: RawTransaction) -> list[FunctionRecord]: ...
 
     def _triggers_on(
         self, tx: RawTransaction, version: int, name: str, routing: EventRouting

@@ -13,6 +13,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -214,9 +215,14 @@ class _Statements:
         self.waited_names = prepare(
             select(w.event_name).distinct().where(w.event_name.in_(_ids("names")))
         )
-        # The names among an intake's events that runs wait for ("wait") or that cancel runs.
-        self.awaited_names = prepare(
+        # What an intake reads first, in one trip: the registry's version ("registry"), and the
+        # names among its events that runs wait for ("wait") or that cancel runs ("cancel").
+        self.intake_view = prepare(
             union_all(
+                select(
+                    literal("registry").label("kind"),
+                    cast(t.registry_version.c.version, String).label("name"),
+                ).where(t.registry_version.c.id == REGISTRY_ROW),
                 select(literal("wait").label("kind"), w.event_name.label("name"))
                 .distinct()
                 .where(w.event_name.in_(_ids("names"))),
@@ -382,13 +388,15 @@ class _Statements:
         self.insert_held_step = prepare(
             insert(t.steps).from_select(_columns(t.steps), select(*step_values).where(lease_held))
         )
-        self.settle_step = prepare(
-            update(t.steps).where(
-                s.run_id == bindparam("run_id"),
-                s.hash == bindparam("hash"),
-                s.status.in_(("sleeping", "waiting")),
-            ),
-            _STEP_UPDATE_COLUMNS,
+        parked = and_(
+            s.run_id == bindparam("run_id"),
+            s.hash == bindparam("hash"),
+            s.status.in_(("sleeping", "waiting")),
+        )
+        self.settle_step = prepare(update(t.steps).where(parked), _STEP_UPDATE_COLUMNS)
+        # The same, only while the lease is held (0 rows: not parked, or the lease is lost).
+        self.settle_held_step = prepare(
+            update(t.steps).where(parked, lease_held), _STEP_UPDATE_COLUMNS
         )
         self.steps_of_runs = prepare(
             select(t.steps).where(s.run_id.in_(_ids("run_ids"))).order_by(s.position)
@@ -414,6 +422,9 @@ class _Statements:
             .values(
                 failures=failed,
                 attempt=func.coalesce(bindparam("next_attempt", type_=Integer), r.attempt),
+                saved_before_step=func.coalesce(
+                    bindparam("saved_before_step", type_=Integer), r.saved_before_step
+                ),
             ),
             ["detail"],
         )
@@ -809,11 +820,15 @@ class SqlStore(
             for function_id in sorted(set(ended) | set(last))
         }
 
-    def _routable_functions(self, tx: RawTransaction) -> list[FunctionRecord]:
-        """The unpaused functions as of this transaction, whichever process changed them.
+    def _intake_view(
+        self, tx: RawTransaction, events: Sequence[EventRecord]
+    ) -> tuple[list[FunctionRecord], set[str], set[str]]:
+        """The unpaused functions now; the names among `events` runs wait for, and that cancel.
 
-        One primary-key read of the registry's version; the functions are read again only
-        when it moved. Every registry change bumps it first, in its own transaction, so:
+        The functions are as of this transaction, whichever process changed them. One
+        statement reads the registry's version and the names; the functions are read again
+        only when the version moved. Every registry change bumps it first, in its own
+        transaction, so:
 
         - SQLite: the transaction holds the write lock (BEGIN IMMEDIATE) from its start, so no
           change can commit between the two reads; both see the same registry.
@@ -826,8 +841,12 @@ class SqlStore(
           routing before the change is a valid order. Any event sent after a change was
           acknowledged reads its version, hence its registry.
         """
-        [version] = tx.scalars(self._sql.registry_version)
-        return self._functions_at(tx, version)
+        names = sorted({event.name for event in events})
+        found: dict[str, set[str]] = {"registry": set(), "wait": set(), "cancel": set()}
+        for row in tx.rows(self._sql.intake_view, names=names, cancel_names=names):
+            found[row["kind"]].add(row["name"])
+        [version] = found["registry"]
+        return self._functions_at(tx, int(version)), found["wait"], found["cancel"]
 
     def _functions_at(self, tx: RawTransaction, version: int) -> list[FunctionRecord]:
         """The unpaused functions filed under registry `version`, read again if it moved."""
@@ -877,8 +896,9 @@ class SqlStore(
 
         Cancellations come before new runs: an event never cancels a run it starts itself.
         """
-        functions = self._routable_functions(tx)
-        waited, cancelling = self._awaited_names(tx, events)
+        if not events:
+            return [], False
+        functions, waited, cancelling = self._intake_view(tx, events)
         ids: list[str] = []
         woke = False
         for event in events:
@@ -896,18 +916,6 @@ class SqlStore(
             if event.name in waited:
                 woke |= self._resume_waits(tx, event, routing, now)
         return ids, woke
-
-    def _awaited_names(
-        self, tx: RawTransaction, events: Sequence[EventRecord]
-    ) -> tuple[set[str], set[str]]:
-        """The names among `events` that runs wait for, and those that cancel runs."""
-        names = sorted({event.name for event in events})
-        if not names:
-            return set(), set()
-        found: dict[str, set[str]] = {"wait": set(), "cancel": set()}
-        for row in tx.rows(self._sql.awaited_names, names=names, cancel_names=names):
-            found[row["kind"]].add(row["name"])
-        return found["wait"], found["cancel"]
 
     def _waited_names(self, tx: RawTransaction, names: Sequence[str]) -> set[str]:
         """The names among `names` that some run waits for."""
@@ -1422,16 +1430,13 @@ class SqlStore(
             raise ValueError("routing is required to send events")
 
         def commit(tx: RawTransaction) -> bool:
-            if consume_wait or step.kind in _SETTLED_KINDS:
+            if consume_wait:
                 self._hold(tx, lease, now)
-                if consume_wait:
-                    gone = tx.execute(
-                        self._sql.delete_wait, run_id=lease.run_id, step_hash=step.hash
-                    )
-                    if gone != 1:
-                        raise errors.Conflict(f"wait {step.id!r} was already resolved by an event")
+                gone = tx.execute(self._sql.delete_wait, run_id=lease.run_id, step_hash=step.hash)
+                if gone != 1:
+                    raise errors.Conflict(f"wait {step.id!r} was already resolved by an event")
                 self._save_step(tx, step)
-            else:  # the lease is checked by the insert, and renewed by the heartbeat alone
+            else:  # the lease is checked by the write, and renewed by the heartbeat alone
                 self._save_held_step(tx, step, lease)
             if attempt is not None:
                 self._insert_attempt(tx, lease.run_id, attempt, now)
@@ -1460,10 +1465,16 @@ class SqlStore(
         tx.execute(self._sql.insert_step, **row)
 
     def _save_held_step(self, tx: RawTransaction, step: StepRecord, lease: Lease) -> None:
-        """Insert a new step if `lease` is still held; raise `LeaseLost` if not."""
+        """`_save_step` if `lease` is still held; raise `LeaseLost` if not.
+
+        Each write checks the lease itself: a parked step is settled if it is parked and the
+        lease held, else inserted if the lease is held (`Conflict` if it exists).
+        """
         self._refer_to_blob(tx, step.run_id, step.output)
-        held = {"lease_run_id": lease.run_id, "owner": lease.owner}
-        if tx.execute(self._sql.insert_held_step, **_step_row(step), **held) != 1:
+        row = _step_row(step) | {"lease_run_id": lease.run_id, "owner": lease.owner}
+        if step.kind in _SETTLED_KINDS and tx.execute(self._sql.settle_held_step, **row) == 1:
+            return
+        if tx.execute(self._sql.insert_held_step, **row) != 1:
             raise errors.LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
 
     def park_run(
@@ -1512,6 +1523,7 @@ class SqlStore(
                 detail=detail,
                 failed=int(attempt is not None),
                 next_attempt=next_attempt,
+                saved_before_step=delta.saved_before_step,
             )
             if step is not None:
                 self._save_step(tx, step)
@@ -1525,7 +1537,7 @@ class SqlStore(
                     created_at=now.timestamp(),
                     expires_at=new_wait.expires_at.timestamp(),
                 )
-            self._apply_delta(tx, lease.run_id, delta, now)
+            self._apply_delta(tx, lease.run_id, replace(delta, saved_before_step=None), now)
             if (runs or children) and routing is not None:
                 self._start_children(tx, children, runs, events, routing, now)
 
