@@ -104,6 +104,7 @@ from stepline.store.tally import StoreTally, count_statements
 EVENT_ID_TTL = timedelta(hours=24)
 # Steps a run parks on, completed later by their own commit (or, for an invoke, by its run).
 _SETTLED_KINDS = ("sleep", "wait", "invoke")
+_PARKED_STATUSES = ("sleeping", "waiting")
 TIMEOUT_ERROR = "RunTimeout"
 # A worker silent for this long is forgotten when another registers.
 FORGET_WORKERS_SECONDS = 24 * 3600.0
@@ -391,7 +392,7 @@ class _Statements:
         parked = and_(
             s.run_id == bindparam("run_id"),
             s.hash == bindparam("hash"),
-            s.status.in_(("sleeping", "waiting")),
+            s.status.in_(_PARKED_STATUSES),
         )
         self.settle_step = prepare(update(t.steps).where(parked), _STEP_UPDATE_COLUMNS)
         # The same, only while the lease is held (0 rows: not parked, or the lease is lost).
@@ -1460,7 +1461,7 @@ class SqlStore(
         """
         row = _step_row(step)
         self._refer_to_blob(tx, step.run_id, step.output)
-        if step.kind in _SETTLED_KINDS and tx.execute(self._sql.settle_step, **row) == 1:
+        if _settles(step) and tx.execute(self._sql.settle_step, **row) == 1:
             return
         tx.execute(self._sql.insert_step, **row)
 
@@ -1472,7 +1473,7 @@ class SqlStore(
         """
         self._refer_to_blob(tx, step.run_id, step.output)
         row = _step_row(step) | {"lease_run_id": lease.run_id, "owner": lease.owner}
-        if step.kind in _SETTLED_KINDS and tx.execute(self._sql.settle_held_step, **row) == 1:
+        if _settles(step) and tx.execute(self._sql.settle_held_step, **row) == 1:
             return
         if tx.execute(self._sql.insert_held_step, **row) != 1:
             raise errors.LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
@@ -1985,6 +1986,11 @@ def _error_name(dialect: str) -> Any:
     error = t.runs.c.error
     as_json = cast(error, JSON) if dialect == "postgresql" else type_coerce(error, JSON)
     return as_json["name"].as_string()
+
+
+def _settles(step: StepRecord) -> bool:
+    """Whether saving `step` may complete one parked before (a new parked step is inserted)."""
+    return step.kind in _SETTLED_KINDS and step.status not in _PARKED_STATUSES
 
 
 def _bump_registry_version(conn: Connection) -> None:
